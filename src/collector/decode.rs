@@ -1,0 +1,328 @@
+//! Turning an HTTP request into an `ExportTraceServiceRequest`, or into a short reason why not.
+//!
+//! Everything here is pure (no locks, no I/O) and never panics on peer input: a garbage body
+//! must cost the sender a 4xx, never the collector its life or its counts.
+
+use std::borrow::Cow;
+use std::io::Read;
+
+use http::request::Parts;
+use http::{Method, StatusCode, header};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+
+/// Header carrying the id of the runner (simulated process) that sent the request, so that
+/// requests of a SIGKILLed runner can be cut off at the kill instant.
+pub const RUNNER_HEADER: &str = "x-gracetrace-runner";
+/// Header carrying the exporter's id for one export attempt, so that the caller can ask
+/// afterwards whether that attempt reached the backend (`Collector::was_acknowledged`).
+pub const REQUEST_ID_HEADER: &str = "x-gracetrace-request-id";
+/// Longest accepted request id: the ids are kept in a map, so their size must be bounded.
+pub const MAX_REQUEST_ID_LEN: usize = 256;
+
+/// Why a request was not accepted. The set is closed so that the counters per reason can be
+/// plain atomics (stats are read at 10 Hz from the UI thread and must not take locks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reason {
+    MethodNotAllowed,
+    UnsupportedContentType,
+    UnsupportedContentEncoding,
+    BadHeader,
+    BodyReadError,
+    TooLarge,
+    Empty,
+    BadGzip,
+    Undecodable,
+    BadId,
+    RateLimited,
+    /// An error injected by the `error_rate` fault, with its status.
+    Injected(u16),
+}
+
+impl Reason {
+    /// Every reason except `Injected`, in the order of their counters.
+    pub(crate) const FIXED: [Reason; 11] = [
+        Reason::MethodNotAllowed,
+        Reason::UnsupportedContentType,
+        Reason::UnsupportedContentEncoding,
+        Reason::BadHeader,
+        Reason::BodyReadError,
+        Reason::TooLarge,
+        Reason::Empty,
+        Reason::BadGzip,
+        Reason::Undecodable,
+        Reason::BadId,
+        Reason::RateLimited,
+    ];
+
+    /// The key used in `CollectorStats::rejected_by_reason`.
+    pub(crate) fn key(self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
+            Reason::MethodNotAllowed => "method_not_allowed",
+            Reason::UnsupportedContentType => "unsupported_content_type",
+            Reason::UnsupportedContentEncoding => "unsupported_content_encoding",
+            Reason::BadHeader => "bad_header",
+            Reason::BodyReadError => "body_read_error",
+            Reason::TooLarge => "too_large",
+            Reason::Empty => "empty",
+            Reason::BadGzip => "bad_gzip",
+            Reason::Undecodable => "undecodable",
+            Reason::BadId => "bad_id",
+            Reason::RateLimited => "rate_limited",
+            Reason::Injected(status) => return Cow::Owned(format!("injected_{status}")),
+        })
+    }
+}
+
+/// A request that gets an error answer: its status, counter, plain-text explanation and
+/// optional `Retry-After` seconds.
+#[derive(Clone, Debug)]
+pub(crate) struct Rejection {
+    pub status: StatusCode,
+    pub reason: Reason,
+    pub text: String,
+    pub retry_after_s: Option<u64>,
+}
+
+impl Rejection {
+    pub(crate) fn new(status: StatusCode, reason: Reason, text: impl Into<String>) -> Self {
+        Rejection {
+            status,
+            reason,
+            text: text.into(),
+            retry_after_s: None,
+        }
+    }
+}
+
+/// What the headers say about a request, parsed before the body is read so that the runner
+/// id is known even when the rest of the request is bad.
+#[derive(Debug, Default)]
+pub(crate) struct RequestMeta {
+    pub runner: Option<u64>,
+    pub request_id: Option<String>,
+    pub gzip: bool,
+}
+
+/// Parses the headers that matter; the first problem found is returned next to what could
+/// be parsed, because a killed runner's bad request must still be dropped, not rejected.
+pub(crate) fn check_head(parts: &Parts) -> (RequestMeta, Option<Rejection>) {
+    let mut meta = RequestMeta::default();
+    let mut problem = None;
+    let mut note = |r: Rejection| {
+        if problem.is_none() {
+            problem = Some(r);
+        }
+    };
+
+    if let Some(v) = parts.headers.get(RUNNER_HEADER) {
+        match v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+            Some(id) => meta.runner = Some(id),
+            None => note(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                Reason::BadHeader,
+                format!("{RUNNER_HEADER} must be an unsigned 64-bit integer"),
+            )),
+        }
+    }
+    if let Some(v) = parts.headers.get(REQUEST_ID_HEADER) {
+        match v.to_str() {
+            Ok(s) if !s.is_empty() && s.len() <= MAX_REQUEST_ID_LEN => {
+                meta.request_id = Some(s.to_owned())
+            }
+            _ => note(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                Reason::BadHeader,
+                format!(
+                    "{REQUEST_ID_HEADER} must be 1 to {MAX_REQUEST_ID_LEN} visible ASCII characters"
+                ),
+            )),
+        }
+    }
+
+    if parts.method != Method::POST {
+        note(Rejection::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Reason::MethodNotAllowed,
+            format!(
+                "method {} not allowed on /v1/traces; use POST",
+                parts.method
+            ),
+        ));
+    }
+
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    match content_type.map(|ct| ct.split(';').next().unwrap_or("").trim()) {
+        Some(ct) if ct.eq_ignore_ascii_case("application/x-protobuf") => {}
+        Some(ct) if ct.eq_ignore_ascii_case("application/json") => note(Rejection::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Reason::UnsupportedContentType,
+            "OTLP/JSON is not supported; send Content-Type: application/x-protobuf",
+        )),
+        Some(ct) => note(Rejection::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Reason::UnsupportedContentType,
+            format!("unsupported Content-Type {ct:?}; send application/x-protobuf"),
+        )),
+        None => note(Rejection::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Reason::UnsupportedContentType,
+            "missing Content-Type; send application/x-protobuf",
+        )),
+    }
+
+    if let Some(v) = parts.headers.get(header::CONTENT_ENCODING) {
+        let enc = v.to_str().unwrap_or("(not text)").trim();
+        if enc.eq_ignore_ascii_case("gzip") {
+            meta.gzip = true;
+        } else if !enc.eq_ignore_ascii_case("identity") {
+            note(Rejection::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Reason::UnsupportedContentEncoding,
+                format!("unsupported Content-Encoding {enc:?}; send gzip or none"),
+            ));
+        }
+    }
+
+    (meta, problem)
+}
+
+/// A decoded request and its number of spans.
+#[derive(Debug)]
+pub(crate) struct Decoded {
+    pub request: ExportTraceServiceRequest,
+    pub spans: u64,
+}
+
+/// Counts the spans of a request: the unit every counter of the project is in.
+pub(crate) fn span_count(request: &ExportTraceServiceRequest) -> u64 {
+    request
+        .resource_spans
+        .iter()
+        .flat_map(|rs| rs.scope_spans.iter())
+        .map(|ss| ss.spans.len() as u64)
+        .sum()
+}
+
+/// Gunzips (if asked) and decodes a body, never producing more than `max_body_bytes` of
+/// decompressed data: a small gzip bomb must not take the collector's memory.
+pub(crate) fn decode_body(
+    body: &[u8],
+    gzip: bool,
+    max_body_bytes: usize,
+) -> Result<Decoded, Rejection> {
+    if body.is_empty() {
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            Reason::Empty,
+            "empty body",
+        ));
+    }
+    let unzipped;
+    let raw: &[u8] = if gzip {
+        let mut out = Vec::new();
+        let limit = (max_body_bytes as u64).saturating_add(1);
+        if let Err(e) = flate2::read::GzDecoder::new(body)
+            .take(limit)
+            .read_to_end(&mut out)
+        {
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                Reason::BadGzip,
+                format!("body is not valid gzip: {e}"),
+            ));
+        }
+        if out.len() > max_body_bytes {
+            return Err(Rejection::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Reason::TooLarge,
+                format!("gunzipped body exceeds the limit of {max_body_bytes} bytes"),
+            ));
+        }
+        if out.is_empty() {
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                Reason::Empty,
+                "empty body (after gunzip)",
+            ));
+        }
+        unzipped = out;
+        &unzipped
+    } else {
+        body
+    };
+    let request = ExportTraceServiceRequest::decode(raw).map_err(|e| {
+        Rejection::new(
+            StatusCode::BAD_REQUEST,
+            Reason::Undecodable,
+            format!("body is not an ExportTraceServiceRequest: {e}"),
+        )
+    })?;
+    check_ids(&request)?;
+    let spans = span_count(&request);
+    Ok(Decoded { request, spans })
+}
+
+/// Rejects ids of the wrong length, as the OpenTelemetry Collector does: the duplicate and
+/// trace counters key on exactly 16-byte trace ids and 8-byte span ids.
+fn check_ids(request: &ExportTraceServiceRequest) -> Result<(), Rejection> {
+    let spans = request
+        .resource_spans
+        .iter()
+        .flat_map(|rs| rs.scope_spans.iter())
+        .flat_map(|ss| ss.spans.iter());
+    for (i, span) in spans.enumerate() {
+        let bad = if span.trace_id.len() != 16 {
+            Some(("trace_id", span.trace_id.len(), "16"))
+        } else if span.span_id.len() != 8 {
+            Some(("span_id", span.span_id.len(), "8"))
+        } else if !matches!(span.parent_span_id.len(), 0 | 8) {
+            Some(("parent_span_id", span.parent_span_id.len(), "0 or 8"))
+        } else {
+            None
+        };
+        if let Some((field, len, want)) = bad {
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                Reason::BadId,
+                format!("span #{i} has a {field} of {len} bytes (must be {want})"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_and_empty_are_reasons_not_panics() {
+        assert_eq!(
+            decode_body(b"", false, 100).unwrap_err().reason,
+            Reason::Empty
+        );
+        assert_eq!(
+            decode_body(&[0xff; 64], false, 100).unwrap_err().reason,
+            Reason::Undecodable
+        );
+        assert_eq!(
+            decode_body(b"not gzip", true, 100).unwrap_err().reason,
+            Reason::BadGzip
+        );
+    }
+
+    #[test]
+    fn gzip_bomb_is_bounded() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&vec![0u8; 1 << 20]).unwrap();
+        let zipped = enc.finish().unwrap();
+        let err = decode_body(&zipped, true, 1000).unwrap_err();
+        assert_eq!(err.reason, Reason::TooLarge);
+        assert!(err.text.contains("1000"));
+    }
+}

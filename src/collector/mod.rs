@@ -1,0 +1,290 @@
+//! The embedded OTLP/HTTP collector: the backend every exported span is counted against.
+//!
+//! It receives `POST /v1/traces` (protobuf, optionally gzip) on loopback, counts every span
+//! of every request it answers 2xx exactly once, and can misbehave on demand (latency,
+//! errors, refused connections, a black hole, an ingestion quota) so that the exporter's
+//! retry and drop behaviour can be watched. It runs on its own tokio runtime on background
+//! threads, so the SDK's blocking exporter, the workload and the UI never share an executor
+//! with it, and a stalled backend can never stall them.
+//!
+//! Files: `faults` (what can go wrong), `decode` (body to request or reason), `store`
+//! (counts, duplicates, recent traces, acknowledgements), `routes` (HTTP handlers and the
+//! fault waits), `server` (accept loop, outage), `window` (bounded FIFO sets), `cli`
+//! (`gracetrace collect`).
+
+pub mod cli;
+mod decode;
+mod faults;
+mod routes;
+mod server;
+mod store;
+mod window;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use decode::{REQUEST_ID_HEADER, RUNNER_HEADER};
+pub use faults::{Faults, MAX_INGEST_LIMIT, MAX_LATENCY_MS, MAX_RETRY_AFTER_S};
+pub use store::{
+    ACK_WINDOW, DUPLICATE_WINDOW, MAX_SPANS_PER_STORED_TRACE, StoredSpan, StoredTrace, TRACE_WINDOW,
+};
+
+/// Default `max_body_bytes`: well above the SDK's largest batch (512 spans is ~100 KB), far
+/// below what would hurt memory.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
+/// Default size of the recent-trace store: enough for the waterfall view to pick from.
+pub const DEFAULT_RECENT_TRACES: usize = 200;
+/// How long `shutdown` lets tasks finish before dropping them: bounded, so it never hangs.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// How to start a collector.
+#[derive(Clone, Debug)]
+pub struct CollectorConfig {
+    /// Where to listen; port 0 (the default) picks a free port so runs and tests never clash.
+    pub listen: SocketAddr,
+    /// Faults in force from the first request.
+    pub faults: Faults,
+    /// Largest body accepted, on the wire and after gunzip, so one request cannot take the
+    /// collector's memory.
+    pub max_body_bytes: usize,
+    /// How many traces the recent-trace store keeps (0 keeps none).
+    pub recent_traces: usize,
+}
+
+impl Default for CollectorConfig {
+    /// Loopback, a free port, a healthy backend.
+    fn default() -> Self {
+        CollectorConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            faults: Faults::default(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            recent_traces: DEFAULT_RECENT_TRACES,
+        }
+    }
+}
+
+/// Why a collector could not start; each message names what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    /// The address is taken or not ours; the address is named so the user can pick another.
+    #[error("collector cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Threads could not be created (resource exhaustion).
+    #[error("collector cannot start its runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// A fault setting out of range.
+    #[error("collector faults: {0}")]
+    InvalidFaults(String),
+    /// A configuration value out of range.
+    #[error("collector config: {0}")]
+    InvalidConfig(String),
+}
+
+/// The collector's counters. Exact: `spans_received` is the sum of the spans of all requests
+/// answered 2xx. Every request to `/v1/traces` ends up in exactly one of `requests_accepted`,
+/// `requests_rejected`, `requests_dropped_killed_runner`, `requests_abandoned`, or is still
+/// counted in `requests_in_flight`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct CollectorStats {
+    /// Spans in requests answered 2xx, duplicates included: what the backend ingested.
+    pub spans_received: u64,
+    /// Every request on `/v1/traces` that reached the handler.
+    pub requests: u64,
+    /// Answered 2xx.
+    pub requests_accepted: u64,
+    /// Answered 4xx/5xx for a reason in `rejected_by_reason` (not killed-runner drops).
+    pub requests_rejected: u64,
+    /// Requests of a killed runner that had not been counted at the kill (answered 503).
+    pub requests_dropped_killed_runner: u64,
+    /// Spans in those requests (0 for a body that could not be decoded).
+    pub spans_dropped_killed_runner: u64,
+    /// Spans whose (trace id, span id) was already received, within the last
+    /// `DUPLICATE_WINDOW` (1,000,000) span ids: retries of requests that did arrive.
+    pub duplicates: u64,
+    /// Body bytes as sent on the wire (before gunzip), of every request.
+    pub bytes_received: u64,
+    /// Distinct trace ids among accepted spans, within the last `TRACE_WINDOW` trace ids.
+    pub traces_seen: u64,
+    /// Rejections by reason: `undecodable`, `too_large`, `empty`, `bad_gzip`, `bad_id`,
+    /// `bad_header`, `body_read_error`, `method_not_allowed`, `unsupported_content_type`,
+    /// `unsupported_content_encoding`, `rate_limited`, `injected_<status>`.
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Spans in decodable requests that were rejected (injected error, rate limit): what the
+    /// exporter will retry or lose.
+    pub spans_rejected: u64,
+    /// Requests whose connection closed before an answer (client timeout on a black hole or
+    /// latency, outage start, shutdown): neither counted nor answered.
+    pub requests_abandoned: u64,
+    /// Requests being read, held by a fault, or decided right now.
+    pub requests_in_flight: u64,
+}
+
+/// State shared by the accept loop, the handlers and the `Collector` handle.
+pub(crate) struct Shared {
+    max_body_bytes: usize,
+    /// A watch, so the accept loop and waiting requests wake on a change instead of polling.
+    faults: watch::Sender<Faults>,
+    /// Bumped on every `runner_killed`, to wake requests of that runner waiting in a fault.
+    kill_epoch: watch::Sender<u64>,
+    shutdown: watch::Sender<bool>,
+    store: store::Store,
+}
+
+/// A running collector. Dropping it shuts it down, like `shutdown`.
+pub struct Collector {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Collector {
+    /// Binds `config.listen` and starts serving on a private runtime (2 worker threads),
+    /// driven by a thread of its own so that it can be started and stopped from anywhere,
+    /// including from inside another tokio runtime.
+    pub fn start(config: CollectorConfig) -> Result<Collector, CollectorError> {
+        config
+            .faults
+            .validate()
+            .map_err(CollectorError::InvalidFaults)?;
+        if config.max_body_bytes == 0 {
+            return Err(CollectorError::InvalidConfig(
+                "max_body_bytes = 0 is out of range (allowed 1..)".into(),
+            ));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("gracetrace-collector")
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(CollectorError::Runtime)?;
+        let bound = {
+            let _guard = runtime.enter();
+            server::bind(config.listen).and_then(|l| Ok((l.local_addr()?, l)))
+        };
+        let (addr, listener) = match bound {
+            Ok(b) => b,
+            Err(source) => {
+                // Not a plain drop: dropping a runtime inside the caller's async context
+                // would panic.
+                runtime.shutdown_background();
+                return Err(CollectorError::Bind {
+                    addr: config.listen,
+                    source,
+                });
+            }
+        };
+        let shared = Arc::new(Shared {
+            max_body_bytes: config.max_body_bytes,
+            faults: watch::Sender::new(config.faults),
+            kill_epoch: watch::Sender::new(0),
+            shutdown: watch::Sender::new(false),
+            store: store::Store::new(config.recent_traces),
+        });
+        let router = routes::router(shared.clone());
+        let serving = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("gracetrace-collector-main".into())
+            .spawn(move || {
+                runtime.block_on(server::serve(listener, addr, serving, router));
+                // Drops connection tasks, black-holed requests included, after a bounded wait.
+                runtime.shutdown_timeout(SHUTDOWN_GRACE);
+            })
+            .map_err(CollectorError::Runtime)?;
+        Ok(Collector {
+            addr,
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound address, with the real port when port 0 was asked for.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL to give the OTLP exporter; it is used as is, so it includes `/v1/traces`.
+    pub fn traces_endpoint(&self) -> String {
+        format!("http://{}/v1/traces", self.addr)
+    }
+
+    /// A snapshot of the counters. Reads atomics only, so the UI can call it every frame.
+    /// Fields are read one by one: while requests are being decided, two fields may be one
+    /// request apart; once traffic stops, the snapshot is exact.
+    pub fn stats(&self) -> CollectorStats {
+        self.shared.store.stats()
+    }
+
+    /// The faults in force now.
+    pub fn faults(&self) -> Faults {
+        self.shared.faults.borrow().clone()
+    }
+
+    /// Changes the faults live. Requests decide with the faults in force at their decision;
+    /// an outage starts or ends at once. Invalid faults are refused and the old ones stay.
+    pub fn set_faults(&self, faults: Faults) -> Result<(), String> {
+        faults.validate()?;
+        self.shared.faults.send_replace(faults);
+        Ok(())
+    }
+
+    /// The most recent traces (by first arrival), newest first, spans ordered by start.
+    pub fn recent_traces(&self) -> Vec<StoredTrace> {
+        self.shared.store.recent_traces()
+    }
+
+    /// Models SIGKILL of a runner: from now on nothing of it is counted, including requests
+    /// already sent and waiting in a fault. Runner ids are never revived, so give a restarted
+    /// runner a new id.
+    pub fn runner_killed(&self, runner_id: u64) {
+        self.shared.store.kill(runner_id);
+        self.shared
+            .kill_epoch
+            .send_modify(|e| *e = e.wrapping_add(1));
+    }
+
+    /// Whether the request with this `x-gracetrace-request-id` was counted, and with how many
+    /// spans: at a kill, this tells an export in flight that arrived from one that did not.
+    /// Remembers the last `ACK_WINDOW` (100,000) acknowledged ids.
+    pub fn was_acknowledged(&self, request_id: &str) -> Option<u64> {
+        self.shared.store.was_acknowledged(request_id)
+    }
+
+    /// Stops serving and joins the collector's threads. Bounded: requests held by a fault are
+    /// dropped, not waited for. Blocks the calling thread up to about a second.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.shared.shutdown.send_replace(true);
+        if let Some(thread) = self.thread.take() {
+            // A panic in the serving thread has already been reported by the panic hook.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Collector {
+    /// A collector forgotten in a test or on an error path must not keep its port and threads.
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collector")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}

@@ -1,0 +1,260 @@
+//! The HTTP routes: `POST /v1/traces` (the OTLP receiver), `GET /stats`, `GET /traces`.
+//!
+//! A request to `/v1/traces` goes through, in order: head checks, reading the body (bounded),
+//! black hole, latency, then one locked decision in `Store::decide` (killed runner, bad input,
+//! injected error, ingestion limit, count). The body is read before the waits so that the
+//! bytes are on our side when a fault holds the answer back, as with a real slow backend,
+//! and so that hyper notices a client that gives up (it watches for EOF only once the body
+//! has been read) and drops the waiting request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::routing::{any, get};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, StatusCode, header};
+use http_body_util::BodyExt;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
+
+use super::Shared;
+use super::decode::{self, Reason, Rejection};
+use super::store::{Counters, Verdict};
+
+/// After a body passes `max_body_bytes`, this much more is read and thrown away before the
+/// connection is closed. Closing a socket with unread data makes the kernel send RST, and the
+/// client then often loses our 413 before reading it; draining lets it see the reason.
+const DRAIN_LIMIT_BYTES: usize = 64 << 20;
+/// Upper bound on time spent draining an oversize body, for the same reason.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Builds the router with the collector's shared state.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/traces", any(traces))
+        .route("/stats", get(stats))
+        .route("/traces", get(recent_traces))
+        .with_state(shared)
+}
+
+/// Counts a request as in flight while it lives; if the handler future is dropped before it
+/// answered (client gave up, outage or shutdown closed the connection), it counts as
+/// abandoned. This keeps `requests = accepted + rejected + dropped + abandoned + in flight`.
+struct InFlight<'a> {
+    counters: &'a Counters,
+    answered: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(counters: &'a Counters) -> Self {
+        counters
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        counters
+            .requests_in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlight {
+            counters,
+            answered: false,
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.counters.requests_in_flight.fetch_sub(1, Relaxed);
+        if !self.answered {
+            self.counters.requests_abandoned.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+async fn traces(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let mut guard = InFlight::enter(&shared.store.counters);
+    let (parts, body) = req.into_parts();
+    let (meta, head_problem) = decode::check_head(&parts);
+    // Read (or drain) the body even when the head is already bad: see DRAIN_LIMIT_BYTES.
+    let body = read_body(&shared, body).await;
+
+    wait_for_faults(&shared, meta.runner).await;
+
+    let input = match (head_problem, body) {
+        (Some(problem), _) => Err(problem),
+        (None, Err(problem)) => Err(problem),
+        (None, Ok(bytes)) => decode::decode_body(&bytes, meta.gzip, shared.max_body_bytes),
+    };
+    // Read the faults at decision time: a change made during the latency applies.
+    let faults = shared.faults.borrow().clone();
+    let verdict = shared.store.decide(&meta, input, &faults);
+    guard.answered = true;
+    respond(verdict)
+}
+
+/// Reads the body up to `max_body_bytes`, counting every byte that arrives.
+async fn read_body(shared: &Shared, mut body: Body) -> Result<Bytes, Rejection> {
+    let max = shared.max_body_bytes;
+    let counters = &shared.store.counters;
+    let mut buf = BytesMut::new();
+    let mut total: usize = 0;
+    let mut draining_until = None;
+    loop {
+        let frame = match draining_until {
+            None => body.frame().await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(frame) => frame,
+                Err(_) => break,
+            },
+        };
+        let data = match frame {
+            None => break,
+            Some(Err(e)) => {
+                return Err(Rejection::new(
+                    StatusCode::BAD_REQUEST,
+                    Reason::BodyReadError,
+                    format!("error while reading the body: {e}"),
+                ));
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_trailers) => continue,
+            },
+        };
+        counters.add_bytes(data.len());
+        total = total.saturating_add(data.len());
+        if draining_until.is_none() {
+            if total > max {
+                buf = BytesMut::new();
+                draining_until = Some(tokio::time::Instant::now() + DRAIN_TIME);
+            } else {
+                buf.extend_from_slice(&data);
+            }
+        }
+        if draining_until.is_some() && total - max > DRAIN_LIMIT_BYTES {
+            break;
+        }
+    }
+    if draining_until.is_some() {
+        return Err(Rejection::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Reason::TooLarge,
+            format!("body exceeds the limit of {max} bytes"),
+        ));
+    }
+    Ok(buf.freeze())
+}
+
+/// Holds the request while the black hole is on, then for the injected latency. Returns
+/// early if the request's runner is killed: its answer no longer matters, and answering at
+/// once frees the connection.
+async fn wait_for_faults(shared: &Shared, runner: Option<u64>) {
+    let killed = wait_killed(shared, runner);
+    tokio::pin!(killed);
+    tokio::select! {
+        _ = wait_black_hole_off(shared) => {}
+        _ = &mut killed => return,
+    }
+    let delay = shared.faults.borrow().draw_delay();
+    if !delay.is_zero() {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = &mut killed => {}
+        }
+    }
+}
+
+async fn wait_black_hole_off(shared: &Shared) {
+    let mut rx = shared.faults.subscribe();
+    loop {
+        let black_hole = rx.borrow_and_update().black_hole;
+        if !black_hole {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            // The sender lives as long as `shared`; this is unreachable, but never spin.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn wait_killed(shared: &Shared, runner: Option<u64>) {
+    let Some(runner) = runner else {
+        return std::future::pending().await;
+    };
+    // Subscribe before checking, so a kill between the check and the wait is not missed.
+    let mut rx = shared.kill_epoch.subscribe();
+    loop {
+        if shared.store.is_killed(runner) {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn respond(verdict: Verdict) -> Response {
+    match verdict {
+        Verdict::Accepted => {
+            let body = ExportTraceServiceResponse::default().encode_to_vec();
+            let mut resp = Response::new(Body::from(body));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-protobuf"),
+            );
+            resp
+        }
+        Verdict::DroppedKilledRunner(runner) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("runner {runner} was killed; request dropped uncounted"),
+            None,
+        ),
+        Verdict::Rejected(r) => text(r.status, r.text, r.retry_after_s),
+    }
+}
+
+fn text(status: StatusCode, message: String, retry_after_s: Option<u64>) -> Response {
+    let mut resp = Response::new(Body::from(message + "\n"));
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if let Some(s) = retry_after_s {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    resp
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Response {
+    match serde_json::to_vec_pretty(value) {
+        Ok(body) => {
+            let mut resp = Response::new(Body::from(body));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot serialize: {e}"),
+            None,
+        ),
+    }
+}
+
+/// `GET /stats`: the counters, for the stand-alone collector and for scripts.
+async fn stats(State(shared): State<Arc<Shared>>) -> Response {
+    json(&shared.store.stats())
+}
+
+/// `GET /traces`: the recent-trace store, so the stand-alone collector's traces can be seen.
+async fn recent_traces(State(shared): State<Arc<Shared>>) -> Response {
+    json(&shared.store.recent_traces())
+}

@@ -1,0 +1,95 @@
+//! The environment variables users of the Python SDK on fal already set, read the way
+//! their app reads them.
+//!
+//! Most map one to one onto a knob (the `env` column of [`super::knobs::KNOBS`]). A few
+//! need rules of their own, written out here:
+//! - `ENABLE_TRACING` and `OTEL_SDK_DISABLED` both switch tracing; disabled wins.
+//! - `OTEL_SAMPLE_RATE` (the seed's) wins over `OTEL_TRACES_SAMPLER`, because the seed
+//!   passes an explicit sampler to `TracerProvider`, and an explicit sampler overrides
+//!   the environment in opentelemetry-sdk.
+//! - `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is used as is; `OTEL_EXPORTER_OTLP_ENDPOINT` is a
+//!   base to which `/v1/traces` is appended (the OTLP exporter specification).
+
+use super::{ConfigError, Settings, Source, knobs};
+
+/// Applies every variable `get` returns, in a fixed order so precedence is deterministic.
+pub fn apply(settings: &mut Settings, get: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    let set = |settings: &mut Settings, key: &str, var: &str, raw: &str| {
+        settings.set(key, raw, Source::Env(var.to_string()))
+    };
+
+    if let Some(base) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        let url = format!("{}/v1/traces", base.trim().trim_end_matches('/'));
+        set(settings, "exporter.endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", &url)?;
+    }
+    sampler_from_env(settings, get)?;
+    for knob in knobs::KNOBS {
+        let Some(var) = knob.env else { continue };
+        if let Some(raw) = get(var) {
+            set(settings, knob.key, var, &raw)?;
+        }
+    }
+    if let Some(raw) = get("OTEL_SDK_DISABLED") {
+        let disabled = knobs::boolean(raw.trim()).map_err(|allowed| ConfigError {
+            source: Source::Env("OTEL_SDK_DISABLED".into()),
+            key: "tracing.enabled".into(),
+            value: raw.clone(),
+            allowed,
+        })?;
+        if disabled {
+            settings.tracing.enabled = false;
+        }
+    }
+    Ok(())
+}
+
+/// `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`, as opentelemetry-sdk reads them
+/// (`opentelemetry/sdk/trace/sampling.py`, `_get_from_env_or_default`). The product always
+/// builds `ParentBased(ratio)`; the non-parent-based names differ from it only for spans
+/// with a remote parent, which the workload never makes, so they map onto the same ratio.
+fn sampler_from_env(settings: &mut Settings, get: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    let Some(name) = get("OTEL_TRACES_SAMPLER") else {
+        return Ok(());
+    };
+    let error = |var: &str, value: &str, allowed: &str| ConfigError {
+        source: Source::Env(var.into()),
+        key: "tracing.sample_rate".into(),
+        value: value.into(),
+        allowed: allowed.into(),
+    };
+    let rate = match name.trim().to_ascii_lowercase().as_str() {
+        "always_on" | "parentbased_always_on" => 1.0,
+        "always_off" | "parentbased_always_off" => 0.0,
+        "traceidratio" | "parentbased_traceidratio" => match get("OTEL_TRACES_SAMPLER_ARG") {
+            None => 1.0,
+            Some(arg) => {
+                let rate: f64 = arg.trim().parse().map_err(|_| {
+                    error("OTEL_TRACES_SAMPLER_ARG", &arg, "expected a number from 0 to 1")
+                })?;
+                if !(0.0..=1.0).contains(&rate) {
+                    return Err(error(
+                        "OTEL_TRACES_SAMPLER_ARG",
+                        &arg,
+                        "expected a number from 0 to 1",
+                    ));
+                }
+                rate
+            }
+        },
+        _ => {
+            return Err(error(
+                "OTEL_TRACES_SAMPLER",
+                &name,
+                "expected always_on, always_off, traceidratio, parentbased_always_on, \
+                 parentbased_always_off or parentbased_traceidratio",
+            ));
+        }
+    };
+    settings.tracing.sample_rate = rate;
+    Ok(())
+}
+
+/// The process environment, as the loader's lookup function.
+pub fn process_env(var: &str) -> Option<String> {
+    std::env::var(var).ok()
+}

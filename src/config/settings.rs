@@ -1,0 +1,141 @@
+//! The typed settings and their defaults. The defaults are the seed's: the values fal's
+//! guide passes to `BatchSpanProcessor`, which are also both SDKs' defaults.
+
+use serde::{Deserialize, Serialize};
+
+use crate::collector::Faults;
+
+/// Which SDK's batch processor (and exporter retry rules) to imitate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Semantics {
+    /// opentelemetry-sdk 1.41 (Python): what fal users run in production.
+    Python,
+    /// opentelemetry_sdk 0.33 (Rust), reimplemented here so it can be observed.
+    Rust,
+    /// The stock `opentelemetry_sdk::trace::BatchSpanProcessor`, unmodified.
+    Sdk,
+}
+
+impl Semantics {
+    pub const ALL: [Semantics; 3] = [Semantics::Python, Semantics::Rust, Semantics::Sdk];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Semantics::Python => "python",
+            Semantics::Rust => "rust",
+            Semantics::Sdk => "sdk",
+        }
+    }
+}
+
+/// What generates the requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadKind {
+    /// Requests whose inference is a sleep of `inference_ms`: fast and exact, for tests
+    /// and for rates far beyond what a model could serve.
+    Synthetic,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TracingSettings {
+    /// `ENABLE_TRACING` in the seed; off means no provider at all (a no-op tracer).
+    pub enabled: bool,
+    /// Root sampling ratio of `ParentBased(TraceIdRatioBased(rate))`.
+    pub sample_rate: f64,
+    pub semantics: Semantics,
+    pub service_name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BatchSettings {
+    pub max_queue_size: usize,
+    pub max_export_batch_size: usize,
+    pub schedule_delay_ms: u64,
+    /// Stored and shown, never enforced: neither SDK's thread processor uses it (FACTS.md).
+    pub export_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExporterSettings {
+    /// Where spans go. `None`: the embedded collector on 127.0.0.1.
+    pub endpoint: Option<String>,
+    /// Per export call (Python: the deadline across all tries; Rust: per HTTP request).
+    pub timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadSettings {
+    pub kind: WorkloadKind,
+    /// How long traffic runs, in seconds.
+    pub duration_s: f64,
+    /// Mean arrival rate of the open-loop Poisson process, requests per second.
+    pub rate_per_s: f64,
+    /// Requests served at once by the runner.
+    pub concurrency: usize,
+    /// Requests allowed to wait for a free slot; arrivals beyond it are rejected (counted).
+    pub max_waiting: usize,
+    /// Time in the `inference` span, milliseconds.
+    pub inference_ms: f64,
+    /// Time in the `upload` span, milliseconds.
+    pub upload_ms: f64,
+    /// Extra child spans per request, beyond the seed's `inference` and `upload`.
+    pub extra_spans: usize,
+    /// Every `burst_every_s` seconds, `burst_size` requests arrive at once (0: no bursts).
+    pub burst_every_s: f64,
+    pub burst_size: usize,
+    /// Seed of the arrival process, so a scenario replays the same traffic.
+    pub seed: u64,
+}
+
+/// Every knob of one run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// A short name for reports and the window title.
+    pub name: String,
+    pub tracing: TracingSettings,
+    pub batch: BatchSettings,
+    pub exporter: ExporterSettings,
+    pub workload: WorkloadSettings,
+    /// Faults injected into the embedded collector.
+    pub collector: Faults,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            name: "defaults".into(),
+            tracing: TracingSettings {
+                enabled: true,
+                sample_rate: 1.0,
+                semantics: Semantics::Python,
+                service_name: "text-to-image".into(),
+            },
+            batch: BatchSettings {
+                max_queue_size: 2048,
+                max_export_batch_size: 512,
+                schedule_delay_ms: 5000,
+                export_timeout_ms: 30_000,
+            },
+            exporter: ExporterSettings {
+                endpoint: None,
+                timeout_ms: 10_000,
+            },
+            workload: WorkloadSettings {
+                kind: WorkloadKind::Synthetic,
+                duration_s: 5.0,
+                rate_per_s: 20.0,
+                concurrency: 4,
+                max_waiting: 1000,
+                inference_ms: 50.0,
+                upload_ms: 5.0,
+                extra_spans: 0,
+                burst_every_s: 0.0,
+                burst_size: 0,
+                seed: 1,
+            },
+            collector: Faults::default(),
+        }
+    }
+}

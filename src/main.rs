@@ -1,0 +1,113 @@
+//! The `gracetrace` command: `run` a scenario headless, or `collect` as a stand-alone
+//! OTLP/HTTP collector, or list the `knobs`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use gracetrace::collector::cli::{CollectArgs, run_collect};
+use gracetrace::config::{Settings, env, knobs};
+
+#[derive(Parser)]
+#[command(
+    name = "gracetrace",
+    version,
+    about = "See and tune how many OpenTelemetry spans an inference server loses to full \
+             queues and to SIGKILL."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario through the real SDK, exporter and collector; report every span.
+    Run {
+        /// Scenario TOML (see assets/scenarios/); without it, defaults and environment.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// Override one knob, `key=value` (repeatable); wins over the file and environment.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Write the JSON report here (`-` for stdout).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Run the OTLP/HTTP collector alone, with optional injected faults.
+    Collect(CollectArgs),
+    /// List every knob: key, environment variable, range and default.
+    Knobs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            scenario,
+            overrides,
+            json,
+        } => run(scenario, &overrides, json),
+        Command::Collect(args) => run_collect(args),
+        Command::Knobs => {
+            print_knobs();
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn run(scenario: Option<PathBuf>, overrides: &[String], json: Option<PathBuf>) -> ExitCode {
+    let settings = match Settings::load(&env::process_env, scenario.as_deref(), overrides) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("gracetrace: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match gracetrace::run::run(&settings) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("gracetrace: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("{}", report.summary());
+    let Some(path) = json else {
+        return ExitCode::SUCCESS;
+    };
+    let text = match serde_json::to_string_pretty(&report) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("gracetrace: cannot encode the report: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let written = if path.as_os_str() == "-" {
+        println!("{text}");
+        Ok(())
+    } else {
+        std::fs::write(&path, text + "\n")
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("gracetrace: cannot write {}: {error}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_knobs() {
+    let defaults = Settings::default();
+    println!("{:<36} {:<34} {:<14} range", "key", "environment", "default");
+    for knob in knobs::KNOBS {
+        println!(
+            "{:<36} {:<34} {:<14} {}",
+            knob.key,
+            knob.env.unwrap_or("-"),
+            (knob.get)(&defaults),
+            knob.range
+        );
+    }
+}

@@ -1,0 +1,92 @@
+//! Request latency percentiles in bounded memory: a log-bucketed histogram whose buckets
+//! are 1% wide, so p50/p99 are within 1% however many requests an hour brings.
+
+use serde::Serialize;
+
+/// Bucket i holds latencies in [MIN_MS * GROWTH^i, MIN_MS * GROWTH^(i+1)).
+const MIN_MS: f64 = 0.001;
+const GROWTH: f64 = 1.01;
+/// 1 us .. ~ 10^4 s.
+const BUCKETS: usize = 2400;
+
+#[derive(Clone, Debug)]
+pub struct LatencyHistogram {
+    counts: Vec<u64>,
+    total: u64,
+    max_ms: f64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram {
+            counts: vec![0; BUCKETS],
+            total: 0,
+            max_ms: 0.0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl LatencyHistogram {
+    pub fn add(&mut self, ms: f64) {
+        let index = if ms <= MIN_MS {
+            0
+        } else {
+            ((ms / MIN_MS).ln() / GROWTH.ln()) as usize
+        };
+        self.counts[index.min(BUCKETS - 1)] += 1;
+        self.total += 1;
+        self.max_ms = self.max_ms.max(ms);
+    }
+
+    /// The latency below which a fraction `q` of requests fall (bucket midpoint).
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+        let mut seen = 0;
+        for (i, &n) in self.counts.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                let mid = MIN_MS * GROWTH.powf(i as f64 + 0.5);
+                return Some(mid.min(self.max_ms));
+            }
+        }
+        Some(self.max_ms)
+    }
+
+    pub fn summary(&self) -> LatencySummary {
+        LatencySummary {
+            count: self.total,
+            p50: self.quantile(0.5),
+            p99: self.quantile(0.99),
+            max: (self.total > 0).then_some(self.max_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_within_one_percent() {
+        let mut h = LatencyHistogram::default();
+        for i in 1..=1000 {
+            h.add(i as f64);
+        }
+        let p50 = h.quantile(0.5).unwrap();
+        let p99 = h.quantile(0.99).unwrap();
+        assert!((p50 - 500.0).abs() / 500.0 < 0.01, "{p50}");
+        assert!((p99 - 990.0).abs() / 990.0 < 0.01, "{p99}");
+        assert_eq!(h.summary().max, Some(1000.0));
+    }
+}

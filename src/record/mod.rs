@@ -1,0 +1,335 @@
+//! The record: one log of what happened, which the JSON report and the UI both read.
+//!
+//! Per-span facts (ended, sampled out, enqueued, dropped) happen up to hundreds of
+//! thousands of times a second, so they are exact atomic counters, and a sampler thread
+//! turns the counters into a time series every [`SAMPLE_EVERY`]. Rare events (export
+//! batches, configuration changes) are kept one by one in bounded rings. Memory therefore
+//! stays bounded however long a run lasts.
+
+mod latency;
+pub mod report;
+
+pub use latency::LatencyHistogram;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// How often the counters are sampled into the time series.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// Export batches kept one by one; older ones survive only in the counters.
+pub const MAX_EXPORT_EVENTS: usize = 100_000;
+/// Time-series samples kept: one hour at 10 Hz.
+pub const MAX_SAMPLES: usize = 36_000;
+
+/// Exact counts. Every span that ends is in `created` and, at any quiet moment, in
+/// exactly one of the other span buckets (see [`SpanCounts`]).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Spans that ended (a span that never ends never reaches any SDK).
+    pub created: AtomicU64,
+    pub not_sampled: AtomicU64,
+    /// Spans held by a batch processor, waiting for export.
+    pub queued: AtomicI64,
+    /// Spans handed to the exporter whose export has not finished.
+    pub in_export: AtomicI64,
+    pub exported: AtomicU64,
+    pub export_failed: AtomicU64,
+    /// Evicted to make room (python: `deque(maxlen)` drops the oldest).
+    pub dropped_oldest: AtomicU64,
+    /// Refused at the door (rust: `try_send` on a full channel drops the newest).
+    pub dropped_newest: AtomicU64,
+    /// Ended after their processor was shut down; both SDKs discard those.
+    pub dropped_after_shutdown: AtomicU64,
+    pub lost_at_kill: AtomicU64,
+
+    pub requests_sent: AtomicU64,
+    pub requests_completed: AtomicU64,
+    /// Arrivals turned away because the waiting line was full.
+    pub requests_rejected: AtomicU64,
+    pub requests_cancelled: AtomicU64,
+
+    /// HTTP attempts the exporter made (retries included) and their body bytes.
+    pub http_attempts: AtomicU64,
+    pub http_bytes: AtomicU64,
+}
+
+/// A consistent-enough copy of the span counters, as the report and the UI show them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SpanCounts {
+    pub created: u64,
+    pub sampled: u64,
+    pub not_sampled: u64,
+    pub exported: u64,
+    /// Filled in from the collector by whoever owns it.
+    pub received: u64,
+    pub dropped_queue_full: u64,
+    pub dropped_oldest: u64,
+    pub dropped_newest: u64,
+    pub dropped_after_shutdown: u64,
+    pub export_failed: u64,
+    pub lost_at_kill: u64,
+    /// In a processor's queue or in an export that has not finished.
+    pub queued: u64,
+}
+
+impl SpanCounts {
+    /// `created = not_sampled + exported + dropped_queue_full + export_failed +
+    /// lost_at_kill + queued` (+ spans ended after shutdown, which both SDKs discard).
+    /// Returns the difference, so a failing test can print it.
+    pub fn unaccounted(&self) -> i64 {
+        self.created as i64
+            - (self.not_sampled
+                + self.exported
+                + self.dropped_queue_full
+                + self.dropped_after_shutdown
+                + self.export_failed
+                + self.lost_at_kill
+                + self.queued) as i64
+    }
+}
+
+/// How one export batch ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    InFlight,
+    Ok,
+    Failed,
+    LostAtKill,
+}
+
+/// One call of `SpanExporter::export`: one batch, possibly several HTTP attempts.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExportEvent {
+    pub id: u64,
+    /// Which processor generation sent it (a live reconfiguration starts a new one).
+    pub generation: u64,
+    pub start_ms: f64,
+    pub end_ms: Option<f64>,
+    pub spans: u64,
+    /// Request bytes put on the wire over all attempts.
+    pub bytes: u64,
+    pub attempts: u32,
+    /// Status of the last HTTP answer; `None` when no answer came (refused, timed out).
+    pub last_status: Option<u16>,
+    pub outcome: Outcome,
+    /// Why it failed, in the exporter's words.
+    pub error: Option<String>,
+}
+
+/// A change of settings while running, or a lifecycle step.
+#[derive(Clone, Debug, Serialize)]
+pub struct Marker {
+    pub at_ms: f64,
+    pub what: String,
+}
+
+/// One row of the time series.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Sample {
+    pub t_ms: f64,
+    pub created: u64,
+    pub queued: i64,
+    pub exported: u64,
+    pub dropped: u64,
+    pub received: u64,
+    pub requests_completed: u64,
+}
+
+#[derive(Debug, Default)]
+struct Rings {
+    exports: VecDeque<ExportEvent>,
+    /// Exports that fell out of the ring (the report says so).
+    exports_forgotten: u64,
+    next_export_id: u64,
+    markers: Vec<Marker>,
+    samples: VecDeque<Sample>,
+}
+
+/// The shared log of one session (possibly several runners and reconfigurations).
+#[derive(Debug)]
+pub struct Record {
+    start: Instant,
+    pub counters: Counters,
+    pub latency: Mutex<LatencyHistogram>,
+    rings: Mutex<Rings>,
+}
+
+impl Default for Record {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Record {
+    pub fn new() -> Self {
+        Record {
+            start: Instant::now(),
+            counters: Counters::default(),
+            latency: Mutex::new(LatencyHistogram::default()),
+            rings: Mutex::new(Rings::default()),
+        }
+    }
+
+    /// Milliseconds since the record began: the one time axis of every view.
+    pub fn now_ms(&self) -> f64 {
+        self.ms_at(Instant::now())
+    }
+
+    pub fn ms_at(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.start).as_secs_f64() * 1000.0
+    }
+
+    fn rings(&self) -> MutexGuard<'_, Rings> {
+        // A panic elsewhere while holding the lock leaves plain data behind; keep going.
+        self.rings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn span_counts(&self) -> SpanCounts {
+        let c = &self.counters;
+        // Read the buckets a span moves INTO before the ones it moves out of, so a span
+        // in transit is counted twice rather than missed; at quiet moments it is exact.
+        let exported = c.exported.load(Relaxed);
+        let export_failed = c.export_failed.load(Relaxed);
+        let lost_at_kill = c.lost_at_kill.load(Relaxed);
+        let dropped_oldest = c.dropped_oldest.load(Relaxed);
+        let dropped_newest = c.dropped_newest.load(Relaxed);
+        let in_export = c.in_export.load(Relaxed).max(0) as u64;
+        let queued = c.queued.load(Relaxed).max(0) as u64;
+        let dropped_after_shutdown = c.dropped_after_shutdown.load(Relaxed);
+        let not_sampled = c.not_sampled.load(Relaxed);
+        let created = c.created.load(Relaxed);
+        SpanCounts {
+            created,
+            sampled: created.saturating_sub(not_sampled),
+            not_sampled,
+            exported,
+            received: 0,
+            dropped_queue_full: dropped_oldest + dropped_newest,
+            dropped_oldest,
+            dropped_newest,
+            dropped_after_shutdown,
+            export_failed,
+            lost_at_kill,
+            queued: queued + in_export,
+        }
+    }
+
+    /// Opens an export event; the returned id closes it with [`Record::export_finished`].
+    pub fn export_started(&self, generation: u64, spans: u64) -> u64 {
+        self.counters.queued.fetch_sub(spans as i64, Relaxed);
+        self.counters.in_export.fetch_add(spans as i64, Relaxed);
+        let start_ms = self.now_ms();
+        let mut rings = self.rings();
+        let id = rings.next_export_id;
+        rings.next_export_id += 1;
+        if rings.exports.len() == MAX_EXPORT_EVENTS {
+            rings.exports.pop_front();
+            rings.exports_forgotten += 1;
+        }
+        rings.exports.push_back(ExportEvent {
+            id,
+            generation,
+            start_ms,
+            end_ms: None,
+            spans,
+            bytes: 0,
+            attempts: 0,
+            last_status: None,
+            outcome: Outcome::InFlight,
+            error: None,
+        });
+        id
+    }
+
+    /// Notes one HTTP attempt of an export in flight.
+    pub fn export_attempt(&self, id: u64, bytes: u64, status: Option<u16>) {
+        self.counters.http_attempts.fetch_add(1, Relaxed);
+        self.counters.http_bytes.fetch_add(bytes, Relaxed);
+        self.with_export(id, |e| {
+            e.attempts += 1;
+            e.bytes += bytes;
+            e.last_status = status;
+        });
+    }
+
+    /// Closes an export event and moves its spans to their final bucket.
+    pub fn export_finished(&self, id: u64, result: Result<(), String>) {
+        let end_ms = self.now_ms();
+        let mut spans = 0;
+        let finished = self.with_export(id, |e| {
+            if e.outcome != Outcome::InFlight {
+                return false; // already settled (a kill got there first)
+            }
+            spans = e.spans;
+            e.end_ms = Some(end_ms);
+            match &result {
+                Ok(()) => e.outcome = Outcome::Ok,
+                Err(reason) => {
+                    e.outcome = Outcome::Failed;
+                    e.error = Some(reason.clone());
+                }
+            }
+            true
+        });
+        if finished == Some(true) {
+            self.counters.in_export.fetch_sub(spans as i64, Relaxed);
+            let bucket = match result {
+                Ok(()) => &self.counters.exported,
+                Err(_) => &self.counters.export_failed,
+            };
+            bucket.fetch_add(spans, Relaxed);
+        }
+    }
+
+    fn with_export<T>(&self, id: u64, f: impl FnOnce(&mut ExportEvent) -> T) -> Option<T> {
+        let mut rings = self.rings();
+        let first = rings.exports.front()?.id;
+        let index = id.checked_sub(first)? as usize;
+        rings.exports.get_mut(index).map(f)
+    }
+
+    pub fn mark(&self, what: impl Into<String>) {
+        let at_ms = self.now_ms();
+        self.rings().markers.push(Marker {
+            at_ms,
+            what: what.into(),
+        });
+    }
+
+    /// Appends one row to the time series; `received` comes from the collector.
+    pub fn sample(&self, received: u64) {
+        let counts = self.span_counts();
+        let sample = Sample {
+            t_ms: self.now_ms(),
+            created: counts.created,
+            queued: counts.queued as i64,
+            exported: counts.exported,
+            dropped: counts.dropped_queue_full,
+            received,
+            requests_completed: self.counters.requests_completed.load(Relaxed),
+        };
+        let mut rings = self.rings();
+        if rings.samples.len() == MAX_SAMPLES {
+            rings.samples.pop_front();
+        }
+        rings.samples.push_back(sample);
+    }
+
+    pub fn exports(&self) -> (Vec<ExportEvent>, u64) {
+        let rings = self.rings();
+        (rings.exports.iter().cloned().collect(), rings.exports_forgotten)
+    }
+
+    pub fn markers(&self) -> Vec<Marker> {
+        self.rings().markers.clone()
+    }
+
+    pub fn samples(&self) -> Vec<Sample> {
+        self.rings().samples.iter().copied().collect()
+    }
+}

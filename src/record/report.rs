@@ -1,0 +1,146 @@
+//! The JSON report of a headless run: the same numbers the UI shows, written down.
+//!
+//! Field names are a contract (CI and users' scripts read them): `scenario`,
+//! `semantics`, `spans{..}`, `requests{..}`, `exports[..]`, `shutdown`, `device`.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use serde::Serialize;
+
+use super::latency::LatencySummary;
+use super::{ExportEvent, Marker, Record, Sample, SpanCounts};
+use crate::collector::CollectorStats;
+use crate::config::Settings;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub semantics: &'static str,
+    pub spans: SpanReport,
+    pub requests: RequestReport,
+    pub exports: Vec<ExportEvent>,
+    /// Export batches older than the record keeps one by one (still in the counters).
+    pub exports_forgotten: u64,
+    pub http: HttpReport,
+    pub collector: Option<CollectorStats>,
+    /// Filled by the shutdown lifecycle; `null` when the run ended without one.
+    pub shutdown: Option<serde_json::Value>,
+    pub device: DeviceReport,
+    pub markers: Vec<Marker>,
+    pub series: Vec<Sample>,
+    pub duration_ms: f64,
+    pub settings: Settings,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct SpanReport {
+    #[serde(flatten)]
+    pub counts: SpanCounts,
+    /// created - (every bucket): 0 when every span is accounted for.
+    pub unaccounted: i64,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct RequestReport {
+    pub sent: u64,
+    pub completed: u64,
+    pub rejected: u64,
+    pub cancelled: u64,
+    pub latency_ms: LatencySummary,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct HttpReport {
+    pub attempts: u64,
+    pub bytes: u64,
+}
+
+/// What ran the requests.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceReport {
+    pub workload: &'static str,
+    pub name: String,
+}
+
+impl Report {
+    /// Builds the report from the record and, when embedded, the collector's counts.
+    pub fn build(
+        record: &Record,
+        settings: &Settings,
+        collector: Option<CollectorStats>,
+        device: DeviceReport,
+    ) -> Report {
+        let mut counts = record.span_counts();
+        counts.received = collector.as_ref().map_or(0, |c| c.spans_received);
+        let c = &record.counters;
+        let (exports, exports_forgotten) = record.exports();
+        Report {
+            scenario: settings.name.clone(),
+            semantics: settings.tracing.semantics.name(),
+            spans: SpanReport {
+                counts,
+                unaccounted: counts.unaccounted(),
+            },
+            requests: RequestReport {
+                sent: c.requests_sent.load(Relaxed),
+                completed: c.requests_completed.load(Relaxed),
+                rejected: c.requests_rejected.load(Relaxed),
+                cancelled: c.requests_cancelled.load(Relaxed),
+                latency_ms: record
+                    .latency
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .summary(),
+            },
+            exports,
+            exports_forgotten,
+            http: HttpReport {
+                attempts: c.http_attempts.load(Relaxed),
+                bytes: c.http_bytes.load(Relaxed),
+            },
+            collector,
+            shutdown: None,
+            device,
+            markers: record.markers(),
+            series: record.samples(),
+            duration_ms: record.now_ms(),
+            settings: settings.clone(),
+        }
+    }
+
+    /// A few lines for a person at a terminal.
+    pub fn summary(&self) -> String {
+        let s = &self.spans.counts;
+        let r = &self.requests;
+        let fmt_ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+        format!(
+            "scenario {} ({} semantics), {:.1} s\n\
+             requests: {} sent, {} completed, {} rejected; latency p50 {} ms, p99 {} ms\n\
+             spans: {} created = {} not sampled + {} exported + {} dropped (queue full) \
+             + {} export failed + {} lost at kill + {} queued{}\n\
+             collector received {} spans in {} export batches",
+            self.scenario,
+            self.semantics,
+            self.duration_ms / 1000.0,
+            r.sent,
+            r.completed,
+            r.rejected,
+            fmt_ms(r.latency_ms.p50),
+            fmt_ms(r.latency_ms.p99),
+            s.created,
+            s.not_sampled,
+            s.exported,
+            s.dropped_queue_full,
+            s.export_failed,
+            s.lost_at_kill,
+            s.queued,
+            if s.dropped_after_shutdown > 0 {
+                format!(" + {} ended after shutdown", s.dropped_after_shutdown)
+            } else {
+                String::new()
+            },
+            s.received,
+            self.exports.len() as u64 + self.exports_forgotten,
+        )
+    }
+}

@@ -1,0 +1,113 @@
+//! One headless run: collector, pipeline and traffic for the scenario's duration, then a
+//! clean shutdown of the pipeline and the report.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use crate::collector::{Collector, CollectorConfig};
+use crate::config::Settings;
+use crate::record::report::{DeviceReport, Report};
+use crate::record::{Record, SAMPLE_EVERY};
+use crate::telemetry::Pipeline;
+use crate::workload::Traffic;
+
+/// The runner id of the first (and, without a restart, only) runner of a run.
+pub const FIRST_RUNNER: u64 = 1;
+
+/// A collector, a pipeline and a record wired together; the pieces a run, a test or the
+/// UI drives.
+pub struct Session {
+    pub record: Arc<Record>,
+    pub collector: Option<Arc<Collector>>,
+    pub pipeline: Arc<Pipeline>,
+    sampling: Arc<AtomicBool>,
+    sampler: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Session {
+    /// Starts the embedded collector (unless the settings name another endpoint) and
+    /// the pipeline, and begins sampling the record's time series.
+    pub fn start(settings: &Settings) -> Result<Session, String> {
+        let record = Arc::new(Record::new());
+        let collector = match &settings.exporter.endpoint {
+            Some(_) => None,
+            None => Some(Arc::new(
+                Collector::start(CollectorConfig {
+                    faults: settings.collector.clone(),
+                    ..CollectorConfig::default()
+                })
+                .map_err(|e| format!("cannot start the embedded collector: {e}"))?,
+            )),
+        };
+        let endpoint = match (&settings.exporter.endpoint, &collector) {
+            (Some(endpoint), _) => endpoint.clone(),
+            (None, Some(collector)) => collector.traces_endpoint(),
+            (None, None) => unreachable!("the embedded collector was started above"),
+        };
+        let pipeline = Arc::new(Pipeline::start(
+            settings,
+            endpoint,
+            record.clone(),
+            FIRST_RUNNER,
+        )?);
+        let sampling = Arc::new(AtomicBool::new(true));
+        let sampler = {
+            let record = record.clone();
+            let sampling = sampling.clone();
+            let collector = collector.clone();
+            std::thread::Builder::new()
+                .name("gracetrace-sampler".into())
+                .spawn(move || {
+                    while sampling.load(Relaxed) {
+                        let received = collector.as_ref().map_or(0, |c| c.stats().spans_received);
+                        record.sample(received);
+                        std::thread::sleep(SAMPLE_EVERY);
+                    }
+                })
+                .ok()
+        };
+        Ok(Session {
+            record,
+            collector,
+            pipeline,
+            sampling,
+            sampler,
+        })
+    }
+
+    /// Stops sampling, takes a last sample and builds the report.
+    pub fn finish(mut self, settings: &Settings) -> Report {
+        self.sampling.store(false, Relaxed);
+        if let Some(sampler) = self.sampler.take() {
+            let _ = sampler.join();
+        }
+        let stats = self.collector.as_ref().map(|c| c.stats());
+        self.record
+            .sample(stats.as_ref().map_or(0, |s| s.spans_received));
+        let report = Report::build(
+            &self.record,
+            settings,
+            stats,
+            DeviceReport {
+                workload: "synthetic",
+                name: "none: inference is a timed sleep".into(),
+            },
+        );
+        // The sampler thread held the only other handle, and it has been joined.
+        if let Some(collector) = self.collector.take().and_then(|c| Arc::into_inner(c)) {
+            collector.shutdown();
+        }
+        report
+    }
+}
+
+/// Runs a scenario to the end and reports.
+pub fn run(settings: &Settings) -> Result<Report, String> {
+    let session = Session::start(settings)?;
+    let traffic = Traffic::start(&settings.workload, session.pipeline.clone());
+    traffic.wait();
+    // The collector counts a request before answering it, so once the pipeline has shut
+    // down every acknowledged span is already in its stats; no settling time is needed.
+    session.pipeline.shutdown();
+    Ok(session.finish(settings))
+}

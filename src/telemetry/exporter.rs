@@ -1,0 +1,71 @@
+//! A `SpanExporter` wrapper that writes every export batch into the record.
+//!
+//! Neither SDK has a hook per export batch (FACTS.md), so the wrapper sits between the
+//! batch processor and the real exporter. It moves the batch's spans from `queued` to
+//! "in export" when the batch leaves, and to `exported` or `export_failed` when the
+//! exporter answers. It forwards `set_resource`, without which the OTLP exporter would
+//! send every span without `service.name`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+
+use super::wire::ExportProbe;
+use crate::record::Record;
+
+#[derive(Debug)]
+pub struct InstrumentedExporter<E> {
+    inner: E,
+    record: Arc<Record>,
+    generation: u64,
+    probe: Arc<ExportProbe>,
+    /// Spans handed to this exporter so far (the stock processor's drops are what it
+    /// accepted minus this, once it has shut down).
+    handed: Arc<AtomicU64>,
+}
+
+impl<E> InstrumentedExporter<E> {
+    pub fn new(inner: E, record: Arc<Record>, generation: u64, probe: Arc<ExportProbe>) -> Self {
+        InstrumentedExporter {
+            inner,
+            record,
+            generation,
+            probe,
+            handed: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn handed(&self) -> Arc<AtomicU64> {
+        self.handed.clone()
+    }
+}
+
+impl<E: SpanExporter> SpanExporter for InstrumentedExporter<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let spans = batch.len() as u64;
+        self.handed.fetch_add(spans, Relaxed);
+        let id = self.record.export_started(self.generation, spans);
+        self.probe.current_export.store(id, Relaxed);
+        let result = self.inner.export(batch).await;
+        self.record
+            .export_finished(id, result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.probe.shutdown.store(true, Relaxed);
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}

@@ -1,0 +1,334 @@
+//! The OpenTelemetry pipeline of one runner: provider, live sampler, batch processor and
+//! OTLP/HTTP exporter, rebuilt live when the user changes a setting.
+//!
+//! A "generation" is one provider with its processor and exporter. Changing the batch
+//! settings or the semantics builds a new generation and swaps it in; the old one is
+//! shut down only once every request that started spans on it has finished, and its
+//! shutdown drains its queue, so a swap loses no span the old settings had accepted
+//! (FACTS.md: a cached tracer would keep the old provider; here producers fetch the
+//! current generation per request, behind a lock). The sample rate needs no swap: the
+//! sampler reads it from an atomic.
+
+pub mod exporter;
+pub mod processor;
+pub mod sampler;
+pub mod stock;
+pub mod wire;
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, RetryPolicy, WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider,
+};
+
+use crate::config::{Semantics, Settings};
+use crate::record::Record;
+use exporter::InstrumentedExporter;
+use processor::{BatchConfig, GraceBatchProcessor, Profile};
+use sampler::{RatioFormula, SampleRate};
+use stock::CountedStockProcessor;
+use wire::{ExportProbe, RetryRules, RunnerLife, WireClient};
+
+/// The exporter every generation uses: the real OTLP/HTTP exporter, instrumented.
+pub type Exporter = InstrumentedExporter<opentelemetry_otlp::SpanExporter>;
+
+/// Python's `BatchProcessor.shutdown(timeout_millis=30000)` default.
+const PYTHON_SHUTDOWN_WAIT: Duration = Duration::from_secs(30);
+/// `SdkTracerProvider::shutdown()` waits 5 s.
+const RUST_SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+enum ProcessorHandle {
+    Own(GraceBatchProcessor<Exporter>),
+    Stock {
+        accepted: Arc<AtomicU64>,
+        handed: Arc<AtomicU64>,
+    },
+}
+
+/// One provider and its processor, built from one set of settings.
+pub struct Generation {
+    pub id: u64,
+    pub semantics: Semantics,
+    pub tracer: SdkTracer,
+    provider: SdkTracerProvider,
+    processor: ProcessorHandle,
+}
+
+impl Generation {
+    /// Spans waiting in this generation's queue, where the processor tells.
+    pub fn queue_len(&self) -> Option<usize> {
+        match &self.processor {
+            ProcessorHandle::Own(p) => Some(p.queue_len()),
+            ProcessorHandle::Stock { .. } => None,
+        }
+    }
+
+    /// The project's processor, for the lifecycle's flush and kill.
+    pub fn own_processor(&self) -> Option<&GraceBatchProcessor<Exporter>> {
+        match &self.processor {
+            ProcessorHandle::Own(p) => Some(p),
+            ProcessorHandle::Stock { .. } => None,
+        }
+    }
+
+    /// Clean shutdown: drains the queue through the exporter, as each SDK does.
+    fn shutdown(&self, record: &Record) {
+        let wait = match self.semantics {
+            Semantics::Python => PYTHON_SHUTDOWN_WAIT,
+            Semantics::Rust | Semantics::Sdk => RUST_SHUTDOWN_WAIT,
+        };
+        let _ = self.provider.shutdown_with_timeout(wait);
+        if let ProcessorHandle::Stock { accepted, handed } = &self.processor {
+            stock::settle_drops(record, accepted.load(Relaxed), handed.load(Relaxed));
+        }
+    }
+}
+
+/// The telemetry of one runner.
+pub struct Pipeline {
+    record: Arc<Record>,
+    sample_rate: SampleRate,
+    endpoint: String,
+    life: Arc<RunnerLife>,
+    http: reqwest::Client,
+    /// Runs the exporter's HTTP requests (see `wire.rs`).
+    runtime: tokio::runtime::Runtime,
+    current: RwLock<Option<Arc<Generation>>>,
+    applied: Mutex<Settings>,
+    retiring: Mutex<Vec<JoinHandle<()>>>,
+    next_generation: AtomicU64,
+}
+
+impl Pipeline {
+    /// Builds the first generation. `endpoint` is the full `/v1/traces` URL.
+    pub fn start(
+        settings: &Settings,
+        endpoint: String,
+        record: Arc<Record>,
+        runner_id: u64,
+    ) -> Result<Pipeline, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("gracetrace-exporter-http")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the exporter's HTTP runtime: {e}"))?;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let pipeline = Pipeline {
+            record,
+            sample_rate: SampleRate::new(settings.tracing.sample_rate),
+            endpoint,
+            life: Arc::new(RunnerLife::new(runner_id)),
+            http,
+            runtime,
+            current: RwLock::new(None),
+            applied: Mutex::new(settings.clone()),
+            retiring: Mutex::new(Vec::new()),
+            next_generation: AtomicU64::new(1),
+        };
+        let first = pipeline.build_generation(settings)?;
+        *pipeline.current.write().unwrap_or_else(|e| e.into_inner()) = first.map(Arc::new);
+        Ok(pipeline)
+    }
+
+    pub fn record(&self) -> &Arc<Record> {
+        &self.record
+    }
+
+    pub fn life(&self) -> &Arc<RunnerLife> {
+        &self.life
+    }
+
+    /// The generation a new request should trace with; `None` when tracing is off.
+    pub fn tracer(&self) -> Option<Arc<Generation>> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.applied.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Applies new settings live. The caller has validated them.
+    pub fn reconfigure(&self, new: &Settings) -> Result<(), String> {
+        let old = self.settings();
+        if old.tracing.sample_rate != new.tracing.sample_rate {
+            self.sample_rate.set(new.tracing.sample_rate);
+            self.record.mark(format!(
+                "sample_rate {} -> {}",
+                old.tracing.sample_rate, new.tracing.sample_rate
+            ));
+        }
+        let needs_swap = old.tracing.enabled != new.tracing.enabled
+            || old.tracing.semantics != new.tracing.semantics
+            || old.tracing.service_name != new.tracing.service_name
+            || old.batch != new.batch
+            || old.exporter.timeout_ms != new.exporter.timeout_ms;
+        if needs_swap {
+            let next = self.build_generation(new)?.map(Arc::new);
+            let previous = {
+                let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+                std::mem::replace(&mut *current, next)
+            };
+            self.record.mark(describe_swap(&old, new));
+            if let Some(previous) = previous {
+                self.retire(previous);
+            }
+        }
+        *self.applied.lock().unwrap_or_else(|e| e.into_inner()) = new.clone();
+        Ok(())
+    }
+
+    /// Shuts the old generation down once no request holds it any more.
+    fn retire(&self, generation: Arc<Generation>) {
+        let record = self.record.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("gracetrace-retire-{}", generation.id))
+            .spawn(move || {
+                while Arc::strong_count(&generation) > 1 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                generation.shutdown(&record);
+            });
+        if let Ok(handle) = handle {
+            self.retiring
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(handle);
+        }
+    }
+
+    /// Clean end of a run: every generation drains and shuts down; returns when done.
+    pub fn shutdown(&self) {
+        let last = self
+            .current
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(last) = last {
+            self.retire(last);
+        }
+        let handles: Vec<_> = self
+            .retiring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for handle in handles {
+            let _ = handle.join();
+        }
+    }
+
+    fn build_generation(&self, settings: &Settings) -> Result<Option<Generation>, String> {
+        if !settings.tracing.enabled {
+            return Ok(None); // no provider, no processor, no export thread
+        }
+        let id = self.next_generation.fetch_add(1, Relaxed);
+        let semantics = settings.tracing.semantics;
+        let timeout = Duration::from_millis(settings.exporter.timeout_ms);
+        let probe = Arc::new(ExportProbe::default());
+        let (rules, retry_policy) = match semantics {
+            Semantics::Python => (RetryRules::Python, RetryPolicy::disabled()),
+            Semantics::Rust | Semantics::Sdk => (RetryRules::Single, RetryPolicy::recommended()),
+        };
+        let wire = WireClient {
+            http: self.http.clone(),
+            runtime: self.runtime.handle().clone(),
+            rules,
+            timeout,
+            record: self.record.clone(),
+            probe: probe.clone(),
+            life: self.life.clone(),
+        };
+        let otlp = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(self.endpoint.clone())
+            .with_timeout(timeout)
+            .with_http_client(wire)
+            .with_retry_policy(retry_policy)
+            .build()
+            .map_err(|e| format!("cannot build the OTLP exporter for {}: {e}", self.endpoint))?;
+        let exporter = InstrumentedExporter::new(otlp, self.record.clone(), id, probe);
+        let formula = match semantics {
+            Semantics::Python => RatioFormula::Python,
+            Semantics::Rust | Semantics::Sdk => RatioFormula::Rust,
+        };
+        let builder = SdkTracerProvider::builder()
+            .with_sampler(self.sample_rate.parent_based(formula))
+            .with_resource(
+                Resource::builder()
+                    .with_service_name(settings.tracing.service_name.clone())
+                    .build(),
+            );
+        let batch = &settings.batch;
+        let (provider, processor) = match semantics {
+            Semantics::Python | Semantics::Rust => {
+                let profile = if semantics == Semantics::Python {
+                    Profile::Python
+                } else {
+                    Profile::Rust
+                };
+                let config = BatchConfig {
+                    max_queue_size: batch.max_queue_size,
+                    max_export_batch_size: batch.max_export_batch_size,
+                    schedule_delay: Duration::from_millis(batch.schedule_delay_ms),
+                };
+                let own = GraceBatchProcessor::new(profile, config, exporter, self.record.clone());
+                let provider = builder.with_span_processor(own.clone()).build();
+                (provider, ProcessorHandle::Own(own))
+            }
+            Semantics::Sdk => {
+                let handed = exporter.handed();
+                let stock = BatchSpanProcessor::builder(exporter)
+                    .with_batch_config(
+                        BatchConfigBuilder::default()
+                            .with_max_queue_size(batch.max_queue_size)
+                            .with_max_export_batch_size(batch.max_export_batch_size)
+                            .with_scheduled_delay(Duration::from_millis(batch.schedule_delay_ms))
+                            .build(),
+                    )
+                    .build();
+                let counted = CountedStockProcessor::new(stock, self.record.clone());
+                let accepted = counted.accepted.clone();
+                let provider = builder.with_span_processor(counted).build();
+                (provider, ProcessorHandle::Stock { accepted, handed })
+            }
+        };
+        let tracer = provider.tracer("gracetrace");
+        Ok(Some(Generation {
+            id,
+            semantics,
+            tracer,
+            provider,
+            processor,
+        }))
+    }
+}
+
+fn describe_swap(old: &Settings, new: &Settings) -> String {
+    if !new.tracing.enabled {
+        return "tracing off".into();
+    }
+    if !old.tracing.enabled {
+        return "tracing on".into();
+    }
+    format!(
+        "new processor: {} queue {} batch {} delay {} ms",
+        new.tracing.semantics.name(),
+        new.batch.max_queue_size,
+        new.batch.max_export_batch_size,
+        new.batch.schedule_delay_ms
+    )
+}

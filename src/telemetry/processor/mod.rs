@@ -1,0 +1,284 @@
+//! gracetrace's own batch span processor: one queue, two rule books.
+//!
+//! The stock processors hide what a user most needs to see (queue length, which span was
+//! dropped, when a batch left), and the Python one is not available from Rust at all. So
+//! this processor reimplements both, rule by rule, each rule citing the upstream line it
+//! follows:
+//! - `python.rs`: opentelemetry-sdk 1.41, `opentelemetry/sdk/_shared_internal/__init__.py`,
+//!   class `BatchProcessor`;
+//! - `rust.rs`: opentelemetry_sdk 0.33.1, `src/trace/span_processor.rs`, `BatchSpanProcessor`.
+//!
+//! The queue itself, the counters it keeps in the [`Record`], and SIGKILL are shared.
+
+mod python;
+mod rust;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use opentelemetry::Context;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+
+use crate::record::Record;
+
+/// Which rule book the processor follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    Python,
+    Rust,
+}
+
+/// The seed's four batch settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchConfig {
+    pub max_queue_size: usize,
+    pub max_export_batch_size: usize,
+    pub schedule_delay: Duration,
+}
+
+/// Messages to the rust worker; `sync_channel::<BatchMessage>(64)` upstream.
+enum Message {
+    ExportSpan,
+    ForceFlush(std::sync::mpsc::SyncSender<OTelSdkResult>),
+    Shutdown(std::sync::mpsc::SyncSender<OTelSdkResult>),
+}
+
+/// Everything the producer threads and the worker share, under one lock.
+struct State {
+    /// Oldest at the front, newest at the back.
+    queue: VecDeque<SpanData>,
+    shutdown: bool,
+    /// Python: `_worker_awaken` (a `threading.Event`).
+    awaken: bool,
+    /// Python: `_shutdown_timeout_exceeded`: stops further batches after shutdown's join.
+    shutdown_timeout_exceeded: bool,
+    /// Rust: `current_batch_size`, spans counted but not yet exported (includes the batch
+    /// being exported, which is why it can exceed the queue length).
+    pending: usize,
+    /// Rust: `export_span_message_sent`.
+    export_message_sent: bool,
+    /// Rust: the control channel.
+    messages: VecDeque<Message>,
+}
+
+/// Rust's control channel capacity (`sync_channel::<BatchMessage>(64)`).
+const MESSAGE_CAPACITY: usize = 64;
+
+struct Shared<E> {
+    profile: Profile,
+    config: BatchConfig,
+    state: Mutex<State>,
+    /// Signalled when the worker may have something to do.
+    wake: Condvar,
+    /// Python's `_export_lock`: the worker and `force_flush` export under it, so a flush
+    /// waits for the worker's export in flight (how the seed's flush runs into SIGKILL).
+    export_lock: Mutex<()>,
+    /// Behind a lock only so `set_resource(&mut)` can reach it; export and shutdown
+    /// take it shared (Python's exporter shutdown interrupts an export's retry wait).
+    exporter: RwLock<E>,
+    record: Arc<Record>,
+    /// Set by SIGKILL: the worker must not start another export.
+    killed: AtomicBool,
+}
+
+impl<E> Shared<E> {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+}
+
+/// A batch span processor following the Python or the Rust rules. Clones are handles to
+/// the same processor: the provider owns one, the pipeline keeps one to observe and kill.
+pub struct GraceBatchProcessor<E: SpanExporter + 'static> {
+    shared: Arc<Shared<E>>,
+    worker: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl<E: SpanExporter + 'static> Clone for GraceBatchProcessor<E> {
+    fn clone(&self) -> Self {
+        GraceBatchProcessor {
+            shared: self.shared.clone(),
+            worker: self.worker.clone(),
+        }
+    }
+}
+
+impl<E: SpanExporter + 'static> fmt::Debug for GraceBatchProcessor<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GraceBatchProcessor")
+            .field("profile", &self.shared.profile)
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+impl<E: SpanExporter + 'static> GraceBatchProcessor<E> {
+    pub fn new(profile: Profile, config: BatchConfig, exporter: E, record: Arc<Record>) -> Self {
+        let shared = Arc::new(Shared {
+            profile,
+            config,
+            state: Mutex::new(State {
+                queue: VecDeque::with_capacity(config.max_queue_size.min(1 << 16)),
+                shutdown: false,
+                awaken: false,
+                shutdown_timeout_exceeded: false,
+                pending: 0,
+                export_message_sent: false,
+                messages: VecDeque::new(),
+            }),
+            wake: Condvar::new(),
+            export_lock: Mutex::new(()),
+            exporter: RwLock::new(exporter),
+            record,
+            killed: AtomicBool::new(false),
+        });
+        let for_worker = shared.clone();
+        let name = match profile {
+            Profile::Python => "OtelBatchSpanRecordProcessor",
+            Profile::Rust => "OpenTelemetry.Traces.BatchProcessor",
+        };
+        let worker = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || match for_worker.profile {
+                Profile::Python => python::worker(&for_worker),
+                Profile::Rust => rust::worker(&for_worker),
+            })
+            .ok();
+        GraceBatchProcessor {
+            shared,
+            worker: Arc::new(Mutex::new(worker)),
+        }
+    }
+
+    /// Spans waiting in the queue right now.
+    pub fn queue_len(&self) -> usize {
+        self.shared.lock().queue.len()
+    }
+
+    /// Python's `force_flush(timeout_millis)`: the timeout is accepted and ignored, as
+    /// upstream (issue 4568); it exports everything on the caller's thread.
+    pub fn force_flush_python(&self, _timeout: Duration) -> bool {
+        python::force_flush(&self.shared)
+    }
+
+    /// SIGKILL: nothing more leaves. Spans still in the queue are lost; the worker is
+    /// abandoned, not joined (a killed process does not wait for its threads).
+    /// Returns how many queued spans were lost.
+    pub fn kill(&self) -> u64 {
+        self.shared.killed.store(true, Relaxed);
+        let lost = {
+            let mut state = self.shared.lock();
+            state.shutdown = true;
+            state.shutdown_timeout_exceeded = true;
+            let lost = state.queue.len() as u64;
+            state.queue.clear();
+            lost
+        };
+        self.shared.wake.notify_all();
+        let record = &self.shared.record.counters;
+        record.queued.fetch_sub(lost as i64, Relaxed);
+        record.lost_at_kill.fetch_add(lost, Relaxed);
+        lock(&self.worker).take();
+        lost
+    }
+
+    fn join_worker(&self, timeout: Duration) -> bool {
+        let Some(handle) = lock(&self.worker).take() else {
+            return true;
+        };
+        let deadline = Instant::now() + timeout;
+        while !handle.is_finished() {
+            if Instant::now() >= deadline {
+                return false; // abandoned, like Python's daemon thread after join(timeout)
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = handle.join();
+        true
+    }
+}
+
+impl<E: SpanExporter + 'static> SpanProcessor for GraceBatchProcessor<E> {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return; // both SDKs' batch processors skip unsampled spans
+        }
+        match self.shared.profile {
+            Profile::Python => python::emit(&self.shared, span),
+            Profile::Rust => rust::on_end(&self.shared, span),
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        match self.shared.profile {
+            Profile::Python => {
+                if python::force_flush(&self.shared) {
+                    Ok(())
+                } else {
+                    Err(OTelSdkError::AlreadyShutdown)
+                }
+            }
+            Profile::Rust => rust::force_flush(&self.shared),
+        }
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        match self.shared.profile {
+            Profile::Python => python::shutdown(self, timeout),
+            Profile::Rust => rust::shutdown(self, timeout),
+        }
+    }
+
+    /// Forwarded, or the exporter would send spans without `service.name` (FACTS.md).
+    fn set_resource(&mut self, resource: &Resource) {
+        self.shared
+            .exporter
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_resource(resource);
+    }
+}
+
+/// Exports one batch through the exporter, blocking, as both SDKs do on their worker.
+fn export_batch<E: SpanExporter>(shared: &Shared<E>, batch: Vec<SpanData>) -> OTelSdkResult {
+    let exporter = shared.exporter.read().unwrap_or_else(|e| e.into_inner());
+    futures_executor::block_on(exporter.export(batch))
+}
+
+fn shutdown_exporter<E: SpanExporter>(shared: &Shared<E>) {
+    let exporter = shared.exporter.read().unwrap_or_else(|e| e.into_inner());
+    let _ = exporter.shutdown();
+}
+
+/// Waits on the condvar until `done` holds or `deadline` passes; returns the guard.
+fn wait_until<'a>(
+    wake: &Condvar,
+    mut state: MutexGuard<'a, State>,
+    deadline: Instant,
+    done: impl Fn(&State) -> bool,
+) -> MutexGuard<'a, State> {
+    while !done(&state) {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        state = wake
+            .wait_timeout(state, deadline - now)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    state
+}
+
+/// Locks, carrying on after a panic elsewhere: the data under these locks stays valid.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,147 @@
+//! The Python rules: opentelemetry-sdk 1.41, `opentelemetry/sdk/_shared_internal/__init__.py`,
+//! class `BatchProcessor` (line numbers below are of that file).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+
+use super::{GraceBatchProcessor, Shared, State, export_batch, lock, shutdown_exporter, wait_until};
+
+/// `BatchExportStrategy`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Strategy {
+    ExportAll,
+    ExportWhileBatchExceedsThreshold,
+    ExportAtLeastOneBatch,
+}
+
+/// `emit` (l. 210-222): a full queue evicts its OLDEST span (`deque(maxlen)` with
+/// `appendleft`), then a queue of at least one batch wakes the worker early.
+pub(super) fn emit<E>(shared: &Shared<E>, span: SpanData) {
+    let counters = &shared.record.counters;
+    let mut state = shared.lock();
+    if state.shutdown {
+        // l. 211: "Shutdown called, ignoring span."
+        counters.dropped_after_shutdown.fetch_add(1, Relaxed);
+        return;
+    }
+    if state.queue.len() >= shared.config.max_queue_size {
+        // l. 216-220: "Queue full, dropping span." -- the deque drops from the old end.
+        state.queue.pop_front();
+        counters.dropped_oldest.fetch_add(1, Relaxed);
+    } else {
+        counters.queued.fetch_add(1, Relaxed);
+    }
+    state.queue.push_back(span);
+    if state.queue.len() >= shared.config.max_export_batch_size {
+        state.awaken = true; // l. 221-222: self._worker_awaken.set()
+        drop(state);
+        shared.wake.notify_all();
+    }
+}
+
+/// `worker` (l. 163-177). The wait is NOT shortened by the time exports take, and an
+/// early wake that arrives during an export is cleared afterwards (l. 176).
+pub(super) fn worker<E: SpanExporter>(shared: &Shared<E>) {
+    let delay = shared.config.schedule_delay;
+    loop {
+        let state = shared.lock();
+        if state.shutdown {
+            break;
+        }
+        // l. 168: sleep_interrupted = self._worker_awaken.wait(self._schedule_delay)
+        let state = wait_until(&shared.wake, state, Instant::now() + delay, |s: &State| s.awaken);
+        let interrupted = state.awaken;
+        if state.shutdown {
+            break;
+        }
+        drop(state);
+        export(
+            shared,
+            if interrupted {
+                Strategy::ExportWhileBatchExceedsThreshold
+            } else {
+                Strategy::ExportAtLeastOneBatch
+            },
+        );
+        shared.lock().awaken = false;
+    }
+    if !shared.killed.load(Relaxed) {
+        export(shared, Strategy::ExportAll); // l. 177
+    }
+}
+
+/// `_should_export_batch` (l. 137-149).
+fn should_export_batch(state: &State, max_batch: usize, strategy: Strategy, iterations: usize) -> bool {
+    if state.queue.is_empty() || state.shutdown_timeout_exceeded {
+        return false;
+    }
+    if state.queue.len() >= max_batch {
+        return true;
+    }
+    match strategy {
+        Strategy::ExportAll => true,
+        Strategy::ExportAtLeastOneBatch => iterations == 0,
+        Strategy::ExportWhileBatchExceedsThreshold => false,
+    }
+}
+
+/// `_export` (l. 179-208): under the export lock, batch after batch, oldest spans first.
+fn export<E: SpanExporter>(shared: &Shared<E>, strategy: Strategy) {
+    let _export_lock = lock(&shared.export_lock);
+    let mut iterations = 0;
+    loop {
+        let batch: Vec<SpanData> = {
+            let mut state = shared.lock();
+            if shared.killed.load(Relaxed)
+                || !should_export_batch(&state, shared.config.max_export_batch_size, strategy, iterations)
+            {
+                return;
+            }
+            iterations += 1;
+            let count = shared.config.max_export_batch_size.min(state.queue.len());
+            state.queue.drain(..count).collect()
+        };
+        // l. 201-205: an exception is logged and the loop goes on with the next batch.
+        let _ = export_batch(shared, batch);
+    }
+}
+
+/// `force_flush` (l. 251-257): `timeout_millis` is ignored (upstream issue 4568); the
+/// caller's thread exports everything, after waiting for the worker's export in flight.
+pub(super) fn force_flush<E: SpanExporter>(shared: &Shared<E>) -> bool {
+    if shared.lock().shutdown {
+        return false;
+    }
+    export(shared, Strategy::ExportAll);
+    true
+}
+
+/// `shutdown(timeout_millis=30000)` (l. 224-249): stop accepting, wake the worker, join
+/// it for at most the timeout, stop further batches, shut the exporter down (which
+/// aborts a retry wait in progress).
+pub(super) fn shutdown<E: SpanExporter + 'static>(
+    processor: &GraceBatchProcessor<E>,
+    timeout: Duration,
+) -> OTelSdkResult {
+    let shared = &processor.shared;
+    {
+        let mut state = shared.lock();
+        if state.shutdown {
+            return Ok(());
+        }
+        state.shutdown = true;
+        state.awaken = true;
+    }
+    shared.wake.notify_all();
+    let joined = processor.join_worker(timeout);
+    shared.lock().shutdown_timeout_exceeded = true;
+    shutdown_exporter(shared);
+    if joined {
+        Ok(())
+    } else {
+        Err(OTelSdkError::Timeout(timeout))
+    }
+}

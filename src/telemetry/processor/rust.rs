@@ -1,0 +1,170 @@
+//! The Rust rules: opentelemetry_sdk 0.33.1, `src/trace/span_processor.rs`,
+//! `BatchSpanProcessor` (line numbers below are of that file).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
+
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+
+use super::{
+    GraceBatchProcessor, MESSAGE_CAPACITY, Message, Shared, export_batch, shutdown_exporter,
+    wait_until,
+};
+
+/// The fixed wait of `force_flush` (l. 699: `forceflush_timeout: Duration::from_secs(5)`).
+pub const FORCE_FLUSH_WAIT: Duration = Duration::from_secs(5);
+
+/// `on_end` (l. 812-880): count first, then `try_send`; a full channel rejects the NEW
+/// span. Reaching a batch sends one `ExportSpan` message until the worker takes it.
+pub(super) fn on_end<E>(shared: &Shared<E>, span: SpanData) {
+    let counters = &shared.record.counters;
+    let mut state = shared.lock();
+    if state.shutdown {
+        // TrySendError::Disconnected: the worker is gone.
+        counters.dropped_after_shutdown.fetch_add(1, Relaxed);
+        return;
+    }
+    let previous_batch_size = state.pending;
+    if state.queue.len() >= shared.config.max_queue_size {
+        // TrySendError::Full: the count is reverted and the span dropped.
+        counters.dropped_newest.fetch_add(1, Relaxed);
+        return;
+    }
+    state.pending += 1;
+    state.queue.push_back(span);
+    counters.queued.fetch_add(1, Relaxed);
+    if previous_batch_size + 1 >= shared.config.max_export_batch_size && !state.export_message_sent {
+        state.export_message_sent = true;
+        if state.messages.len() < MESSAGE_CAPACITY {
+            state.messages.push_back(Message::ExportSpan);
+            drop(state);
+            shared.wake.notify_all();
+        } else {
+            state.export_message_sent = false;
+        }
+    }
+}
+
+/// The worker loop (l. 583-680): `recv_timeout(scheduled_delay - since last export)`.
+pub(super) fn worker<E: SpanExporter>(shared: &Shared<E>) {
+    let delay = shared.config.schedule_delay;
+    let mut last_export_time = Instant::now();
+    loop {
+        let remaining = delay.checked_sub(last_export_time.elapsed()).unwrap_or(delay);
+        let message = {
+            let state = shared.lock();
+            let mut state = wait_until(&shared.wake, state, Instant::now() + remaining, |s| {
+                !s.messages.is_empty() || shared.killed.load(Relaxed)
+            });
+            if shared.killed.load(Relaxed) {
+                return;
+            }
+            let message = state.messages.pop_front();
+            if matches!(message, Some(Message::ExportSpan)) {
+                state.export_message_sent = false;
+            }
+            message
+        };
+        match message {
+            None | Some(Message::ExportSpan) => {
+                let _ = get_spans_and_export(shared, &mut last_export_time);
+            }
+            Some(Message::ForceFlush(reply)) => {
+                let result = get_spans_and_export(shared, &mut last_export_time);
+                let _ = reply.send(result);
+            }
+            Some(Message::Shutdown(reply)) => {
+                let result = get_spans_and_export(shared, &mut last_export_time);
+                shutdown_exporter(shared);
+                close_channel(shared);
+                let _ = reply.send(result);
+                return;
+            }
+        }
+    }
+}
+
+/// When the worker returns, the receiver is dropped: spans that were `try_send`-ed after
+/// the shutdown drain vanish uncounted upstream. Here they are counted.
+fn close_channel<E>(shared: &Shared<E>) {
+    let mut state = shared.lock();
+    state.shutdown = true;
+    let left = state.queue.len() as u64;
+    state.queue.clear();
+    let counters = &shared.record.counters;
+    counters.queued.fetch_sub(left as i64, Relaxed);
+    counters.dropped_after_shutdown.fetch_add(left, Relaxed);
+}
+
+/// `get_spans_and_export` (l. 721-766): export what was counted at the start, in chunks
+/// of the batch size; `last_export_time` is reset at the start of each export.
+fn get_spans_and_export<E: SpanExporter>(
+    shared: &Shared<E>,
+    last_export_time: &mut Instant,
+) -> OTelSdkResult {
+    let target = shared.lock().pending;
+    let mut result = Ok(());
+    let mut total = 0;
+    while target > 0 && total < target {
+        let limit = shared.config.max_export_batch_size.min(target - total);
+        let batch: Vec<SpanData> = {
+            let mut state = shared.lock();
+            if shared.killed.load(Relaxed) {
+                return result;
+            }
+            let take = limit.min(state.queue.len());
+            state.queue.drain(..take).collect()
+        };
+        let count = batch.len();
+        if count == 0 {
+            break;
+        }
+        total += count;
+        *last_export_time = Instant::now();
+        result = export_batch(shared, batch);
+        shared.lock().pending -= count;
+    }
+    result
+}
+
+fn send<E>(shared: &Shared<E>, message: Message) -> Result<(), OTelSdkError> {
+    let mut state = shared.lock();
+    if state.shutdown {
+        return Err(OTelSdkError::AlreadyShutdown);
+    }
+    if state.messages.len() >= MESSAGE_CAPACITY {
+        return Err(OTelSdkError::InternalFailure(
+            "control channel is full".into(),
+        ));
+    }
+    state.messages.push_back(message);
+    drop(state);
+    shared.wake.notify_all();
+    Ok(())
+}
+
+/// `force_flush` (l. 892-925): no timeout argument; waits a fixed 5 s for the worker.
+pub(super) fn force_flush<E>(shared: &Shared<E>) -> OTelSdkResult {
+    let (reply, answer) = sync_channel(1);
+    send(shared, Message::ForceFlush(reply))?;
+    answer.recv_timeout(FORCE_FLUSH_WAIT).map_err(|_| OTelSdkError::Timeout(FORCE_FLUSH_WAIT))?
+}
+
+/// `shutdown_with_timeout` (l. 929-990): `Timeout` if the worker has not answered in
+/// time, but the worker carries on with its drain; `Ok` even when the last export
+/// failed (the reply is only waited for, l. 947-953).
+pub(super) fn shutdown<E: SpanExporter + 'static>(
+    processor: &GraceBatchProcessor<E>,
+    timeout: Duration,
+) -> OTelSdkResult {
+    let shared = &processor.shared;
+    let (reply, answer) = sync_channel(1);
+    send(shared, Message::Shutdown(reply))?;
+    let _last_export_result = answer
+        .recv_timeout(timeout)
+        .map_err(|_| OTelSdkError::Timeout(timeout))?;
+    processor.join_worker(Duration::from_secs(1));
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! The exporter's HTTP client: every attempt recorded, SIGKILL able to cut it off, and,
+//! for the python profile, the Python exporter's retry rules.
+//!
+//! `opentelemetry-otlp` builds the OTLP/HTTP protobuf request and hands it to an
+//! `HttpClient`; this is that client. For the rust and sdk profiles it makes exactly one
+//! attempt and the exporter's own `RetryPolicy::recommended()` retries around it, as
+//! stock. For the python profile the exporter's retries are disabled and this client
+//! reproduces `opentelemetry-exporter-otlp-proto-http` 1.41
+//! (`trace_exporter/__init__.py`, `OTLPSpanExporter.export` and `_export`), because that
+//! loop is what keeps one batch busy for ~7 s against a failing backend (FACTS.md).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{Request, Response};
+use opentelemetry_http::{HttpClient, HttpError};
+use rand::Rng;
+
+use crate::record::Record;
+
+/// State shared by one exporter and its client: which export is in flight (so attempts
+/// are attributed to it) and whether the exporter is shutting down.
+#[derive(Debug, Default)]
+pub struct ExportProbe {
+    pub current_export: AtomicU64,
+    /// Numbers every HTTP attempt, so each request id is unique.
+    pub attempts: AtomicU64,
+    /// Python's `_shutdown_in_progress`: aborts a retry wait.
+    pub shutdown: AtomicBool,
+}
+
+/// A runner's life: SIGKILL flips it, and from then on nothing of the runner goes out.
+#[derive(Debug)]
+pub struct RunnerLife {
+    pub id: u64,
+    killed: tokio::sync::watch::Sender<bool>,
+}
+
+impl RunnerLife {
+    pub fn new(id: u64) -> Self {
+        RunnerLife {
+            id,
+            killed: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    pub fn kill(&self) {
+        self.killed.send_replace(true);
+    }
+
+    pub fn is_killed(&self) -> bool {
+        *self.killed.borrow()
+    }
+}
+
+/// Which retry loop this client runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryRules {
+    /// One attempt per call; the OTLP exporter's `RetryPolicy` retries (rust, sdk).
+    Single,
+    /// `OTLPSpanExporter.export` of opentelemetry-exporter-otlp-proto-http 1.41.
+    Python,
+}
+
+/// `_MAX_RETRYS = 6` (l. 67).
+const PYTHON_MAX_TRIES: i32 = 6;
+
+#[derive(Debug)]
+pub struct WireClient {
+    pub http: reqwest::Client,
+    pub runtime: tokio::runtime::Handle,
+    pub rules: RetryRules,
+    /// Python: the deadline of one `export()` across all tries; single: per attempt.
+    pub timeout: Duration,
+    pub record: Arc<Record>,
+    pub probe: Arc<ExportProbe>,
+    pub life: Arc<RunnerLife>,
+}
+
+/// How one attempt ended when no HTTP answer came.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error("runner was killed (SIGKILL): the request was cut off")]
+    Killed,
+    #[error("connection error: {0}")]
+    Connection(String),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+impl WireClient {
+    /// One HTTP request, recorded, abandoned at once if the runner is killed.
+    async fn attempt(
+        &self,
+        request: &Request<Bytes>,
+        timeout: Duration,
+    ) -> Result<Response<Bytes>, AttemptError> {
+        let mut killed = self.life.killed.subscribe();
+        if *killed.borrow_and_update() {
+            return Err(AttemptError::Killed);
+        }
+        let export_id = self.probe.current_export.load(Relaxed);
+        let attempt = self.probe.attempts.fetch_add(1, Relaxed);
+        let body = request.body().clone();
+        let bytes = body.len() as u64;
+        let send = self
+            .http
+            .request(request.method().clone(), request.uri().to_string())
+            .headers(request.headers().clone())
+            .header("x-gracetrace-runner", self.life.id)
+            .header(
+                "x-gracetrace-request-id",
+                format!("{}-{export_id}-{attempt}", self.life.id),
+            )
+            .timeout(timeout)
+            .body(body)
+            .send();
+        let answer = async {
+            let response = send.await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, headers, body))
+        };
+        let result = tokio::select! {
+            result = answer => result,
+            _ = killed.wait_for(|k| *k) => return Err(AttemptError::Killed),
+        };
+        match result {
+            Ok((status, headers, body)) => {
+                self.record
+                    .export_attempt(export_id, bytes, Some(status.as_u16()));
+                let mut response = Response::new(body);
+                *response.status_mut() = status;
+                *response.headers_mut() = headers;
+                Ok(response)
+            }
+            Err(error) => {
+                self.record.export_attempt(export_id, bytes, None);
+                if error.is_timeout() {
+                    Err(AttemptError::Timeout(timeout))
+                } else {
+                    Err(AttemptError::Connection(error.to_string()))
+                }
+            }
+        }
+    }
+
+    /// `OTLPSpanExporter.export` (l. 174-224) with `_export` (l. 137-172).
+    async fn send_python(&self, request: &Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        let deadline = Instant::now() + self.timeout;
+        for retry_num in 0..PYTHON_MAX_TRIES {
+            // l. 183: backoff_seconds = 2**retry_num * random.uniform(0.8, 1.2)
+            let backoff =
+                Duration::from_secs_f64(2f64.powi(retry_num) * rand::rng().random_range(0.8..=1.2));
+            let remaining = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            let mut result = self.attempt(request, remaining).await;
+            if matches!(result, Err(AttemptError::Connection(_))) {
+                // l. 156-172: a ConnectionError is retried once at once, same timeout.
+                result = self.attempt(request, remaining).await;
+            }
+            let retryable = match &result {
+                Ok(response) if response.status().is_success() => return ok(result),
+                // `_is_retryable` (_common/__init__.py l. 26-31): 408 and 5xx, not 429.
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    status == 408 || (500..=599).contains(&status)
+                }
+                // l. 188-191: only a ConnectionError is retryable; a read timeout is not.
+                Err(AttemptError::Connection(_)) => true,
+                Err(AttemptError::Timeout(_) | AttemptError::Killed) => false,
+            };
+            let out_of_time = backoff > deadline.saturating_duration_since(Instant::now());
+            // l. 201-214
+            if !retryable
+                || retry_num + 1 == PYTHON_MAX_TRIES
+                || out_of_time
+                || self.probe.shutdown.load(Relaxed)
+            {
+                return ok(result);
+            }
+            // l. 220: self._shutdown_in_progress.wait(backoff_seconds)
+            if self.wait_unless_shutdown(backoff).await {
+                return ok(result);
+            }
+        }
+        Err("export failed after all retries".into())
+    }
+
+    /// Sleeps, but returns `true` early if the exporter shuts down or the runner dies.
+    async fn wait_unless_shutdown(&self, wait: Duration) -> bool {
+        let until = Instant::now() + wait;
+        loop {
+            if self.probe.shutdown.load(Relaxed) || self.life.is_killed() {
+                return true;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            tokio::time::sleep(left.min(Duration::from_millis(10))).await;
+        }
+    }
+}
+
+/// A non-2xx response is still a response: the OTLP exporter turns it into an error.
+fn ok(result: Result<Response<Bytes>, AttemptError>) -> Result<Response<Bytes>, HttpError> {
+    result.map_err(|e| Box::new(e) as HttpError)
+}
+
+#[async_trait]
+impl HttpClient for WireClient {
+    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        // The batch processors call `export` on plain threads through
+        // `futures_executor::block_on`; reqwest needs a Tokio reactor, so the work is run
+        // on this client's runtime and the calling thread blocks, as it does upstream.
+        let work = async {
+            match self.rules {
+                RetryRules::Single => ok(self.attempt(&request, self.timeout).await),
+                RetryRules::Python => self.send_python(&request).await,
+            }
+        };
+        self.runtime.block_on(work)
+    }
+}

@@ -1,0 +1,545 @@
+//! Integration tests of the embedded collector through its public API and real sockets.
+//!
+//! The HTTP client is a few lines over `std::net::TcpStream`, so that the tests see exactly
+//! what goes over the wire (status, headers, refused connects) with no client library
+//! retrying or pooling behind their back.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gracetrace::collector::{Collector, CollectorConfig, Faults};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), read to EOF.
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Resp> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    parse(&raw)
+}
+
+fn parse(raw: &[u8]) -> io::Result<Resp> {
+    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_owned());
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of head"))?;
+    let head = std::str::from_utf8(&raw[..split]).map_err(|_| bad("head not utf-8"))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().ok_or_else(|| bad("no status line"))?;
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("bad status line"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Ok(Resp {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    })
+}
+
+const PROTO: (&str, &str) = ("Content-Type", "application/x-protobuf");
+
+fn post(addr: SocketAddr, extra: &[(&str, &str)], body: &[u8]) -> Resp {
+    let mut headers = vec![PROTO];
+    headers.extend_from_slice(extra);
+    http(addr, "POST", "/v1/traces", &headers, body).expect("request")
+}
+
+fn span(trace: u8, id: u8, parent: Option<u8>, name: &str) -> Span {
+    Span {
+        trace_id: vec![trace; 16],
+        span_id: vec![id; 8],
+        parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+        name: name.to_owned(),
+        start_time_unix_nano: 1_000 + u64::from(id),
+        end_time_unix_nano: 2_000,
+        attributes: vec![KeyValue {
+            key: "model".into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue("resnet".into())),
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn request(spans: Vec<Span>) -> Vec<u8> {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// 3 spans over 2 traces.
+fn three_spans() -> Vec<u8> {
+    request(vec![
+        span(1, 1, None, "root"),
+        span(1, 2, Some(1), "child"),
+        span(2, 3, None, "other"),
+    ])
+}
+
+/// `n` spans, each its own trace, ids derived from `seed` so calls do not collide.
+fn n_spans(n: u8, seed: u8) -> Vec<u8> {
+    request(
+        (0..n)
+            .map(|i| {
+                let mut s = span(seed, i, None, "s");
+                s.trace_id[0] = i;
+                s
+            })
+            .collect(),
+    )
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+fn start(config: CollectorConfig) -> Collector {
+    Collector::start(config).expect("collector starts")
+}
+
+#[test]
+fn bad_input_gets_a_reason_and_valid_input_is_still_counted() {
+    let c = start(CollectorConfig {
+        max_body_bytes: 4096,
+        ..Default::default()
+    });
+    let a = c.addr();
+
+    let r = post(a, &[], &[0xff; 64]);
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("not an ExportTraceServiceRequest"),
+        "{}",
+        r.text()
+    );
+
+    let r = post(a, &[], &vec![7u8; 10_000]);
+    assert_eq!(r.status, 413);
+    assert!(r.text().contains("4096"), "{}", r.text());
+
+    let valid = three_spans();
+    let r = post(a, &[], &valid[..valid.len() - 5]);
+    assert_eq!(r.status, 400, "truncated protobuf: {}", r.text());
+
+    let r = post(a, &[], b"");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("empty body"), "{}", r.text());
+
+    let r = post(a, &[("Content-Encoding", "gzip")], &gzip(&[0xff; 64]));
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    let r = post(a, &[("Content-Encoding", "gzip")], b"not gzip at all");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("gzip"), "{}", r.text());
+
+    // A gzip bomb: small on the wire, over the limit once unpacked.
+    let r = post(a, &[("Content-Encoding", "gzip")], &gzip(&[0u8; 100_000]));
+    assert_eq!(r.status, 413, "{}", r.text());
+
+    let r = http(
+        a,
+        "POST",
+        "/v1/traces",
+        &[("Content-Type", "application/json")],
+        b"{}",
+    )
+    .unwrap();
+    assert_eq!(r.status, 415);
+    assert!(r.text().contains("application/x-protobuf"), "{}", r.text());
+
+    let r = http(a, "GET", "/v1/traces", &[], b"").unwrap();
+    assert_eq!(r.status, 405);
+
+    let mut bad_id = span(1, 9, None, "x");
+    bad_id.trace_id.truncate(5);
+    let r = post(a, &[], &request(vec![bad_id]));
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("trace_id of 5 bytes"), "{}", r.text());
+
+    let s = c.stats();
+    assert_eq!(s.spans_received, 0);
+    assert_eq!(s.requests_rejected, 10);
+    assert_eq!(s.rejected_by_reason.get("undecodable"), Some(&3));
+    assert_eq!(s.rejected_by_reason.get("too_large"), Some(&2));
+    assert_eq!(s.rejected_by_reason.get("empty"), Some(&1));
+    assert_eq!(s.rejected_by_reason.get("bad_gzip"), Some(&1));
+    assert_eq!(
+        s.rejected_by_reason.get("unsupported_content_type"),
+        Some(&1)
+    );
+    assert_eq!(s.rejected_by_reason.get("method_not_allowed"), Some(&1));
+    assert_eq!(s.rejected_by_reason.get("bad_id"), Some(&1));
+
+    let r = post(a, &[], &valid);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/x-protobuf"));
+    let s = c.stats();
+    assert_eq!(s.spans_received, 3);
+    assert_eq!(s.traces_seen, 2);
+    assert_eq!(s.duplicates, 0);
+    assert_eq!(s.requests_accepted, 1);
+
+    let r = post(a, &[], &valid);
+    assert_eq!(r.status, 200);
+    let s = c.stats();
+    assert_eq!(s.spans_received, 6);
+    assert_eq!(s.duplicates, 3);
+    assert_eq!(s.traces_seen, 2);
+    assert_eq!(s.requests, 12);
+    assert_eq!(s.requests_in_flight, 0);
+    assert_eq!(s.requests_abandoned, 0);
+    assert!(s.bytes_received > 10_000);
+    c.shutdown();
+}
+
+#[test]
+fn gzip_body_is_accepted_and_counted() {
+    let c = start(CollectorConfig::default());
+    let r = post(
+        c.addr(),
+        &[("Content-Encoding", "gzip")],
+        &gzip(&three_spans()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let s = c.stats();
+    assert_eq!(s.spans_received, 3);
+    assert_eq!(s.bytes_received, gzip(&three_spans()).len() as u64);
+    c.shutdown();
+}
+
+#[test]
+fn injected_429_carries_retry_after_and_clears() {
+    let c = start(CollectorConfig::default());
+    c.set_faults(Faults {
+        error_rate: 1.0,
+        error_status: 429,
+        retry_after_s: Some(3),
+        ..Faults::default()
+    })
+    .unwrap();
+    let r = post(c.addr(), &[], &three_spans());
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("3"));
+    let s = c.stats();
+    assert_eq!(s.spans_received, 0);
+    assert_eq!(s.spans_rejected, 3);
+    assert_eq!(s.rejected_by_reason.get("injected_429"), Some(&1));
+
+    c.set_faults(Faults::default()).unwrap();
+    assert_eq!(post(c.addr(), &[], &three_spans()).status, 200);
+    assert_eq!(c.stats().spans_received, 3);
+
+    // Invalid faults are refused and the old ones stay.
+    let err = c
+        .set_faults(Faults {
+            error_status: 200,
+            ..Faults::default()
+        })
+        .unwrap_err();
+    assert!(err.contains("error_status") && err.contains("200"), "{err}");
+    assert_eq!(c.faults(), Faults::default());
+    c.shutdown();
+}
+
+#[test]
+fn outage_refuses_connections_and_the_port_comes_back() {
+    let c = start(CollectorConfig::default());
+    let a = c.addr();
+    // A keep-alive connection open before the outage is closed by it.
+    let mut idle = TcpStream::connect(a).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    thread::sleep(Duration::from_millis(50));
+
+    c.set_faults(Faults {
+        outage: true,
+        ..Faults::default()
+    })
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match TcpStream::connect(a) {
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break,
+            Ok(_) | Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            other => panic!("connect during outage: {other:?}"),
+        }
+    }
+    let mut buf = [0u8; 16];
+    match idle.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+        other => panic!("open connection not closed by the outage: {other:?}"),
+    }
+
+    c.set_faults(Faults::default()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let r = loop {
+        match http(a, "POST", "/v1/traces", &[PROTO], &three_spans()) {
+            Ok(r) => break r,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("port did not come back: {e}"),
+        }
+    };
+    assert_eq!(r.status, 200);
+    assert_eq!(c.addr(), a);
+    assert_eq!(c.stats().spans_received, 3);
+    c.shutdown();
+}
+
+#[test]
+fn killed_runner_is_not_counted_from_the_kill_instant() {
+    let c = start(CollectorConfig {
+        faults: Faults {
+            latency_ms: 300,
+            ..Faults::default()
+        },
+        ..Default::default()
+    });
+    let a = c.addr();
+    let body = n_spans(5, 7);
+    let sender = thread::spawn(move || {
+        post(
+            a,
+            &[
+                ("x-gracetrace-runner", "7"),
+                ("x-gracetrace-request-id", "r7-1"),
+            ],
+            &body,
+        )
+    });
+    thread::sleep(Duration::from_millis(100));
+    let killed_at = Instant::now();
+    c.runner_killed(7);
+    let r = sender.join().unwrap();
+    assert_eq!(r.status, 503);
+    assert!(
+        killed_at.elapsed() < Duration::from_millis(150),
+        "a killed runner's waiting request is answered at once"
+    );
+    let s = c.stats();
+    assert_eq!(s.spans_received, 0);
+    assert_eq!(s.requests_dropped_killed_runner, 1);
+    assert_eq!(s.spans_dropped_killed_runner, 5);
+    assert_eq!(c.was_acknowledged("r7-1"), None);
+
+    // A later request of the killed runner is dropped too; another runner is counted.
+    let r = post(a, &[("x-gracetrace-runner", "7")], &n_spans(2, 9));
+    assert_eq!(r.status, 503);
+    let r = post(
+        a,
+        &[
+            ("x-gracetrace-runner", "8"),
+            ("x-gracetrace-request-id", "r8-1"),
+        ],
+        &n_spans(4, 8),
+    );
+    assert_eq!(r.status, 200);
+    let s = c.stats();
+    assert_eq!(s.spans_received, 4);
+    assert_eq!(s.spans_dropped_killed_runner, 7);
+    assert_eq!(c.was_acknowledged("r8-1"), Some(4));
+    assert_eq!(c.was_acknowledged("never-sent"), None);
+    c.shutdown();
+}
+
+#[test]
+fn ingestion_limit_answers_429() {
+    let c = start(CollectorConfig {
+        faults: Faults {
+            ingest_limit_spans_per_s: Some(10),
+            ..Faults::default()
+        },
+        ..Default::default()
+    });
+    let statuses: Vec<u16> = (0..3)
+        .map(|i| post(c.addr(), &[], &n_spans(8, 20 + i)).status)
+        .collect();
+    assert_eq!(statuses[0], 200);
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let accepted = statuses.iter().filter(|s| **s == 200).count() as u64;
+    let s = c.stats();
+    assert_eq!(s.spans_received, 8 * accepted);
+    assert_eq!(
+        s.rejected_by_reason.get("rate_limited"),
+        Some(&(3 - accepted))
+    );
+    // Rate-limit answers always say when to come back.
+    let r = post(c.addr(), &[], &n_spans(8, 30));
+    if r.status == 429 {
+        assert_eq!(r.header("retry-after"), Some("1"));
+    }
+    c.shutdown();
+}
+
+#[test]
+fn stats_endpoint_returns_json() {
+    let c = start(CollectorConfig::default());
+    assert_eq!(post(c.addr(), &[], &three_spans()).status, 200);
+    let r = http(c.addr(), "GET", "/stats", &[], b"").unwrap();
+    assert_eq!(r.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["spans_received"], 3);
+    assert_eq!(v["traces_seen"], 2);
+    // /stats is not an OTLP request.
+    assert_eq!(c.stats().requests, 1);
+    c.shutdown();
+}
+
+#[test]
+fn recent_traces_keep_the_waterfall() {
+    let c = start(CollectorConfig::default());
+    assert_eq!(post(c.addr(), &[], &three_spans()).status, 200);
+    let traces = c.recent_traces();
+    assert_eq!(traces.len(), 2);
+    assert_eq!(traces[0].trace_id, "02".repeat(16), "newest first");
+    let t1 = &traces[1];
+    assert_eq!(t1.trace_id, "01".repeat(16));
+    assert_eq!(t1.spans.len(), 2);
+    assert_eq!(t1.spans[0].name, "root");
+    assert_eq!(t1.spans[0].parent_span_id, None);
+    assert_eq!(
+        t1.spans[1].parent_span_id.as_deref(),
+        Some("0101010101010101")
+    );
+    assert_eq!(
+        t1.spans[0].attributes,
+        vec![("model".to_owned(), "resnet".to_owned())]
+    );
+    c.shutdown();
+}
+
+#[test]
+fn black_hole_holds_requests_until_switched_off_and_shutdown_never_hangs() {
+    let c = start(CollectorConfig {
+        faults: Faults {
+            black_hole: true,
+            ..Faults::default()
+        },
+        ..Default::default()
+    });
+    let a = c.addr();
+    let sender = thread::spawn(move || post(a, &[], &three_spans()));
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(c.stats().requests_in_flight, 1);
+    assert_eq!(c.stats().spans_received, 0);
+    c.set_faults(Faults::default()).unwrap();
+    assert_eq!(sender.join().unwrap().status, 200);
+    assert_eq!(c.stats().spans_received, 3);
+
+    // A client that gives up leaves an abandoned request, not a counted one.
+    c.set_faults(Faults {
+        black_hole: true,
+        ..Faults::default()
+    })
+    .unwrap();
+    {
+        let mut s = TcpStream::connect(a).unwrap();
+        let body = three_spans();
+        let head = format!(
+            "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(&body).unwrap();
+        thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while c.stats().requests_abandoned < 1 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(c.stats().requests_abandoned, 1);
+
+    // One more held request, then shutdown: bounded.
+    let _held = thread::spawn(move || http(a, "POST", "/v1/traces", &[PROTO], &three_spans()));
+    thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    c.shutdown();
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(TcpStream::connect(a).is_err(), "port released");
+}
+
+#[test]
+fn start_errors_name_the_problem() {
+    let c = start(CollectorConfig::default());
+    let err = Collector::start(CollectorConfig {
+        listen: c.addr(),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains(&c.addr().to_string()), "{err}");
+    let err = Collector::start(CollectorConfig {
+        faults: Faults {
+            latency_ms: 10_000_000,
+            ..Faults::default()
+        },
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("latency_ms"), "{err}");
+    assert_eq!(
+        c.traces_endpoint(),
+        format!("http://127.0.0.1:{}/v1/traces", c.addr().port())
+    );
+    c.shutdown();
+}
