@@ -74,7 +74,9 @@ pub enum CollectorError {
     /// The address is taken or not ours; the address is named so the user can pick another.
     #[error("collector cannot listen on {addr}: {source}")]
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
+        /// What the OS said (address in use, permission denied, ...).
         #[source]
         source: std::io::Error,
     },

@@ -115,6 +115,11 @@ async fn serve_connection(
 ) {
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
+        // hyper's default 30 s header timeout also runs while a keep-alive connection is
+        // idle, and closing idle connections races with the exporter's pool reusing them:
+        // spurious connection errors that would be counted as backend failures. Peers are
+        // local; outage and shutdown close connections anyway.
+        .header_read_timeout(None)
         .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
     tokio::select! {
         // A connection error is the peer's business (reset, garbage); nothing to count.

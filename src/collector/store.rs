@@ -47,8 +47,11 @@ pub struct StoredSpan {
     pub span_id: String,
     /// `None` for a root span, so the UI can find the roots without parsing ids.
     pub parent_span_id: Option<String>,
+    /// The span's name, the label of its waterfall row.
     pub name: String,
+    /// Start and end as sent (Unix nanoseconds): the bar's extent on the shared time axis.
     pub start_unix_nano: u64,
+    /// See `start_unix_nano`.
     pub end_unix_nano: u64,
     /// Values rendered as text: the UI only displays them.
     pub attributes: Vec<(String, String)>,

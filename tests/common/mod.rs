@@ -1,0 +1,44 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use gracetrace::config::Settings;
+use gracetrace::record::SpanCounts;
+
+/// No environment: tests must not depend on the OTEL_* variables of the machine.
+pub fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+pub fn scenario_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/scenarios")
+        .join(format!("{name}.toml"))
+}
+
+/// Loads a shipped scenario with `--set`-style overrides.
+pub fn scenario(name: &str, overrides: &[&str]) -> Settings {
+    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    Settings::load(&no_env, Some(&scenario_path(name)), &overrides)
+        .unwrap_or_else(|e| panic!("scenario {name}: {e}"))
+}
+
+/// The accounting identity, with every term printed when it fails.
+pub fn assert_accounted(counts: &SpanCounts) {
+    assert_eq!(
+        counts.created,
+        counts.not_sampled
+            + counts.exported
+            + counts.dropped_queue_full
+            + counts.export_failed
+            + counts.lost_at_kill
+            + counts.queued
+            + counts.dropped_after_shutdown,
+        "every span must be accounted for: {counts:#?}"
+    );
+    assert_eq!(
+        counts.dropped_queue_full,
+        counts.dropped_oldest + counts.dropped_newest
+    );
+}
