@@ -9,6 +9,6 @@
 pub mod collector;
 pub mod config;
 pub mod record;
-pub mod telemetry;
 pub mod run;
+pub mod telemetry;
 pub mod workload;

@@ -100,7 +100,10 @@ fn run(scenario: Option<PathBuf>, overrides: &[String], json: Option<PathBuf>) -
 
 fn print_knobs() {
     let defaults = Settings::default();
-    println!("{:<36} {:<34} {:<14} range", "key", "environment", "default");
+    println!(
+        "{:<36} {:<34} {:<14} range",
+        "key", "environment", "default"
+    );
     for knob in knobs::KNOBS {
         println!(
             "{:<36} {:<34} {:<14} {}",

@@ -94,7 +94,7 @@ impl Session {
             },
         );
         // The sampler thread held the only other handle, and it has been joined.
-        if let Some(collector) = self.collector.take().and_then(|c| Arc::into_inner(c)) {
+        if let Some(collector) = self.collector.take().and_then(Arc::into_inner) {
             collector.shutdown();
         }
         report

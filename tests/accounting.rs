@@ -69,7 +69,11 @@ fn flaky_backend_is_retried_and_accounted() {
     let collector = report.collector.expect("embedded collector");
     assert_eq!(spans.received, spans.exported);
     assert_eq!(report.http.attempts, collector.requests);
-    let ok_batches = report.exports.iter().filter(|e| e.outcome == gracetrace::record::Outcome::Ok).count();
+    let ok_batches = report
+        .exports
+        .iter()
+        .filter(|e| e.outcome == gracetrace::record::Outcome::Ok)
+        .count();
     assert_eq!(collector.requests_accepted, ok_batches as u64);
     assert_eq!(
         collector.requests_rejected,

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use decode::{REQUEST_ID_HEADER, RUNNER_HEADER};
+pub use decode::{MAX_REQUEST_ID_LEN, REQUEST_ID_HEADER, RUNNER_HEADER};
 pub use faults::{Faults, MAX_INGEST_LIMIT, MAX_LATENCY_MS, MAX_RETRY_AFTER_S};
 pub use store::{
     ACK_WINDOW, DUPLICATE_WINDOW, MAX_SPANS_PER_STORED_TRACE, StoredSpan, StoredTrace, TRACE_WINDOW,

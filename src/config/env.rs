@@ -13,14 +13,22 @@
 use super::{ConfigError, Settings, Source, knobs};
 
 /// Applies every variable `get` returns, in a fixed order so precedence is deterministic.
-pub fn apply(settings: &mut Settings, get: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+pub fn apply(
+    settings: &mut Settings,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
     let set = |settings: &mut Settings, key: &str, var: &str, raw: &str| {
         settings.set(key, raw, Source::Env(var.to_string()))
     };
 
     if let Some(base) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
         let url = format!("{}/v1/traces", base.trim().trim_end_matches('/'));
-        set(settings, "exporter.endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", &url)?;
+        set(
+            settings,
+            "exporter.endpoint",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            &url,
+        )?;
     }
     sampler_from_env(settings, get)?;
     for knob in knobs::KNOBS {
@@ -47,7 +55,10 @@ pub fn apply(settings: &mut Settings, get: &dyn Fn(&str) -> Option<String>) -> R
 /// (`opentelemetry/sdk/trace/sampling.py`, `_get_from_env_or_default`). The product always
 /// builds `ParentBased(ratio)`; the non-parent-based names differ from it only for spans
 /// with a remote parent, which the workload never makes, so they map onto the same ratio.
-fn sampler_from_env(settings: &mut Settings, get: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+fn sampler_from_env(
+    settings: &mut Settings,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
     let Some(name) = get("OTEL_TRACES_SAMPLER") else {
         return Ok(());
     };
@@ -64,7 +75,11 @@ fn sampler_from_env(settings: &mut Settings, get: &dyn Fn(&str) -> Option<String
             None => 1.0,
             Some(arg) => {
                 let rate: f64 = arg.trim().parse().map_err(|_| {
-                    error("OTEL_TRACES_SAMPLER_ARG", &arg, "expected a number from 0 to 1")
+                    error(
+                        "OTEL_TRACES_SAMPLER_ARG",
+                        &arg,
+                        "expected a number from 0 to 1",
+                    )
                 })?;
                 if !(0.0..=1.0).contains(&rate) {
                     return Err(error(

@@ -21,7 +21,10 @@ use std::fmt;
 pub enum Source {
     Default,
     Env(String),
-    File { path: String, line: usize },
+    File {
+        path: String,
+        line: usize,
+    },
     CommandLine,
     /// Changed while running (a slider, a live command).
     Live,

@@ -102,8 +102,14 @@ mod tests {
             "t.toml:3: tracing.sample_rate = \"1.5\" is invalid: expected a number from 0 to 1"
         );
         let err = apply_str(&mut s, "[batch]\nqueue = 3\n", "t.toml").unwrap_err();
-        assert!(err.to_string().starts_with("t.toml:2: batch.queue = \"3\" is invalid: unknown key"));
+        assert!(
+            err.to_string()
+                .starts_with("t.toml:2: batch.queue = \"3\" is invalid: unknown key")
+        );
         let err = apply_str(&mut s, "[batch\nx=1", "t.toml").unwrap_err();
-        assert!(err.to_string().starts_with("t.toml:1: not valid TOML"), "{err}");
+        assert!(
+            err.to_string().starts_with("t.toml:1: not valid TOML"),
+            "{err}"
+        );
     }
 }

@@ -322,7 +322,10 @@ impl Record {
 
     pub fn exports(&self) -> (Vec<ExportEvent>, u64) {
         let rings = self.rings();
-        (rings.exports.iter().cloned().collect(), rings.exports_forgotten)
+        (
+            rings.exports.iter().cloned().collect(),
+            rings.exports_forgotten,
+        )
     }
 
     pub fn markers(&self) -> Vec<Marker> {

@@ -157,7 +157,10 @@ impl Pipeline {
     }
 
     pub fn settings(&self) -> Settings {
-        self.applied.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Applies new settings live. The caller has validated them.

@@ -102,7 +102,12 @@ fn serve(line: &Mutex<Receiver<Instant>>, pipeline: &Pipeline, settings: &Worklo
 /// The open-loop arrival process: exponential gaps at `rate_per_s`, plus a burst of
 /// `burst_size` every `burst_every_s`. Arrivals due at once are sent together, so rates
 /// beyond what `sleep` can pace are still honoured on average.
-fn arrivals(settings: &WorkloadSettings, line: &SyncSender<Instant>, stop: &AtomicBool, pipeline: &Pipeline) {
+fn arrivals(
+    settings: &WorkloadSettings,
+    line: &SyncSender<Instant>,
+    stop: &AtomicBool,
+    pipeline: &Pipeline,
+) {
     let counters = &pipeline.record().counters;
     let mut rng = StdRng::seed_from_u64(settings.seed);
     let start = Instant::now();

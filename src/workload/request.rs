@@ -14,9 +14,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use opentelemetry::trace::{
-    Span, TraceContextExt, TraceId, Tracer, noop::NoopTracer,
-};
+use opentelemetry::trace::{Span, TraceContextExt, TraceId, Tracer, noop::NoopTracer};
 use opentelemetry::{Context, KeyValue};
 
 use crate::config::WorkloadSettings;

@@ -7,10 +7,13 @@ use std::time::{Duration, Instant};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-use super::{GraceBatchProcessor, Shared, State, export_batch, lock, shutdown_exporter, wait_until};
+use super::{
+    GraceBatchProcessor, Shared, State, export_batch, lock, shutdown_exporter, wait_until,
+};
 
-/// `BatchExportStrategy`.
+/// `BatchExportStrategy`, names kept as upstream spells them.
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)]
 enum Strategy {
     ExportAll,
     ExportWhileBatchExceedsThreshold,
@@ -52,7 +55,9 @@ pub(super) fn worker<E: SpanExporter>(shared: &Shared<E>) {
             break;
         }
         // l. 168: sleep_interrupted = self._worker_awaken.wait(self._schedule_delay)
-        let state = wait_until(&shared.wake, state, Instant::now() + delay, |s: &State| s.awaken);
+        let state = wait_until(&shared.wake, state, Instant::now() + delay, |s: &State| {
+            s.awaken
+        });
         let interrupted = state.awaken;
         if state.shutdown {
             break;
@@ -74,7 +79,12 @@ pub(super) fn worker<E: SpanExporter>(shared: &Shared<E>) {
 }
 
 /// `_should_export_batch` (l. 137-149).
-fn should_export_batch(state: &State, max_batch: usize, strategy: Strategy, iterations: usize) -> bool {
+fn should_export_batch(
+    state: &State,
+    max_batch: usize,
+    strategy: Strategy,
+    iterations: usize,
+) -> bool {
     if state.queue.is_empty() || state.shutdown_timeout_exceeded {
         return false;
     }
@@ -96,7 +106,12 @@ fn export<E: SpanExporter>(shared: &Shared<E>, strategy: Strategy) {
         let batch: Vec<SpanData> = {
             let mut state = shared.lock();
             if shared.killed.load(Relaxed)
-                || !should_export_batch(&state, shared.config.max_export_batch_size, strategy, iterations)
+                || !should_export_batch(
+                    &state,
+                    shared.config.max_export_batch_size,
+                    strategy,
+                    iterations,
+                )
             {
                 return;
             }

@@ -35,7 +35,8 @@ pub(super) fn on_end<E>(shared: &Shared<E>, span: SpanData) {
     state.pending += 1;
     state.queue.push_back(span);
     counters.queued.fetch_add(1, Relaxed);
-    if previous_batch_size + 1 >= shared.config.max_export_batch_size && !state.export_message_sent {
+    if previous_batch_size + 1 >= shared.config.max_export_batch_size && !state.export_message_sent
+    {
         state.export_message_sent = true;
         if state.messages.len() < MESSAGE_CAPACITY {
             state.messages.push_back(Message::ExportSpan);
@@ -52,7 +53,9 @@ pub(super) fn worker<E: SpanExporter>(shared: &Shared<E>) {
     let delay = shared.config.schedule_delay;
     let mut last_export_time = Instant::now();
     loop {
-        let remaining = delay.checked_sub(last_export_time.elapsed()).unwrap_or(delay);
+        let remaining = delay
+            .checked_sub(last_export_time.elapsed())
+            .unwrap_or(delay);
         let message = {
             let state = shared.lock();
             let mut state = wait_until(&shared.wake, state, Instant::now() + remaining, |s| {
@@ -149,7 +152,9 @@ fn send<E>(shared: &Shared<E>, message: Message) -> Result<(), OTelSdkError> {
 pub(super) fn force_flush<E>(shared: &Shared<E>) -> OTelSdkResult {
     let (reply, answer) = sync_channel(1);
     send(shared, Message::ForceFlush(reply))?;
-    answer.recv_timeout(FORCE_FLUSH_WAIT).map_err(|_| OTelSdkError::Timeout(FORCE_FLUSH_WAIT))?
+    answer
+        .recv_timeout(FORCE_FLUSH_WAIT)
+        .map_err(|_| OTelSdkError::Timeout(FORCE_FLUSH_WAIT))?
 }
 
 /// `shutdown_with_timeout` (l. 929-990): `Timeout` if the worker has not answered in

@@ -1,0 +1,259 @@
+//! The two rule books of the project's batch processor, against each other and against
+//! the stock `opentelemetry_sdk` processor, with an exporter the test holds shut.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanEvents, SpanExporter, SpanLinks,
+    SpanProcessor,
+};
+
+use gracetrace::record::Record;
+use gracetrace::telemetry::exporter::InstrumentedExporter;
+use gracetrace::telemetry::processor::{BatchConfig, GraceBatchProcessor, Profile};
+use gracetrace::telemetry::stock::{CountedStockProcessor, settle_drops};
+use gracetrace::telemetry::wire::ExportProbe;
+
+/// Span `i` is named `i`, so the exported names say exactly which spans survived.
+fn span(i: u64) -> SpanData {
+    SpanData {
+        span_context: SpanContext::new(
+            TraceId::from(i as u128 + 1),
+            SpanId::from(i + 1),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        ),
+        parent_span_id: SpanId::INVALID,
+        parent_span_is_remote: false,
+        span_kind: SpanKind::Internal,
+        name: i.to_string().into(),
+        start_time: SystemTime::now(),
+        end_time: SystemTime::now(),
+        attributes: Vec::new(),
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
+        status: Status::Unset,
+        instrumentation_scope: InstrumentationScope::builder("test").build(),
+    }
+}
+
+/// An exporter that lets a batch through only when the test grants a permit, and then
+/// takes `delay` to "send" it.
+#[derive(Clone, Debug, Default)]
+struct GatedExporter {
+    exported: Arc<Mutex<Vec<u64>>>,
+    entered: Arc<AtomicUsize>,
+    permits: Arc<(Mutex<usize>, Condvar)>,
+    delay: Duration,
+}
+
+impl GatedExporter {
+    fn open(delay: Duration) -> Self {
+        let exporter = GatedExporter {
+            delay,
+            ..Default::default()
+        };
+        exporter.grant(usize::MAX / 2);
+        exporter
+    }
+
+    fn grant(&self, n: usize) {
+        let (lock, cv) = &*self.permits;
+        *lock.lock().unwrap() += n;
+        cv.notify_all();
+    }
+
+    fn wait_entered(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.entered.load(SeqCst) < n {
+            assert!(Instant::now() < deadline, "export {n} never started");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn exported(&self) -> BTreeSet<u64> {
+        self.exported.lock().unwrap().iter().copied().collect()
+    }
+}
+
+impl SpanExporter for GatedExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.entered.fetch_add(1, SeqCst);
+        let (lock, cv) = &*self.permits;
+        let mut permits = lock.lock().unwrap();
+        while *permits == 0 {
+            permits = cv.wait(permits).unwrap();
+        }
+        *permits -= 1;
+        drop(permits);
+        std::thread::sleep(self.delay);
+        let mut exported = self.exported.lock().unwrap();
+        exported.extend(batch.iter().map(|s| s.name.parse::<u64>().unwrap()));
+        Ok(())
+    }
+}
+
+fn config(max_queue_size: usize, max_export_batch_size: usize) -> BatchConfig {
+    BatchConfig {
+        max_queue_size,
+        max_export_batch_size,
+        schedule_delay: Duration::from_secs(60),
+    }
+}
+
+fn own(
+    profile: Profile,
+    config: BatchConfig,
+    exporter: &GatedExporter,
+) -> (
+    GraceBatchProcessor<InstrumentedExporter<GatedExporter>>,
+    Arc<Record>,
+) {
+    let record = Arc::new(Record::new());
+    let instrumented = InstrumentedExporter::new(
+        exporter.clone(),
+        record.clone(),
+        1,
+        Arc::new(ExportProbe::default()),
+    );
+    (
+        GraceBatchProcessor::new(profile, config, instrumented, record.clone()),
+        record,
+    )
+}
+
+/// Feeds spans `from..to`.
+fn emit(processor: &dyn SpanProcessor, from: u64, to: u64) {
+    for i in from..to {
+        processor.on_end(span(i));
+    }
+}
+
+#[test]
+fn under_overload_python_keeps_the_newest_and_rust_the_oldest() {
+    let expectations = [
+        // Python: deque(maxlen=10) keeps the 10 newest of 5..105.
+        (
+            Profile::Python,
+            (0..5).chain(95..105).collect::<BTreeSet<u64>>(),
+        ),
+        // Rust: try_send on a full channel keeps the 10 oldest of 5..105.
+        (Profile::Rust, (0..15).collect()),
+    ];
+    for (profile, expected) in expectations {
+        let exporter = GatedExporter::default();
+        let (processor, record) = own(profile, config(10, 5), &exporter);
+        emit(&processor, 0, 5); // one batch: wakes the worker, which blocks in export
+        exporter.wait_entered(1);
+        emit(&processor, 5, 105); // 100 spans for 10 places
+        exporter.grant(usize::MAX / 2);
+        processor.shutdown().unwrap();
+        assert_eq!(exporter.exported(), expected, "{profile:?}");
+        let counts = record.span_counts();
+        match profile {
+            Profile::Python => assert_eq!((counts.dropped_oldest, counts.dropped_newest), (90, 0)),
+            Profile::Rust => assert_eq!((counts.dropped_oldest, counts.dropped_newest), (0, 90)),
+        }
+        assert_eq!(counts.exported, 15);
+        assert_eq!(counts.queued, 0);
+    }
+}
+
+#[test]
+fn rust_profile_agrees_with_the_stock_processor() {
+    // Three rounds: a batch leaves and blocks, a burst arrives, the batch is let through.
+    let rounds = [(0, 5, 105), (105, 110, 400), (400, 407, 1000)];
+    let drive = |processor: &dyn SpanProcessor, exporter: &GatedExporter| {
+        for (n, (start, batch_end, burst_end)) in rounds.into_iter().enumerate() {
+            emit(processor, start, batch_end);
+            exporter.wait_entered(n + 1);
+            emit(processor, batch_end, burst_end);
+            exporter.grant(1);
+        }
+        exporter.grant(usize::MAX / 2);
+        processor.shutdown().unwrap();
+    };
+
+    let own_exporter = GatedExporter::default();
+    let (processor, own_record) = own(Profile::Rust, config(40, 5), &own_exporter);
+    drive(&processor, &own_exporter);
+
+    let stock_exporter = GatedExporter::default();
+    let stock_record = Arc::new(Record::new());
+    let instrumented = InstrumentedExporter::new(
+        stock_exporter.clone(),
+        stock_record.clone(),
+        1,
+        Arc::new(ExportProbe::default()),
+    );
+    let handed = instrumented.handed();
+    let stock = BatchSpanProcessor::builder(instrumented)
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_queue_size(40)
+                .with_max_export_batch_size(5)
+                .with_scheduled_delay(Duration::from_secs(60))
+                .build(),
+        )
+        .build();
+    let counted = CountedStockProcessor::new(stock, stock_record.clone());
+    let accepted = counted.accepted.clone();
+    drive(&counted, &stock_exporter);
+    settle_drops(&stock_record, accepted.load(SeqCst), handed.load(SeqCst));
+
+    assert_eq!(own_exporter.exported(), stock_exporter.exported());
+    let (own_counts, stock_counts) = (own_record.span_counts(), stock_record.span_counts());
+    assert_eq!(own_counts.exported, stock_counts.exported);
+    assert_eq!(own_counts.dropped_newest, stock_counts.dropped_newest);
+    assert!(own_counts.dropped_newest > 0);
+    assert_eq!(own_counts.exported + own_counts.dropped_newest, 1000);
+}
+
+#[test]
+fn python_force_flush_ignores_its_timeout() {
+    let exporter = GatedExporter::open(Duration::from_millis(600));
+    let (processor, record) = own(Profile::Python, config(100, 5), &exporter);
+    emit(&processor, 0, 20); // four batches of 600 ms each
+    let start = Instant::now();
+    assert!(processor.force_flush_python(Duration::from_millis(1000)));
+    let took = start.elapsed();
+    // The timeout said 1 s; the flush ran until every span was out (upstream issue 4568).
+    assert!(took > Duration::from_millis(1500), "{took:?}");
+    assert_eq!(exporter.exported().len(), 20);
+    assert_eq!(record.span_counts().exported, 20);
+    processor.shutdown().unwrap();
+}
+
+#[test]
+fn rust_force_flush_gives_up_after_five_seconds() {
+    let exporter = GatedExporter::open(Duration::from_millis(1500));
+    let (processor, record) = own(Profile::Rust, config(100, 5), &exporter);
+    emit(&processor, 0, 20); // four batches of 1.5 s: 6 s in all
+    let start = Instant::now();
+    let result = processor.force_flush();
+    let took = start.elapsed();
+    assert!(
+        matches!(result, Err(OTelSdkError::Timeout(_))),
+        "{result:?}"
+    );
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_millis(5500),
+        "{took:?}"
+    );
+    assert!(exporter.exported().len() < 20);
+    // The worker carried on regardless: shutdown finds everything exported.
+    processor
+        .shutdown_with_timeout(Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(record.span_counts().exported, 20);
+}
