@@ -1,0 +1,195 @@
+//! Configuration: layering (environment < scenario file < --set) and errors that name the
+//! input, the value and the allowed range, from the library and from the real binary.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use gracetrace::config::{Semantics, Settings, scenario};
+
+fn load(vars: &[(&str, &str)], overrides: &[&str]) -> Result<Settings, String> {
+    let vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    Settings::load(&|var| vars.get(var).cloned(), None, &overrides).map_err(|e| e.to_string())
+}
+
+#[test]
+fn defaults_are_the_seeds() {
+    let s = load(&[], &[]).unwrap();
+    assert!(s.tracing.enabled);
+    assert_eq!(s.tracing.sample_rate, 1.0);
+    assert_eq!(s.tracing.semantics, Semantics::Python);
+    assert_eq!(
+        (s.batch.max_queue_size, s.batch.max_export_batch_size),
+        (2048, 512)
+    );
+    assert_eq!((s.batch.schedule_delay_ms, s.batch.export_timeout_ms), (5000, 30_000));
+    assert_eq!(s.exporter.timeout_ms, 10_000);
+}
+
+#[test]
+fn environment_variables_are_read_as_the_seed_reads_them() {
+    let s = load(
+        &[
+            ("OTEL_SAMPLE_RATE", "0.1"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "4096"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "1024"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "1000"),
+            ("OTEL_BSP_EXPORT_TIMEOUT", "2000"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318/"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "3000"),
+            ("OTEL_SERVICE_NAME", "svc"),
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(s.tracing.sample_rate, 0.1);
+    assert_eq!(s.batch.max_queue_size, 4096);
+    assert_eq!(s.batch.max_export_batch_size, 1024);
+    assert_eq!(s.batch.schedule_delay_ms, 1000);
+    assert_eq!(s.batch.export_timeout_ms, 2000);
+    assert_eq!(s.exporter.endpoint.as_deref(), Some("http://127.0.0.1:4318/v1/traces"));
+    assert_eq!(s.exporter.timeout_ms, 3000);
+    assert_eq!(s.tracing.service_name, "svc");
+
+    // The signal-specific endpoint is used as is and wins over the base.
+    let s = load(
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:1"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://b:2/custom"),
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(s.exporter.endpoint.as_deref(), Some("http://b:2/custom"));
+}
+
+#[test]
+fn tracing_switches_and_sampler_precedence() {
+    assert!(!load(&[("ENABLE_TRACING", "false")], &[]).unwrap().tracing.enabled);
+    assert!(!load(&[("ENABLE_TRACING", "FALSE")], &[]).unwrap().tracing.enabled);
+    assert!(!load(&[("OTEL_SDK_DISABLED", "true")], &[]).unwrap().tracing.enabled);
+    // Disabled wins over enabled.
+    let s = load(&[("ENABLE_TRACING", "true"), ("OTEL_SDK_DISABLED", "true")], &[]).unwrap();
+    assert!(!s.tracing.enabled);
+
+    let sampler = [
+        ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+    ];
+    assert_eq!(load(&sampler, &[]).unwrap().tracing.sample_rate, 0.25);
+    assert_eq!(load(&[("OTEL_TRACES_SAMPLER", "always_off")], &[]).unwrap().tracing.sample_rate, 0.0);
+    // The seed passes an explicit sampler built from OTEL_SAMPLE_RATE: it wins.
+    let mut both = sampler.to_vec();
+    both.push(("OTEL_SAMPLE_RATE", "0.5"));
+    assert_eq!(load(&both, &[]).unwrap().tracing.sample_rate, 0.5);
+}
+
+#[test]
+fn bad_environment_values_name_variable_value_and_range() {
+    let cases = [
+        (
+            ("OTEL_SAMPLE_RATE", "abc"),
+            "OTEL_SAMPLE_RATE=\"abc\" is invalid (tracing.sample_rate): expected a number from 0 to 1",
+        ),
+        (
+            ("OTEL_SAMPLE_RATE", "1.5"),
+            "OTEL_SAMPLE_RATE=\"1.5\" is invalid (tracing.sample_rate): expected a number from 0 to 1",
+        ),
+        (
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
+            "OTEL_BSP_MAX_QUEUE_SIZE=\"0\" is invalid (batch.max_queue_size): expected a whole number from 1 to 10000000",
+        ),
+        (
+            ("ENABLE_TRACING", "yes"),
+            "ENABLE_TRACING=\"yes\" is invalid (tracing.enabled): expected true or false",
+        ),
+        (
+            ("OTEL_TRACES_SAMPLER", "sometimes"),
+            "OTEL_TRACES_SAMPLER=\"sometimes\" is invalid (tracing.sample_rate): expected always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio",
+        ),
+        (
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://x/v1/traces"),
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=\"https://x/v1/traces\" is invalid (exporter.endpoint): expected an http:// URL ending in /v1/traces, or \"embedded\" (https is not built in)",
+        ),
+    ];
+    for ((var, value), expected) in cases {
+        assert_eq!(load(&[(var, value)], &[]).unwrap_err(), expected);
+    }
+    let err = load(&[("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096")], &[]).unwrap_err();
+    assert!(err.contains("batch.max_export_batch_size") && err.contains("4096") && err.contains("must not exceed batch.max_queue_size (2048)"), "{err}");
+}
+
+#[test]
+fn layers_override_in_order() {
+    let mut s = Settings::default();
+    scenario::apply_str(&mut s, "[tracing]\nsample_rate = 0.3\n", "f.toml").unwrap();
+    assert_eq!(s.tracing.sample_rate, 0.3);
+    // --set beats the file, which beats the environment.
+    let path = common::scenario_path("seed-defaults");
+    let s = Settings::load(
+        &|v| (v == "OTEL_BSP_SCHEDULE_DELAY").then(|| "777".to_string()),
+        Some(&path),
+        &["batch.schedule_delay_ms=1234".into()],
+    )
+    .unwrap();
+    assert_eq!(s.batch.schedule_delay_ms, 1234);
+    let s = Settings::load(&|v| (v == "OTEL_SAMPLE_RATE").then(|| "0.2".to_string()), Some(&path), &[]).unwrap();
+    assert_eq!(s.tracing.sample_rate, 1.0, "the file sets 1.0 and wins over the environment");
+
+    let err = load(&[], &["batch.max_queue_size"]).unwrap_err();
+    assert_eq!(err, "--set: \"batch.max_queue_size\" is not of the form key=value");
+    let err = load(&[], &["batch.nope=1"]).unwrap_err();
+    assert!(err.starts_with("--set: batch.nope = \"1\" is invalid: unknown key; known keys are: name, tracing.enabled"), "{err}");
+}
+
+#[test]
+fn every_shipped_scenario_loads() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/scenarios");
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        Settings::load(&common::no_env, Some(&path), &[]).unwrap_or_else(|e| panic!("{e}"));
+        count += 1;
+    }
+    assert!(count >= 5);
+}
+
+/// The real binary: bad input exits 2 with one line naming it, and never panics.
+#[test]
+fn the_binary_rejects_bad_input_with_exit_code_2() {
+    let bin = env!("CARGO_BIN_EXE_gracetrace");
+    let dir = std::env::temp_dir().join(format!("gracetrace-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let malformed = dir.join("malformed.toml");
+    std::fs::write(&malformed, "name = \"x\"\n[batch\nmax_queue_size = 1\n").unwrap();
+    let unknown = dir.join("unknown.toml");
+    std::fs::write(&unknown, "[batch]\nmax_queue_size = 100\nqueue_size = 5\n").unwrap();
+
+    let cases: Vec<(Vec<(&str, &str)>, Vec<String>, String)> = vec![
+        (vec![("OTEL_SAMPLE_RATE", "abc")], vec![], "OTEL_SAMPLE_RATE=\"abc\"".into()),
+        (vec![], vec!["--scenario".into(), malformed.display().to_string()], format!("{}:2: not valid TOML", malformed.display())),
+        (vec![], vec!["--scenario".into(), unknown.display().to_string()], format!("{}:3: batch.queue_size = \"5\" is invalid: unknown key", unknown.display())),
+        (vec![], vec!["--scenario".into(), dir.join("missing.toml").display().to_string()], "cannot read the scenario file".into()),
+        (vec![], vec!["--set".into(), "tracing.sample_rate=2".into()], "--set: tracing.sample_rate = \"2\" is invalid: expected a number from 0 to 1".into()),
+    ];
+    for (vars, args, expected) in cases {
+        let output = Command::new(bin)
+            .arg("run")
+            .args(&args)
+            .env_clear()
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(&expected), "expected {expected:?} in {stderr:?}");
+        assert!(!stderr.contains("panicked"));
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
