@@ -27,7 +27,10 @@ fn defaults_are_the_seeds() {
         (s.batch.max_queue_size, s.batch.max_export_batch_size),
         (2048, 512)
     );
-    assert_eq!((s.batch.schedule_delay_ms, s.batch.export_timeout_ms), (5000, 30_000));
+    assert_eq!(
+        (s.batch.schedule_delay_ms, s.batch.export_timeout_ms),
+        (5000, 30_000)
+    );
     assert_eq!(s.exporter.timeout_ms, 10_000);
 }
 
@@ -52,7 +55,10 @@ fn environment_variables_are_read_as_the_seed_reads_them() {
     assert_eq!(s.batch.max_export_batch_size, 1024);
     assert_eq!(s.batch.schedule_delay_ms, 1000);
     assert_eq!(s.batch.export_timeout_ms, 2000);
-    assert_eq!(s.exporter.endpoint.as_deref(), Some("http://127.0.0.1:4318/v1/traces"));
+    assert_eq!(
+        s.exporter.endpoint.as_deref(),
+        Some("http://127.0.0.1:4318/v1/traces")
+    );
     assert_eq!(s.exporter.timeout_ms, 3000);
     assert_eq!(s.tracing.service_name, "svc");
 
@@ -70,11 +76,30 @@ fn environment_variables_are_read_as_the_seed_reads_them() {
 
 #[test]
 fn tracing_switches_and_sampler_precedence() {
-    assert!(!load(&[("ENABLE_TRACING", "false")], &[]).unwrap().tracing.enabled);
-    assert!(!load(&[("ENABLE_TRACING", "FALSE")], &[]).unwrap().tracing.enabled);
-    assert!(!load(&[("OTEL_SDK_DISABLED", "true")], &[]).unwrap().tracing.enabled);
+    assert!(
+        !load(&[("ENABLE_TRACING", "false")], &[])
+            .unwrap()
+            .tracing
+            .enabled
+    );
+    assert!(
+        !load(&[("ENABLE_TRACING", "FALSE")], &[])
+            .unwrap()
+            .tracing
+            .enabled
+    );
+    assert!(
+        !load(&[("OTEL_SDK_DISABLED", "true")], &[])
+            .unwrap()
+            .tracing
+            .enabled
+    );
     // Disabled wins over enabled.
-    let s = load(&[("ENABLE_TRACING", "true"), ("OTEL_SDK_DISABLED", "true")], &[]).unwrap();
+    let s = load(
+        &[("ENABLE_TRACING", "true"), ("OTEL_SDK_DISABLED", "true")],
+        &[],
+    )
+    .unwrap();
     assert!(!s.tracing.enabled);
 
     let sampler = [
@@ -82,7 +107,13 @@ fn tracing_switches_and_sampler_precedence() {
         ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
     ];
     assert_eq!(load(&sampler, &[]).unwrap().tracing.sample_rate, 0.25);
-    assert_eq!(load(&[("OTEL_TRACES_SAMPLER", "always_off")], &[]).unwrap().tracing.sample_rate, 0.0);
+    assert_eq!(
+        load(&[("OTEL_TRACES_SAMPLER", "always_off")], &[])
+            .unwrap()
+            .tracing
+            .sample_rate,
+        0.0
+    );
     // The seed passes an explicit sampler built from OTEL_SAMPLE_RATE: it wins.
     let mut both = sampler.to_vec();
     both.push(("OTEL_SAMPLE_RATE", "0.5"));
@@ -121,7 +152,12 @@ fn bad_environment_values_name_variable_value_and_range() {
         assert_eq!(load(&[(var, value)], &[]).unwrap_err(), expected);
     }
     let err = load(&[("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096")], &[]).unwrap_err();
-    assert!(err.contains("batch.max_export_batch_size") && err.contains("4096") && err.contains("must not exceed batch.max_queue_size (2048)"), "{err}");
+    assert!(
+        err.contains("batch.max_export_batch_size")
+            && err.contains("4096")
+            && err.contains("must not exceed batch.max_queue_size (2048)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -138,11 +174,22 @@ fn layers_override_in_order() {
     )
     .unwrap();
     assert_eq!(s.batch.schedule_delay_ms, 1234);
-    let s = Settings::load(&|v| (v == "OTEL_SAMPLE_RATE").then(|| "0.2".to_string()), Some(&path), &[]).unwrap();
-    assert_eq!(s.tracing.sample_rate, 1.0, "the file sets 1.0 and wins over the environment");
+    let s = Settings::load(
+        &|v| (v == "OTEL_SAMPLE_RATE").then(|| "0.2".to_string()),
+        Some(&path),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        s.tracing.sample_rate, 1.0,
+        "the file sets 1.0 and wins over the environment"
+    );
 
     let err = load(&[], &["batch.max_queue_size"]).unwrap_err();
-    assert_eq!(err, "--set: \"batch.max_queue_size\" is not of the form key=value");
+    assert_eq!(
+        err,
+        "--set: \"batch.max_queue_size\" is not of the form key=value"
+    );
     let err = load(&[], &["batch.nope=1"]).unwrap_err();
     assert!(err.starts_with("--set: batch.nope = \"1\" is invalid: unknown key; known keys are: name, tracing.enabled"), "{err}");
 }
@@ -171,11 +218,37 @@ fn the_binary_rejects_bad_input_with_exit_code_2() {
     std::fs::write(&unknown, "[batch]\nmax_queue_size = 100\nqueue_size = 5\n").unwrap();
 
     let cases: Vec<(Vec<(&str, &str)>, Vec<String>, String)> = vec![
-        (vec![("OTEL_SAMPLE_RATE", "abc")], vec![], "OTEL_SAMPLE_RATE=\"abc\"".into()),
-        (vec![], vec!["--scenario".into(), malformed.display().to_string()], format!("{}:2: not valid TOML", malformed.display())),
-        (vec![], vec!["--scenario".into(), unknown.display().to_string()], format!("{}:3: batch.queue_size = \"5\" is invalid: unknown key", unknown.display())),
-        (vec![], vec!["--scenario".into(), dir.join("missing.toml").display().to_string()], "cannot read the scenario file".into()),
-        (vec![], vec!["--set".into(), "tracing.sample_rate=2".into()], "--set: tracing.sample_rate = \"2\" is invalid: expected a number from 0 to 1".into()),
+        (
+            vec![("OTEL_SAMPLE_RATE", "abc")],
+            vec![],
+            "OTEL_SAMPLE_RATE=\"abc\"".into(),
+        ),
+        (
+            vec![],
+            vec!["--scenario".into(), malformed.display().to_string()],
+            format!("{}:2: not valid TOML", malformed.display()),
+        ),
+        (
+            vec![],
+            vec!["--scenario".into(), unknown.display().to_string()],
+            format!(
+                "{}:3: batch.queue_size = \"5\" is invalid: unknown key",
+                unknown.display()
+            ),
+        ),
+        (
+            vec![],
+            vec![
+                "--scenario".into(),
+                dir.join("missing.toml").display().to_string(),
+            ],
+            "cannot read the scenario file".into(),
+        ),
+        (
+            vec![],
+            vec!["--set".into(), "tracing.sample_rate=2".into()],
+            "--set: tracing.sample_rate = \"2\" is invalid: expected a number from 0 to 1".into(),
+        ),
     ];
     for (vars, args, expected) in cases {
         let output = Command::new(bin)
@@ -188,7 +261,10 @@ fn the_binary_rejects_bad_input_with_exit_code_2() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-        assert!(stderr.contains(&expected), "expected {expected:?} in {stderr:?}");
+        assert!(
+            stderr.contains(&expected),
+            "expected {expected:?} in {stderr:?}"
+        );
         assert!(!stderr.contains("panicked"));
     }
     std::fs::remove_dir_all(&dir).ok();

@@ -28,7 +28,13 @@ fn trace_ids(n: usize) -> Vec<u128> {
         .collect();
     for rate in RATES {
         let bound = (rate * 18_446_744_073_709_551_616.0) as u128;
-        for low in [bound.saturating_sub(2), bound.saturating_sub(1), bound, bound + 1, bound + 2] {
+        for low in [
+            bound.saturating_sub(2),
+            bound.saturating_sub(1),
+            bound,
+            bound + 1,
+            bound + 2,
+        ] {
             let low = low.min(u64::MAX as u128);
             ids.push((0xABCDu128 << 64) | low);
         }
@@ -57,7 +63,10 @@ fn rust_formula_matches_the_rust_sdk_on_a_million_ids_per_rate() {
             sampled += expected as usize;
         }
         let fraction = sampled as f64 / ids.len() as f64;
-        assert!((fraction - rate).abs() < 0.002, "rate {rate}: sampled {fraction}");
+        assert!(
+            (fraction - rate).abs() < 0.002,
+            "rate {rate}: sampled {fraction}"
+        );
     }
 }
 
@@ -69,7 +78,11 @@ fn python_formula_is_what_the_live_sampler_decides() {
     for rate in RATES {
         live.set(rate);
         for &id in &ids {
-            assert_eq!(decide(&ours, id), python_decision(rate, id), "rate {rate} id {id:032x}");
+            assert_eq!(
+                decide(&ours, id),
+                python_decision(rate, id),
+                "rate {rate} id {id:032x}"
+            );
         }
     }
     // Where the SDKs differ: rate 1e-9 puts Python's bound at round(1e-9 * 2^64) =
@@ -98,7 +111,10 @@ for rate in rates:
     if !matches!(probe, Ok(status) if status.success()) {
         let message = "python3 with opentelemetry-sdk==1.41.0 is needed for this check \
                        (pip install opentelemetry-sdk==1.41.0)";
-        assert!(std::env::var_os("GRACETRACE_REQUIRE_PYTHON").is_none(), "{message}");
+        assert!(
+            std::env::var_os("GRACETRACE_REQUIRE_PYTHON").is_none(),
+            "{message}"
+        );
         eprintln!("SKIPPED: {message}");
         return;
     }
