@@ -88,7 +88,8 @@ fn own_provider(profile: Profile, sample_rate: f64, record: &Arc<Record>) -> Sdk
         max_export_batch_size: MAX_EXPORT_BATCH_SIZE,
         schedule_delay: SCHEDULE_DELAY,
     };
-    let processor = GraceBatchProcessor::new(profile, config, drop_exporter(record), record.clone());
+    let processor =
+        GraceBatchProcessor::new(profile, config, drop_exporter(record), record.clone());
     SdkTracerProvider::builder()
         .with_sampler(SampleRate::new(sample_rate).parent_based(RatioFormula::Rust))
         .with_span_processor(processor)

@@ -45,8 +45,10 @@ const WAIT_LIMIT: Duration = Duration::from_secs(60);
 const POLL_EVERY: Duration = Duration::from_micros(500);
 
 fn settings(semantics: Semantics) -> Settings {
-    let mut settings = Settings::default();
-    settings.name = format!("bench-throughput-{}", semantics.name());
+    let mut settings = Settings {
+        name: format!("bench-throughput-{}", semantics.name()),
+        ..Settings::default()
+    };
     settings.tracing.semantics = semantics;
     settings.tracing.sample_rate = 1.0;
     settings.batch.max_queue_size = MAX_QUEUE_SIZE;

@@ -8,6 +8,7 @@
 
 pub mod collector;
 pub mod config;
+pub mod lifecycle;
 pub mod record;
 pub mod run;
 pub mod telemetry;

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
 
 use crate::collector::{Collector, CollectorConfig};
 use crate::config::Settings;
+use crate::lifecycle;
 use crate::record::report::{DeviceReport, Report};
 use crate::record::{Record, SAMPLE_EVERY};
 use crate::telemetry::Pipeline;
@@ -101,13 +103,32 @@ impl Session {
     }
 }
 
-/// Runs a scenario to the end and reports.
+/// Runs a scenario to the end and reports: with `shutdown.at_s`, the platform's
+/// SIGTERM -> SIGKILL sequence at that moment; without it, a clean end of traffic and
+/// a clean shutdown of the pipeline.
 pub fn run(settings: &Settings) -> Result<Report, String> {
     let session = Session::start(settings)?;
     let traffic = Traffic::start(&settings.workload, session.pipeline.clone());
-    traffic.wait();
-    // The collector counts a request before answering it, so once the pipeline has shut
-    // down every acknowledged span is already in its stats; no settling time is needed.
-    session.pipeline.shutdown();
-    Ok(session.finish(settings))
+    let shutdown = match settings.shutdown.at_s {
+        Some(at_s) => {
+            std::thread::sleep(Duration::from_secs_f64(at_s));
+            let collector = session.collector.as_deref();
+            Some(lifecycle::shutdown(
+                &session.pipeline,
+                traffic,
+                collector,
+                &settings.shutdown,
+            ))
+        }
+        None => {
+            traffic.wait();
+            // The collector counts a request before answering it, so once the pipeline
+            // has shut down every acknowledged span is already in its stats.
+            session.pipeline.shutdown();
+            None
+        }
+    };
+    let mut report = session.finish(settings);
+    report.shutdown = shutdown;
+    Ok(report)
 }

@@ -20,7 +20,7 @@ use gracetrace::record::Record;
 use gracetrace::telemetry::exporter::InstrumentedExporter;
 use gracetrace::telemetry::processor::{BatchConfig, GraceBatchProcessor, Profile};
 use gracetrace::telemetry::stock::{CountedStockProcessor, settle_drops};
-use gracetrace::telemetry::wire::ExportProbe;
+use gracetrace::telemetry::wire::{ExportProbe, RunnerLife};
 
 /// Span `i` is named `i`, so the exported names say exactly which spans survived.
 fn span(i: u64) -> SpanData {
@@ -125,6 +125,7 @@ fn own(
         record.clone(),
         1,
         Arc::new(ExportProbe::default()),
+        Arc::new(RunnerLife::new(1)),
     );
     (
         GraceBatchProcessor::new(profile, config, instrumented, record.clone()),
@@ -195,6 +196,7 @@ fn rust_profile_agrees_with_the_stock_processor() {
         stock_record.clone(),
         1,
         Arc::new(ExportProbe::default()),
+        Arc::new(RunnerLife::new(1)),
     );
     let handed = instrumented.handed();
     let stock = BatchSpanProcessor::builder(instrumented)

@@ -4,7 +4,7 @@
 //! The UI (tooltips), the README table, `--set`, the environment and scenario files all
 //! read this one table, so a range is written down exactly once.
 
-use super::{Semantics, Settings, WorkloadKind};
+use super::{HandleExit, Platform, Semantics, Settings, WorkloadKind};
 
 pub struct Knob {
     /// Scenario-TOML key, `section.name`; also the `--set` key.
@@ -277,6 +277,17 @@ pub static KNOBS: &[Knob] = &[
         get: |s| s.workload.inference_ms.to_string(),
     },
     Knob {
+        key: "workload.steps",
+        env: None,
+        help: "Denoising steps per request (num_inference_steps); cancellation is checked between steps.",
+        range: "1 to 1000",
+        set: |s, v| {
+            s.workload.steps = int(v, 1, 1000)? as usize;
+            Ok(())
+        },
+        get: |s| s.workload.steps.to_string(),
+    },
+    Knob {
         key: "workload.upload_ms",
         env: None,
         help: "Time spent in the upload span, milliseconds.",
@@ -432,6 +443,83 @@ pub static KNOBS: &[Knob] = &[
                 .ingest_limit_spans_per_s
                 .unwrap_or(0)
                 .to_string()
+        },
+    },
+    Knob {
+        key: "shutdown.at_s",
+        env: None,
+        help: "When SIGTERM arrives, seconds after traffic starts (-1: no shutdown, the run ends cleanly).",
+        range: "-1, or 0 to 3600",
+        set: |s, v| {
+            s.shutdown.at_s = match v {
+                "-1" => None,
+                _ => Some(float(v, 0.0, 3600.0)?),
+            };
+            Ok(())
+        },
+        get: |s| s.shutdown.at_s.map_or_else(|| "-1".into(), |t| t.to_string()),
+    },
+    Knob {
+        key: "shutdown.platform",
+        env: None,
+        help: "Whose shutdown: sets the grace period (fal 5 s, cloud-run 10 s, kubernetes 30 s, \
+               lambda 2 s, modal 30 s, replicate 10 s).",
+        range: "fal, cloud-run, kubernetes, lambda, modal, replicate or custom",
+        set: |s, v| {
+            let platform = Platform::ALL
+                .into_iter()
+                .find(|p| p.name() == v.to_ascii_lowercase())
+                .ok_or("expected fal, cloud-run, kubernetes, lambda, modal, replicate or custom")?;
+            s.shutdown.platform = platform;
+            if let Some(grace) = platform.grace_ms() {
+                s.shutdown.grace_ms = grace;
+            }
+            Ok(())
+        },
+        get: |s| s.shutdown.platform.name().into(),
+    },
+    Knob {
+        key: "shutdown.grace_ms",
+        env: None,
+        help: "SIGTERM to SIGKILL, milliseconds; a value other than the platform's makes it custom.",
+        range: "0 to 3600000",
+        set: |s, v| {
+            s.shutdown.grace_ms = int(v, 0, MAX_MS)?;
+            if s.shutdown.platform.grace_ms() != Some(s.shutdown.grace_ms) {
+                s.shutdown.platform = Platform::Custom;
+            }
+            Ok(())
+        },
+        get: |s| s.shutdown.grace_ms.to_string(),
+    },
+    Knob {
+        key: "shutdown.flush_timeout_ms",
+        env: None,
+        help: "The timeout teardown() passes to force_flush (the seed's 4000); python ignores it.",
+        range: "0 to 3600000",
+        set: |s, v| {
+            s.shutdown.flush_timeout_ms = int(v, 0, MAX_MS)?;
+            Ok(())
+        },
+        get: |s| s.shutdown.flush_timeout_ms.to_string(),
+    },
+    Knob {
+        key: "shutdown.handle_exit",
+        env: None,
+        help: "What handle_exit() does with requests in flight: none (they run on) or cancel \
+               (they stop at the next step).",
+        range: "none or cancel",
+        set: |s, v| {
+            s.shutdown.handle_exit = match v.to_ascii_lowercase().as_str() {
+                "none" => HandleExit::None,
+                "cancel" => HandleExit::Cancel,
+                _ => return Err("expected none or cancel".into()),
+            };
+            Ok(())
+        },
+        get: |s| match s.shutdown.handle_exit {
+            HandleExit::None => "none".into(),
+            HandleExit::Cancel => "cancel".into(),
         },
     },
 ];

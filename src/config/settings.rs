@@ -76,8 +76,11 @@ pub struct WorkloadSettings {
     pub concurrency: usize,
     /// Requests allowed to wait for a free slot; arrivals beyond it are rejected (counted).
     pub max_waiting: usize,
-    /// Time in the `inference` span, milliseconds.
+    /// Time in the `inference` span, milliseconds, spent in `steps` equal steps; a
+    /// cancelled request stops at the next step boundary.
     pub inference_ms: f64,
+    /// Denoising steps per request (`num_inference_steps`).
+    pub steps: usize,
     /// Time in the `upload` span, milliseconds.
     pub upload_ms: f64,
     /// Extra child spans per request, beyond the seed's `inference` and `upload`.
@@ -87,6 +90,82 @@ pub struct WorkloadSettings {
     pub burst_size: usize,
     /// Seed of the arrival process, so a scenario replays the same traffic.
     pub seed: u64,
+}
+
+/// The platform whose shutdown is simulated: it fixes the grace period between SIGTERM and
+/// SIGKILL (FACTS.md, "Shutdown on platforms").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Platform {
+    Fal,
+    CloudRun,
+    Kubernetes,
+    Lambda,
+    Modal,
+    Replicate,
+    /// A grace period set by hand.
+    Custom,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 7] = [
+        Platform::Fal,
+        Platform::CloudRun,
+        Platform::Kubernetes,
+        Platform::Lambda,
+        Platform::Modal,
+        Platform::Replicate,
+        Platform::Custom,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Fal => "fal",
+            Platform::CloudRun => "cloud-run",
+            Platform::Kubernetes => "kubernetes",
+            Platform::Lambda => "lambda",
+            Platform::Modal => "modal",
+            Platform::Replicate => "replicate",
+            Platform::Custom => "custom",
+        }
+    }
+
+    /// The grace period, milliseconds; `None` for a custom one.
+    pub fn grace_ms(self) -> Option<u64> {
+        match self {
+            Platform::Fal => Some(5_000),
+            Platform::CloudRun => Some(10_000),
+            Platform::Kubernetes => Some(30_000),
+            Platform::Lambda => Some(2_000),
+            Platform::Modal => Some(30_000),
+            Platform::Replicate => Some(10_000),
+            Platform::Custom => None,
+        }
+    }
+}
+
+/// What the app's `handle_exit()` does with requests still running at SIGTERM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HandleExit {
+    /// Nothing: in-flight requests run to the end, eating the grace period.
+    None,
+    /// Tell in-flight requests to stop at their next step (the seed's advice).
+    Cancel,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShutdownSettings {
+    /// When SIGTERM arrives, seconds after traffic starts; `None`: the run ends cleanly.
+    pub at_s: Option<f64>,
+    pub platform: Platform,
+    /// SIGTERM to SIGKILL, milliseconds: the shared budget of handle_exit, the drain,
+    /// teardown and its force_flush.
+    pub grace_ms: u64,
+    /// The seed's `force_flush(timeout_millis=4000)`; python ignores it, rust has no such
+    /// argument and waits 5 s (FACTS.md).
+    pub flush_timeout_ms: u64,
+    pub handle_exit: HandleExit,
 }
 
 /// Every knob of one run.
@@ -100,6 +179,7 @@ pub struct Settings {
     pub workload: WorkloadSettings,
     /// Faults injected into the embedded collector.
     pub collector: Faults,
+    pub shutdown: ShutdownSettings,
 }
 
 impl Default for Settings {
@@ -129,6 +209,7 @@ impl Default for Settings {
                 concurrency: 4,
                 max_waiting: 1000,
                 inference_ms: 50.0,
+                steps: 20,
                 upload_ms: 5.0,
                 extra_spans: 0,
                 burst_every_s: 0.0,
@@ -136,6 +217,13 @@ impl Default for Settings {
                 seed: 1,
             },
             collector: Faults::default(),
+            shutdown: ShutdownSettings {
+                at_s: None,
+                platform: Platform::Fal,
+                grace_ms: 5_000,
+                flush_timeout_ms: 4_000,
+                handle_exit: HandleExit::None,
+            },
         }
     }
 }

@@ -51,6 +51,18 @@ pub struct Counters {
     /// Arrivals turned away because the waiting line was full.
     pub requests_rejected: AtomicU64,
     pub requests_cancelled: AtomicU64,
+    /// Arrivals after SIGTERM: the platform routes them elsewhere.
+    pub requests_refused: AtomicU64,
+    /// Requests being served right now, and waiting for a slot.
+    pub requests_in_flight: AtomicI64,
+    pub requests_waiting: AtomicI64,
+    /// Requests (running or waiting) that SIGKILL cut off.
+    pub requests_cut_off: AtomicU64,
+    /// Spans started and not yet ended; at SIGKILL they become `spans_never_ended`.
+    pub open_spans: AtomicI64,
+    /// Spans of requests that SIGKILL cut off: never ended, so never created as far as
+    /// any SDK knows (shown apart from the accounting identity).
+    pub spans_never_ended: AtomicU64,
 
     /// HTTP attempts the exporter made (retries included) and their body bytes.
     pub http_attempts: AtomicU64,
@@ -119,6 +131,10 @@ pub struct ExportEvent {
     pub outcome: Outcome,
     /// Why it failed, in the exporter's words.
     pub error: Option<String>,
+    /// The id of every HTTP attempt (`x-gracetrace-request-id`), so a SIGKILL can ask the
+    /// collector whether an answer it never read had in fact been accepted.
+    #[serde(skip)]
+    pub request_ids: Vec<String>,
 }
 
 /// A change of settings while running, or a lifecycle step.
@@ -242,8 +258,40 @@ impl Record {
             last_status: None,
             outcome: Outcome::InFlight,
             error: None,
+            request_ids: Vec::new(),
         });
         id
+    }
+
+    /// Notes that an HTTP attempt of an export is about to be sent.
+    pub fn attempt_started(&self, id: u64, request_id: &str) {
+        self.with_export(id, |e| e.request_ids.push(request_id.to_string()));
+    }
+
+    /// SIGKILL: settles every export still in flight. One whose request the backend had
+    /// already accepted (`acknowledged` says so) counts as exported, since the spans did
+    /// arrive; the rest are lost. Returns (spans lost, spans saved).
+    pub fn settle_exports_at_kill(&self, acknowledged: &dyn Fn(&str) -> bool) -> (u64, u64) {
+        let end_ms = self.now_ms();
+        let (mut lost, mut saved) = (0, 0);
+        let mut rings = self.rings();
+        for e in rings.exports.iter_mut().filter(|e| e.outcome == Outcome::InFlight) {
+            e.end_ms = Some(end_ms);
+            if e.request_ids.iter().any(|id| acknowledged(id)) {
+                e.outcome = Outcome::Ok;
+                saved += e.spans;
+            } else {
+                e.outcome = Outcome::LostAtKill;
+                e.error = Some("cut off by SIGKILL".into());
+                lost += e.spans;
+            }
+        }
+        drop(rings);
+        let c = &self.counters;
+        c.in_export.fetch_sub((lost + saved) as i64, Relaxed);
+        c.lost_at_kill.fetch_add(lost, Relaxed);
+        c.exported.fetch_add(saved, Relaxed);
+        (lost, saved)
     }
 
     /// Notes one HTTP attempt of an export in flight.

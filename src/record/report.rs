@@ -11,6 +11,7 @@ use super::latency::LatencySummary;
 use super::{ExportEvent, Marker, Record, Sample, SpanCounts};
 use crate::collector::CollectorStats;
 use crate::config::Settings;
+use crate::lifecycle::ShutdownReport;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -24,7 +25,7 @@ pub struct Report {
     pub http: HttpReport,
     pub collector: Option<CollectorStats>,
     /// Filled by the shutdown lifecycle; `null` when the run ended without one.
-    pub shutdown: Option<serde_json::Value>,
+    pub shutdown: Option<ShutdownReport>,
     pub device: DeviceReport,
     pub markers: Vec<Marker>,
     pub series: Vec<Sample>,
@@ -38,6 +39,9 @@ pub struct SpanReport {
     pub counts: SpanCounts,
     /// created - (every bucket): 0 when every span is accounted for.
     pub unaccounted: i64,
+    /// Spans of requests SIGKILL cut off: they never ended, so no SDK ever had them.
+    /// Not in `created`; shown apart.
+    pub never_ended: u64,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -46,6 +50,10 @@ pub struct RequestReport {
     pub completed: u64,
     pub rejected: u64,
     pub cancelled: u64,
+    /// Arrivals after SIGTERM (routed elsewhere).
+    pub refused: u64,
+    /// Running or waiting when SIGKILL came.
+    pub cut_off: u64,
     pub latency_ms: LatencySummary,
 }
 
@@ -70,9 +78,9 @@ impl Report {
         collector: Option<CollectorStats>,
         device: DeviceReport,
     ) -> Report {
+        let c = &record.counters;
         let mut counts = record.span_counts();
         counts.received = collector.as_ref().map_or(0, |c| c.spans_received);
-        let c = &record.counters;
         let (exports, exports_forgotten) = record.exports();
         Report {
             scenario: settings.name.clone(),
@@ -80,12 +88,15 @@ impl Report {
             spans: SpanReport {
                 counts,
                 unaccounted: counts.unaccounted(),
+                never_ended: c.spans_never_ended.load(Relaxed),
             },
             requests: RequestReport {
                 sent: c.requests_sent.load(Relaxed),
                 completed: c.requests_completed.load(Relaxed),
                 rejected: c.requests_rejected.load(Relaxed),
                 cancelled: c.requests_cancelled.load(Relaxed),
+                refused: c.requests_refused.load(Relaxed),
+                cut_off: c.requests_cut_off.load(Relaxed),
                 latency_ms: record
                     .latency
                     .lock()
@@ -110,6 +121,14 @@ impl Report {
 
     /// A few lines for a person at a terminal.
     pub fn summary(&self) -> String {
+        let verdict = self
+            .shutdown
+            .as_ref()
+            .map_or(String::new(), |s| format!("\nshutdown: {}", s.verdict));
+        self.counts_summary() + &verdict
+    }
+
+    fn counts_summary(&self) -> String {
         let s = &self.spans.counts;
         let r = &self.requests;
         let fmt_ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));

@@ -14,7 +14,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-use super::wire::ExportProbe;
+use super::wire::{ExportProbe, RunnerLife};
 use crate::record::Record;
 
 #[derive(Debug)]
@@ -23,18 +23,26 @@ pub struct InstrumentedExporter<E> {
     record: Arc<Record>,
     generation: u64,
     probe: Arc<ExportProbe>,
+    life: Arc<RunnerLife>,
     /// Spans handed to this exporter so far (the stock processor's drops are what it
     /// accepted minus this, once it has shut down).
     handed: Arc<AtomicU64>,
 }
 
 impl<E> InstrumentedExporter<E> {
-    pub fn new(inner: E, record: Arc<Record>, generation: u64, probe: Arc<ExportProbe>) -> Self {
+    pub fn new(
+        inner: E,
+        record: Arc<Record>,
+        generation: u64,
+        probe: Arc<ExportProbe>,
+        life: Arc<RunnerLife>,
+    ) -> Self {
         InstrumentedExporter {
             inner,
             record,
             generation,
             probe,
+            life,
             handed: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -46,6 +54,13 @@ impl<E> InstrumentedExporter<E> {
 
 impl<E: SpanExporter> SpanExporter for InstrumentedExporter<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        if self.life.is_killed() {
+            // A dead process exports nothing and records nothing; SIGKILL has already
+            // counted these spans as lost with the queue they sat in.
+            return Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
+                "runner was killed".into(),
+            ));
+        }
         let spans = batch.len() as u64;
         self.handed.fetch_add(spans, Relaxed);
         let id = self.record.export_started(self.generation, spans);

@@ -16,7 +16,7 @@ pub mod stock;
 pub mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -77,17 +77,61 @@ impl Generation {
         }
     }
 
+    /// teardown()'s `force_flush`, as each SDK does it: python exports everything on
+    /// this thread whatever the timeout; rust and the stock processor wait at most 5 s.
+    pub fn force_flush(&self, timeout: Duration) -> Result<(), String> {
+        match &self.processor {
+            ProcessorHandle::Own(p) if self.semantics == Semantics::Python => {
+                if p.force_flush_python(timeout) {
+                    Ok(())
+                } else {
+                    Err("the processor was already shut down".into())
+                }
+            }
+            _ => self.provider.force_flush().map_err(|e| e.to_string()),
+        }
+    }
+
     /// Clean shutdown: drains the queue through the exporter, as each SDK does.
-    fn shutdown(&self, record: &Record) {
+    fn shutdown(&self, record: &Record, life: &RunnerLife) {
         let wait = match self.semantics {
             Semantics::Python => PYTHON_SHUTDOWN_WAIT,
             Semantics::Rust | Semantics::Sdk => RUST_SHUTDOWN_WAIT,
         };
         let _ = self.provider.shutdown_with_timeout(wait);
-        if let ProcessorHandle::Stock { accepted, handed } = &self.processor {
+        if let ProcessorHandle::Stock { accepted, handed } = &self.processor
+            && !life.is_killed()
+        {
             stock::settle_drops(record, accepted.load(Relaxed), handed.load(Relaxed));
         }
     }
+
+    /// SIGKILL: what was waiting in this generation's queue is lost. Returns the count.
+    fn kill(&self, record: &Record) -> u64 {
+        match &self.processor {
+            ProcessorHandle::Own(p) => p.kill(),
+            // The stock processor cannot be stopped or looked into: what it accepted and
+            // never handed to the exporter (queued, or dropped for a full queue, which it
+            // does not tell) dies with the process.
+            ProcessorHandle::Stock { accepted, handed } => {
+                let lost = accepted.load(Relaxed).saturating_sub(handed.load(Relaxed));
+                record.counters.queued.fetch_sub(lost as i64, Relaxed);
+                record.counters.lost_at_kill.fetch_add(lost, Relaxed);
+                lost
+            }
+        }
+    }
+}
+
+/// What SIGKILL destroyed, for the shutdown report's verdict.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KillLosses {
+    /// Spans waiting in a batch processor's queue.
+    pub queued: u64,
+    /// Spans in an export whose answer never came back.
+    pub in_flight_export: u64,
+    /// Spans in an export cut off at the kill that the backend had in fact accepted.
+    pub in_flight_but_delivered: u64,
 }
 
 /// The telemetry of one runner.
@@ -102,6 +146,8 @@ pub struct Pipeline {
     current: RwLock<Option<Arc<Generation>>>,
     applied: Mutex<Settings>,
     retiring: Mutex<Vec<JoinHandle<()>>>,
+    /// Every generation not yet shut down (the current one and those retiring), for kill.
+    live: Mutex<Vec<Weak<Generation>>>,
     next_generation: AtomicU64,
 }
 
@@ -133,10 +179,11 @@ impl Pipeline {
             current: RwLock::new(None),
             applied: Mutex::new(settings.clone()),
             retiring: Mutex::new(Vec::new()),
+            live: Mutex::new(Vec::new()),
             next_generation: AtomicU64::new(1),
         };
         let first = pipeline.build_generation(settings)?;
-        *pipeline.current.write().unwrap_or_else(|e| e.into_inner()) = first.map(Arc::new);
+        *pipeline.current.write().unwrap_or_else(|e| e.into_inner()) = first;
         Ok(pipeline)
     }
 
@@ -179,7 +226,7 @@ impl Pipeline {
             || old.batch != new.batch
             || old.exporter.timeout_ms != new.exporter.timeout_ms;
         if needs_swap {
-            let next = self.build_generation(new)?.map(Arc::new);
+            let next = self.build_generation(new)?;
             let previous = {
                 let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
                 std::mem::replace(&mut *current, next)
@@ -196,13 +243,14 @@ impl Pipeline {
     /// Shuts the old generation down once no request holds it any more.
     fn retire(&self, generation: Arc<Generation>) {
         let record = self.record.clone();
+        let life = self.life.clone();
         let handle = std::thread::Builder::new()
             .name(format!("gracetrace-retire-{}", generation.id))
             .spawn(move || {
-                while Arc::strong_count(&generation) > 1 {
+                while Arc::strong_count(&generation) > 1 && !life.is_killed() {
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                generation.shutdown(&record);
+                generation.shutdown(&record, &life);
             });
         if let Ok(handle) = handle {
             self.retiring
@@ -233,7 +281,41 @@ impl Pipeline {
         }
     }
 
-    fn build_generation(&self, settings: &Settings) -> Result<Option<Generation>, String> {
+    /// SIGKILL, simulated in-process as the real one behaves: from this instant nothing
+    /// of this runner reaches the backend. The collector is told first, so a request it
+    /// has not yet counted never will be; then the runner's HTTP requests are cut off,
+    /// its queues emptied into `lost_at_kill`, and its exports in flight settled by
+    /// asking the collector whether it had accepted them. Threads are abandoned, not
+    /// joined. Without an embedded collector, exports in flight count as lost.
+    pub fn kill(&self, collector: Option<&crate::collector::Collector>) -> KillLosses {
+        if let Some(collector) = collector {
+            collector.runner_killed(self.life.id);
+        }
+        self.life.kill();
+        let generations: Vec<Arc<Generation>> = self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        let queued = generations.iter().map(|g| g.kill(&self.record)).sum();
+        let acknowledged = |id: &str| collector.is_some_and(|c| c.was_acknowledged(id).is_some());
+        let (in_flight_export, in_flight_but_delivered) =
+            self.record.settle_exports_at_kill(&acknowledged);
+        // Nothing is waited for: the retiring threads see the kill and return.
+        self.retiring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        KillLosses {
+            queued,
+            in_flight_export,
+            in_flight_but_delivered,
+        }
+    }
+
+    fn build_generation(&self, settings: &Settings) -> Result<Option<Arc<Generation>>, String> {
         if !settings.tracing.enabled {
             return Ok(None); // no provider, no processor, no export thread
         }
@@ -263,7 +345,8 @@ impl Pipeline {
             .with_retry_policy(retry_policy)
             .build()
             .map_err(|e| format!("cannot build the OTLP exporter for {}: {e}", self.endpoint))?;
-        let exporter = InstrumentedExporter::new(otlp, self.record.clone(), id, probe);
+        let exporter =
+            InstrumentedExporter::new(otlp, self.record.clone(), id, probe, self.life.clone());
         let formula = match semantics {
             Semantics::Python => RatioFormula::Python,
             Semantics::Rust | Semantics::Sdk => RatioFormula::Rust,
@@ -310,13 +393,17 @@ impl Pipeline {
             }
         };
         let tracer = provider.tracer("gracetrace");
-        Ok(Some(Generation {
+        let generation = Arc::new(Generation {
             id,
             semantics,
             tracer,
             provider,
             processor,
-        }))
+        });
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.retain(|g| g.strong_count() > 0);
+        live.push(Arc::downgrade(&generation));
+        Ok(Some(generation))
     }
 }
 

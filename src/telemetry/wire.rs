@@ -19,6 +19,7 @@ use http::{Request, Response};
 use opentelemetry_http::{HttpClient, HttpError};
 use rand::Rng;
 
+use crate::collector::{REQUEST_ID_HEADER, RUNNER_HEADER};
 use crate::record::Record;
 
 /// State shared by one exporter and its client: which export is in flight (so attempts
@@ -104,17 +105,16 @@ impl WireClient {
         }
         let export_id = self.probe.current_export.load(Relaxed);
         let attempt = self.probe.attempts.fetch_add(1, Relaxed);
+        let request_id = format!("{}-{export_id}-{attempt}", self.life.id);
+        self.record.attempt_started(export_id, &request_id);
         let body = request.body().clone();
         let bytes = body.len() as u64;
         let send = self
             .http
             .request(request.method().clone(), request.uri().to_string())
             .headers(request.headers().clone())
-            .header("x-gracetrace-runner", self.life.id)
-            .header(
-                "x-gracetrace-request-id",
-                format!("{}-{export_id}-{attempt}", self.life.id),
-            )
+            .header(RUNNER_HEADER, self.life.id)
+            .header(REQUEST_ID_HEADER, request_id)
             .timeout(timeout)
             .body(body)
             .send();

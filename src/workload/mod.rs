@@ -4,11 +4,17 @@
 //! runner falls behind, as real users don't: requests wait in a bounded line for one of
 //! `concurrency` serving slots, and arrivals that find the line full are rejected and
 //! counted. Each request makes the seed's spans (see [`request`]).
+//!
+//! Shutdown hooks: [`Traffic::begin_drain`] is the platform's SIGTERM (no more requests
+//! are routed here; later arrivals are counted as refused), [`Traffic::cancel_in_flight`]
+//! is `handle_exit()` telling requests to stop at their next step, and a killed runner's
+//! threads notice [`crate::telemetry::wire::RunnerLife`] and vanish without ending spans.
 
+pub mod model;
 pub mod request;
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -19,9 +25,20 @@ use rand::{Rng, SeedableRng};
 use crate::config::WorkloadSettings;
 use crate::telemetry::Pipeline;
 
+/// What the lifecycle can tell the traffic while it runs.
+#[derive(Debug, Default)]
+pub struct TrafficControl {
+    /// SIGTERM: stop routing requests to this runner.
+    pub draining: AtomicBool,
+    /// `handle_exit()` with the cancel policy.
+    pub cancel: AtomicBool,
+    /// The runner is gone (exited or killed): no more arrivals, not even refused ones.
+    pub gone: AtomicBool,
+}
+
 /// A running stream of traffic.
 pub struct Traffic {
-    stop: Arc<AtomicBool>,
+    control: Arc<TrafficControl>,
     dispatcher: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
 }
@@ -29,7 +46,7 @@ pub struct Traffic {
 impl Traffic {
     /// Starts arrivals now; they stop by themselves after `duration_s`.
     pub fn start(settings: &WorkloadSettings, pipeline: Arc<Pipeline>) -> Traffic {
-        let stop = Arc::new(AtomicBool::new(false));
+        let control = Arc::new(TrafficControl::default());
         // The waiting line; a zero-capacity channel means "only if a slot is free now".
         let (line, served) = sync_channel::<Instant>(settings.max_waiting);
         let served = Arc::new(Mutex::new(served));
@@ -38,30 +55,55 @@ impl Traffic {
                 let served = served.clone();
                 let pipeline = pipeline.clone();
                 let settings = settings.clone();
+                let control = control.clone();
                 std::thread::Builder::new()
                     .name(format!("gracetrace-runner-{i}"))
-                    .spawn(move || serve(&served, &pipeline, &settings))
+                    .spawn(move || serve(&served, &pipeline, &settings, &control))
                     .ok()
             })
             .collect();
         let dispatcher = {
-            let stop = stop.clone();
+            let control = control.clone();
             let settings = settings.clone();
             std::thread::Builder::new()
                 .name("gracetrace-arrivals".into())
-                .spawn(move || arrivals(&settings, &line, &stop, &pipeline))
+                .spawn(move || arrivals(&settings, line, &control, &pipeline))
                 .ok()
         };
         Traffic {
-            stop,
+            control,
             dispatcher,
             workers,
         }
     }
 
-    /// Ends arrivals early (the platform stopped routing to this runner).
-    pub fn stop_arrivals(&self) {
-        self.stop.store(true, Relaxed);
+    /// SIGTERM: the platform stops routing here. Requests already accepted (running or
+    /// waiting) are still served; later arrivals are counted as refused.
+    pub fn begin_drain(&self) {
+        self.control.draining.store(true, Relaxed);
+    }
+
+    /// `handle_exit()` with the cancel policy: running requests stop at their next step
+    /// and waiting ones are not started.
+    pub fn cancel_in_flight(&self) {
+        self.control.cancel.store(true, Relaxed);
+    }
+
+    /// Takes the arrival thread out, so the shutdown can stop it when the runner is gone
+    /// while the serving slots are handed to the runner's main thread.
+    pub fn detach_arrivals(&mut self) -> Arrivals {
+        Arrivals {
+            control: self.control.clone(),
+            dispatcher: self.dispatcher.take(),
+        }
+    }
+
+    /// Waits until every accepted request has finished (arrivals may go on being
+    /// refused in the background until the scenario's duration ends).
+    pub fn wait_drained(&mut self) {
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
     }
 
     /// Waits for arrivals to end and every accepted request to finish.
@@ -69,33 +111,81 @@ impl Traffic {
         if let Some(dispatcher) = self.dispatcher.take() {
             let _ = dispatcher.join();
         }
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
+        self.wait_drained();
+    }
+}
+
+/// The arrival process of a runner that is shutting down.
+pub struct Arrivals {
+    control: Arc<TrafficControl>,
+    dispatcher: Option<JoinHandle<()>>,
+}
+
+impl Arrivals {
+    /// The runner is gone: arrivals stop (they were being refused since SIGTERM).
+    pub fn stop(mut self) {
+        self.control.gone.store(true, Relaxed);
+        if let Some(dispatcher) = self.dispatcher.take() {
+            let _ = dispatcher.join();
         }
     }
 }
 
 /// One serving slot: takes waiting requests until the line closes.
-fn serve(line: &Mutex<Receiver<Instant>>, pipeline: &Pipeline, settings: &WorkloadSettings) {
+fn serve(
+    line: &Mutex<Receiver<Instant>>,
+    pipeline: &Pipeline,
+    settings: &WorkloadSettings,
+    control: &TrafficControl,
+) {
     let record = pipeline.record();
+    let counters = &record.counters;
+    let life = pipeline.life();
     loop {
         let arrived = {
             let line = line.lock().unwrap_or_else(|e| e.into_inner());
-            match line.recv() {
+            // Wake now and then: a dead runner's threads must stop taking work.
+            match line.recv_timeout(Duration::from_millis(50)) {
                 Ok(arrived) => arrived,
-                Err(_) => return, // arrivals ended and the line is empty
+                Err(RecvTimeoutError::Timeout) if !life.is_killed() => continue,
+                Err(_) => return, // arrivals ended and the line is empty, or SIGKILL
             }
         };
+        if life.is_killed() {
+            return; // counted as cut off by the kill, from the gauges
+        }
+        counters.requests_waiting.fetch_sub(1, Relaxed);
+        if control.cancel.load(Relaxed) {
+            counters.requests_cancelled.fetch_add(1, Relaxed);
+            continue; // handle_exit cancelled it before it started: no spans
+        }
+        counters.requests_in_flight.fetch_add(1, Relaxed);
         let generation = pipeline.tracer();
-        request::serve_synthetic(generation.as_deref(), settings, &record.counters);
+        let outcome = request::serve_synthetic(
+            generation.as_deref(),
+            settings,
+            counters,
+            &control.cancel,
+            life,
+        );
         drop(generation); // lets a retired generation shut down
-        let latency_ms = arrived.elapsed().as_secs_f64() * 1000.0;
-        record
-            .latency
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .add(latency_ms);
-        record.counters.requests_completed.fetch_add(1, Relaxed);
+        match outcome {
+            // The process is dead: nothing more happens on this thread, no count moves.
+            request::Outcome::Killed => return,
+            request::Outcome::Cancelled(_) => {
+                counters.requests_cancelled.fetch_add(1, Relaxed);
+            }
+            request::Outcome::Completed(_) => {
+                let latency_ms = arrived.elapsed().as_secs_f64() * 1000.0;
+                record
+                    .latency
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .add(latency_ms);
+                counters.requests_completed.fetch_add(1, Relaxed);
+            }
+        }
+        counters.requests_in_flight.fetch_sub(1, Relaxed);
     }
 }
 
@@ -104,8 +194,8 @@ fn serve(line: &Mutex<Receiver<Instant>>, pipeline: &Pipeline, settings: &Worklo
 /// beyond what `sleep` can pace are still honoured on average.
 fn arrivals(
     settings: &WorkloadSettings,
-    line: &SyncSender<Instant>,
-    stop: &AtomicBool,
+    line: SyncSender<Instant>,
+    control: &TrafficControl,
     pipeline: &Pipeline,
 ) {
     let counters = &pipeline.record().counters;
@@ -125,32 +215,44 @@ fn arrivals(
     let burst_every = (settings.burst_every_s > 0.0 && settings.burst_size > 0)
         .then(|| Duration::from_secs_f64(settings.burst_every_s));
     let mut next_burst = burst_every.map(|every| start + every);
-    let offer = |arrived: Instant| {
+    // Closed (dropped) at SIGTERM, so the serving slots finish once the line is empty.
+    let mut line = Some(line);
+    let offer = |arrived: Instant, line: &Option<SyncSender<Instant>>| {
         counters.requests_sent.fetch_add(1, Relaxed);
+        let Some(line) = line else {
+            counters.requests_refused.fetch_add(1, Relaxed);
+            return;
+        };
+        // Counted as waiting before it can be taken, so the gauge never dips below 0.
+        counters.requests_waiting.fetch_add(1, Relaxed);
         match line.try_send(arrived) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                counters.requests_waiting.fetch_sub(1, Relaxed);
                 counters.requests_rejected.fetch_add(1, Relaxed);
             }
         }
     };
     loop {
-        if stop.load(Relaxed) {
+        if pipeline.life().is_killed() || control.gone.load(Relaxed) {
             return;
+        }
+        if control.draining.load(Relaxed) {
+            line = None;
         }
         let now = Instant::now();
         if now >= end {
             return;
         }
         while next_arrival <= now {
-            offer(next_arrival);
+            offer(next_arrival, &line);
             next_arrival = next_arrival.checked_add(gap(&mut rng)).unwrap_or(end);
         }
         if let (Some(burst_at), Some(every)) = (next_burst, burst_every)
             && burst_at <= now
         {
             for _ in 0..settings.burst_size {
-                offer(burst_at);
+                offer(burst_at, &line);
             }
             next_burst = Some(burst_at + every);
         }
@@ -159,7 +261,7 @@ fn arrivals(
             .flatten()
             .min()
             .unwrap_or(end);
-        // Short naps so `stop` is honoured promptly.
+        // Short naps so SIGTERM and SIGKILL are noticed promptly.
         let nap = wake
             .saturating_duration_since(Instant::now())
             .min(Duration::from_millis(20));
