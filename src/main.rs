@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use gracetrace::collector::cli::{CollectArgs, run_collect};
 use gracetrace::config::{Settings, env, knobs};
+use gracetrace::lifecycle::process::runner_command;
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +36,18 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Serve a scenario's traffic as a real runner process exporting to ENDPOINT until
+    /// SIGTERM, then shut down as the app would (the real-process check of SIGKILL).
+    Runner {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long, default_value_t = 1)]
+        runner_id: u64,
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
     /// Run the OTLP/HTTP collector alone, with optional injected faults.
     Collect(CollectArgs),
     /// List every knob: key, environment variable, range and default.
@@ -49,6 +62,21 @@ fn main() -> ExitCode {
             overrides,
             json,
         } => run(scenario, &overrides, json),
+        Command::Runner {
+            endpoint,
+            runner_id,
+            scenario,
+            mut overrides,
+        } => {
+            overrides.push(format!("exporter.endpoint={endpoint}"));
+            match Settings::load(&env::process_env, scenario.as_deref(), &overrides) {
+                Ok(settings) => runner_command(&settings, endpoint, runner_id),
+                Err(error) => {
+                    eprintln!("gracetrace: {error}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Collect(args) => run_collect(args),
         Command::Knobs => {
             print_knobs();

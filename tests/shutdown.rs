@@ -42,7 +42,11 @@ fn clean_shutdown_loses_nothing() {
     assert!(shutdown.sigterm_ms <= shutdown.drain_end_ms.unwrap());
     assert!(shutdown.drain_end_ms <= shutdown.flush_start_ms);
     assert!(shutdown.flush_start_ms <= shutdown.flush_end_ms);
-    assert!(shutdown.verdict.contains("nothing lost"), "{}", shutdown.verdict);
+    assert!(
+        shutdown.verdict.contains("nothing lost"),
+        "{}",
+        shutdown.verdict
+    );
 }
 
 #[test]
@@ -50,28 +54,55 @@ fn python_flush_runs_into_sigkill_on_a_slow_backend() {
     let (report, shutdown) = run("shutdown-slow-backend", &[]);
     let spans = report.spans.counts;
     assert!(shutdown.killed);
-    assert_eq!(shutdown.flush_end_ms, None, "killed inside force_flush: {shutdown:#?}");
+    assert_eq!(
+        shutdown.flush_end_ms, None,
+        "killed inside force_flush: {shutdown:#?}"
+    );
     assert!(shutdown.flush_start_ms.is_some());
     let losses = shutdown.lost_at_kill;
-    assert!(losses.queued > 0 && losses.in_flight_export > 0, "{losses:?}");
+    assert!(
+        losses.queued > 0 && losses.in_flight_export > 0,
+        "{losses:?}"
+    );
     assert_eq!(spans.lost_at_kill, losses.queued + losses.in_flight_export);
     assert_eq!(spans.queued, 0, "nothing is left in a dead process");
     let late = shutdown.sigkill_ms.unwrap() - shutdown.sigterm_ms - shutdown.grace_ms as f64;
-    assert!((0.0..20.0).contains(&late), "SIGKILL {late} ms after the grace");
-    assert!(shutdown.verdict.contains("spans lost at SIGKILL"), "{}", shutdown.verdict);
-    assert!(shutdown.verdict.contains("still inside force_flush"), "{}", shutdown.verdict);
+    assert!(
+        (0.0..20.0).contains(&late),
+        "SIGKILL {late} ms after the grace"
+    );
+    assert!(
+        shutdown.verdict.contains("spans lost at SIGKILL"),
+        "{}",
+        shutdown.verdict
+    );
+    assert!(
+        shutdown.verdict.contains("still inside force_flush"),
+        "{}",
+        shutdown.verdict
+    );
     assert_collector_final(&report);
 }
 
 #[test]
 fn rust_flush_gives_up_at_its_five_second_bound() {
     // Cloud Run's 10 s grace leaves room to see the flush return on its own.
-    let (report, shutdown) =
-        run("shutdown-slow-backend", &["tracing.semantics=rust", "shutdown.platform=cloud-run"]);
-    let flush_ms = shutdown.flush_end_ms.expect("the flush returned") - shutdown.flush_start_ms.unwrap();
-    assert!((4990.0..5300.0).contains(&flush_ms), "flush took {flush_ms} ms");
+    let (report, shutdown) = run(
+        "shutdown-slow-backend",
+        &["tracing.semantics=rust", "shutdown.platform=cloud-run"],
+    );
+    let flush_ms =
+        shutdown.flush_end_ms.expect("the flush returned") - shutdown.flush_start_ms.unwrap();
     assert!(
-        shutdown.flush_result.as_deref().unwrap_or("").contains("Timeout"),
+        (4990.0..5300.0).contains(&flush_ms),
+        "flush took {flush_ms} ms"
+    );
+    assert!(
+        shutdown
+            .flush_result
+            .as_deref()
+            .unwrap_or("")
+            .contains("Timeout"),
         "{shutdown:#?}"
     );
     assert_collector_final(&report);
@@ -81,12 +112,18 @@ fn rust_flush_gives_up_at_its_five_second_bound() {
 fn long_requests_without_cancel_eat_the_grace_period() {
     let (report, shutdown) = run("shutdown-long-requests", &[]);
     assert!(shutdown.killed);
-    assert_eq!(shutdown.drain_end_ms, None, "still draining at SIGKILL: {shutdown:#?}");
+    assert_eq!(
+        shutdown.drain_end_ms, None,
+        "still draining at SIGKILL: {shutdown:#?}"
+    );
     assert!(shutdown.requests_cut_off > 0);
     assert!(shutdown.spans_never_ended > 0);
     assert_eq!(report.spans.never_ended, shutdown.spans_never_ended);
     assert!(shutdown.lost_at_kill.queued > 0, "{shutdown:#?}");
-    assert_eq!(report.spans.counts.exported, 0, "the 30 s delay never fired");
+    assert_eq!(
+        report.spans.counts.exported, 0,
+        "the 30 s delay never fired"
+    );
     assert_collector_final(&report);
 }
 
@@ -109,7 +146,11 @@ fn sigkill_lands_within_20_ms_of_the_grace_deadline() {
         .map(|_| {
             let (_, shutdown) = run(
                 "shutdown-long-requests",
-                &["shutdown.at_s=0.3", "shutdown.grace_ms=100", "workload.rate_per_s=50"],
+                &[
+                    "shutdown.at_s=0.3",
+                    "shutdown.grace_ms=100",
+                    "workload.rate_per_s=50",
+                ],
             );
             assert!(shutdown.killed);
             shutdown.sigkill_ms.unwrap() - shutdown.sigterm_ms - shutdown.grace_ms as f64
@@ -117,7 +158,9 @@ fn sigkill_lands_within_20_ms_of_the_grace_deadline() {
         .collect();
     late_ms.sort_by(f64::total_cmp);
     let (median, max) = (late_ms[10], late_ms[19]);
-    eprintln!("SIGKILL after the grace deadline over 20 shutdowns: median {median:.3} ms, max {max:.3} ms");
+    eprintln!(
+        "SIGKILL after the grace deadline over 20 shutdowns: median {median:.3} ms, max {max:.3} ms"
+    );
     assert!(late_ms[0] >= 0.0);
     assert!(max < 20.0, "{late_ms:?}");
 }

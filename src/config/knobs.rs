@@ -457,7 +457,11 @@ pub static KNOBS: &[Knob] = &[
             };
             Ok(())
         },
-        get: |s| s.shutdown.at_s.map_or_else(|| "-1".into(), |t| t.to_string()),
+        get: |s| {
+            s.shutdown
+                .at_s
+                .map_or_else(|| "-1".into(), |t| t.to_string())
+        },
     },
     Knob {
         key: "shutdown.platform",

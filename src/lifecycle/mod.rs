@@ -8,6 +8,8 @@
 //! exited by `sigterm + grace`, it is killed (simulated in-process, see
 //! [`crate::telemetry::Pipeline::kill`]) and its main thread is abandoned.
 
+pub mod process;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{RecvTimeoutError, channel};
@@ -54,12 +56,56 @@ pub struct ShutdownReport {
 }
 
 /// Steps the runner's main thread reports as it goes.
-enum Step {
+#[derive(Debug)]
+pub enum Step {
     DrainEnd(Instant),
     TeardownStart(Instant),
     FlushStart(Instant),
     FlushEnd(Instant, Result<(), String>),
     Exit(Instant),
+}
+
+/// The runner's side of the shutdown, after SIGTERM and handle_exit: in-flight requests
+/// finish, teardown() flushes, the process exits (which shuts the provider down:
+/// Python's atexit hook, Rust's drop). `step` reports progress and says whether to go on
+/// (false once the runner is dead). The in-process simulation and the real child process
+/// (`gracetrace runner`) both run exactly this.
+pub fn runner_main(
+    pipeline: &Pipeline,
+    mut traffic: Traffic,
+    flush_timeout: Duration,
+    step: &dyn Fn(Step) -> bool,
+) {
+    traffic.wait_drained();
+    if !step(Step::DrainEnd(Instant::now())) || !step(Step::TeardownStart(Instant::now())) {
+        return;
+    }
+    let generation = pipeline.tracer();
+    if !step(Step::FlushStart(Instant::now())) {
+        return;
+    }
+    let result = generation
+        .as_ref()
+        .map_or(Ok(()), |g| g.force_flush(flush_timeout));
+    drop(generation);
+    if !step(Step::FlushEnd(Instant::now(), result)) {
+        return;
+    }
+    pipeline.shutdown();
+    step(Step::Exit(Instant::now()));
+}
+
+impl Step {
+    /// The step's name in the report's words, and when it happened.
+    pub fn describe(&self) -> (&'static str, Instant) {
+        match self {
+            Step::DrainEnd(at) => ("drain_end", *at),
+            Step::TeardownStart(at) => ("teardown_start", *at),
+            Step::FlushStart(at) => ("flush_start", *at),
+            Step::FlushEnd(at, _) => ("flush_end", *at),
+            Step::Exit(at) => ("exit", *at),
+        }
+    }
 }
 
 /// Runs the shutdown now and returns when the runner has exited or been killed.
@@ -93,27 +139,12 @@ pub fn shutdown(
     let (steps, watch) = channel();
     let runner = pipeline.clone();
     let flush_timeout = Duration::from_millis(settings.flush_timeout_ms);
-    // The runner's main thread: in-flight requests finish, teardown() flushes, the
-    // process exits (which shuts the provider down: Python's atexit hook, Rust's drop).
     let main = std::thread::Builder::new()
         .name("gracetrace-runner-main".into())
         .spawn(move || {
-            traffic.wait_drained();
-            let alive = |step: Step| !runner.life().is_killed() && steps.send(step).is_ok();
-            if !alive(Step::DrainEnd(Instant::now())) || !alive(Step::TeardownStart(Instant::now())) {
-                return;
-            }
-            let generation = runner.tracer();
-            if !alive(Step::FlushStart(Instant::now())) {
-                return;
-            }
-            let result = generation.as_ref().map_or(Ok(()), |g| g.force_flush(flush_timeout));
-            drop(generation);
-            if !alive(Step::FlushEnd(Instant::now(), result)) {
-                return;
-            }
-            runner.shutdown();
-            alive(Step::Exit(Instant::now()));
+            runner_main(&runner, traffic, flush_timeout, &|step| {
+                !runner.life().is_killed() && steps.send(step).is_ok()
+            })
         });
     if main.is_err() {
         arrivals.stop();
@@ -167,14 +198,20 @@ pub fn shutdown(
     report
 }
 
-fn kill(pipeline: &Pipeline, collector: Option<&Collector>, record: &Record, report: &mut ShutdownReport) {
+fn kill(
+    pipeline: &Pipeline,
+    collector: Option<&Collector>,
+    record: &Record,
+    report: &mut ShutdownReport,
+) {
     let at = Instant::now();
     let losses = pipeline.kill(collector);
     report.sigkill_ms = Some(record.ms_at(at));
     report.killed = true;
     report.lost_at_kill = losses;
     let c = &record.counters;
-    let cut_off = c.requests_in_flight.load(Relaxed).max(0) + c.requests_waiting.load(Relaxed).max(0);
+    let cut_off =
+        c.requests_in_flight.load(Relaxed).max(0) + c.requests_waiting.load(Relaxed).max(0);
     report.requests_cut_off = cut_off as u64;
     c.requests_cut_off.fetch_add(cut_off as u64, Relaxed);
     let never_ended = c.open_spans.swap(0, Relaxed).max(0) as u64;
@@ -211,7 +248,11 @@ fn verdict(report: &ShutdownReport, record: &Record) -> String {
             report.requests_cut_off, report.spans_never_ended
         );
     }
-    let phase = match (report.drain_end_ms, report.flush_start_ms, report.flush_end_ms) {
+    let phase = match (
+        report.drain_end_ms,
+        report.flush_start_ms,
+        report.flush_end_ms,
+    ) {
         (None, _, _) => "still draining in-flight requests",
         (Some(_), None, _) => "in teardown",
         (Some(_), Some(_), None) => "still inside force_flush",

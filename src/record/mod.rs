@@ -275,7 +275,11 @@ impl Record {
         let end_ms = self.now_ms();
         let (mut lost, mut saved) = (0, 0);
         let mut rings = self.rings();
-        for e in rings.exports.iter_mut().filter(|e| e.outcome == Outcome::InFlight) {
+        for e in rings
+            .exports
+            .iter_mut()
+            .filter(|e| e.outcome == Outcome::InFlight)
+        {
             e.end_ms = Some(end_ms);
             if e.request_ids.iter().any(|id| acknowledged(id)) {
                 e.outcome = Outcome::Ok;

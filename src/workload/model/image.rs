@@ -54,7 +54,9 @@ impl Image {
         writer
             .write_image_data(&self.rgb)
             .map_err(|e| ModelError::Png(e.to_string()))?;
-        writer.finish().map_err(|e| ModelError::Png(e.to_string()))?;
+        writer
+            .finish()
+            .map_err(|e| ModelError::Png(e.to_string()))?;
         Ok(out)
     }
 

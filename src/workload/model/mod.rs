@@ -1,7 +1,7 @@
 //! The inference workload: a small text-to-image diffusion model on burn.
 //!
 //! A prompt goes in; its first letter or digit picks one of 36 glyph classes (see
-//! [`glyphs`]); a class-conditioned U-Net ([`unet`], about 1.3 M parameters) trained by the
+//! [`glyphs`]); a class-conditioned U-Net ([`unet`], about 0.86 M parameters, 3.4 MB) trained by the
 //! project's own code ([`train`]) on glyphs it renders itself runs `steps` deterministic DDIM
 //! denoising steps ([`sampler`]); a 32x32 RGB picture of that glyph comes out, and is encoded
 //! as PNG for the "upload". The network runs on a wgpu adapter when there is one (a GPU, or
@@ -153,11 +153,18 @@ impl Model {
         out.try_into_vec_as::<f32>()
             .map_err(|e| ModelError::Execution(e.to_string()))?;
         let steps = 2;
-        sampler::sample(&self.net, &self.device, &[0], &[self.seed], steps, &mut |i| {
-            let fraction = staged + (1.0 - staged) * i as f32 / steps as f32;
-            progress(fraction, &format!("request step {}/{steps}", i + 1));
-            true
-        })?;
+        sampler::sample(
+            &self.net,
+            &self.device,
+            &[0],
+            &[self.seed],
+            steps,
+            &mut |i| {
+                let fraction = staged + (1.0 - staged) * i as f32 / steps as f32;
+                progress(fraction, &format!("request step {}/{steps}", i + 1));
+                true
+            },
+        )?;
         progress(1.0, "ready");
         Ok(started.elapsed())
     }

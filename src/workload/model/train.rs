@@ -160,8 +160,7 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainRep
         let b = batch(&mut rng, config.batch_size);
         let noisy = Tensor::<4>::from_data(TensorData::new(b.noisy, shape), &device);
         let targets = Tensor::<4>::from_data(TensorData::new(b.targets, shape), &device);
-        let times =
-            Tensor::<1>::from_data(TensorData::new(b.times, [config.batch_size]), &device);
+        let times = Tensor::<1>::from_data(TensorData::new(b.times, [config.batch_size]), &device);
         let labels =
             Tensor::<1, Int>::from_data(TensorData::new(b.labels, [config.batch_size]), &device);
         let loss = (net.forward(noisy, times, labels) - targets)
@@ -229,8 +228,8 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainRep
         weights: config.out.clone(),
         samples,
     };
-    let json = serde_json::to_string_pretty(&report)
-        .map_err(|e| ModelError::Execution(e.to_string()))?;
+    let json =
+        serde_json::to_string_pretty(&report).map_err(|e| ModelError::Execution(e.to_string()))?;
     let json_path = sibling(&config.out, "training.json");
     std::fs::write(&json_path, json).map_err(|e| ModelError::Write {
         path: json_path.clone(),

@@ -35,8 +35,8 @@ const TIME_FEATURES: usize = 64;
 /// Width of the conditioning embedding (noise level + class).
 const EMB: usize = 128;
 /// Channels at 16x16, 8x8 and 4x4.
-const C1: usize = 48;
-const C2: usize = 96;
+const C1: usize = 32;
+const C2: usize = 64;
 const C3: usize = 96;
 /// Channels per GroupNorm group.
 const GROUP: usize = 16;
@@ -96,9 +96,8 @@ impl ResBlock {
             emb: LinearConfig::new(EMB, 2 * channels_out).init(device),
             norm2: norm(channels_out, device),
             conv2: conv3_zero(channels_out, channels_out, device),
-            skip: (channels_in != channels_out).then(|| {
-                Conv2dConfig::new([channels_in, channels_out], [1, 1]).init(device)
-            }),
+            skip: (channels_in != channels_out)
+                .then(|| Conv2dConfig::new([channels_in, channels_out], [1, 1]).init(device)),
         }
     }
 
@@ -144,8 +143,17 @@ pub struct Denoiser {
 
 /// The network's stages, in execution order, for warm-up progress reports.
 pub const STAGES: [&str; 11] = [
-    "embedding", "conv_in", "block1", "block2", "mid1", "mid2", "up2", "up1", "conv_out",
-    "shuffle", "done",
+    "embedding",
+    "conv_in",
+    "block1",
+    "block2",
+    "mid1",
+    "mid2",
+    "up2",
+    "up1",
+    "conv_out",
+    "shuffle",
+    "done",
 ];
 
 impl Denoiser {
@@ -211,14 +219,20 @@ impl Denoiser {
         after_stage(1);
         let h1 = self.block1.forward(h0, emb.clone()); // 16x16
         after_stage(2);
-        let h2 = self.block2.forward(self.down1.forward(h1.clone()), emb.clone()); // 8x8
+        let h2 = self
+            .block2
+            .forward(self.down1.forward(h1.clone()), emb.clone()); // 8x8
         after_stage(3);
-        let h = self.mid1.forward(self.down2.forward(h2.clone()), emb.clone()); // 4x4
+        let h = self
+            .mid1
+            .forward(self.down2.forward(h2.clone()), emb.clone()); // 4x4
         after_stage(4);
         let h = self.mid2.forward(h, emb.clone());
         after_stage(5);
         let h = self.up2.forward(upsample(h)); // 8x8
-        let h = self.block_up2.forward(Tensor::cat(vec![h, h2], 1), emb.clone());
+        let h = self
+            .block_up2
+            .forward(Tensor::cat(vec![h, h2], 1), emb.clone());
         after_stage(6);
         let h = self.up1.forward(upsample(h)); // 16x16
         let h = self.block_up1.forward(Tensor::cat(vec![h, h1], 1), emb);
