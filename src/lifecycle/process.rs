@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
-use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -175,11 +175,9 @@ pub fn run_child(
     }
     let sigterm_to_end_ms = sigterm.elapsed().as_secs_f64() * 1000.0;
     let mut steps = Vec::new();
-    loop {
-        match printed.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) => steps.push(line),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-        }
+    // The child's last lines may still be in the pipe: read until it falls silent.
+    while let Ok(line) = printed.recv_timeout(Duration::from_millis(200)) {
+        steps.push(line);
     }
     let spans_received = collector.stats().spans_received;
     collector.shutdown();
