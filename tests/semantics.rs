@@ -111,14 +111,8 @@ fn config(max_queue_size: usize, max_export_batch_size: usize) -> BatchConfig {
     }
 }
 
-fn own(
-    profile: Profile,
-    config: BatchConfig,
-    exporter: &GatedExporter,
-) -> (
-    GraceBatchProcessor<InstrumentedExporter<GatedExporter>>,
-    Arc<Record>,
-) {
+/// The test exporter wrapped as the product wraps the real one, with a fresh record.
+fn instrumented(exporter: &GatedExporter) -> (InstrumentedExporter<GatedExporter>, Arc<Record>) {
     let record = Arc::new(Record::new());
     let instrumented = InstrumentedExporter::new(
         exporter.clone(),
@@ -127,6 +121,18 @@ fn own(
         Arc::new(ExportProbe::default()),
         Arc::new(RunnerLife::new(1)),
     );
+    (instrumented, record)
+}
+
+fn own(
+    profile: Profile,
+    config: BatchConfig,
+    exporter: &GatedExporter,
+) -> (
+    GraceBatchProcessor<InstrumentedExporter<GatedExporter>>,
+    Arc<Record>,
+) {
+    let (instrumented, record) = instrumented(exporter);
     (
         GraceBatchProcessor::new(profile, config, instrumented, record.clone()),
         record,
@@ -190,16 +196,9 @@ fn rust_profile_agrees_with_the_stock_processor() {
     drive(&processor, &own_exporter);
 
     let stock_exporter = GatedExporter::default();
-    let stock_record = Arc::new(Record::new());
-    let instrumented = InstrumentedExporter::new(
-        stock_exporter.clone(),
-        stock_record.clone(),
-        1,
-        Arc::new(ExportProbe::default()),
-        Arc::new(RunnerLife::new(1)),
-    );
-    let handed = instrumented.handed();
-    let stock = BatchSpanProcessor::builder(instrumented)
+    let (stock_instrumented, stock_record) = instrumented(&stock_exporter);
+    let handed = stock_instrumented.handed();
+    let stock = BatchSpanProcessor::builder(stock_instrumented)
         .with_batch_config(
             BatchConfigBuilder::default()
                 .with_max_queue_size(40)

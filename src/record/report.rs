@@ -134,7 +134,7 @@ impl Report {
         let fmt_ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
         format!(
             "scenario {} ({} semantics), {:.1} s\n\
-             requests: {} sent, {} completed, {} rejected; latency p50 {} ms, p99 {} ms\n\
+             requests: {} sent, {} completed, {} rejected{}; latency p50 {} ms, p99 {} ms\n\
              spans: {} created = {} not sampled + {} exported + {} dropped (queue full) \
              + {} export failed + {} lost at kill + {} queued{}\n\
              collector received {} spans in {} export batches",
@@ -144,6 +144,15 @@ impl Report {
             r.sent,
             r.completed,
             r.rejected,
+            [
+                (r.cancelled, "cancelled"),
+                (r.refused, "refused after SIGTERM"),
+                (r.cut_off, "cut off by SIGKILL"),
+            ]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!(", {n} {what}"))
+            .collect::<String>(),
             fmt_ms(r.latency_ms.p50),
             fmt_ms(r.latency_ms.p99),
             s.created,
