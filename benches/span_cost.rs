@@ -38,7 +38,7 @@ use gracetrace::telemetry::exporter::InstrumentedExporter;
 use gracetrace::telemetry::processor::{BatchConfig, GraceBatchProcessor, Profile};
 use gracetrace::telemetry::sampler::{RatioFormula, SampleRate};
 use gracetrace::telemetry::stock::{CountedStockProcessor, settle_drops};
-use gracetrace::telemetry::wire::ExportProbe;
+use gracetrace::telemetry::wire::{ExportProbe, RunnerLife};
 
 /// The batch settings of every sampled variant: the SDK defaults for queue and batch, a
 /// short delay so a slow trickle is exported promptly too.
@@ -69,6 +69,7 @@ fn drop_exporter(record: &Arc<Record>) -> Exporter {
         record.clone(),
         1,
         Arc::new(ExportProbe::default()),
+        Arc::new(RunnerLife::new(1)),
     )
 }
 

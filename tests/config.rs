@@ -217,7 +217,9 @@ fn the_binary_rejects_bad_input_with_exit_code_2() {
     let unknown = dir.join("unknown.toml");
     std::fs::write(&unknown, "[batch]\nmax_queue_size = 100\nqueue_size = 5\n").unwrap();
 
-    let cases: Vec<(Vec<(&str, &str)>, Vec<String>, String)> = vec![
+    // (environment, arguments after `run`, what stderr must say)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<String>, String);
+    let cases: Vec<Case> = vec![
         (
             vec![("OTEL_SAMPLE_RATE", "abc")],
             vec![],

@@ -11,6 +11,9 @@ use gracetrace::config::{Semantics, Settings};
 use gracetrace::run::Session;
 use gracetrace::workload::Traffic;
 
+/// One live edit of the settings, as a slider would make it.
+type Change = Box<dyn Fn(&mut Settings)>;
+
 #[test]
 fn every_live_change_keeps_every_span() {
     let mut settings = scenario(
@@ -26,7 +29,7 @@ fn every_live_change_keeps_every_span() {
     );
     let session = Session::start(&settings).expect("session");
     let traffic = Traffic::start(&settings.workload, session.pipeline.clone());
-    let changes: Vec<Box<dyn Fn(&mut Settings)>> = vec![
+    let changes: Vec<Change> = vec![
         Box::new(|s| {
             s.batch.max_queue_size = 512;
             s.batch.max_export_batch_size = 128;

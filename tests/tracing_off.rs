@@ -56,7 +56,14 @@ fn tracing_off_makes_no_spans_and_no_export_thread() {
     // And the same check passes the other way: with tracing on, the thread exists.
     let on = scenario("seed-defaults", &["workload.duration_s=0.2"]);
     let session = Session::start(&on).expect("session");
-    let names = thread_names();
+    // A new thread names itself once it runs, so give it a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut names = thread_names();
+    while !names.iter().any(|n| n.starts_with("OtelBatch")) && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+        names = thread_names();
+    }
     assert!(
         names.iter().any(|n| n.starts_with("OtelBatch")),
         "{names:?}"

@@ -10,7 +10,6 @@
 //! is `handle_exit()` telling requests to stop at their next step, and a killed runner's
 //! threads notice [`crate::telemetry::wire::RunnerLife`] and vanish without ending spans.
 
-pub mod model;
 pub mod request;
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};

@@ -1,0 +1,66 @@
+//! `gracetrace collect` as a user runs it: it listens, counts, and prints its stats as
+//! JSON when it gets SIGTERM; a bad flag is one line and exit code 2.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gracetrace");
+
+#[test]
+fn collect_serves_stats_and_prints_them_on_sigterm() {
+    let mut child = Command::new(BIN)
+        .args(["collect", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gracetrace collect");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("listening line");
+    let url = line
+        .trim()
+        .strip_prefix("collector listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1/traces");
+
+    // An empty body is refused with a reason, and the collector goes on.
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let output = child.wait_with_output().expect("exit");
+    assert!(output.status.success());
+    let stats: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stats JSON");
+    assert_eq!(stats["requests"], 1);
+    assert_eq!(stats["requests_rejected"], 1);
+    assert_eq!(stats["spans_received"], 0);
+}
+
+#[test]
+fn collect_rejects_a_bad_flag_with_exit_code_2() {
+    let output = Command::new(BIN)
+        .args(["collect", "--listen", "127.0.0.1:0", "--error-rate", "1.5"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--error-rate") && stderr.contains("1.5"),
+        "{stderr}"
+    );
+}
