@@ -77,6 +77,25 @@ impl Session {
         })
     }
 
+    /// Replaces a runner that has exited or been killed with a fresh one (a new runner id,
+    /// so the collector, which ignores a killed runner's late requests, accepts it) that
+    /// shares this session's record and collector: one time axis, one set of counters.
+    /// The record marks the boundary. The old pipeline has already shut down or been
+    /// killed; its abandoned threads drop their handles when they notice.
+    pub fn restart_runner(&mut self, settings: &Settings, runner_id: u64) -> Result<(), String> {
+        let endpoint = match (&settings.exporter.endpoint, &self.collector) {
+            (Some(endpoint), _) => endpoint.clone(),
+            (None, Some(collector)) => collector.traces_endpoint(),
+            (None, None) => {
+                return Err("no endpoint: the session has no embedded collector".into());
+            }
+        };
+        let pipeline = Pipeline::start(settings, endpoint, self.record.clone(), runner_id)?;
+        self.record.mark(format!("runner {runner_id} started"));
+        self.pipeline = Arc::new(pipeline);
+        Ok(())
+    }
+
     /// Stops sampling, takes a last sample and builds the report.
     pub fn finish(mut self, settings: &Settings) -> Report {
         self.sampling.store(false, Relaxed);

@@ -4,8 +4,10 @@
 mod common;
 
 use common::{assert_accounted, scenario};
-use gracetrace::lifecycle::ShutdownReport;
+use gracetrace::lifecycle::{self, ShutdownReport};
 use gracetrace::record::report::Report;
+use gracetrace::run::Session;
+use gracetrace::workload::Traffic;
 
 fn run(name: &str, overrides: &[&str]) -> (Report, ShutdownReport) {
     let settings = scenario(name, overrides);
@@ -163,4 +165,55 @@ fn sigkill_lands_within_20_ms_of_the_grace_deadline() {
     );
     assert!(late_ms[0] >= 0.0);
     assert!(max < 20.0, "{late_ms:?}");
+}
+
+/// As a platform would: after SIGKILL a fresh runner starts, on the same record and
+/// collector, and the record marks the boundary.
+#[test]
+fn a_fresh_runner_starts_after_sigkill() {
+    let first = scenario(
+        "shutdown-long-requests",
+        &[
+            "shutdown.at_s=0.5",
+            "shutdown.grace_ms=200",
+            "workload.rate_per_s=20",
+            "batch.schedule_delay_ms=100",
+        ],
+    );
+    let mut session = Session::start(&first).expect("session");
+    let traffic = Traffic::start(&first.workload, session.pipeline.clone());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let collector = session.collector.clone();
+    let shutdown = lifecycle::shutdown(
+        &session.pipeline,
+        traffic,
+        collector.as_deref(),
+        &first.shutdown,
+    );
+    assert!(shutdown.killed);
+
+    let mut second = first.clone();
+    second.workload.inference_ms = 5.0;
+    second.workload.duration_s = 1.0;
+    session.restart_runner(&second, 2).expect("restart");
+    Traffic::start(&second.workload, session.pipeline.clone()).wait();
+    session.pipeline.shutdown();
+    let report = session.finish(&second);
+
+    let spans = report.spans.counts;
+    assert_accounted(&spans);
+    assert!(
+        spans.exported > 0,
+        "the new runner's spans arrive: {spans:#?}"
+    );
+    assert_collector_final(&report);
+    let at = |what: &str| {
+        report
+            .markers
+            .iter()
+            .find(|m| m.what == what)
+            .map(|m| m.at_ms)
+            .unwrap_or_else(|| panic!("no {what} marker: {:?}", report.markers))
+    };
+    assert!(at("sigkill") < at("runner 2 started"));
 }
