@@ -310,6 +310,18 @@ pub static KNOBS: &[Knob] = &[
         get: |s| s.workload.extra_spans.to_string(),
     },
     Knob {
+        key: "workload.flush_every_request",
+        env: None,
+        help: "force_flush() at the end of every request, the anti-pattern the seed warns \
+               against; the request waits for its own export, so its latency shows the cost.",
+        range: "true or false",
+        set: |s, v| {
+            s.workload.flush_every_request = boolean(v)?;
+            Ok(())
+        },
+        get: |s| s.workload.flush_every_request.to_string(),
+    },
+    Knob {
         key: "workload.burst_every_s",
         env: None,
         help: "Seconds between bursts; 0 turns bursts off.",

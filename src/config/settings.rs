@@ -85,6 +85,9 @@ pub struct WorkloadSettings {
     pub upload_ms: f64,
     /// Extra child spans per request, beyond the seed's `inference` and `upload`.
     pub extra_spans: usize,
+    /// Call `force_flush()` at the end of every request: the anti-pattern the seed warns
+    /// against ("Per-request flushing adds latency on every call"), here so its cost shows.
+    pub flush_every_request: bool,
     /// Every `burst_every_s` seconds, `burst_size` requests arrive at once (0: no bursts).
     pub burst_every_s: f64,
     pub burst_size: usize,
@@ -212,6 +215,7 @@ impl Default for Settings {
                 steps: 20,
                 upload_ms: 5.0,
                 extra_spans: 0,
+                flush_every_request: false,
                 burst_every_s: 0.0,
                 burst_size: 0,
                 seed: 1,

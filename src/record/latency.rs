@@ -26,6 +26,36 @@ impl Default for LatencyHistogram {
     }
 }
 
+/// Serving times split by whether the request ran with tracing on.
+#[derive(Clone, Debug, Default)]
+pub struct ServiceTimes {
+    pub tracing_on: LatencyHistogram,
+    pub tracing_off: LatencyHistogram,
+}
+
+impl ServiceTimes {
+    pub fn add(&mut self, traced: bool, ms: f64) {
+        match traced {
+            true => self.tracing_on.add(ms),
+            false => self.tracing_off.add(ms),
+        }
+    }
+
+    pub fn summary(&self) -> ServiceSummary {
+        ServiceSummary {
+            tracing_on: self.tracing_on.summary(),
+            tracing_off: self.tracing_off.summary(),
+        }
+    }
+}
+
+/// The report's `requests.service_ms`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct ServiceSummary {
+    pub tracing_on: LatencySummary,
+    pub tracing_off: LatencySummary,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct LatencySummary {
     pub count: u64,

@@ -9,7 +9,7 @@
 mod latency;
 pub mod report;
 
-pub use latency::LatencyHistogram;
+pub use latency::{LatencyHistogram, ServiceTimes};
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -172,6 +172,10 @@ pub struct Record {
     start: Instant,
     pub counters: Counters,
     pub latency: Mutex<LatencyHistogram>,
+    /// Serving time of completed requests (from taking a slot to the end, waiting in line
+    /// excluded), apart for requests served with tracing on and off: the cost of tracing,
+    /// and of flushing in every request, without the noise of the queue in front.
+    pub service: Mutex<ServiceTimes>,
     rings: Mutex<Rings>,
 }
 
@@ -187,6 +191,7 @@ impl Record {
             start: Instant::now(),
             counters: Counters::default(),
             latency: Mutex::new(LatencyHistogram::default()),
+            service: Mutex::new(ServiceTimes::default()),
             rings: Mutex::new(Rings::default()),
         }
     }

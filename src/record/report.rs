@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use serde::Serialize;
 
-use super::latency::LatencySummary;
+use super::latency::{LatencySummary, ServiceSummary};
 use super::{ExportEvent, Marker, Record, Sample, SpanCounts};
 use crate::collector::CollectorStats;
 use crate::config::Settings;
@@ -54,7 +54,10 @@ pub struct RequestReport {
     pub refused: u64,
     /// Running or waiting when SIGKILL came.
     pub cut_off: u64,
+    /// From arrival to the end: waiting in line included.
     pub latency_ms: LatencySummary,
+    /// From taking a serving slot to the end, with tracing on and off.
+    pub service_ms: ServiceSummary,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -99,6 +102,11 @@ impl Report {
                 cut_off: c.requests_cut_off.load(Relaxed),
                 latency_ms: record
                     .latency
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .summary(),
+                service_ms: record
+                    .service
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .summary(),

@@ -160,6 +160,8 @@ fn serve(
         }
         counters.requests_in_flight.fetch_add(1, Relaxed);
         let generation = pipeline.tracer();
+        let traced = generation.is_some();
+        let started = Instant::now();
         let outcome = request::serve_synthetic(
             generation.as_deref(),
             settings,
@@ -181,6 +183,12 @@ fn serve(
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .add(latency_ms);
+                let service_ms = started.elapsed().as_secs_f64() * 1000.0;
+                record
+                    .service
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .add(traced, service_ms);
                 counters.requests_completed.fetch_add(1, Relaxed);
             }
         }

@@ -25,6 +25,8 @@ use crate::telemetry::wire::RunnerLife;
 /// The model the seed serves; the synthetic workload keeps its name on the spans.
 pub const MODEL_NAME: &str = "stable-diffusion-xl-base-1.0";
 const SYNTHETIC_PROMPT: &str = "a lighthouse at dusk";
+/// `force_flush()`'s default timeout in both SDKs (Python: `timeout_millis=30000`).
+const FLUSH_IN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a request ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +48,17 @@ pub fn serve_synthetic(
 ) -> Outcome {
     let stop = Stop { cancel, life };
     match generation {
-        Some(generation) => traced(&generation.tracer, settings, Some(counters), &stop),
+        Some(generation) => {
+            let outcome = traced(&generation.tracer, settings, Some(counters), &stop);
+            if settings.flush_every_request && outcome != Outcome::Killed {
+                // The anti-pattern the seed warns against: the request waits until the
+                // processor has exported everything queued, its own spans included.
+                // A failed flush loses nothing by itself (the exporter counts each
+                // batch's fate), so its error only ends the wait.
+                let _ = generation.force_flush(FLUSH_IN_REQUEST_TIMEOUT);
+            }
+            outcome
+        }
         // Tracing off: the seed's `trace.get_tracer()` without a provider is a no-op
         // tracer; the same code runs and makes no spans.
         None => traced(&NoopTracer::new(), settings, None, &stop),

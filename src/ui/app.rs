@@ -1,0 +1,254 @@
+//! The window's state and layout: which panel goes where, when edited settings are sent
+//! to the engine, and the frame-time measurement.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+
+use super::engine::{Command, Engine, Phase, Snapshot};
+use super::time_axis::TimeWindow;
+use super::{
+    controls, copy_as_code, counters, exports_view, queue_view, scenario_io, shutdown_timeline,
+    status_bar, trace_view,
+};
+use crate::config::{Settings, Source};
+
+/// Frames kept for the frame-time statistics.
+const FRAME_HISTORY: usize = 600;
+/// A dragged slider sends at most this often, so a drag does not rebuild the batch
+/// processor sixty times a second; the change still lands well within a second.
+const SEND_EVERY: Duration = Duration::from_millis(200);
+
+/// Where the window's numbers come from.
+enum Feed {
+    Live(Engine),
+    /// A fixed snapshot (tests, snapshots of a finished run): nothing runs.
+    Fixed(Arc<Snapshot>),
+}
+
+/// The whole window.
+pub struct GraceApp {
+    source: Feed,
+    /// What the controls show and edit.
+    pub edited: Settings,
+    /// What was last sent to the engine.
+    sent: Settings,
+    last_send: Instant,
+    /// Why the edited settings cannot be applied, shown under the controls.
+    pub invalid: Option<String>,
+    /// A note about a value the controls corrected (e.g. batch clamped to the queue).
+    pub note: Option<String>,
+    /// The user's price per million ingested spans, for the monthly cost.
+    pub price_per_million: f64,
+    /// The scenario file field of the Open/Save row, and the last outcome.
+    pub scenario_path: String,
+    pub io_message: Option<String>,
+    /// Write the settings to the config dir at exit (off in tests).
+    pub remember_on_exit: bool,
+    /// Which code the "Copy as code" box shows.
+    pub code_kind: copy_as_code::CodeKind,
+    /// Off for image snapshots, whose pixels must not depend on the machine's speed.
+    pub show_frame_time: bool,
+    frame_ms: VecDeque<f32>,
+    whole_frame_ms: VecDeque<f32>,
+    frames_logged: Instant,
+}
+
+impl GraceApp {
+    /// A window driving a live session started with `settings`; `repaint` wakes the UI
+    /// when the engine has published a new snapshot.
+    pub fn live(settings: Settings, repaint: Box<dyn Fn() + Send>) -> GraceApp {
+        let engine = Engine::start(settings.clone(), repaint);
+        GraceApp::new(Feed::Live(engine), settings)
+    }
+
+    /// A window showing a fixed snapshot (for tests and documentation images).
+    pub fn fixed(snapshot: Snapshot) -> GraceApp {
+        let settings = snapshot.report.settings.clone();
+        GraceApp::new(Feed::Fixed(Arc::new(snapshot)), settings)
+    }
+
+    fn new(source: Feed, settings: Settings) -> GraceApp {
+        GraceApp {
+            source,
+            sent: settings.clone(),
+            edited: settings,
+            last_send: Instant::now(),
+            invalid: None,
+            note: None,
+            price_per_million: 0.30,
+            scenario_path: String::new(),
+            io_message: None,
+            remember_on_exit: false,
+            code_kind: copy_as_code::CodeKind::Python,
+            show_frame_time: true,
+            frame_ms: VecDeque::with_capacity(FRAME_HISTORY),
+            whole_frame_ms: VecDeque::with_capacity(FRAME_HISTORY),
+            frames_logged: Instant::now(),
+        }
+    }
+
+    /// The newest snapshot the engine published.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match &self.source {
+            Feed::Live(engine) => engine.snapshot(),
+            Feed::Fixed(snapshot) => snapshot.clone(),
+        }
+    }
+
+    /// Median and 99th percentile of the recent frames' build time, milliseconds.
+    pub fn frame_stats(&self) -> Option<(f32, f32)> {
+        quantiles(&self.frame_ms)
+    }
+}
+
+/// Median and 99th percentile, milliseconds.
+fn quantiles(frames: &VecDeque<f32>) -> Option<(f32, f32)> {
+    if frames.is_empty() {
+        return None;
+    }
+    let mut sorted: Vec<f32> = frames.iter().copied().collect();
+    sorted.sort_by(f32::total_cmp);
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    Some((at(0.5), at(0.99)))
+}
+
+impl GraceApp {
+    fn send(&self, command: Command) {
+        if let Feed::Live(engine) = &self.source {
+            engine.send(command);
+        }
+    }
+
+    /// Asks for the SIGTERM -> SIGKILL sequence now.
+    pub fn press_shutdown(&self) {
+        self.send(Command::Shutdown);
+    }
+
+    pub fn press_new_runner(&self) {
+        self.send(Command::NewRunner);
+    }
+
+    /// Sends the edited settings if they changed, are valid, and the last send is not
+    /// too recent.
+    fn maybe_send(&mut self) {
+        self.invalid = self
+            .edited
+            .validate(Source::Live)
+            .err()
+            .map(|e| e.to_string());
+        if self.edited == self.sent
+            || self.invalid.is_some()
+            || self.last_send.elapsed() < SEND_EVERY
+        {
+            return;
+        }
+        self.sent = self.edited.clone();
+        self.last_send = Instant::now();
+        self.send(Command::Apply(Box::new(self.edited.clone())));
+    }
+
+    /// Draws the whole window into `ui` (the eframe root or a test harness).
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        let started = Instant::now();
+        let snapshot = self.snapshot();
+        let window = TimeWindow::for_snapshot(&snapshot);
+
+        egui::Panel::bottom("status").show(ui, |ui| {
+            let frame = self.frame_stats().filter(|_| self.show_frame_time);
+            status_bar::show(ui, &snapshot, frame);
+        });
+        egui::Panel::left("controls")
+            .resizable(true)
+            .default_size(300.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    controls::show(ui, self, &snapshot.phase);
+                });
+            });
+        egui::Panel::right("accounting")
+            .resizable(true)
+            .default_size(330.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    counters::show(ui, &snapshot, &mut self.price_per_million);
+                    ui.separator();
+                    trace_view::show(ui, snapshot.recent_trace.as_ref());
+                    ui.separator();
+                    copy_as_code::show(ui, &self.edited, &mut self.code_kind);
+                });
+            });
+        egui::CentralPanel::default().show(ui, |ui| {
+            // Plots take the width they are given: keep it the panel's, never wider.
+            ui.set_max_width(ui.available_width());
+            egui::ScrollArea::vertical()
+                .auto_shrink(false)
+                .show(ui, |ui| {
+                    ui.label(
+                        egui::RichText::new(
+                            "Spans wait in the queue, leave in export batches, and arrive at the \
+                         backend. Red is lost. One time axis (seconds) for all three.",
+                        )
+                        .italics(),
+                    );
+                    queue_view::show(ui, &snapshot, &window);
+                    exports_view::show(ui, &snapshot, &window);
+                    shutdown_timeline::show(ui, &snapshot, &window);
+                });
+        });
+
+        self.maybe_send();
+        if let Phase::ShuttingDown { .. } = snapshot.phase {
+            // The grace countdown moves every frame, not only on new snapshots.
+            ui.ctx().request_repaint_after(Duration::from_millis(50));
+        }
+        self.record_frame(started.elapsed());
+    }
+
+    fn record_frame(&mut self, took: Duration) {
+        if self.frame_ms.len() == FRAME_HISTORY {
+            self.frame_ms.pop_front();
+        }
+        self.frame_ms.push_back(took.as_secs_f32() * 1000.0);
+        // GRACETRACE_FRAME_STATS=1 prints the statistics every 5 s, for measuring.
+        if self.frames_logged.elapsed() >= Duration::from_secs(5)
+            && std::env::var_os("GRACETRACE_FRAME_STATS").is_some()
+            && let Some((p50, p99)) = self.frame_stats()
+        {
+            self.frames_logged = Instant::now();
+            eprintln!(
+                "gracetrace: frame build time over the last {} frames: median {p50:.2} ms, p99 {p99:.2} ms",
+                self.frame_ms.len()
+            );
+            if let Some((w50, w99)) = quantiles(&self.whole_frame_ms) {
+                eprintln!(
+                    "gracetrace: eframe cpu_usage per frame: median {w50:.2} ms, p99 {w99:.2} ms"
+                );
+            }
+        }
+    }
+}
+
+impl eframe::App for GraceApp {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        // eframe's own measure of the previous frame: building the UI plus tessellating
+        // and handing it to the GPU (not waiting for vsync).
+        if let Some(cpu) = frame.info().cpu_usage {
+            if self.whole_frame_ms.len() == FRAME_HISTORY {
+                self.whole_frame_ms.pop_front();
+            }
+            self.whole_frame_ms.push_back(cpu * 1000.0);
+        }
+        self.show(ui);
+    }
+
+    fn on_exit(&mut self) {
+        if self.remember_on_exit
+            && let Err(error) = scenario_io::save_last(&self.edited)
+        {
+            eprintln!("gracetrace: {error}");
+        }
+    }
+}

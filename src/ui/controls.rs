@@ -1,0 +1,319 @@
+//! The left panel: every knob a person tunes, applied live. Each control's tooltip names
+//! its environment variable, range and meaning from the knob table, so the window teaches
+//! the same names a deployment uses.
+
+use eframe::egui::{self, Color32, RichText, Slider};
+
+use super::app::GraceApp;
+use super::engine::Phase;
+use super::scenario_io;
+use crate::config::knobs;
+use crate::config::{HandleExit, Platform, Semantics};
+
+/// The tooltip of a knob: its environment variable, its range and its help line.
+pub fn tip(key: &str) -> String {
+    match knobs::find(key) {
+        Some(knob) => format!(
+            "{}\nenv: {}\nrange: {}\n{}",
+            knob.key,
+            knob.env.unwrap_or("(none: scenario TOML or --set only)"),
+            knob.range,
+            knob.help
+        ),
+        None => key.to_string(),
+    }
+}
+
+fn section(ui: &mut egui::Ui, title: &str) {
+    ui.add_space(6.0);
+    ui.label(RichText::new(title).strong().size(15.0));
+}
+
+pub fn show(ui: &mut egui::Ui, app: &mut GraceApp, phase: &Phase) {
+    ui.spacing_mut().slider_width = 140.0;
+    tracing(ui, app);
+    batch(ui, app);
+    traffic(ui, app);
+    faults(ui, app);
+    shutdown(ui, app, phase);
+    scenario(ui, app);
+}
+
+fn tracing(ui: &mut egui::Ui, app: &mut GraceApp) {
+    let s = &mut app.edited;
+    section(ui, "Tracing");
+    ui.checkbox(&mut s.tracing.enabled, "tracing on")
+        .on_hover_text(tip("tracing.enabled"));
+    ui.add_enabled(
+        s.tracing.enabled,
+        Slider::new(&mut s.tracing.sample_rate, 0.0..=1.0)
+            .logarithmic(true)
+            .smallest_positive(0.001)
+            .max_decimals(3)
+            .text("sample rate"),
+    )
+    .on_hover_text(tip("tracing.sample_rate"));
+    egui::ComboBox::from_label("semantics")
+        .selected_text(s.tracing.semantics.name())
+        .show_ui(ui, |ui| {
+            for semantics in Semantics::ALL {
+                ui.selectable_value(&mut s.tracing.semantics, semantics, semantics.name());
+            }
+        })
+        .response
+        .on_hover_text(tip("tracing.semantics"));
+}
+
+fn batch(ui: &mut egui::Ui, app: &mut GraceApp) {
+    let s = &mut app.edited;
+    section(ui, "BatchSpanProcessor");
+    ui.add(
+        Slider::new(&mut s.batch.max_queue_size, 16..=100_000)
+            .logarithmic(true)
+            .text("max_queue_size"),
+    )
+    .on_hover_text(tip("batch.max_queue_size"));
+    // Both SDKs reject batch > queue; the slider cannot go there, and a queue shrunk
+    // under the batch pulls the batch down with it (said so below).
+    let queue = s.batch.max_queue_size.max(1);
+    app.note = None;
+    if s.batch.max_export_batch_size > queue {
+        app.note = Some(format!(
+            "max_export_batch_size lowered to {queue}: it may not exceed max_queue_size"
+        ));
+        s.batch.max_export_batch_size = queue;
+    }
+    ui.add(
+        Slider::new(&mut s.batch.max_export_batch_size, 1..=queue)
+            .logarithmic(true)
+            .text("max_export_batch_size"),
+    )
+    .on_hover_text(tip("batch.max_export_batch_size"));
+    ui.add(
+        Slider::new(&mut s.batch.schedule_delay_ms, 10..=30_000)
+            .logarithmic(true)
+            .suffix(" ms")
+            .text("schedule_delay"),
+    )
+    .on_hover_text(tip("batch.schedule_delay_ms"));
+    ui.add(
+        Slider::new(&mut s.batch.export_timeout_ms, 100..=60_000)
+            .logarithmic(true)
+            .suffix(" ms")
+            .text("export_timeout"),
+    )
+    .on_hover_text(tip("batch.export_timeout_ms"));
+    if let Some(note) = &app.note {
+        ui.label(RichText::new(note).color(Color32::from_rgb(230, 160, 40)));
+    }
+}
+
+fn traffic(ui: &mut egui::Ui, app: &mut GraceApp) {
+    let w = &mut app.edited.workload;
+    section(ui, "Traffic");
+    ui.add(
+        Slider::new(&mut w.rate_per_s, 0.0..=5_000.0)
+            .logarithmic(true)
+            .max_decimals(1)
+            .suffix(" req/s")
+            .text("rate"),
+    )
+    .on_hover_text(tip("workload.rate_per_s"));
+    ui.add(
+        Slider::new(&mut w.burst_every_s, 0.0..=30.0)
+            .max_decimals(1)
+            .suffix(" s")
+            .text("burst every"),
+    )
+    .on_hover_text(tip("workload.burst_every_s"));
+    ui.add(
+        Slider::new(&mut w.burst_size, 0..=5_000)
+            .logarithmic(true)
+            .text("burst size"),
+    )
+    .on_hover_text(tip("workload.burst_size"));
+    ui.add(
+        Slider::new(&mut w.concurrency, 1..=256)
+            .logarithmic(true)
+            .text("concurrency"),
+    )
+    .on_hover_text(tip("workload.concurrency"));
+    ui.add(
+        Slider::new(&mut w.inference_ms, 0.0..=5_000.0)
+            .logarithmic(true)
+            .max_decimals(0)
+            .suffix(" ms")
+            .text("inference"),
+    )
+    .on_hover_text(tip("workload.inference_ms"));
+    ui.add(Slider::new(&mut w.extra_spans, 0..=100).text("extra spans"))
+        .on_hover_text(tip("workload.extra_spans"));
+}
+
+fn faults(ui: &mut egui::Ui, app: &mut GraceApp) {
+    let f = &mut app.edited.collector;
+    section(ui, "Backend faults");
+    ui.add(
+        Slider::new(&mut f.latency_ms, 0..=20_000)
+            .logarithmic(true)
+            .suffix(" ms")
+            .text("latency"),
+    )
+    .on_hover_text(tip("collector.latency_ms"));
+    ui.add(
+        Slider::new(&mut f.jitter_ms, 0..=5_000)
+            .logarithmic(true)
+            .suffix(" ms")
+            .text("jitter"),
+    )
+    .on_hover_text(tip("collector.jitter_ms"));
+    ui.add(
+        Slider::new(&mut f.error_rate, 0.0..=1.0)
+            .max_decimals(2)
+            .text("error rate"),
+    )
+    .on_hover_text(tip("collector.error_rate"));
+    egui::ComboBox::from_label("error status")
+        .selected_text(f.error_status.to_string())
+        .show_ui(ui, |ui| {
+            for status in [429u16, 500, 502, 503, 504] {
+                ui.selectable_value(&mut f.error_status, status, status.to_string());
+            }
+        })
+        .response
+        .on_hover_text(tip("collector.error_status"));
+    ui.checkbox(&mut f.outage, "outage (connection refused)")
+        .on_hover_text(tip("collector.outage"));
+    ui.checkbox(&mut f.black_hole, "black hole (never answers)")
+        .on_hover_text(tip("collector.black_hole"));
+    let mut limit = f.ingest_limit_spans_per_s.unwrap_or(0);
+    ui.add(
+        Slider::new(&mut limit, 0..=1_000_000)
+            .logarithmic(true)
+            .suffix(" spans/s")
+            .text("ingestion limit (0: none)"),
+    )
+    .on_hover_text(tip("collector.ingest_limit_spans_per_s"));
+    f.ingest_limit_spans_per_s = (limit > 0).then_some(limit);
+}
+
+fn shutdown(ui: &mut egui::Ui, app: &mut GraceApp, phase: &Phase) {
+    let s = &mut app.edited.shutdown;
+    section(ui, "Shutdown");
+    let before = s.platform;
+    egui::ComboBox::from_label("platform")
+        .selected_text(s.platform.name())
+        .show_ui(ui, |ui| {
+            for platform in Platform::ALL {
+                let label = match platform.grace_ms() {
+                    Some(ms) => format!("{} ({} s)", platform.name(), ms / 1000),
+                    None => "custom".to_string(),
+                };
+                ui.selectable_value(&mut s.platform, platform, label);
+            }
+        })
+        .response
+        .on_hover_text(tip("shutdown.platform"));
+    if s.platform != before
+        && let Some(ms) = s.platform.grace_ms()
+    {
+        s.grace_ms = ms;
+    }
+    let custom = s.platform == Platform::Custom;
+    ui.add_enabled(
+        custom,
+        Slider::new(&mut s.grace_ms, 100..=60_000)
+            .logarithmic(true)
+            .suffix(" ms")
+            .text("grace"),
+    )
+    .on_hover_text(tip("shutdown.grace_ms"));
+    ui.add(
+        Slider::new(&mut s.flush_timeout_ms, 0..=30_000)
+            .suffix(" ms")
+            .text("force_flush timeout"),
+    )
+    .on_hover_text(tip("shutdown.flush_timeout_ms"));
+    egui::ComboBox::from_label("handle_exit")
+        .selected_text(match s.handle_exit {
+            HandleExit::None => "none: let requests finish",
+            HandleExit::Cancel => "cancel in-flight requests",
+        })
+        .show_ui(ui, |ui| {
+            ui.selectable_value(
+                &mut s.handle_exit,
+                HandleExit::None,
+                "none: let requests finish",
+            );
+            ui.selectable_value(
+                &mut s.handle_exit,
+                HandleExit::Cancel,
+                "cancel in-flight requests",
+            );
+        })
+        .response
+        .on_hover_text(tip("shutdown.handle_exit"));
+
+    ui.add_space(4.0);
+    ui.horizontal(|ui| {
+        let running = *phase == Phase::Running;
+        let button = egui::Button::new(RichText::new("Shutdown (SIGTERM)").strong())
+            .fill(Color32::from_rgb(120, 40, 40));
+        if ui
+            .add_enabled(running, button)
+            .on_hover_text(
+                "Sends the platform's SIGTERM now; SIGKILL follows after the grace period \
+                 unless the runner exits first.",
+            )
+            .clicked()
+        {
+            app.press_shutdown();
+        }
+        if ui
+            .add_enabled(
+                *phase == Phase::Ended,
+                egui::Button::new("Start new runner"),
+            )
+            .on_hover_text("A fresh runner (new id) on the same collector and time axis.")
+            .clicked()
+        {
+            app.press_new_runner();
+        }
+    });
+    if let Some(invalid) = &app.invalid {
+        ui.label(RichText::new(invalid).color(Color32::from_rgb(230, 80, 80)));
+    }
+}
+
+fn scenario(ui: &mut egui::Ui, app: &mut GraceApp) {
+    section(ui, "Scenario");
+    ui.horizontal(|ui| {
+        let label = ui.label("file");
+        ui.add(
+            egui::TextEdit::singleline(&mut app.scenario_path)
+                .hint_text("assets/scenarios/burst-overflow.toml")
+                .desired_width(230.0),
+        )
+        .labelled_by(label.id);
+    });
+    ui.horizontal(|ui| {
+        if ui.button("Open").clicked() {
+            app.io_message = Some(match scenario_io::load(&app.scenario_path) {
+                Ok(settings) => {
+                    app.edited = settings;
+                    format!("opened {}", app.scenario_path)
+                }
+                Err(error) => error,
+            });
+        }
+        if ui.button("Save").clicked() {
+            app.io_message = Some(match scenario_io::save(&app.scenario_path, &app.edited) {
+                Ok(()) => format!("saved {}", app.scenario_path),
+                Err(error) => error,
+            });
+        }
+    });
+    if let Some(message) = &app.io_message {
+        ui.label(message);
+    }
+}

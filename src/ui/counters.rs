@@ -1,0 +1,133 @@
+//! The right panel's accounting: where every span went, with the identity spelled out,
+//! the rates, what the backend ingests and what that costs, and request latency.
+
+use eframe::egui::{self, Color32, RichText};
+
+use super::engine::Snapshot;
+use super::exports_view::rates;
+use super::theme;
+use crate::record::Sample;
+
+/// Seconds in a 30-day month, for the monthly cost.
+const MONTH_S: f64 = 30.0 * 24.0 * 3600.0;
+
+/// The latest per-second rate of one series field (the report's series differentiated
+/// over its last second).
+pub fn latest_rate(series: &[Sample], field: fn(&Sample) -> u64) -> f64 {
+    let from = series.len().saturating_sub(16);
+    rates(&series[from..], field).last().map_or(0.0, |r| r[1])
+}
+
+fn row(ui: &mut egui::Ui, sign: &str, name: &str, value: u64, colour: Color32, help: &str) {
+    ui.label(sign);
+    ui.label(RichText::new(name).color(colour))
+        .on_hover_text(help);
+    ui.label(RichText::new(format!("{value}")).monospace().strong());
+    ui.end_row();
+}
+
+pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, price_per_million: &mut f64) {
+    let report = &snapshot.report;
+    let c = &report.spans.counts;
+    ui.label(RichText::new("Every span").strong().size(15.0));
+    egui::Grid::new("accounting")
+        .num_columns(3)
+        .spacing([8.0, 2.0])
+        .show(ui, |ui| {
+            row(ui, "", "created", c.created, Color32::WHITE, "Spans ended by the app.");
+            row(ui, "=", "not sampled", c.not_sampled, theme::NOT_SAMPLED, "Dropped by the sampler by design.");
+            row(ui, "+", "exported", c.exported, theme::OK, "Acknowledged by the backend.");
+            row(ui, "+", "dropped (queue full)", c.dropped_queue_full, theme::LOST, "The queue was at max_queue_size: python evicts the oldest, rust rejects the newest.");
+            if c.dropped_after_shutdown > 0 {
+                row(ui, "+", "ended after shutdown", c.dropped_after_shutdown, theme::LOST, "Ended after the provider shut down; both SDKs discard them.");
+            }
+            row(ui, "+", "export failed", c.export_failed, theme::FAILED, "The exporter gave up on the batch (errors, retries exhausted).");
+            row(ui, "+", "lost at kill", c.lost_at_kill, theme::LOST, "In memory (queued or in an export) when SIGKILL came.");
+            row(ui, "+", "queued", c.queued, theme::QUEUE, "Still in memory: in the queue or in an export in flight.");
+        });
+    let unaccounted = report.spans.unaccounted;
+    if unaccounted == 0 {
+        ui.label(RichText::new("the identity closes: unaccounted = 0").color(theme::OK));
+    } else {
+        // Between two counter reads a span can be in transit; at rest this is exact.
+        ui.label(
+            RichText::new(format!(
+                "unaccounted {unaccounted} (spans in transit while counting)"
+            ))
+            .color(theme::FAILED),
+        );
+    }
+    let sampled_pct = if c.created > 0 {
+        100.0 * c.sampled as f64 / c.created as f64
+    } else {
+        0.0
+    };
+    ui.label(format!(
+        "sampled {:.1} %, collector received {}",
+        sampled_pct, c.received
+    ));
+
+    ui.add_space(6.0);
+    ui.label(RichText::new("Rates (last second)").strong());
+    let series = &report.series;
+    let created = latest_rate(series, |s| s.created);
+    let exported = latest_rate(series, |s| s.exported);
+    let received = latest_rate(series, |s| s.received);
+    let dropped = latest_rate(series, |s| s.dropped);
+    egui::Grid::new("rates").num_columns(2).show(ui, |ui| {
+        for (name, value, colour) in [
+            ("created/s", created, Color32::WHITE),
+            ("exported/s", exported, theme::OK),
+            ("received/s", received, theme::RECEIVED),
+            ("dropped/s", dropped, theme::LOST),
+        ] {
+            ui.label(RichText::new(name).color(colour));
+            ui.label(RichText::new(format!("{value:.0}")).monospace());
+            ui.end_row();
+        }
+    });
+
+    ui.add_space(6.0);
+    ui.label(RichText::new("Ingestion at the backend").strong());
+    let bytes_per_span = report.collector.as_ref().map_or(0.0, |s| {
+        if s.spans_received > 0 {
+            s.bytes_received as f64 / s.spans_received as f64
+        } else {
+            0.0
+        }
+    });
+    ui.label(format!(
+        "{received:.0} spans/s, {:.1} kB/s ({bytes_per_span:.0} B/span)",
+        received * bytes_per_span / 1000.0
+    ));
+    ui.horizontal(|ui| {
+        let label = ui.label("price $ per million spans");
+        ui.add(
+            egui::DragValue::new(price_per_million)
+                .range(0.0..=1000.0)
+                .speed(0.01)
+                .max_decimals(2),
+        )
+        .labelled_by(label.id);
+    });
+    let monthly = received * MONTH_S / 1e6 * *price_per_million;
+    ui.label(
+        RichText::new(format!("about ${monthly:.0} per month at this rate"))
+            .strong()
+            .size(15.0),
+    );
+
+    ui.add_space(6.0);
+    ui.label(RichText::new("Requests").strong());
+    let r = &report.requests;
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
+    ui.label(format!(
+        "latency p50 {}, p99 {}",
+        ms(r.latency_ms.p50),
+        ms(r.latency_ms.p99)
+    ));
+    ui.label(format!(
+        "{} sent, {} completed, {} rejected, {} cancelled, {} refused",
+        r.sent, r.completed, r.rejected, r.cancelled, r.refused
+    ));
+}

@@ -1,0 +1,370 @@
+//! The live session driver: owns the session (collector, pipeline, record) and the
+//! traffic on its own thread, takes commands from the UI over a channel and publishes a
+//! [`Snapshot`] about ten times a second. The UI thread never waits on any of it: sending
+//! a command never blocks, and reading the snapshot only clones an `Arc` under a lock
+//! that is held for the length of a pointer swap.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::collector::StoredTrace;
+use crate::config::{Settings, Source};
+use crate::lifecycle::{self, ShutdownReport};
+use crate::record::report::{DeviceReport, Report};
+use crate::run::{FIRST_RUNNER, Session};
+use crate::workload::Traffic;
+
+/// How often the engine rebuilds the snapshot (the record samples at the same rate).
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+/// The GUI's traffic runs until the user stops it; the knob's maximum is an hour, after
+/// which the engine simply starts the next hour.
+const GUI_TRAFFIC_S: f64 = 3600.0;
+
+/// What the UI can ask for.
+#[derive(Debug)]
+pub enum Command {
+    /// New settings; the engine applies what changed, live.
+    Apply(Box<Settings>),
+    /// The platform's SIGTERM now (then SIGKILL after the grace period).
+    Shutdown,
+    /// After a shutdown: a fresh runner sharing the record and the collector.
+    NewRunner,
+}
+
+/// Where the current runner is in its life.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Phase {
+    /// The engine is still starting the session.
+    Starting,
+    Running,
+    /// SIGTERM was sent at `sigterm_ms`; the grace period is running.
+    ShuttingDown {
+        sigterm_ms: f64,
+    },
+    /// The runner exited or was killed; the shutdown report is in the snapshot.
+    Ended,
+    /// The session could not start (e.g. no port for the collector).
+    Failed(String),
+}
+
+/// Everything the window draws, built by the engine from the record and the collector.
+/// The report is the very one `gracetrace run --json` writes, so the window and the
+/// JSON can never disagree.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub report: Report,
+    pub phase: Phase,
+    /// The last shutdown's timeline (kept after a new runner starts, as history).
+    pub last_shutdown: Option<ShutdownReport>,
+    pub runner_id: u64,
+    pub collector_addr: Option<String>,
+    /// The most recent sampled trace the collector stored, for the waterfall.
+    pub recent_trace: Option<StoredTrace>,
+    /// Why the last command was refused, for the status line.
+    pub last_error: Option<String>,
+}
+
+impl Snapshot {
+    /// A snapshot before the first report: empty counts, the given settings.
+    pub fn starting(settings: &Settings) -> Snapshot {
+        let record = crate::record::Record::new();
+        Snapshot {
+            report: Report::build(&record, settings, None, device()),
+            phase: Phase::Starting,
+            last_shutdown: None,
+            runner_id: FIRST_RUNNER,
+            collector_addr: None,
+            recent_trace: None,
+            last_error: None,
+        }
+    }
+}
+
+fn device() -> DeviceReport {
+    DeviceReport {
+        workload: "synthetic",
+        name: "none: inference is a timed sleep".into(),
+    }
+}
+
+/// The UI's handle on the engine thread.
+pub struct Engine {
+    commands: Sender<Command>,
+    latest: Arc<Mutex<Arc<Snapshot>>>,
+    _thread: Option<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Starts the session on a background thread. `repaint` is called after each new
+    /// snapshot (the window passes `ctx.request_repaint`), so the UI redraws only when
+    /// there is something new.
+    pub fn start(settings: Settings, repaint: Box<dyn Fn() + Send>) -> Engine {
+        let latest = Arc::new(Mutex::new(Arc::new(Snapshot::starting(&settings))));
+        let (commands, inbox) = channel();
+        let thread = {
+            let latest = latest.clone();
+            std::thread::Builder::new()
+                .name("gracetrace-ui-engine".into())
+                .spawn(move || drive(settings, &inbox, &latest, &*repaint))
+                .ok()
+        };
+        Engine {
+            commands,
+            latest,
+            _thread: thread,
+        }
+    }
+
+    /// Queues a command; never blocks. A dead engine thread is shown by the snapshot's
+    /// phase, so a failed send needs no handling here.
+    pub fn send(&self, command: Command) {
+        let _ = self.commands.send(command);
+    }
+
+    /// The newest snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// The engine thread's state.
+struct Driver {
+    session: Session,
+    applied: Settings,
+    traffic: Option<Traffic>,
+    traffic_started: Instant,
+    phase: Phase,
+    shutdown_done: Option<Receiver<ShutdownReport>>,
+    last_shutdown: Option<ShutdownReport>,
+    runner_id: u64,
+    last_error: Option<String>,
+}
+
+fn publish(latest: &Mutex<Arc<Snapshot>>, snapshot: Snapshot, repaint: &dyn Fn()) {
+    *latest.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(snapshot);
+    repaint();
+}
+
+fn drive(
+    settings: Settings,
+    inbox: &Receiver<Command>,
+    latest: &Mutex<Arc<Snapshot>>,
+    repaint: &dyn Fn(),
+) {
+    let session = match Session::start(&settings) {
+        Ok(session) => session,
+        Err(error) => {
+            let mut snapshot = Snapshot::starting(&settings);
+            snapshot.phase = Phase::Failed(error);
+            publish(latest, snapshot, repaint);
+            return;
+        }
+    };
+    let mut driver = Driver {
+        traffic: Some(Traffic::start(
+            &gui_workload(&settings),
+            session.pipeline.clone(),
+        )),
+        traffic_started: Instant::now(),
+        session,
+        applied: settings,
+        phase: Phase::Running,
+        shutdown_done: None,
+        last_shutdown: None,
+        runner_id: FIRST_RUNNER,
+        last_error: None,
+    };
+    let mut next_publish = Instant::now();
+    loop {
+        match inbox.recv_timeout(next_publish.saturating_duration_since(Instant::now())) {
+            Ok(command) => driver.handle(command),
+            Err(RecvTimeoutError::Timeout) => {}
+            // The window is gone: stop the traffic and the runner at once (there is
+            // nobody left to watch a graceful shutdown), then the sampler and collector.
+            Err(RecvTimeoutError::Disconnected) => return driver.close(),
+        }
+        if Instant::now() >= next_publish {
+            driver.tick();
+            publish(latest, driver.snapshot(), repaint);
+            next_publish = Instant::now() + PUBLISH_EVERY;
+        }
+    }
+}
+
+/// The scenario's workload, run for as long as the window is open.
+fn gui_workload(settings: &Settings) -> crate::config::WorkloadSettings {
+    let mut workload = settings.workload.clone();
+    workload.duration_s = GUI_TRAFFIC_S;
+    workload
+}
+
+impl Driver {
+    fn handle(&mut self, command: Command) {
+        let result = match command {
+            Command::Apply(settings) => self.apply(*settings),
+            Command::Shutdown => self.shutdown(),
+            Command::NewRunner => self.new_runner(),
+        };
+        // The latest outcome wins: a later success clears an earlier complaint.
+        self.last_error = result.err();
+    }
+
+    /// Applies what changed, each part where it lives: the pipeline (sampler, batch
+    /// processor, exporter), the collector's faults, the traffic.
+    fn apply(&mut self, new: Settings) -> Result<(), String> {
+        new.validate(Source::Live).map_err(|e| e.to_string())?;
+        let old = std::mem::replace(&mut self.applied, new.clone());
+        if let Some(collector) = &self.session.collector
+            && old.collector != new.collector
+        {
+            collector.set_faults(new.collector.clone())?;
+        }
+        if self.phase != Phase::Running {
+            // A runner that is shutting down or gone keeps its settings; the next one
+            // starts with these.
+            return Ok(());
+        }
+        self.session.pipeline.reconfigure(&new)?;
+        if old.workload != new.workload {
+            self.restart_traffic();
+        }
+        Ok(())
+    }
+
+    /// New traffic settings: the old arrivals stop (no refusals are counted: this is
+    /// not a shutdown), its accepted requests finish on their own threads, and new
+    /// arrivals start at once.
+    fn restart_traffic(&mut self) {
+        if let Some(mut old) = self.traffic.take() {
+            old.detach_arrivals().stop();
+            let _ = std::thread::Builder::new()
+                .name("gracetrace-traffic-retire".into())
+                .spawn(move || old.wait_drained());
+        }
+        self.session.record.mark("traffic changed");
+        self.traffic = Some(Traffic::start(
+            &gui_workload(&self.applied),
+            self.session.pipeline.clone(),
+        ));
+        self.traffic_started = Instant::now();
+    }
+
+    /// SIGTERM now; the lifecycle runs on its own thread because it blocks for up to
+    /// the grace period.
+    fn shutdown(&mut self) -> Result<(), String> {
+        if self.phase != Phase::Running {
+            return Err("the runner is not running".into());
+        }
+        let Some(traffic) = self.traffic.take() else {
+            return Err("the runner has no traffic to shut down".into());
+        };
+        let pipeline = self.session.pipeline.clone();
+        let collector = self.session.collector.clone();
+        let settings = self.applied.shutdown.clone();
+        let (done, done_rx) = channel();
+        let sigterm_ms = self.session.record.now_ms();
+        std::thread::Builder::new()
+            .name("gracetrace-platform".into())
+            .spawn(move || {
+                let report =
+                    lifecycle::shutdown(&pipeline, traffic, collector.as_deref(), &settings);
+                let _ = done.send(report);
+            })
+            .map_err(|e| format!("cannot start the shutdown: {e}"))?;
+        self.shutdown_done = Some(done_rx);
+        self.phase = Phase::ShuttingDown { sigterm_ms };
+        Ok(())
+    }
+
+    fn new_runner(&mut self) -> Result<(), String> {
+        if self.phase != Phase::Ended {
+            return Err("shut the current runner down first".into());
+        }
+        let id = self.runner_id + 1;
+        self.session.restart_runner(&self.applied, id)?;
+        self.runner_id = id;
+        self.traffic = Some(Traffic::start(
+            &gui_workload(&self.applied),
+            self.session.pipeline.clone(),
+        ));
+        self.traffic_started = Instant::now();
+        self.phase = Phase::Running;
+        Ok(())
+    }
+
+    /// Ends everything this engine started, without waiting on the backend.
+    fn close(mut self) {
+        if let Some(mut traffic) = self.traffic.take() {
+            traffic.detach_arrivals().stop();
+        }
+        if self.phase == Phase::Running {
+            self.session
+                .pipeline
+                .kill(self.session.collector.as_deref());
+        }
+        let _ = self.session.finish(&self.applied);
+    }
+
+    /// Housekeeping between snapshots: a finished shutdown, an hour of traffic over.
+    fn tick(&mut self) {
+        if let Some(done) = &self.shutdown_done {
+            match done.try_recv() {
+                Ok(report) => {
+                    self.last_shutdown = Some(report);
+                    self.shutdown_done = None;
+                    self.phase = Phase::Ended;
+                }
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => {
+                    self.shutdown_done = None;
+                    self.phase = Phase::Ended;
+                    self.last_error = Some("the shutdown thread ended without a report".into());
+                }
+            }
+        }
+        // A scenario with `shutdown.at_s` replays its SIGTERM in the window too (once,
+        // for the first runner; later runners wait for the button).
+        if let Some(at_s) = self.applied.shutdown.at_s
+            && self.phase == Phase::Running
+            && self.runner_id == FIRST_RUNNER
+            && self.traffic_started.elapsed() >= Duration::from_secs_f64(at_s)
+        {
+            self.last_error = self.shutdown().err();
+        }
+        if self.phase == Phase::Running
+            && self.traffic_started.elapsed() >= Duration::from_secs_f64(GUI_TRAFFIC_S)
+        {
+            self.restart_traffic();
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let collector = self.session.collector.as_deref();
+        let mut report = Report::build(
+            &self.session.record,
+            &self.applied,
+            collector.map(|c| c.stats()),
+            device(),
+        );
+        report.shutdown = self.last_shutdown.clone();
+        Snapshot {
+            report,
+            phase: self.phase.clone(),
+            last_shutdown: self.last_shutdown.clone(),
+            runner_id: self.runner_id,
+            collector_addr: collector.map(|c| c.addr().to_string()),
+            // Newest first; the first one whose root has arrived draws a whole waterfall.
+            recent_trace: collector.and_then(|c| {
+                c.recent_traces()
+                    .into_iter()
+                    .find(|t| t.spans.iter().any(|s| s.parent_span_id.is_none()))
+            }),
+            last_error: self.last_error.clone(),
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The desktop window: live controls on the left, the span queue, the exports and the
+//! shutdown timeline on one time axis in the middle, the accounting on the right.
+//!
+//! The window only draws and sends commands: [`engine`] owns the session on its own
+//! thread and publishes a snapshot (the same `Report` that `gracetrace run --json`
+//! writes), so every number on screen is one the JSON report also has.
+
+pub mod app;
+pub mod controls;
+pub mod copy_as_code;
+pub mod counters;
+pub mod engine;
+pub mod exports_view;
+pub mod queue_view;
+pub mod scenario_io;
+pub mod shutdown_timeline;
+pub mod status_bar;
+pub mod theme;
+pub mod time_axis;
+pub mod trace_view;
+
+use std::path::Path;
+
+use crate::config::{Settings, env};
+
+pub use app::GraceApp;
+
+/// Opens the window and blocks until it is closed. Settings come from `scenario` when
+/// given, else from the settings remembered at the last exit, else defaults and the
+/// environment (the same layers as `gracetrace run`).
+pub fn run_gui(scenario: Option<&Path>) -> Result<(), String> {
+    let (settings, scenario_path) = match scenario {
+        Some(path) => (
+            Settings::load(&env::process_env, Some(path), &[]).map_err(|e| e.to_string())?,
+            Some(path.display().to_string()),
+        ),
+        None => match scenario_io::load_last() {
+            Some(settings) => (settings, None),
+            None => (
+                Settings::load(&env::process_env, None, &[]).map_err(|e| e.to_string())?,
+                None,
+            ),
+        },
+    };
+    let options = eframe::NativeOptions {
+        viewport: eframe::egui::ViewportBuilder::default()
+            .with_title("gracetrace")
+            .with_inner_size([1500.0, 920.0]),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "gracetrace",
+        options,
+        Box::new(move |cc| {
+            let ctx = cc.egui_ctx.clone();
+            let mut app = GraceApp::live(settings, Box::new(move || ctx.request_repaint()));
+            if let Some(path) = scenario_path {
+                app.scenario_path = path;
+            }
+            app.remember_on_exit = true;
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| format!("cannot open the window: {e}"))
+}

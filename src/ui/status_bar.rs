@@ -1,0 +1,41 @@
+//! The bottom line: frame time, collector address, semantics, scenario, runner, and the
+//! engine's last complaint.
+
+use eframe::egui::{self, RichText};
+
+use super::engine::{Phase, Snapshot};
+use super::theme;
+
+pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, frame: Option<(f32, f32)>) {
+    let report = &snapshot.report;
+    ui.horizontal(|ui| {
+        let phase = match &snapshot.phase {
+            Phase::Starting => "starting".to_string(),
+            Phase::Running => "running".to_string(),
+            Phase::ShuttingDown { .. } => "shutting down".to_string(),
+            Phase::Ended => "gone (exited or killed)".to_string(),
+            Phase::Failed(why) => format!("failed: {why}"),
+        };
+        ui.label(format!("runner {}: {phase}", snapshot.runner_id));
+        ui.separator();
+        ui.label(format!(
+            "collector {}",
+            snapshot.collector_addr.as_deref().unwrap_or("external")
+        ));
+        ui.separator();
+        ui.label(format!("semantics {}", report.semantics));
+        ui.separator();
+        ui.label(format!("scenario {}", report.scenario));
+        ui.separator();
+        ui.label(format!("{:.1} s", report.duration_ms / 1000.0));
+        ui.separator();
+        match frame {
+            Some((p50, p99)) => ui.label(format!("frame {p50:.1} ms (p99 {p99:.1})")),
+            None => ui.label("frame -"),
+        };
+        if let Some(error) = &snapshot.last_error {
+            ui.separator();
+            ui.label(RichText::new(error).color(theme::LOST));
+        }
+    });
+}

@@ -1,0 +1,389 @@
+//! The window, driven as a person would: egui_kittest clicks, drags sliders and presses
+//! Shutdown on a headless harness over a live session (real SDK, exporter, collector),
+//! and reads the answers from what the window shows. The image snapshots render a FIXED
+//! finished run through wgpu, so they are the same on every run.
+
+use std::time::{Duration, Instant};
+
+use eframe::egui::accesskit::Role;
+use egui_kittest::kittest::Queryable;
+use egui_kittest::{Harness, SnapshotOptions};
+
+use gracetrace::collector::{CollectorStats, StoredSpan, StoredTrace};
+use gracetrace::config::{HandleExit, Platform, Settings};
+use gracetrace::lifecycle::ShutdownReport;
+use gracetrace::record::report::{DeviceReport, Report};
+use gracetrace::record::{ExportEvent, Marker, Outcome, Record, Sample};
+use gracetrace::telemetry::KillLosses;
+use gracetrace::ui::GraceApp;
+use gracetrace::ui::counters::latest_rate;
+use gracetrace::ui::engine::{Phase, Snapshot};
+
+const SIZE: [f32; 2] = [1500.0, 920.0];
+
+/// Quick traffic: 200 requests/s of 3 spans, short inference, exports every 200 ms.
+fn quick() -> Settings {
+    let mut s = Settings {
+        name: "ui-test".into(),
+        ..Settings::default()
+    };
+    s.workload.rate_per_s = 200.0;
+    s.workload.inference_ms = 2.0;
+    s.workload.steps = 2;
+    s.workload.upload_ms = 0.0;
+    s.workload.concurrency = 16;
+    s.batch.schedule_delay_ms = 200;
+    s.shutdown.platform = Platform::Lambda;
+    s.shutdown.grace_ms = 2_000;
+    s
+}
+
+fn live(settings: Settings) -> Harness<'static, GraceApp> {
+    Harness::builder().with_size(SIZE).build_ui_state(
+        |ui, app: &mut GraceApp| app.show(ui),
+        GraceApp::live(settings, Box::new(|| {})),
+    )
+}
+
+/// Lets real time pass while the window keeps drawing (as it would on screen).
+fn wait(h: &mut Harness<'_, GraceApp>, seconds: f64) {
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+        h.step();
+    }
+}
+
+fn wait_for(h: &mut Harness<'_, GraceApp>, seconds: f64, done: impl Fn(&Snapshot) -> bool) {
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    while Instant::now() < until && !done(&h.state().snapshot()) {
+        std::thread::sleep(Duration::from_millis(100));
+        h.step();
+    }
+}
+
+fn created_per_s(h: &Harness<'_, GraceApp>) -> f64 {
+    latest_rate(&h.state().snapshot().report.series, |s| s.created)
+}
+
+#[test]
+fn tracing_off_takes_the_span_rate_to_zero() {
+    let mut h = live(quick());
+    wait(&mut h, 1.5);
+    assert!(created_per_s(&h) > 100.0, "traffic makes spans");
+    h.get_by_label("tracing on").click_accesskit();
+    h.step();
+    wait(&mut h, 2.0);
+    assert_eq!(created_per_s(&h), 0.0, "no provider, no spans");
+    // The window says so, in the rates panel.
+    assert!(h.query_all_by_label("created/s").next().is_some());
+}
+
+#[test]
+fn sample_rate_slider_sets_the_sampled_fraction() {
+    let mut h = live(quick());
+    wait(&mut h, 0.5);
+    h.get_by_role_and_label(Role::Slider, "sample rate")
+        .set_value_accesskit(0.1);
+    h.step();
+    assert!((h.state().edited.tracing.sample_rate - 0.1).abs() < 1e-9);
+    wait(&mut h, 0.7); // sent within 200 ms, applied at once
+    let before = h.state().snapshot().report.spans.counts;
+    wait(&mut h, 3.0);
+    let after = h.state().snapshot().report.spans.counts;
+    let created = (after.created - before.created) as f64;
+    let sampled = (after.sampled - before.sampled) as f64;
+    let fraction = sampled / created;
+    assert!(created > 500.0, "enough spans to judge: {created}");
+    assert!(
+        (0.04..=0.18).contains(&fraction),
+        "sampled fraction {fraction} should be near 0.1"
+    );
+}
+
+#[test]
+fn shrinking_the_queue_under_a_burst_drops_spans() {
+    let mut s = quick();
+    s.workload.rate_per_s = 20.0;
+    s.workload.burst_every_s = 0.5;
+    s.workload.burst_size = 200;
+    s.workload.concurrency = 64;
+    s.collector.latency_ms = 300; // slow exports, so a burst has to wait in the queue
+    let mut h = live(s);
+    wait(&mut h, 1.5);
+    assert_eq!(
+        h.state().snapshot().report.spans.counts.dropped_queue_full,
+        0,
+        "2048 holds a 600-span burst"
+    );
+    h.get_by_role_and_label(Role::Slider, "max_queue_size")
+        .set_value_accesskit(64.0);
+    h.step();
+    let app = h.state();
+    assert_eq!(app.edited.batch.max_queue_size, 64);
+    assert_eq!(
+        app.edited.batch.max_export_batch_size, 64,
+        "the batch follows the queue down instead of becoming invalid"
+    );
+    wait_for(&mut h, 4.0, |s| {
+        s.report.spans.counts.dropped_queue_full > 0
+    });
+    wait(&mut h, 0.4); // the 10 Hz series catches up and the window redraws
+    let report = &h.state().snapshot().report;
+    assert!(report.spans.counts.dropped_queue_full > 0, "drops appear");
+    assert_eq!(
+        report.settings.batch.max_queue_size, 64,
+        "the engine applied it"
+    );
+    assert!(
+        h.query_by_label_contains("dropped (queue full) in view")
+            .is_some()
+    );
+}
+
+fn press_shutdown(h: &mut Harness<'_, GraceApp>) -> Snapshot {
+    h.get_by_label("Shutdown (SIGTERM)").click_accesskit();
+    h.step();
+    wait_for(h, 1.0, |s| s.phase != Phase::Running);
+    assert!(matches!(
+        h.state().snapshot().phase,
+        Phase::ShuttingDown { .. } | Phase::Ended
+    ));
+    wait_for(h, 6.0, |s| s.phase == Phase::Ended);
+    wait(h, 0.3); // one more snapshot, counters at rest
+    (*h.state().snapshot()).clone()
+}
+
+fn marker(s: &Snapshot, what: &str) -> bool {
+    s.report.markers.iter().any(|m| m.what == what)
+}
+
+#[test]
+fn shutdown_exits_within_grace_and_the_counts_add_up() {
+    let mut s = quick();
+    s.shutdown.handle_exit = HandleExit::Cancel;
+    let mut h = live(s);
+    wait(&mut h, 1.0);
+    let done = press_shutdown(&mut h);
+    assert_eq!(done.phase, Phase::Ended);
+    let shutdown = done.last_shutdown.as_ref().expect("a shutdown report");
+    for step in ["sigterm", "handle_exit", "flush_start", "flush_end", "exit"] {
+        assert!(marker(&done, step), "timeline has {step}");
+    }
+    assert!(!shutdown.killed, "{}", shutdown.verdict);
+    assert_eq!(
+        done.report.spans.unaccounted, 0,
+        "created = the sum of the rest"
+    );
+    assert_eq!(
+        done.report.spans.counts.queued, 0,
+        "the flush emptied the queue"
+    );
+    assert!(
+        h.query_by_label(&shutdown.verdict).is_some(),
+        "verdict shown"
+    );
+    assert!(h.query_by_label_contains("the identity closes").is_some());
+
+    h.get_by_label("Start new runner").click_accesskit();
+    h.step();
+    wait_for(&mut h, 2.0, |s| {
+        s.phase == Phase::Running && s.runner_id == 2
+    });
+    assert_eq!(h.state().snapshot().runner_id, 2);
+}
+
+#[test]
+fn shutdown_against_a_slow_backend_ends_in_sigkill_with_losses_in_red() {
+    let mut s = quick();
+    // Connections refused: python's exporter retries one batch for up to 10 s and
+    // force_flush waits behind it, past Lambda's 2 s grace.
+    s.collector.outage = true;
+    let mut h = live(s);
+    wait(&mut h, 1.0);
+    let done = press_shutdown(&mut h);
+    let shutdown = done.last_shutdown.as_ref().expect("a shutdown report");
+    assert!(shutdown.killed, "{}", shutdown.verdict);
+    assert!(marker(&done, "sigterm") && marker(&done, "sigkill"));
+    let c = done.report.spans.counts;
+    assert!(c.lost_at_kill > 0, "spans lost at SIGKILL: {c:?}");
+    assert_eq!(done.report.spans.unaccounted, 0, "{c:?}");
+    assert!(h.query_by_label_contains("Lost at SIGKILL").is_some());
+}
+
+// ---- image snapshots of a fixed, finished run ----
+
+/// A made-up but self-consistent run: 20 s of traffic at 1,000 spans/s, a burst that
+/// overflows the queue at 6 s, SIGTERM at 15 s on Lambda (2 s), a flush cut off by SIGKILL.
+fn finished_run() -> Snapshot {
+    let mut settings = quick();
+    settings.name = "fixture".into();
+    settings.batch.schedule_delay_ms = 1000;
+    let mut report = Report::build(
+        &Record::new(),
+        &settings,
+        None,
+        DeviceReport {
+            workload: "synthetic",
+            name: "fixture".into(),
+        },
+    );
+    let mut series = Vec::new();
+    let (mut created, mut exported, mut dropped) = (0u64, 0u64, 0u64);
+    for i in 0..=170 {
+        let t_ms = i as f64 * 100.0;
+        created += 100;
+        if (60..64).contains(&i) {
+            created += 800;
+            dropped += 300;
+        }
+        let queued = if i >= 150 {
+            900
+        } else {
+            (i % 10) * 100 + if (60..70).contains(&i) { 1600 } else { 0 }
+        };
+        if i < 150 {
+            exported = created - dropped - queued as u64;
+        }
+        series.push(Sample {
+            t_ms,
+            created,
+            queued: queued as i64,
+            exported,
+            dropped,
+            received: exported,
+            requests_completed: created / 3,
+        });
+    }
+    report.series = series;
+    report.exports = (0..17)
+        .map(|i| ExportEvent {
+            id: i,
+            generation: 1,
+            start_ms: i as f64 * 1000.0 + 950.0,
+            end_ms: if i < 15 {
+                Some(i as f64 * 1000.0 + 1040.0)
+            } else {
+                None
+            },
+            spans: if (6..8).contains(&i) { 512 } else { 100 },
+            bytes: 40_000,
+            attempts: 1,
+            last_status: (i < 15).then_some(200),
+            outcome: if i < 15 {
+                Outcome::Ok
+            } else {
+                Outcome::LostAtKill
+            },
+            error: None,
+            request_ids: Vec::new(),
+        })
+        .map(|mut e| {
+            if let Some(end) = e.end_ms {
+                e.end_ms = Some(end.min(17_000.0));
+            }
+            if e.outcome == Outcome::LostAtKill {
+                e.end_ms = Some(17_000.0);
+            }
+            e
+        })
+        .collect();
+    report.markers = [
+        (15_000.0, "sigterm"),
+        (15_001.0, "handle_exit"),
+        (15_400.0, "drain_end"),
+        (15_401.0, "teardown"),
+        (15_402.0, "flush_start"),
+        (17_000.0, "sigkill"),
+    ]
+    .into_iter()
+    .map(|(at_ms, what)| Marker {
+        at_ms,
+        what: what.into(),
+    })
+    .collect();
+    report.duration_ms = 17_000.0;
+    let counts = &mut report.spans.counts;
+    counts.created = created;
+    counts.sampled = created;
+    counts.exported = exported;
+    counts.received = exported;
+    counts.dropped_queue_full = dropped;
+    counts.dropped_oldest = dropped;
+    counts.lost_at_kill = created - exported - dropped;
+    report.spans.unaccounted = counts.unaccounted();
+    report.requests.sent = created / 3;
+    report.requests.completed = created / 3;
+    report.requests.latency_ms.count = created / 3;
+    report.requests.latency_ms.p50 = Some(9.4);
+    report.requests.latency_ms.p99 = Some(17.8);
+    report.collector = Some(CollectorStats {
+        spans_received: exported,
+        bytes_received: exported * 390,
+        ..CollectorStats::default()
+    });
+    let lost = report.spans.counts.lost_at_kill;
+    let shutdown = ShutdownReport {
+        platform: "lambda".into(),
+        grace_ms: 2000,
+        handle_exit: "none".into(),
+        sigterm_ms: 15_000.0,
+        handle_exit_ms: 15_001.0,
+        drain_end_ms: Some(15_400.0),
+        teardown_start_ms: Some(15_401.0),
+        flush_start_ms: Some(15_402.0),
+        sigkill_ms: Some(17_000.0),
+        killed: true,
+        lost_at_kill: KillLosses {
+            queued: lost - 200,
+            in_flight_export: 200,
+            in_flight_but_delivered: 0,
+        },
+        verdict: format!(
+            "{lost} spans lost at SIGKILL: {} queued, 200 in an export in flight",
+            lost - 200
+        ),
+        ..ShutdownReport::default()
+    };
+    report.shutdown = Some(shutdown.clone());
+    let span = |id: &str, parent: Option<&str>, name: &str, from_ms: u64, to_ms: u64| StoredSpan {
+        span_id: id.into(),
+        parent_span_id: parent.map(Into::into),
+        name: name.into(),
+        start_unix_nano: from_ms * 1_000_000,
+        end_unix_nano: to_ms * 1_000_000,
+        attributes: Vec::new(),
+    };
+    Snapshot {
+        report,
+        phase: Phase::Ended,
+        last_shutdown: Some(shutdown),
+        runner_id: 1,
+        collector_addr: Some("127.0.0.1:4318".into()),
+        recent_trace: Some(StoredTrace {
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            spans: vec![
+                span("a", None, "text-to-image", 0, 62),
+                span("b", Some("a"), "inference", 1, 52),
+                span("c", Some("a"), "upload", 53, 60),
+            ],
+        }),
+        last_error: None,
+    }
+}
+
+#[test]
+fn snapshot_of_a_finished_run_killed_at_sigkill() {
+    let mut app = GraceApp::fixed(finished_run());
+    app.show_frame_time = false;
+    let mut h = Harness::builder()
+        .with_size(SIZE)
+        .wgpu()
+        .build_ui_state(|ui, app: &mut GraceApp| app.show(ui), app);
+    h.run();
+    // Fonts and plots are drawn by llvmpipe; allow a few pixels of rasteriser drift.
+    h.snapshot_options(
+        "finished_run_sigkill",
+        &SnapshotOptions::new().threshold(2.0).max_failed_pixels(200),
+    );
+}
