@@ -1,5 +1,6 @@
-//! The `gracetrace` command: `run` a scenario headless, or `collect` as a stand-alone
-//! OTLP/HTTP collector, or list the `knobs`.
+//! The `gracetrace` command: the desktop window (`gui`, the default with no subcommand),
+//! `run` a scenario headless, `collect` as a stand-alone OTLP/HTTP collector, or list the
+//! `knobs`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,12 +19,19 @@ use gracetrace::lifecycle::process::runner_command;
              queues and to SIGKILL."
 )]
 struct Cli {
+    /// Without a subcommand, the window opens (`gui`).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Open the window: live controls, the span queue, the exports, the shutdown timeline.
+    Gui {
+        /// Scenario TOML to start from; without it, the settings of the last session.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
     /// Run a scenario through the real SDK, exporter and collector; report every span.
     Run {
         /// Scenario TOML (see assets/scenarios/); without it, defaults and environment.
@@ -56,7 +64,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    match cli.command.unwrap_or(Command::Gui { scenario: None }) {
+        Command::Gui { scenario } => match gracetrace::ui::run_gui(scenario.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("gracetrace: {error}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Run {
             scenario,
             overrides,

@@ -141,6 +141,31 @@ fn shrinking_the_queue_under_a_burst_drops_spans() {
     );
 }
 
+#[test]
+fn flushing_in_every_request_shows_in_the_serving_time() {
+    let mut s = quick();
+    s.workload.rate_per_s = 50.0;
+    s.collector.latency_ms = 80; // every export takes at least 80 ms
+    let mut h = live(s);
+    wait(&mut h, 1.5);
+    let before = h.state().snapshot().report.requests.service_ms.tracing_on;
+    let p99_before = before.p99.expect("requests served");
+    assert!(p99_before < 40.0, "no flush: inference only, {before:?}");
+    h.get_by_label("flush in every request (anti-pattern)")
+        .click_accesskit();
+    h.step();
+    assert!(h.state().edited.workload.flush_every_request);
+    wait(&mut h, 3.0);
+    let after = h.state().snapshot().report.requests.service_ms.tracing_on;
+    // Each request now waits for an export (80 ms or more); over half of them did.
+    assert!(
+        after.p99.is_some_and(|p99| p99 >= 80.0),
+        "the flush's wait shows: {before:?} -> {after:?}"
+    );
+    assert!(h.query_by_label("serving time").is_some());
+    assert_eq!(h.state().snapshot().report.spans.unaccounted, 0);
+}
+
 fn press_shutdown(h: &mut Harness<'_, GraceApp>) -> Snapshot {
     h.get_by_label("Shutdown (SIGTERM)").click_accesskit();
     h.step();
@@ -372,18 +397,39 @@ fn finished_run() -> Snapshot {
     }
 }
 
-#[test]
-fn snapshot_of_a_finished_run_killed_at_sigkill() {
-    let mut app = GraceApp::fixed(finished_run());
-    app.show_frame_time = false;
+fn fixed_window(app: GraceApp) -> Harness<'static, GraceApp> {
     let mut h = Harness::builder()
         .with_size(SIZE)
         .wgpu()
         .build_ui_state(|ui, app: &mut GraceApp| app.show(ui), app);
     h.run();
-    // Fonts and plots are drawn by llvmpipe; allow a few pixels of rasteriser drift.
-    h.snapshot_options(
-        "finished_run_sigkill",
-        &SnapshotOptions::new().threshold(2.0).max_failed_pixels(200),
-    );
+    h
+}
+
+/// Fonts and plots are drawn by llvmpipe; allow a few pixels of rasteriser drift.
+fn snapshot_options() -> SnapshotOptions {
+    SnapshotOptions::new().threshold(2.0).max_failed_pixels(200)
+}
+
+#[test]
+fn snapshot_of_a_finished_run_killed_at_sigkill() {
+    let mut app = GraceApp::fixed(finished_run());
+    app.show_frame_time = false;
+    let mut h = fixed_window(app);
+    h.snapshot_options("finished_run_sigkill", &snapshot_options());
+}
+
+/// Zoomed in on the grace period as in a trace viewer: every time plot shows the same
+/// range, and "Follow live" goes back to following the data.
+#[test]
+fn zooming_pins_every_time_plot_until_follow_live() {
+    let mut app = GraceApp::fixed(finished_run());
+    app.show_frame_time = false;
+    app.zoom.pinned = Some((14.5, 17.5));
+    let mut h = fixed_window(app);
+    h.snapshot_options("shutdown_zoomed", &snapshot_options());
+    assert!(h.query_by_label("Showing 14.5 s to 17.5 s.").is_some());
+    h.get_by_label("Follow live").click_accesskit();
+    h.run();
+    assert_eq!(h.state().zoom.pinned, None);
 }

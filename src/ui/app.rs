@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use eframe::egui;
 
 use super::engine::{Command, Engine, Phase, Snapshot};
-use super::time_axis::TimeWindow;
+use super::time_axis::{TimeWindow, Zoom};
 use super::{
     controls, copy_as_code, counters, exports_view, queue_view, scenario_io, shutdown_timeline,
     status_bar, trace_view,
@@ -49,6 +49,8 @@ pub struct GraceApp {
     pub remember_on_exit: bool,
     /// Which code the "Copy as code" box shows.
     pub code_kind: copy_as_code::CodeKind,
+    /// The time range the user zoomed or panned to, shared by every time plot.
+    pub zoom: Zoom,
     /// Off for image snapshots, whose pixels must not depend on the machine's speed.
     pub show_frame_time: bool,
     frame_ms: VecDeque<f32>,
@@ -84,6 +86,7 @@ impl GraceApp {
             remember_on_exit: false,
             code_kind: copy_as_code::CodeKind::Python,
             show_frame_time: true,
+            zoom: Zoom::default(),
             frame_ms: VecDeque::with_capacity(FRAME_HISTORY),
             whole_frame_ms: VecDeque::with_capacity(FRAME_HISTORY),
             frames_logged: Instant::now(),
@@ -154,7 +157,7 @@ impl GraceApp {
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let started = Instant::now();
         let snapshot = self.snapshot();
-        let window = TimeWindow::for_snapshot(&snapshot);
+        let window = self.zoom.apply(TimeWindow::for_snapshot(&snapshot));
 
         egui::Panel::bottom("status").show(ui, |ui| {
             let frame = self.frame_stats().filter(|_| self.show_frame_time);
@@ -193,9 +196,23 @@ impl GraceApp {
                         )
                         .italics(),
                     );
-                    queue_view::show(ui, &snapshot, &window);
-                    exports_view::show(ui, &snapshot, &window);
-                    shutdown_timeline::show(ui, &snapshot, &window);
+                    ui.horizontal(|ui| match self.zoom.pinned {
+                        Some((from, to)) => {
+                            ui.label(format!("Showing {from:.1} s to {to:.1} s."));
+                            if ui.button("Follow live").clicked() {
+                                self.zoom.pinned = None;
+                            }
+                        }
+                        None => {
+                            ui.weak(
+                                "Drag a plot to pan, ctrl+wheel to zoom; double-click to \
+                                 follow live again.",
+                            );
+                        }
+                    });
+                    queue_view::show(ui, &snapshot, &window, &mut self.zoom);
+                    exports_view::show(ui, &snapshot, &window, &mut self.zoom);
+                    shutdown_timeline::show(ui, &snapshot, &window, &mut self.zoom);
                 });
         });
 

@@ -146,8 +146,15 @@ fn traffic(ui: &mut egui::Ui, app: &mut GraceApp) {
             .text("inference"),
     )
     .on_hover_text(tip("workload.inference_ms"));
+    ui.add(Slider::new(&mut w.steps, 1..=100).text("steps"))
+        .on_hover_text(tip("workload.steps"));
     ui.add(Slider::new(&mut w.extra_spans, 0..=100).text("extra spans"))
         .on_hover_text(tip("workload.extra_spans"));
+    ui.checkbox(
+        &mut w.flush_every_request,
+        "flush in every request (anti-pattern)",
+    )
+    .on_hover_text(tip("workload.flush_every_request"));
 }
 
 fn faults(ui: &mut egui::Ui, app: &mut GraceApp) {

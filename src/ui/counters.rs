@@ -122,10 +122,27 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, price_per_million: &mut f64)
     let r = &report.requests;
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
     ui.label(format!(
-        "latency p50 {}, p99 {}",
+        "latency p50 {}, p99 {} (waiting in line included)",
         ms(r.latency_ms.p50),
         ms(r.latency_ms.p99)
     ));
+    // The cost of tracing: serving time alone, for requests served with tracing on and
+    // with it off (toggle tracing, or flushing in every request, and compare).
+    egui::Grid::new("service_ms").num_columns(3).show(ui, |ui| {
+        ui.label("serving time");
+        ui.label("p50");
+        ui.label("p99");
+        ui.end_row();
+        for (label, s) in [
+            ("tracing on", r.service_ms.tracing_on),
+            ("tracing off", r.service_ms.tracing_off),
+        ] {
+            ui.label(format!("{label} ({})", s.count));
+            ui.label(ms(s.p50));
+            ui.label(ms(s.p99));
+            ui.end_row();
+        }
+    });
     ui.label(format!(
         "{} sent, {} completed, {} rejected, {} cancelled, {} refused",
         r.sent, r.completed, r.rejected, r.cancelled, r.refused

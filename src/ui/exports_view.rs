@@ -6,7 +6,7 @@ use egui_plot::{Bar, BarChart, Legend, Line, PlotPoint, PlotPoints, Text};
 
 use super::engine::Snapshot;
 use super::theme;
-use super::time_axis::{self, TimeWindow};
+use super::time_axis::{self, TimeWindow, Zoom};
 use crate::record::{ExportEvent, Outcome, Sample};
 
 /// Labels are drawn only when few bars are in view, or they would pile up.
@@ -83,7 +83,7 @@ fn bars(exports: &[ExportEvent], window: &TimeWindow) -> (Vec<(Outcome, Bar)>, V
     (bars, labels)
 }
 
-pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow) {
+pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow, zoom: &mut Zoom) {
     let report = &snapshot.report;
     ui.horizontal_wrapped(|ui| {
         ui.label(RichText::new("Exports").strong().size(15.0));
@@ -103,7 +103,7 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow) {
     let (bars, labels) = bars(&report.exports, window);
     let lanes = bars.iter().map(|(_, b)| b.argument).fold(0.0f64, f64::max);
     let (start, end) = (window.start_s, window.end_s);
-    time_axis::plot("exports", 90.0)
+    let response = time_axis::plot("exports", 90.0)
         .show_axes([true, false])
         .show_grid([true, false])
         .show(ui, |plot| {
@@ -131,6 +131,7 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow) {
             plot.set_plot_bounds_x(start..=end);
             plot.set_plot_bounds_y(-0.6..=lanes.max(1.0) + 0.6);
         });
+    zoom.follow_user(&response, window);
 
     ui.label(RichText::new("Spans per second").strong());
     let series: Vec<Sample> = report
@@ -147,7 +148,7 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow) {
         .iter()
         .flat_map(|r| r.iter().filter(|p| window.contains(p[0])).map(|p| p[1]))
         .fold(1.0f64, f64::max);
-    time_axis::plot("rates", 120.0)
+    let response = time_axis::plot("rates", 120.0)
         .legend(Legend::default())
         .show(ui, |plot| {
             plot.line(Line::new("created/s", PlotPoints::from(created)).color(theme::NOT_SAMPLED));
@@ -161,4 +162,5 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow) {
             plot.set_plot_bounds_x(start..=end);
             plot.set_plot_bounds_y(0.0..=top * 1.15);
         });
+    zoom.follow_user(&response, window);
 }

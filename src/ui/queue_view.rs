@@ -6,10 +6,10 @@ use egui_plot::{HLine, Legend, Line, MarkerShape, PlotPoints, Points};
 
 use super::engine::Snapshot;
 use super::theme;
-use super::time_axis::{self, TimeWindow};
+use super::time_axis::{self, TimeWindow, Zoom};
 use crate::record::Sample;
 
-pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow) {
+pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow, zoom: &mut Zoom) {
     let report = &snapshot.report;
     let limit = report.settings.batch.max_queue_size as f64;
     let series: Vec<&Sample> = report
@@ -49,7 +49,7 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow) {
     // The series counts the batch being exported too, so it can rise above the limit.
     let top = series.iter().map(|s| s.queued as f64).fold(limit, f64::max);
     let (start, end) = (window.start_s, window.end_s);
-    time_axis::plot("queue", 170.0)
+    let response = time_axis::plot("queue", 170.0)
         .legend(Legend::default())
         .show(ui, |plot| {
             plot.line(Line::new("queued", queue).color(theme::QUEUE).width(2.0));
@@ -67,4 +67,5 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow) {
             plot.set_plot_bounds_x(start..=end);
             plot.set_plot_bounds_y(0.0..=top * 1.15);
         });
+    zoom.follow_user(&response, window);
 }

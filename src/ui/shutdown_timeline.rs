@@ -9,7 +9,7 @@ use egui_plot::{Bar, BarChart, LineStyle, PlotPoint, Text, VLine};
 
 use super::engine::{Phase, Snapshot};
 use super::theme;
-use super::time_axis::{self, TimeWindow};
+use super::time_axis::{self, TimeWindow, Zoom};
 use crate::record::Marker;
 
 /// Rows from top to bottom (the plot's y grows upwards, so they are placed reversed).
@@ -59,7 +59,7 @@ fn steps(markers: &[Marker]) -> Option<Steps> {
     })
 }
 
-pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow) {
+pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow, zoom: &mut Zoom) {
     let report = &snapshot.report;
     ui.label(RichText::new("Shutdown timeline").strong().size(15.0));
     let Some(steps) = steps(&report.markers) else {
@@ -173,7 +173,7 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow) {
     }
 
     let (start, end) = (window.start_s, window.end_s);
-    time_axis::plot("shutdown", 170.0)
+    let response = time_axis::plot("shutdown", 170.0)
         .show_grid([true, false])
         .y_axis_formatter(|mark, _| {
             let index = LANES.len() as f64 - 1.0 - mark.value;
@@ -238,6 +238,7 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow) {
             plot.set_plot_bounds_x(start..=end);
             plot.set_plot_bounds_y(-0.6..=LANES.len() as f64 - 0.1);
         });
+    zoom.follow_user(&response, window);
 
     if in_progress {
         let left = (deadline - window.now_s).max(0.0);

@@ -2,7 +2,7 @@
 //! since the session's record began (the report's `*_ms` fields divided by 1000).
 
 use eframe::egui::Id;
-use egui_plot::Plot;
+use egui_plot::{Plot, PlotResponse};
 
 use super::engine::{Phase, Snapshot};
 
@@ -58,14 +58,53 @@ impl TimeWindow {
     }
 }
 
-/// A time plot with the shared settings: fixed x range (set in `show`), no zooming or
-/// dragging (the window follows the data), x axis in seconds, cursor linked across plots.
+/// The x range the user picked by zooming or panning a time plot, as in a trace viewer:
+/// while it is set, every time plot shows that range and stops following the data;
+/// double-clicking a plot (or "Follow live") clears it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Zoom {
+    pub pinned: Option<(f64, f64)>,
+}
+
+impl Zoom {
+    /// The window to draw: the pinned range, or the one that follows the data.
+    pub fn apply(&self, follow: TimeWindow) -> TimeWindow {
+        match self.pinned {
+            Some((start_s, end_s)) => TimeWindow {
+                start_s,
+                end_s,
+                now_s: follow.now_s,
+            },
+            None => follow,
+        }
+    }
+
+    /// After a plot was drawn with `drawn`'s x range: if the user dragged, scrolled or
+    /// zoomed it (egui_plot applies that after our bounds), pin the new range for every
+    /// time plot; a double click goes back to following.
+    pub fn follow_user<R>(&mut self, response: &PlotResponse<R>, drawn: &TimeWindow) {
+        if response.response.double_clicked() {
+            self.pinned = None;
+            return;
+        }
+        let bounds = response.transform.bounds();
+        let (start_s, end_s) = (bounds.min()[0], bounds.max()[0]);
+        let tolerance = (drawn.end_s - drawn.start_s).abs() * 1e-9;
+        if (start_s - drawn.start_s).abs() > tolerance || (end_s - drawn.end_s).abs() > tolerance {
+            self.pinned = Some((start_s, end_s));
+        }
+    }
+}
+
+/// A time plot with the shared settings: x range set in `show` (from [`Zoom::apply`]),
+/// dragging, scrolling and ctrl+wheel zooming along x only (picked up by
+/// [`Zoom::follow_user`]), x axis in seconds, cursor linked across plots.
 pub fn plot(id: &str, height: f32) -> Plot<'static> {
     Plot::new(id)
         .height(height)
-        .allow_zoom(false)
-        .allow_drag(false)
-        .allow_scroll(false)
+        .allow_zoom([true, false])
+        .allow_drag([true, false])
+        .allow_scroll([true, false])
         .allow_boxed_zoom(false)
         .allow_double_click_reset(false)
         .link_cursor(Id::unique("gracetrace-time"), [true, false])
