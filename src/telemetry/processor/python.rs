@@ -38,8 +38,11 @@ pub(super) fn emit<E>(shared: &Shared<E>, span: SpanData) {
         counters.queued.fetch_add(1, Relaxed);
     }
     state.queue.push_back(span);
-    if state.queue.len() >= shared.config.max_export_batch_size {
-        state.awaken = true; // l. 221-222: self._worker_awaken.set()
+    // l. 221-222: self._worker_awaken.set(). Setting an Event that is already set does
+    // nothing, so only the span that sets it wakes the worker: while the worker exports,
+    // the spans that keep arriving above the threshold must not each pay a futex wake.
+    if state.queue.len() >= shared.config.max_export_batch_size && !state.awaken {
+        state.awaken = true;
         drop(state);
         shared.wake.notify_all();
     }
