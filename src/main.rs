@@ -1,6 +1,6 @@
 //! The `gracetrace` command: the desktop window (`gui`, the default with no subcommand),
-//! `run` a scenario headless, `collect` as a stand-alone OTLP/HTTP collector, or list the
-//! `knobs`.
+//! `run` a scenario headless, `collect` as a stand-alone OTLP/HTTP collector, list the
+//! `knobs`; `train` the inference model's weights and `infer` one image with them.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use gracetrace::collector::cli::{CollectArgs, run_collect};
 use gracetrace::config::{Settings, env, knobs};
 use gracetrace::lifecycle::process::runner_command;
+use gracetrace::workload::model::{InferArgs, TrainArgs, infer_command, train_command};
 
 #[derive(Parser)]
 #[command(
@@ -60,6 +61,11 @@ enum Command {
     Collect(CollectArgs),
     /// List every knob: key, environment variable, range and default.
     Knobs,
+    /// Train the glyph diffusion model on the CPU and write its weights (burnpack), the
+    /// loss curve and a sample sheet.
+    Train(TrainArgs),
+    /// Generate one image from a prompt with the trained model; print timings and trace id.
+    Infer(InferArgs),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +103,8 @@ fn main() -> ExitCode {
             print_knobs();
             ExitCode::SUCCESS
         }
+        Command::Train(args) => train_command(args),
+        Command::Infer(args) => infer_command(args),
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::collector::{Collector, CollectorConfig};
 use crate::config::Settings;
 use crate::lifecycle;
-use crate::record::report::{DeviceReport, Report};
+use crate::record::report::Report;
 use crate::record::{Record, SAMPLE_EVERY};
 use crate::telemetry::Pipeline;
 use crate::workload::Traffic;
@@ -105,15 +105,7 @@ impl Session {
         let stats = self.collector.as_ref().map(|c| c.stats());
         self.record
             .sample(stats.as_ref().map_or(0, |s| s.spans_received));
-        let report = Report::build(
-            &self.record,
-            settings,
-            stats,
-            DeviceReport {
-                workload: "synthetic",
-                name: "none: inference is a timed sleep".into(),
-            },
-        );
+        let report = Report::build(&self.record, settings, stats);
         // The sampler thread held the only other handle, and it has been joined.
         if let Some(collector) = self.collector.take().and_then(Arc::into_inner) {
             collector.shutdown();
@@ -126,6 +118,11 @@ impl Session {
 /// SIGTERM -> SIGKILL sequence at that moment; without it, a clean end of traffic and
 /// a clean shutdown of the pipeline.
 pub fn run(settings: &Settings) -> Result<Report, String> {
+    if settings.workload.kind == crate::config::WorkloadKind::Model {
+        // Loads the weights (an error naming the file if they cannot be) and starts the
+        // warm-up in the background before anything else, so it overlaps the set-up.
+        crate::workload::model_service(&settings.workload).map_err(|e| e.to_string())?;
+    }
     let session = Session::start(settings)?;
     let traffic = Traffic::start(&settings.workload, session.pipeline.clone());
     let shutdown = match settings.shutdown.at_s {

@@ -10,10 +10,11 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::{Harness, SnapshotOptions};
 
 use gracetrace::collector::{CollectorStats, StoredSpan, StoredTrace};
-use gracetrace::config::{HandleExit, Platform, Settings};
+use gracetrace::config::{HandleExit, Platform, Settings, WorkloadKind};
+use gracetrace::workload::model::DeviceChoice;
 use gracetrace::lifecycle::ShutdownReport;
 use gracetrace::record::report::{DeviceReport, Report};
-use gracetrace::record::{ExportEvent, Marker, Outcome, Record, Sample};
+use gracetrace::record::{ExportEvent, LastImage, Marker, Outcome, Record, Sample};
 use gracetrace::telemetry::KillLosses;
 use gracetrace::ui::GraceApp;
 use gracetrace::ui::counters::latest_rate;
@@ -166,6 +167,38 @@ fn flushing_in_every_request_shows_in_the_serving_time() {
     assert_eq!(h.state().snapshot().report.spans.unaccounted, 0);
 }
 
+/// Real inference in the window: the model serves the traffic (on burn's CPU backend, so
+/// the test needs no GPU and no shader warm-up), and the window shows the device, the
+/// picture and the trace id the request returned.
+#[test]
+fn choosing_the_model_shows_the_device_and_the_picture_with_its_trace_id() {
+    let mut s = quick();
+    s.workload.rate_per_s = 4.0;
+    s.workload.steps = 4;
+    s.workload.device = DeviceChoice::Cpu;
+    let mut h = live(s);
+    wait(&mut h, 0.5);
+    h.get_by_label("served by").click_accesskit();
+    h.step();
+    h.get_by_label("model (real inference)").click_accesskit();
+    h.step();
+    assert_eq!(h.state().edited.workload.kind, WorkloadKind::Model);
+    wait_for(&mut h, 30.0, |s| s.last_image.is_some());
+    h.step();
+    let snapshot = h.state().snapshot();
+    assert_eq!(snapshot.report.device.workload, "model");
+    assert_eq!(snapshot.report.device.backend.as_deref(), Some("flex"));
+    let image = snapshot.last_image.clone().expect("a picture within 30 s");
+    assert_eq!(image.trace_id.len(), 32);
+    assert!(image.trace_id.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(image.trace_id, "0".repeat(32), "tracing is on");
+    assert!(
+        h.query_by_label(&format!("trace {}", image.trace_id))
+            .is_some()
+    );
+    assert_eq!(snapshot.report.spans.unaccounted, 0);
+}
+
 fn press_shutdown(h: &mut Harness<'_, GraceApp>) -> Snapshot {
     h.get_by_label("Shutdown (SIGTERM)").click_accesskit();
     h.step();
@@ -244,15 +277,16 @@ fn finished_run() -> Snapshot {
     let mut settings = quick();
     settings.name = "fixture".into();
     settings.batch.schedule_delay_ms = 1000;
-    let mut report = Report::build(
-        &Record::new(),
-        &settings,
-        None,
-        DeviceReport {
-            workload: "synthetic",
-            name: "fixture".into(),
-        },
-    );
+    let mut report = Report::build(&Record::new(), &settings, None);
+    report.device = DeviceReport {
+        workload: "model",
+        name: "llvmpipe (LLVM 15.0.6, 256 bits)".into(),
+        backend: Some("wgpu/Vulkan".into()),
+        device_type: Some("software (CPU)".into()),
+        fallback_reason: Some("no GPU: Mesa's software Vulkan runs on the CPU".into()),
+        warm_up_s: Some(31.5),
+        error: None,
+    };
     let mut series = Vec::new();
     let (mut created, mut exported, mut dropped) = (0u64, 0u64, 0u64);
     for i in 0..=170 {
@@ -394,6 +428,28 @@ fn finished_run() -> Snapshot {
             ],
         }),
         last_error: None,
+        model: None,
+        last_image: Some(fixture_image()),
+    }
+}
+
+/// A 32x32 ring, standing in for a generated glyph.
+fn fixture_image() -> LastImage {
+    let mut rgba = Vec::with_capacity(32 * 32 * 4);
+    for y in 0..32 {
+        for x in 0..32 {
+            let r2 = (x as i32 - 16).pow(2) + (y as i32 - 16).pow(2);
+            let on = (64..=144).contains(&r2);
+            rgba.extend_from_slice(if on { &[240, 200, 60, 255] } else { &[20, 30, 60, 255] });
+        }
+    }
+    LastImage {
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+        prompt: "O".into(),
+        width: 32,
+        height: 32,
+        rgba,
+        png: Vec::new(),
     }
 }
 

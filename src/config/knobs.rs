@@ -5,6 +5,7 @@
 //! read this one table, so a range is written down exactly once.
 
 use super::{HandleExit, Platform, Semantics, Settings, WorkloadKind};
+use crate::workload::model::DeviceChoice;
 
 pub struct Knob {
     /// Scenario-TOML key, `section.name`; also the `--set` key.
@@ -209,17 +210,47 @@ pub static KNOBS: &[Knob] = &[
     },
     Knob {
         key: "workload.kind",
-        env: None,
-        help: "What serves requests: synthetic (a sleep per step, for high rates and tests).",
-        range: "synthetic",
+        env: Some("GRACETRACE_WORKLOAD"),
+        help: "What serves requests: synthetic (a sleep per step, for high rates and tests) \
+               or model (the glyph diffusion model, one request at a time).",
+        range: "synthetic, model",
         set: |s, v| {
-            s.workload.kind = match v {
+            s.workload.kind = match v.to_ascii_lowercase().as_str() {
                 "synthetic" => WorkloadKind::Synthetic,
-                _ => return Err("expected synthetic".into()),
+                "model" => WorkloadKind::Model,
+                _ => return Err("expected synthetic or model".into()),
             };
             Ok(())
         },
-        get: |_| "synthetic".into(),
+        get: |s| s.workload.kind.name().into(),
+    },
+    Knob {
+        key: "workload.device",
+        env: Some("GRACETRACE_DEVICE"),
+        help: "Where the model runs: auto (wgpu if it finds any adapter, else the CPU \
+               backend), wgpu (an error without an adapter) or cpu (burn's flex).",
+        range: "auto, wgpu, cpu",
+        set: |s, v| {
+            s.workload.device = match v.to_ascii_lowercase().as_str() {
+                "auto" => DeviceChoice::Auto,
+                "wgpu" => DeviceChoice::Wgpu,
+                "cpu" => DeviceChoice::Cpu,
+                _ => return Err("expected auto, wgpu or cpu".into()),
+            };
+            Ok(())
+        },
+        get: |s| s.workload.device.name().into(),
+    },
+    Knob {
+        key: "workload.step_events",
+        env: None,
+        help: "Model kind: one span event per denoising step on the inference span.",
+        range: "true, false",
+        set: |s, v| {
+            s.workload.step_events = boolean(v)?;
+            Ok(())
+        },
+        get: |s| s.workload.step_events.to_string(),
     },
     Knob {
         key: "workload.duration_s",

@@ -36,6 +36,18 @@ pub enum WorkloadKind {
     /// Requests whose inference is a sleep of `inference_ms`: fast and exact, for tests
     /// and for rates far beyond what a model could serve.
     Synthetic,
+    /// Requests served by the glyph diffusion model (`workload::model`): real inference on
+    /// the wgpu adapter (or the CPU backend), one request at a time.
+    Model,
+}
+
+impl WorkloadKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Synthetic => "synthetic",
+            WorkloadKind::Model => "model",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -93,6 +105,10 @@ pub struct WorkloadSettings {
     pub burst_size: usize,
     /// Seed of the arrival process, so a scenario replays the same traffic.
     pub seed: u64,
+    /// `model` kind: where the network runs (auto: wgpu if any adapter, else the CPU).
+    pub device: crate::workload::model::DeviceChoice,
+    /// `model` kind: one span event per denoising step on the `inference` span.
+    pub step_events: bool,
 }
 
 /// The platform whose shutdown is simulated: it fixes the grace period between SIGTERM and
@@ -219,6 +235,8 @@ impl Default for Settings {
                 burst_every_s: 0.0,
                 burst_size: 0,
                 seed: 1,
+                device: crate::workload::model::DeviceChoice::Auto,
+                step_events: true,
             },
             collector: Faults::default(),
             shutdown: ShutdownSettings {

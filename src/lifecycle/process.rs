@@ -24,6 +24,12 @@ const READY: &str = "gracetrace-runner ready";
 /// `gracetrace runner`: serve the scenario's traffic, exporting to `endpoint`, until
 /// SIGTERM; then run the shutdown steps and exit. Whoever sent SIGTERM sends SIGKILL.
 pub fn runner_command(settings: &Settings, endpoint: String, runner_id: u64) -> ExitCode {
+    if settings.workload.kind == crate::config::WorkloadKind::Model
+        && let Err(error) = crate::workload::model_service(&settings.workload)
+    {
+        eprintln!("gracetrace runner: {error}");
+        return ExitCode::FAILURE;
+    }
     let record = Arc::new(Record::new());
     let pipeline = match Pipeline::start(settings, endpoint, record, runner_id) {
         Ok(pipeline) => Arc::new(pipeline),

@@ -58,6 +58,8 @@ pub struct Counters {
     pub requests_waiting: AtomicI64,
     /// Requests (running or waiting) that SIGKILL cut off.
     pub requests_cut_off: AtomicU64,
+    /// Requests whose inference failed (the model could not run); their spans say why.
+    pub requests_failed: AtomicU64,
     /// Spans started and not yet ended; at SIGKILL they become `spans_never_ended`.
     pub open_spans: AtomicI64,
     /// Spans of requests that SIGKILL cut off: never ended, so never created as far as
@@ -166,6 +168,42 @@ struct Rings {
     samples: VecDeque<Sample>,
 }
 
+/// The inference model's state as a UI or the report shows it: the device it runs on and
+/// how far its warm-up (shader compilation, tens of seconds on llvmpipe) has got.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ModelStatus {
+    /// Known once the device has been chosen.
+    pub device: Option<crate::workload::model::DeviceInfo>,
+    /// 0 to 1.
+    pub warm_up_fraction: f32,
+    /// What the warm-up is doing now, in words.
+    pub warm_up_stage: String,
+    /// How long the warm-up took, once it has finished.
+    pub warm_up_s: Option<f64>,
+    /// Requests are served from now on.
+    pub ready: bool,
+    /// Why the model cannot serve (device or warm-up failure).
+    pub error: Option<String>,
+}
+
+/// Where the model's status lives: shared by the model service (which writes it from its
+/// warm-up thread) and every record that serves with it (which read it).
+pub type SharedModelStatus = std::sync::Arc<Mutex<ModelStatus>>;
+
+/// The last picture a request produced, for the UI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastImage {
+    /// The request's trace id, 32 hex digits (all zeros when tracing is off).
+    pub trace_id: String,
+    pub prompt: String,
+    pub width: u32,
+    pub height: u32,
+    /// 8-bit RGBA, row-major (what an egui texture takes).
+    pub rgba: Vec<u8>,
+    /// The same image as the PNG the request "uploaded".
+    pub png: Vec<u8>,
+}
+
 /// The shared log of one session (possibly several runners and reconfigurations).
 #[derive(Debug)]
 pub struct Record {
@@ -177,6 +215,8 @@ pub struct Record {
     /// and of flushing in every request, without the noise of the queue in front.
     pub service: Mutex<ServiceTimes>,
     rings: Mutex<Rings>,
+    model: Mutex<Option<SharedModelStatus>>,
+    last_image: Mutex<Option<LastImage>>,
 }
 
 impl Default for Record {
@@ -193,7 +233,39 @@ impl Record {
             latency: Mutex::new(LatencyHistogram::default()),
             service: Mutex::new(ServiceTimes::default()),
             rings: Mutex::new(Rings::default()),
+            model: Mutex::new(None),
+            last_image: Mutex::new(None),
         }
+    }
+
+    /// Connects the model service's status to this record (the `model` workload does it
+    /// when its traffic starts).
+    pub fn attach_model(&self, status: SharedModelStatus) {
+        *self.model.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+    }
+
+    /// The model's device and warm-up progress; `None` when no model serves this record.
+    pub fn model_status(&self) -> Option<ModelStatus> {
+        let shared = self
+            .model
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        let status = shared.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Some(status)
+    }
+
+    /// Keeps the picture a request just produced (replacing the previous one).
+    pub fn set_last_image(&self, image: LastImage) {
+        *self.last_image.lock().unwrap_or_else(|e| e.into_inner()) = Some(image);
+    }
+
+    /// The last picture a request produced, if any.
+    pub fn last_image(&self) -> Option<LastImage> {
+        self.last_image
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Milliseconds since the record began: the one time axis of every view.

@@ -54,6 +54,8 @@ pub struct RequestReport {
     pub refused: u64,
     /// Running or waiting when SIGKILL came.
     pub cut_off: u64,
+    /// The model could not run them (see `device.error`).
+    pub failed: u64,
     /// From arrival to the end: waiting in line included.
     pub latency_ms: LatencySummary,
     /// From taking a serving slot to the end, with tracing on and off.
@@ -69,8 +71,49 @@ pub struct HttpReport {
 /// What ran the requests.
 #[derive(Clone, Debug, Serialize)]
 pub struct DeviceReport {
+    /// `synthetic` or `model`.
     pub workload: &'static str,
+    /// The adapter's name (`llvmpipe (LLVM 15.0.6, 256 bits)`, `NVIDIA H100 ...`), the CPU
+    /// backend's description, or what the synthetic workload does instead of inference.
     pub name: String,
+    /// `wgpu/Vulkan`, `flex`, ...; `null` for the synthetic workload or before the model's
+    /// device is known.
+    pub backend: Option<String>,
+    /// `discrete GPU`, `integrated GPU`, `software (CPU)`, `CPU`, ...
+    pub device_type: Option<String>,
+    /// Why this is not a GPU, when it is not.
+    pub fallback_reason: Option<String>,
+    /// Seconds the model's warm-up took; `null` while it runs or without a model.
+    pub warm_up_s: Option<f64>,
+    /// Why the model could not serve, if it could not.
+    pub error: Option<String>,
+}
+
+impl DeviceReport {
+    /// The record's model device, or the synthetic workload's stand-in.
+    pub fn of(record: &Record) -> DeviceReport {
+        let Some(status) = record.model_status() else {
+            return DeviceReport {
+                workload: "synthetic",
+                name: "none: inference is a timed sleep".into(),
+                backend: None,
+                device_type: None,
+                fallback_reason: None,
+                warm_up_s: None,
+                error: None,
+            };
+        };
+        let device = status.device.as_ref();
+        DeviceReport {
+            workload: "model",
+            name: device.map_or_else(|| "not chosen yet".into(), |d| d.adapter.clone()),
+            backend: device.map(|d| d.backend.clone()),
+            device_type: device.map(|d| d.device_type.clone()),
+            fallback_reason: device.and_then(|d| d.fallback_reason.clone()),
+            warm_up_s: status.warm_up_s,
+            error: status.error.clone(),
+        }
+    }
 }
 
 impl Report {
@@ -79,7 +122,6 @@ impl Report {
         record: &Record,
         settings: &Settings,
         collector: Option<CollectorStats>,
-        device: DeviceReport,
     ) -> Report {
         let c = &record.counters;
         let mut counts = record.span_counts();
@@ -100,6 +142,7 @@ impl Report {
                 cancelled: c.requests_cancelled.load(Relaxed),
                 refused: c.requests_refused.load(Relaxed),
                 cut_off: c.requests_cut_off.load(Relaxed),
+                failed: c.requests_failed.load(Relaxed),
                 latency_ms: record
                     .latency
                     .lock()
@@ -119,7 +162,7 @@ impl Report {
             },
             collector,
             shutdown: None,
-            device,
+            device: DeviceReport::of(record),
             markers: record.markers(),
             series: record.samples(),
             duration_ms: record.now_ms(),
@@ -156,6 +199,7 @@ impl Report {
                 (r.cancelled, "cancelled"),
                 (r.refused, "refused after SIGTERM"),
                 (r.cut_off, "cut off by SIGKILL"),
+                (r.failed, "failed"),
             ]
             .iter()
             .filter(|(n, _)| *n > 0)

@@ -10,8 +10,8 @@ use eframe::egui;
 use super::engine::{Command, Engine, Phase, Snapshot};
 use super::time_axis::{TimeWindow, Zoom};
 use super::{
-    controls, copy_as_code, counters, exports_view, queue_view, scenario_io, shutdown_timeline,
-    status_bar, trace_view,
+    controls, copy_as_code, counters, exports_view, model_view, queue_view, scenario_io,
+    shutdown_timeline, status_bar, trace_view,
 };
 use crate::config::{Settings, Source};
 
@@ -51,6 +51,8 @@ pub struct GraceApp {
     pub code_kind: copy_as_code::CodeKind,
     /// The time range the user zoomed or panned to, shared by every time plot.
     pub zoom: Zoom,
+    /// The last generated picture, as a texture.
+    images: model_view::ImageCache,
     /// Off for image snapshots, whose pixels must not depend on the machine's speed.
     pub show_frame_time: bool,
     frame_ms: VecDeque<f32>,
@@ -87,6 +89,7 @@ impl GraceApp {
             code_kind: copy_as_code::CodeKind::Python,
             show_frame_time: true,
             zoom: Zoom::default(),
+            images: model_view::ImageCache::default(),
             frame_ms: VecDeque::with_capacity(FRAME_HISTORY),
             whole_frame_ms: VecDeque::with_capacity(FRAME_HISTORY),
             frames_logged: Instant::now(),
@@ -177,6 +180,8 @@ impl GraceApp {
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     counters::show(ui, &snapshot, &mut self.price_per_million);
+                    ui.separator();
+                    model_view::show(ui, &snapshot, &mut self.images);
                     ui.separator();
                     trace_view::show(ui, snapshot.recent_trace.as_ref());
                     ui.separator();

@@ -8,7 +8,7 @@ use super::app::GraceApp;
 use super::engine::Phase;
 use super::scenario_io;
 use crate::config::knobs;
-use crate::config::{HandleExit, Platform, Semantics};
+use crate::config::{HandleExit, Platform, Semantics, WorkloadKind};
 
 /// The tooltip of a knob: its environment variable, its range and its help line.
 pub fn tip(key: &str) -> String {
@@ -111,6 +111,17 @@ fn batch(ui: &mut egui::Ui, app: &mut GraceApp) {
 fn traffic(ui: &mut egui::Ui, app: &mut GraceApp) {
     let w = &mut app.edited.workload;
     section(ui, "Traffic");
+    egui::ComboBox::from_label("served by")
+        .selected_text(match w.kind {
+            WorkloadKind::Synthetic => "synthetic (a sleep)",
+            WorkloadKind::Model => "model (real inference)",
+        })
+        .show_ui(ui, |ui| {
+            ui.selectable_value(&mut w.kind, WorkloadKind::Synthetic, "synthetic (a sleep)");
+            ui.selectable_value(&mut w.kind, WorkloadKind::Model, "model (real inference)");
+        })
+        .response
+        .on_hover_text(tip("workload.kind"));
     ui.add(
         Slider::new(&mut w.rate_per_s, 0.0..=5_000.0)
             .logarithmic(true)

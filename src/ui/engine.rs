@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use crate::collector::StoredTrace;
 use crate::config::{Settings, Source};
 use crate::lifecycle::{self, ShutdownReport};
-use crate::record::report::{DeviceReport, Report};
+use crate::record::report::Report;
+use crate::record::{LastImage, ModelStatus};
 use crate::run::{FIRST_RUNNER, Session};
 use crate::workload::Traffic;
 
@@ -64,6 +65,10 @@ pub struct Snapshot {
     pub recent_trace: Option<StoredTrace>,
     /// Why the last command was refused, for the status line.
     pub last_error: Option<String>,
+    /// The model's warm-up progress (`None` while the synthetic workload serves).
+    pub model: Option<ModelStatus>,
+    /// The picture the last model request produced, with its trace id.
+    pub last_image: Option<LastImage>,
 }
 
 impl Snapshot {
@@ -71,21 +76,16 @@ impl Snapshot {
     pub fn starting(settings: &Settings) -> Snapshot {
         let record = crate::record::Record::new();
         Snapshot {
-            report: Report::build(&record, settings, None, device()),
+            report: Report::build(&record, settings, None),
             phase: Phase::Starting,
             last_shutdown: None,
             runner_id: FIRST_RUNNER,
             collector_addr: None,
             recent_trace: None,
             last_error: None,
+            model: None,
+            last_image: None,
         }
-    }
-}
-
-fn device() -> DeviceReport {
-    DeviceReport {
-        workload: "synthetic",
-        name: "none: inference is a timed sleep".into(),
     }
 }
 
@@ -349,7 +349,6 @@ impl Driver {
             &self.session.record,
             &self.applied,
             collector.map(|c| c.stats()),
-            device(),
         );
         report.shutdown = self.last_shutdown.clone();
         Snapshot {
@@ -365,6 +364,8 @@ impl Driver {
                     .find(|t| t.spans.iter().any(|s| s.parent_span_id.is_none()))
             }),
             last_error: self.last_error.clone(),
+            model: self.session.record.model_status(),
+            last_image: self.session.record.last_image(),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod copy_as_code;
 pub mod counters;
 pub mod engine;
 pub mod exports_view;
+pub mod model_view;
 pub mod queue_view;
 pub mod scenario_io;
 pub mod shutdown_timeline;

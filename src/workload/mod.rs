@@ -10,6 +10,7 @@
 //! is `handle_exit()` telling requests to stop at their next step, and a killed runner's
 //! threads notice [`crate::telemetry::wire::RunnerLife`] and vanish without ending spans.
 
+pub mod model;
 pub mod request;
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -21,8 +22,31 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::config::WorkloadSettings;
+use crate::config::{WorkloadKind, WorkloadSettings};
 use crate::telemetry::Pipeline;
+use model::service::ModelService;
+
+/// What serves the requests of a traffic stream.
+#[derive(Clone)]
+enum Server {
+    Synthetic,
+    /// The shared model, and a count of model requests to pick prompts and seeds from.
+    Model(Arc<ModelService>, Arc<std::sync::atomic::AtomicU64>),
+    /// The `model` kind whose weights could not be loaded: every request fails (counted),
+    /// and the record's markers say why.
+    Unavailable,
+}
+
+/// The model service for these settings (started on first use: weights loaded now, warm-up
+/// in the background). `gracetrace run` calls it before any traffic starts, so that missing
+/// weights stop the run with an error naming the file.
+pub fn model_service(settings: &WorkloadSettings) -> Result<Arc<ModelService>, model::ModelError> {
+    model::service::shared(&model::ModelConfig {
+        weights: model::default_weights_path(),
+        device: settings.device,
+        seed: settings.seed,
+    })
+}
 
 /// What the lifecycle can tell the traffic while it runs.
 #[derive(Debug, Default)]
@@ -46,6 +70,21 @@ impl Traffic {
     /// Starts arrivals now; they stop by themselves after `duration_s`.
     pub fn start(settings: &WorkloadSettings, pipeline: Arc<Pipeline>) -> Traffic {
         let control = Arc::new(TrafficControl::default());
+        let server = match settings.kind {
+            WorkloadKind::Synthetic => Server::Synthetic,
+            WorkloadKind::Model => match model_service(settings) {
+                Ok(service) => {
+                    pipeline.record().attach_model(service.status());
+                    Server::Model(service, Arc::default())
+                }
+                Err(error) => {
+                    pipeline
+                        .record()
+                        .mark(format!("the model cannot serve: {error}"));
+                    Server::Unavailable
+                }
+            },
+        };
         // The waiting line; a zero-capacity channel means "only if a slot is free now".
         let (line, served) = sync_channel::<Instant>(settings.max_waiting);
         let served = Arc::new(Mutex::new(served));
@@ -55,9 +94,10 @@ impl Traffic {
                 let pipeline = pipeline.clone();
                 let settings = settings.clone();
                 let control = control.clone();
+                let server = server.clone();
                 std::thread::Builder::new()
                     .name(format!("gracetrace-runner-{i}"))
-                    .spawn(move || serve(&served, &pipeline, &settings, &control))
+                    .spawn(move || serve(&served, &pipeline, &settings, &control, &server))
                     .ok()
             })
             .collect();
@@ -136,6 +176,7 @@ fn serve(
     pipeline: &Pipeline,
     settings: &WorkloadSettings,
     control: &TrafficControl,
+    server: &Server,
 ) {
     let record = pipeline.record();
     let counters = &record.counters;
@@ -162,19 +203,38 @@ fn serve(
         let generation = pipeline.tracer();
         let traced = generation.is_some();
         let started = Instant::now();
-        let outcome = request::serve_synthetic(
-            generation.as_deref(),
-            settings,
-            counters,
-            &control.cancel,
-            life,
-        );
+        let outcome = match server {
+            Server::Synthetic => request::serve_synthetic(
+                generation.as_deref(),
+                settings,
+                counters,
+                &control.cancel,
+                life,
+            ),
+            Server::Model(service, requests) => {
+                let index = requests.fetch_add(1, Relaxed);
+                request::serve_model(
+                    generation.as_deref(),
+                    settings,
+                    record,
+                    service,
+                    index,
+                    &control.cancel,
+                    life,
+                )
+                .outcome
+            }
+            Server::Unavailable => request::Outcome::Failed(opentelemetry::trace::TraceId::INVALID),
+        };
         drop(generation); // lets a retired generation shut down
         match outcome {
             // The process is dead: nothing more happens on this thread, no count moves.
             request::Outcome::Killed => return,
             request::Outcome::Cancelled(_) => {
                 counters.requests_cancelled.fetch_add(1, Relaxed);
+            }
+            request::Outcome::Failed(_) => {
+                counters.requests_failed.fetch_add(1, Relaxed);
             }
             request::Outcome::Completed(_) => {
                 let latency_ms = arrived.elapsed().as_secs_f64() * 1000.0;

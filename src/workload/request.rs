@@ -7,6 +7,10 @@
 //! └── extra.N              (optional, `extra_spans` of them)
 //! ```
 //!
+//! The `model` workload makes the same tree around real inference ([`serve_model`]), with
+//! one `denoising step` event per step on `inference` (switchable), and `upload` timing the
+//! PNG encoding of the picture.
+//!
 //! Every span that ends is counted as created, and as not sampled when its sampled flag
 //! is clear; the counting happens just before `end()` so that a span is never in a
 //! processor's queue before it is in `created`.
@@ -18,9 +22,11 @@ use opentelemetry::trace::{Span, Status, TraceContextExt, TraceId, Tracer, noop:
 use opentelemetry::{Context, KeyValue};
 
 use crate::config::WorkloadSettings;
-use crate::record::Counters;
+use crate::record::{Counters, LastImage, Record};
 use crate::telemetry::Generation;
 use crate::telemetry::wire::RunnerLife;
+use crate::workload::model::service::ModelService;
+use crate::workload::model::{Image, ModelError};
 
 /// The model the seed serves; the synthetic workload keeps its name on the spans.
 pub const MODEL_NAME: &str = "stable-diffusion-xl-base-1.0";
@@ -34,6 +40,8 @@ pub enum Outcome {
     Completed(TraceId),
     /// `handle_exit()` asked it to stop; its spans still ended (and were counted).
     Cancelled(TraceId),
+    /// The model could not run (its spans ended with an error status saying why).
+    Failed(TraceId),
     /// SIGKILL: the process is gone mid-request; its spans never ended.
     Killed,
 }
@@ -50,13 +58,7 @@ pub fn serve_synthetic(
     match generation {
         Some(generation) => {
             let outcome = traced(&generation.tracer, settings, Some(counters), &stop);
-            if settings.flush_every_request && outcome != Outcome::Killed {
-                // The anti-pattern the seed warns against: the request waits until the
-                // processor has exported everything queued, its own spans included.
-                // A failed flush loses nothing by itself (the exporter counts each
-                // batch's fate), so its error only ends the wait.
-                let _ = generation.force_flush(FLUSH_IN_REQUEST_TIMEOUT);
-            }
+            flush_if_asked(generation, settings, outcome);
             outcome
         }
         // Tracing off: the seed's `trace.get_tracer()` without a provider is a no-op
@@ -144,6 +146,16 @@ where
     }
 }
 
+/// `workload.flush_every_request`: the anti-pattern the seed warns against, a
+/// `force_flush()` in the endpoint. The request waits until the processor has exported
+/// everything queued, its own spans included. A failed flush loses nothing by itself (the
+/// exporter counts each batch's fate), so its error only ends the wait.
+fn flush_if_asked(generation: &Generation, settings: &WorkloadSettings, outcome: Outcome) {
+    if settings.flush_every_request && outcome != Outcome::Killed {
+        let _ = generation.force_flush(FLUSH_IN_REQUEST_TIMEOUT);
+    }
+}
+
 /// SIGKILL mid-request: the spans are forgotten, not ended (ending, or dropping, an SDK
 /// span would hand it to the processor, which a dead process cannot do).
 fn vanish<S>(span: S, cx: Context) -> Outcome {
@@ -177,4 +189,248 @@ fn pause(ms: f64) {
     if ms > 0.0 {
         std::thread::sleep(Duration::from_secs_f64(ms / 1000.0));
     }
+}
+
+/// `model.name` on the model workload's spans.
+pub const GLYPH_MODEL_NAME: &str = "glyph-diffusion";
+
+/// The prompts the model workload cycles through: different first letters (the glyph drawn,
+/// see `model::glyphs`) and lengths.
+pub const MODEL_PROMPTS: [&str; 8] = [
+    "a lighthouse at dusk",
+    "bear in the snow",
+    "cat on a red mat",
+    "7 wonders of the world",
+    "zebra crossing",
+    "quiet harbour at night",
+    "green apple",
+    "kite over the hills",
+];
+
+/// A trace id as the seed prints it: 32 lower-case hex digits.
+pub fn trace_id_hex(trace_id: TraceId) -> String {
+    format!("{trace_id:032x}")
+}
+
+/// One model request's input.
+#[derive(Clone, Copy, Debug)]
+pub struct ModelRequest<'a> {
+    pub prompt: &'a str,
+    pub steps: usize,
+    /// Seed of the starting noise.
+    pub seed: u64,
+    /// One span event per denoising step on `inference`.
+    pub step_events: bool,
+}
+
+/// What a model request gives back.
+#[derive(Debug)]
+pub struct ModelReply {
+    pub outcome: Outcome,
+    /// The root span's trace id, 32 hex digits (all zeros when tracing is off).
+    pub trace_id: String,
+    pub image: Option<Image>,
+    /// The image as the PNG the `upload` span encoded.
+    pub png: Option<Vec<u8>>,
+    /// Wall time of every step that ran, milliseconds.
+    pub step_ms: Vec<f64>,
+    pub inference_ms: f64,
+    pub upload_ms: f64,
+    /// Why it failed, for `Outcome::Failed`.
+    pub error: Option<ModelError>,
+}
+
+/// The network call a model request makes: `generate(stop, on_step)`, which must call
+/// `on_step(i)` before step `i` and stop (returning `Ok(None)`) when it returns false, and
+/// may poll `stop` while it waits for the model.
+pub type Generate<'a> = dyn FnMut(&dyn Fn() -> bool, &mut dyn FnMut(usize) -> bool) -> Result<Option<Image>, ModelError>
+    + 'a;
+
+/// Runs one model request under `tracer`, making the seed's span tree around `generate`.
+/// `life` is the runner's (None outside a runner, e.g. `gracetrace infer`): a kill between
+/// steps makes the spans vanish without ending, as the synthetic workload's do.
+pub fn model_request<T>(
+    tracer: &T,
+    request: ModelRequest<'_>,
+    counters: Option<&Counters>,
+    cancel: &AtomicBool,
+    life: Option<&RunnerLife>,
+    generate: &mut Generate<'_>,
+) -> ModelReply
+where
+    T: Tracer,
+    T::Span: Send + Sync + 'static,
+{
+    let killed = || life.is_some_and(RunnerLife::is_killed);
+    let mut root = tracer.start("text-to-image");
+    opened(counters);
+    root.set_attribute(KeyValue::new("model.name", GLYPH_MODEL_NAME));
+    // The seed sets `len(prompt)`: Python counts characters, not bytes.
+    root.set_attribute(KeyValue::new(
+        "prompt.length",
+        request.prompt.chars().count() as i64,
+    ));
+    root.set_attribute(KeyValue::new("num_inference_steps", request.steps as i64));
+    let trace_id = root.span_context().trace_id();
+    let mut reply = ModelReply {
+        outcome: Outcome::Killed,
+        trace_id: trace_id_hex(trace_id),
+        image: None,
+        png: None,
+        step_ms: Vec::with_capacity(request.steps),
+        inference_ms: 0.0,
+        upload_ms: 0.0,
+        error: None,
+    };
+    let cx = Context::current_with_span(root);
+
+    let mut inference = tracer.start_with_context("inference", &cx);
+    opened(counters);
+    let started = std::time::Instant::now();
+    let mut last = started;
+    let stop = || killed() || cancel.load(Relaxed);
+    let result = generate(&stop, &mut |step| {
+        let now = std::time::Instant::now();
+        if step > 0 {
+            reply
+                .step_ms
+                .push(now.duration_since(last).as_secs_f64() * 1000.0);
+        }
+        last = now;
+        if stop() {
+            return false;
+        }
+        if request.step_events {
+            inference.add_event("denoising step", vec![KeyValue::new("step", step as i64)]);
+        }
+        true
+    });
+    let now = std::time::Instant::now();
+    if matches!(result, Ok(Some(_))) {
+        reply
+            .step_ms
+            .push(now.duration_since(last).as_secs_f64() * 1000.0);
+    }
+    reply.inference_ms = now.duration_since(started).as_secs_f64() * 1000.0;
+    if killed() {
+        vanish(inference, cx);
+        return reply;
+    }
+    let image = match result {
+        Ok(Some(image)) => image,
+        Ok(None) => {
+            inference.set_status(Status::error("cancelled by handle_exit"));
+            end(&mut inference, counters);
+            reply.outcome = Outcome::Cancelled(trace_id);
+            end_root(&cx, "cancelled by handle_exit", counters);
+            return reply;
+        }
+        Err(error) => {
+            let message = error.to_string();
+            inference.set_status(Status::error(message.clone()));
+            end(&mut inference, counters);
+            reply.outcome = Outcome::Failed(trace_id);
+            reply.error = Some(error);
+            end_root(&cx, &message, counters);
+            return reply;
+        }
+    };
+    end(&mut inference, counters);
+
+    let mut upload = tracer.start_with_context("upload", &cx);
+    opened(counters);
+    let started = std::time::Instant::now();
+    let png = image.to_png();
+    reply.upload_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if killed() {
+        vanish(upload, cx);
+        return reply;
+    }
+    match png {
+        Ok(png) => {
+            upload.set_attribute(KeyValue::new("image.bytes", png.len() as i64));
+            end(&mut upload, counters);
+            reply.png = Some(png);
+            reply.image = Some(image);
+            reply.outcome = Outcome::Completed(trace_id);
+            let root = cx.span();
+            count_end(root.span_context().is_sampled(), counters);
+            root.end();
+        }
+        Err(error) => {
+            let message = error.to_string();
+            upload.set_status(Status::error(message.clone()));
+            end(&mut upload, counters);
+            reply.outcome = Outcome::Failed(trace_id);
+            reply.error = Some(error);
+            end_root(&cx, &message, counters);
+        }
+    }
+    reply
+}
+
+fn end_root(cx: &Context, error: &str, counters: Option<&Counters>) {
+    let root = cx.span();
+    root.set_status(Status::error(error.to_owned()));
+    count_end(root.span_context().is_sampled(), counters);
+    root.end();
+}
+
+/// Serves one request of the `model` workload with the shared model: prompt number `index`
+/// of [`MODEL_PROMPTS`], noise seed `settings.seed + index`. A completed request's picture
+/// becomes the record's last image.
+pub fn serve_model(
+    generation: Option<&Generation>,
+    settings: &WorkloadSettings,
+    record: &Record,
+    service: &ModelService,
+    index: u64,
+    cancel: &AtomicBool,
+    life: &RunnerLife,
+) -> ModelReply {
+    let prompt = MODEL_PROMPTS[(index % MODEL_PROMPTS.len() as u64) as usize];
+    let request = ModelRequest {
+        prompt,
+        steps: settings.steps,
+        seed: settings.seed.wrapping_add(index),
+        step_events: settings.step_events,
+    };
+    let mut generate = |stop: &dyn Fn() -> bool, on_step: &mut dyn FnMut(usize) -> bool| {
+        service.generate(request.prompt, request.steps, request.seed, stop, on_step)
+    };
+    let counters = Some(&record.counters);
+    let reply = match generation {
+        Some(generation) => model_request(
+            &generation.tracer,
+            request,
+            counters,
+            cancel,
+            Some(life),
+            &mut generate,
+        ),
+        None => model_request(
+            &NoopTracer::new(),
+            request,
+            None,
+            cancel,
+            Some(life),
+            &mut generate,
+        ),
+    };
+    if let Some(generation) = generation {
+        flush_if_asked(generation, settings, reply.outcome);
+    }
+    if let (Outcome::Completed(_), Some(image), Some(png)) =
+        (reply.outcome, &reply.image, &reply.png)
+    {
+        record.set_last_image(LastImage {
+            trace_id: reply.trace_id.clone(),
+            prompt: prompt.to_owned(),
+            width: image.width,
+            height: image.height,
+            rgba: image.to_rgba(),
+            png: png.clone(),
+        });
+    }
+    reply
 }

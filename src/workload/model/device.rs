@@ -1,0 +1,149 @@
+//! Choosing where the model runs: a wgpu adapter (a real GPU, or Mesa's software Vulkan,
+//! llvmpipe, when there is none), or burn's pure-Rust CPU backend `flex` when wgpu finds no
+//! adapter at all. The choice is reported, with the reason whenever it is not a GPU.
+
+use std::sync::OnceLock;
+
+use burn::tensor::Device;
+use burn::tensor::wgpu::wgpu::{AdapterInfo, DeviceType};
+use serde::Serialize;
+
+use super::ModelError;
+
+/// Which device the caller asks for.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// wgpu if it finds any adapter (GPU or software), else the CPU backend.
+    #[default]
+    Auto,
+    /// wgpu only: an error when it finds no adapter.
+    Wgpu,
+    /// burn's CPU backend (`flex`), without touching wgpu.
+    Cpu,
+}
+
+impl DeviceChoice {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceChoice::Auto => "auto",
+            DeviceChoice::Wgpu => "wgpu",
+            DeviceChoice::Cpu => "cpu",
+        }
+    }
+}
+
+/// What the model runs on, for people and for the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeviceInfo {
+    /// `wgpu/Vulkan`, `wgpu/Metal`, ..., or `flex` (burn's CPU backend).
+    pub backend: String,
+    /// The adapter's name as the driver reports it (`llvmpipe (LLVM 15.0.6, 256 bits)`,
+    /// `NVIDIA GeForce RTX 4090`), or the CPU thread count for `flex`.
+    pub adapter: String,
+    /// `discrete GPU`, `integrated GPU`, `virtual GPU`, `software (CPU)`, `other` or `CPU`.
+    pub device_type: String,
+    /// Why this is not a GPU, when it is not: no adapter, or a software adapter.
+    pub fallback_reason: Option<String>,
+}
+
+/// The wgpu device of this process and its adapter, set up once.
+///
+/// burn registers one wgpu runtime per selector and process, and a second
+/// `Device::wgpu_options().init()` for the same selector is an error
+/// (burn-tensor 0.22.1 `src/wgpu.rs`, `init_with_setup`: "Returns an error if the runtime ...
+/// has already been initialized"), so every `Model` shares this one; the outcome of the
+/// first attempt, failure included, is kept so that a machine without an adapter is probed
+/// only once.
+struct Wgpu {
+    device: Device,
+    info: AdapterInfo,
+}
+
+static WGPU: OnceLock<Result<Wgpu, String>> = OnceLock::new();
+
+fn wgpu() -> &'static Result<Wgpu, String> {
+    WGPU.get_or_init(|| {
+        // `init_with_setup` returns adapter and request failures as errors; the unwind guard
+        // is for driver-level surprises (a broken ICD can panic inside wgpu), which must
+        // become a CPU fallback, not a crash.
+        let attempt = std::panic::catch_unwind(|| Device::wgpu_options().init_with_setup());
+        match attempt {
+            Ok(Ok((device, setup))) => Ok(Wgpu {
+                device,
+                info: setup.adapter.get_info(),
+            }),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(panic) => Err(match panic.downcast_ref::<String>() {
+                Some(message) => format!("wgpu panicked while opening an adapter: {message}"),
+                None => "wgpu panicked while opening an adapter".to_owned(),
+            }),
+        }
+    })
+}
+
+fn device_type_name(device_type: DeviceType) -> &'static str {
+    match device_type {
+        DeviceType::DiscreteGpu => "discrete GPU",
+        DeviceType::IntegratedGpu => "integrated GPU",
+        DeviceType::VirtualGpu => "virtual GPU",
+        DeviceType::Cpu => "software (CPU)",
+        DeviceType::Other => "other",
+    }
+}
+
+fn wgpu_info(info: &AdapterInfo) -> DeviceInfo {
+    let software = info.device_type == DeviceType::Cpu;
+    DeviceInfo {
+        backend: format!("wgpu/{:?}", info.backend),
+        adapter: info.name.clone(),
+        device_type: device_type_name(info.device_type).to_owned(),
+        fallback_reason: software.then(|| {
+            format!(
+                "no GPU adapter: wgpu runs on {} through {:?}, a software rasterizer on the \
+                 CPU, about 10x slower than the CPU backend once warm, with seconds of shader \
+                 compilation per kernel during warm-up",
+                info.name, info.backend
+            )
+        }),
+    }
+}
+
+/// burn's CPU backend, described.
+pub(crate) fn cpu() -> (Device, DeviceInfo) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (
+        Device::flex(),
+        DeviceInfo {
+            backend: "flex".to_owned(),
+            adapter: format!("CPU, {threads} threads"),
+            device_type: "CPU".to_owned(),
+            fallback_reason: None,
+        },
+    )
+}
+
+/// The device for `choice`, and what it is.
+pub(crate) fn select(choice: DeviceChoice) -> Result<(Device, DeviceInfo), ModelError> {
+    match choice {
+        DeviceChoice::Cpu => Ok(cpu()),
+        DeviceChoice::Wgpu => match wgpu() {
+            Ok(wgpu) => Ok((wgpu.device.clone(), wgpu_info(&wgpu.info))),
+            Err(error) => Err(ModelError::Device(format!(
+                "wgpu was requested but found no usable adapter: {error}"
+            ))),
+        },
+        DeviceChoice::Auto => match wgpu() {
+            Ok(wgpu) => Ok((wgpu.device.clone(), wgpu_info(&wgpu.info))),
+            Err(error) => {
+                let (device, mut info) = cpu();
+                info.fallback_reason = Some(format!(
+                    "no wgpu adapter ({error}); running on burn's CPU backend (flex)"
+                ));
+                Ok((device, info))
+            }
+        },
+    }
+}

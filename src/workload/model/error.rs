@@ -1,0 +1,26 @@
+//! Everything that can go wrong loading or running the model, as values (no panics).
+
+use std::path::PathBuf;
+
+/// An error from the model: loading weights, choosing a device, running, encoding.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The weights file is missing, unreadable, corrupt or for another network.
+    #[error("model weights {}: {reason}", path.display())]
+    Weights { path: PathBuf, reason: String },
+    /// Writing a file (weights, sample sheet, output image) failed.
+    #[error("cannot write {}: {reason}", path.display())]
+    Write { path: PathBuf, reason: String },
+    /// The requested device cannot be used.
+    #[error("device: {0}")]
+    Device(String),
+    /// A caller's argument is out of range (the message names it and the range).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The backend failed while running the network.
+    #[error("inference failed: {0}")]
+    Execution(String),
+    /// PNG encoding or decoding failed.
+    #[error("PNG: {0}")]
+    Png(String),
+}
