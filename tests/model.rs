@@ -260,12 +260,13 @@ fn corrupt_weights_are_an_error_naming_the_path() {
     write(&empty, b"");
     load_error(&empty);
 
-    // burnpack has no checksum: poison the last weight with a NaN, which must not get
-    // through to produce NaN images.
+    // burnpack has no checksum: poison weights in the middle of the file (tensor data)
+    // with 0xFF bytes, a NaN whatever the alignment, which must not get through to
+    // produce NaN images.
     let poisoned = scratch("poisoned.bpk");
     let mut nan = bytes.clone();
-    let at = nan.len() - 4;
-    nan[at..].copy_from_slice(&f32::NAN.to_le_bytes());
+    let at = nan.len() / 2;
+    nan[at..at + 4096].fill(0xFF);
     write(&poisoned, &nan);
     let message = load_error(&poisoned);
     assert!(message.contains("non-finite"), "{message}");
@@ -428,7 +429,7 @@ fn the_model_workload_serves_requests_and_keeps_the_last_image() {
         "workload.kind=model",
         "workload.device=cpu",
         "workload.duration_s=1",
-        "workload.rate_per_s=3",
+        "workload.rate_per_s=10",
         "workload.steps=3",
         "workload.concurrency=2",
         "batch.schedule_delay_ms=100",

@@ -1,7 +1,7 @@
 //! The inference workload: a small text-to-image diffusion model on burn.
 //!
 //! A prompt goes in; its first letter or digit picks one of 36 glyph classes (see
-//! [`glyphs`]); a class-conditioned U-Net ([`unet`], about 0.86 M parameters, 3.4 MB) trained by the
+//! [`glyphs`]); a class-conditioned U-Net ([`unet`], 915 k parameters, 3.7 MB) trained by the
 //! project's own code ([`train`]) on glyphs it renders itself runs `steps` deterministic DDIM
 //! denoising steps ([`sampler`]); a 32x32 RGB picture of that glyph comes out, and is encoded
 //! as PNG for the "upload". The network runs on a wgpu adapter when there is one (a GPU, or

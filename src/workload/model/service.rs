@@ -1,7 +1,7 @@
 //! The model as the runner serves it: loaded once per process, warmed up in the background,
 //! one request at a time.
 //!
-//! Loading the weights is quick (a 3.4 MB file read on the CPU) and happens on the caller's
+//! Loading the weights is quick (a 3.7 MB file read on the CPU) and happens on the caller's
 //! thread, so a missing or corrupt file is an error at start-up naming the path. Choosing the
 //! wgpu device and compiling its shaders can take tens of seconds on llvmpipe (FACTS.md), so
 //! that runs on a thread of its own and reports its progress in a [`SharedModelStatus`] that

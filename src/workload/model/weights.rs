@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use burn::module::{Module, ModuleVisitor, ParamId};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device, Tensor};
 
@@ -77,15 +77,15 @@ struct FiniteCheck {
 }
 
 impl ModuleVisitor for FiniteCheck {
-    fn visit_float_with_path<const D: usize>(
-        &mut self,
-        path: &[String],
-        _id: ParamId,
-        tensor: &Tensor<D>,
-    ) {
-        match tensor.clone().try_into_vec_as::<f32>() {
+    // `visit_float` is the hook every parameter goes through (burn-core 0.22.1
+    // `module/base.rs`); the tensor's shape names it in the message, as the path is not
+    // passed here.
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let tensor = param.val();
+        let shape = tensor.dims();
+        match tensor.try_into_vec_as::<f32>() {
             Ok(values) if values.iter().all(|v| v.is_finite()) => {}
-            Ok(_) => self.bad.push(path.join(".")),
+            Ok(_) => self.bad.push(format!("a {shape:?} tensor")),
             Err(e) => {
                 self.error.get_or_insert(e.to_string());
             }
