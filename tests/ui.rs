@@ -11,7 +11,6 @@ use egui_kittest::{Harness, SnapshotOptions};
 
 use gracetrace::collector::{CollectorStats, StoredSpan, StoredTrace};
 use gracetrace::config::{HandleExit, Platform, Settings, WorkloadKind};
-use gracetrace::workload::model::DeviceChoice;
 use gracetrace::lifecycle::ShutdownReport;
 use gracetrace::record::report::{DeviceReport, Report};
 use gracetrace::record::{ExportEvent, LastImage, Marker, Outcome, Record, Sample};
@@ -19,6 +18,7 @@ use gracetrace::telemetry::KillLosses;
 use gracetrace::ui::GraceApp;
 use gracetrace::ui::counters::latest_rate;
 use gracetrace::ui::engine::{Phase, Snapshot};
+use gracetrace::workload::model::DeviceChoice;
 
 const SIZE: [f32; 2] = [1500.0, 920.0];
 
@@ -178,8 +178,6 @@ fn choosing_the_model_shows_the_device_and_the_picture_with_its_trace_id() {
     s.workload.device = DeviceChoice::Cpu;
     let mut h = live(s);
     wait(&mut h, 0.5);
-    h.get_by_label("served by").click_accesskit();
-    h.step();
     h.get_by_label("model (real inference)").click_accesskit();
     h.step();
     assert_eq!(h.state().edited.workload.kind, WorkloadKind::Model);
@@ -276,6 +274,7 @@ fn shutdown_against_a_slow_backend_ends_in_sigkill_with_losses_in_red() {
 fn finished_run() -> Snapshot {
     let mut settings = quick();
     settings.name = "fixture".into();
+    settings.workload.kind = WorkloadKind::Model;
     settings.batch.schedule_delay_ms = 1000;
     let mut report = Report::build(&Record::new(), &settings, None);
     report.device = DeviceReport {
@@ -438,9 +437,13 @@ fn fixture_image() -> LastImage {
     let mut rgba = Vec::with_capacity(32 * 32 * 4);
     for y in 0..32 {
         for x in 0..32 {
-            let r2 = (x as i32 - 16).pow(2) + (y as i32 - 16).pow(2);
+            let r2 = (x - 16i32).pow(2) + (y - 16i32).pow(2);
             let on = (64..=144).contains(&r2);
-            rgba.extend_from_slice(if on { &[240, 200, 60, 255] } else { &[20, 30, 60, 255] });
+            rgba.extend_from_slice(if on {
+                &[240, 200, 60, 255]
+            } else {
+                &[20, 30, 60, 255]
+            });
         }
     }
     LastImage {

@@ -111,17 +111,13 @@ fn batch(ui: &mut egui::Ui, app: &mut GraceApp) {
 fn traffic(ui: &mut egui::Ui, app: &mut GraceApp) {
     let w = &mut app.edited.workload;
     section(ui, "Traffic");
-    egui::ComboBox::from_label("served by")
-        .selected_text(match w.kind {
-            WorkloadKind::Synthetic => "synthetic (a sleep)",
-            WorkloadKind::Model => "model (real inference)",
-        })
-        .show_ui(ui, |ui| {
-            ui.selectable_value(&mut w.kind, WorkloadKind::Synthetic, "synthetic (a sleep)");
-            ui.selectable_value(&mut w.kind, WorkloadKind::Model, "model (real inference)");
-        })
-        .response
-        .on_hover_text(tip("workload.kind"));
+    ui.horizontal(|ui| {
+        ui.label("served by").on_hover_text(tip("workload.kind"));
+        ui.radio_value(&mut w.kind, WorkloadKind::Synthetic, "synthetic")
+            .on_hover_text("a sleep per step: fast and exact, for high rates");
+        ui.radio_value(&mut w.kind, WorkloadKind::Model, "model (real inference)")
+            .on_hover_text("the glyph diffusion model on the device shown at the right");
+    });
     ui.add(
         Slider::new(&mut w.rate_per_s, 0.0..=5_000.0)
             .logarithmic(true)
