@@ -133,12 +133,11 @@ where
         }
     }
 
-    let root = cx.span();
-    if cancelled {
-        root.set_status(Status::error("cancelled by handle_exit"));
-    }
-    count_end(root.span_context().is_sampled(), counters);
-    root.end();
+    end_root(
+        &cx,
+        cancelled.then_some("cancelled by handle_exit"),
+        counters,
+    );
     if cancelled {
         Outcome::Cancelled(trace_id)
     } else {
@@ -322,7 +321,7 @@ where
             inference.set_status(Status::error("cancelled by handle_exit"));
             end(&mut inference, counters);
             reply.outcome = Outcome::Cancelled(trace_id);
-            end_root(&cx, "cancelled by handle_exit", counters);
+            end_root(&cx, Some("cancelled by handle_exit"), counters);
             return reply;
         }
         Err(error) => {
@@ -331,7 +330,7 @@ where
             end(&mut inference, counters);
             reply.outcome = Outcome::Failed(trace_id);
             reply.error = Some(error);
-            end_root(&cx, &message, counters);
+            end_root(&cx, Some(&message), counters);
             return reply;
         }
     };
@@ -353,9 +352,7 @@ where
             reply.png = Some(png);
             reply.image = Some(image);
             reply.outcome = Outcome::Completed(trace_id);
-            let root = cx.span();
-            count_end(root.span_context().is_sampled(), counters);
-            root.end();
+            end_root(&cx, None, counters);
         }
         Err(error) => {
             let message = error.to_string();
@@ -363,15 +360,19 @@ where
             end(&mut upload, counters);
             reply.outcome = Outcome::Failed(trace_id);
             reply.error = Some(error);
-            end_root(&cx, &message, counters);
+            end_root(&cx, Some(&message), counters);
         }
     }
     reply
 }
 
-fn end_root(cx: &Context, error: &str, counters: Option<&Counters>) {
+/// Ends the request's root span (held by `cx`), with an error status when given, counting
+/// it first as every span is.
+fn end_root(cx: &Context, error: Option<&str>, counters: Option<&Counters>) {
     let root = cx.span();
-    root.set_status(Status::error(error.to_owned()));
+    if let Some(error) = error {
+        root.set_status(Status::error(error.to_owned()));
+    }
     count_end(root.span_context().is_sampled(), counters);
     root.end();
 }
