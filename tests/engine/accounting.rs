@@ -1,9 +1,7 @@
 //! Every shipped scenario, run end to end through the real SDK, exporter and collector,
 //! accounts for every span exactly.
 
-mod common;
-
-use common::{assert_accounted, scenario};
+use crate::common::{assert_accounted, scenario};
 use gracetrace::record::report::Report;
 
 fn run(name: &str, overrides: &[&str]) -> Report {

@@ -1,9 +1,7 @@
 //! The platform's shutdown, end to end: SIGTERM -> handle_exit -> drain -> teardown ->
 //! force_flush -> exit or SIGKILL, each case with the exact accounting identity.
 
-mod common;
-
-use common::{assert_accounted, scenario};
+use crate::common::{assert_accounted, scenario};
 use gracetrace::lifecycle::{self, ShutdownReport};
 use gracetrace::record::report::Report;
 use gracetrace::run::Session;

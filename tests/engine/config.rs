@@ -1,8 +1,6 @@
 //! Configuration: layering (environment < scenario file < --set) and errors that name the
 //! input, the value and the allowed range, from the library and from the real binary.
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::Command;
 
@@ -166,7 +164,7 @@ fn layers_override_in_order() {
     scenario::apply_str(&mut s, "[tracing]\nsample_rate = 0.3\n", "f.toml").unwrap();
     assert_eq!(s.tracing.sample_rate, 0.3);
     // --set beats the file, which beats the environment.
-    let path = common::scenario_path("seed-defaults");
+    let path = crate::common::scenario_path("seed-defaults");
     let s = Settings::load(
         &|v| (v == "OTEL_BSP_SCHEDULE_DELAY").then(|| "777".to_string()),
         Some(&path),
@@ -200,7 +198,7 @@ fn every_shipped_scenario_loads() {
     let mut count = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        Settings::load(&common::no_env, Some(&path), &[]).unwrap_or_else(|e| panic!("{e}"));
+        Settings::load(&crate::common::no_env, Some(&path), &[]).unwrap_or_else(|e| panic!("{e}"));
         count += 1;
     }
     assert!(count >= 5);

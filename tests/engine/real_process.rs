@@ -7,11 +7,9 @@
 //! `max_export_batch_size` spans when killed, and within 2% (a few requests either side
 //! of SIGTERM) when both exit cleanly.
 
-mod common;
-
 use std::path::Path;
 
-use common::{scenario, scenario_path};
+use crate::common::{scenario, scenario_path};
 use gracetrace::lifecycle::process::run_child;
 
 fn compare(name: &str) -> (u64, u64) {

@@ -1,12 +1,10 @@
 //! Live reconfiguration: settings change while traffic runs, and no span the old
 //! settings accepted is lost.
 
-mod common;
-
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use common::{assert_accounted, scenario};
+use crate::common::{assert_accounted, scenario};
 use gracetrace::config::{Semantics, Settings};
 use gracetrace::run::Session;
 use gracetrace::workload::Traffic;
