@@ -28,6 +28,10 @@ use crate::telemetry::wire::RunnerLife;
 use crate::workload::model::service::ModelService;
 use crate::workload::model::{Image, ModelError};
 
+/// The error status of a request, and of the span it was in, when `handle_exit = cancel`
+/// stopped it.
+const CANCELLED: &str = "cancelled by handle_exit";
+
 /// The model the seed serves; the synthetic workload keeps its name on the spans.
 pub const MODEL_NAME: &str = "stable-diffusion-xl-base-1.0";
 const SYNTHETIC_PROMPT: &str = "a lighthouse at dusk";
@@ -112,7 +116,7 @@ where
         return vanish(inference, cx);
     }
     if cancelled {
-        inference.set_status(Status::error("cancelled by handle_exit"));
+        inference.set_status(Status::error(CANCELLED));
     }
     end(&mut inference, counters);
 
@@ -133,11 +137,7 @@ where
         }
     }
 
-    end_root(
-        &cx,
-        cancelled.then_some("cancelled by handle_exit"),
-        counters,
-    );
+    end_root(&cx, cancelled.then_some(CANCELLED), counters);
     if cancelled {
         Outcome::Cancelled(trace_id)
     } else {
@@ -318,19 +318,13 @@ where
     let image = match result {
         Ok(Some(image)) => image,
         Ok(None) => {
-            inference.set_status(Status::error("cancelled by handle_exit"));
-            end(&mut inference, counters);
+            end_with_error(&mut inference, &cx, CANCELLED, counters);
             reply.outcome = Outcome::Cancelled(trace_id);
-            end_root(&cx, Some("cancelled by handle_exit"), counters);
             return reply;
         }
         Err(error) => {
-            let message = error.to_string();
-            inference.set_status(Status::error(message.clone()));
-            end(&mut inference, counters);
-            reply.outcome = Outcome::Failed(trace_id);
-            reply.error = Some(error);
-            end_root(&cx, Some(&message), counters);
+            end_with_error(&mut inference, &cx, &error.to_string(), counters);
+            reply.fail(trace_id, error);
             return reply;
         }
     };
@@ -355,15 +349,26 @@ where
             end_root(&cx, None, counters);
         }
         Err(error) => {
-            let message = error.to_string();
-            upload.set_status(Status::error(message.clone()));
-            end(&mut upload, counters);
-            reply.outcome = Outcome::Failed(trace_id);
-            reply.error = Some(error);
-            end_root(&cx, Some(&message), counters);
+            end_with_error(&mut upload, &cx, &error.to_string(), counters);
+            reply.fail(trace_id, error);
         }
     }
     reply
+}
+
+impl ModelReply {
+    fn fail(&mut self, trace_id: TraceId, error: ModelError) {
+        self.outcome = Outcome::Failed(trace_id);
+        self.error = Some(error);
+    }
+}
+
+/// Ends a child span and then the request's root span, both with `message` as their
+/// error status: when one step of a request fails or is cancelled, the request does.
+fn end_with_error<S: Span>(span: &mut S, cx: &Context, message: &str, counters: Option<&Counters>) {
+    span.set_status(Status::error(message.to_owned()));
+    end(span, counters);
+    end_root(cx, Some(message), counters);
 }
 
 /// Ends the request's root span (held by `cx`), with an error status when given, counting
