@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use eframe::egui::accesskit::Role;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::{Harness, SnapshotOptions};
 
 use gracetrace::collector::{CollectorStats, StoredSpan, StoredTrace};
@@ -178,9 +178,19 @@ fn choosing_the_model_shows_the_device_and_the_picture_with_its_trace_id() {
     s.workload.device = DeviceChoice::Cpu;
     let mut h = live(s);
     wait(&mut h, 0.5);
+    let inference_enabled = |h: &Harness<'_, GraceApp>| {
+        !h.get_by_role_and_label(Role::Slider, "inference")
+            .accesskit_node()
+            .is_disabled()
+    };
+    assert!(inference_enabled(&h), "the synthetic workload's sleep");
     h.get_by_label("model (real inference)").click_accesskit();
     h.step();
     assert_eq!(h.state().edited.workload.kind, WorkloadKind::Model);
+    assert!(
+        !inference_enabled(&h),
+        "the model takes as long as it takes: the slider would do nothing"
+    );
     wait_for(&mut h, 30.0, |s| s.last_image.is_some());
     h.step();
     let snapshot = h.state().snapshot();

@@ -1,6 +1,6 @@
 //! The real-process check: the same runner as a child process (`gracetrace runner`),
 //! sent a real SIGTERM and, at the grace deadline, a real SIGKILL by its parent, so the
-//! in-process simulation is not trusted blindly (tests/real_process.rs compares them).
+//! in-process simulation is not trusted blindly (tests/engine/real_process.rs compares them).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

@@ -145,14 +145,21 @@ fn traffic(ui: &mut egui::Ui, app: &mut GraceApp) {
             .text("concurrency"),
     )
     .on_hover_text(tip("workload.concurrency"));
-    ui.add(
+    // The synthetic request sleeps this long; the model's request takes as long as the
+    // model does, so the slider would do nothing there.
+    let synthetic = w.kind == WorkloadKind::Synthetic;
+    ui.add_enabled(
+        synthetic,
         Slider::new(&mut w.inference_ms, 0.0..=5_000.0)
             .logarithmic(true)
             .max_decimals(0)
             .suffix(" ms")
             .text("inference"),
     )
-    .on_hover_text(tip("workload.inference_ms"));
+    .on_hover_text(tip("workload.inference_ms"))
+    .on_disabled_hover_text(
+        "the model serves: a request takes as long as its inference steps do on the device",
+    );
     ui.add(Slider::new(&mut w.steps, 1..=100).text("steps"))
         .on_hover_text(tip("workload.steps"));
     ui.add(Slider::new(&mut w.extra_spans, 0..=100).text("extra spans"))
