@@ -6,6 +6,7 @@
 //! span tree (root, `inference` with one event per step, `upload` = PNG encoding) under an
 //! SDK tracer whose batch processor hands spans to an exporter that drops them, so the cost
 //! measured is the application's (creating, recording, queueing spans), not the network's.
+//! `request_without_model` isolates what tracing adds (see `tracing_alone`).
 //! Criterion's own warm-up is not enough on a software adapter (compiling shaders takes tens
 //! of seconds), so the model's warm-up runs first, with its progress on stderr.
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use gracetrace::workload::model::{DeviceChoice, Model, ModelConfig, default_weights_path};
-use gracetrace::workload::request::{ModelReply, ModelRequest, model_request};
+use gracetrace::workload::request::{Generate, ModelReply, ModelRequest, model_request};
 use opentelemetry::trace::{TracerProvider as _, noop::NoopTracer};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData};
@@ -83,22 +84,27 @@ fn request(model: &Model, tracer: &Tracing, seed: u64) -> ModelReply {
         seed,
         step_events: true,
     };
-    let cancel = AtomicBool::new(false);
     let mut generate = |_stop: &dyn Fn() -> bool, on_step: &mut dyn FnMut(usize) -> bool| {
         model.generate(request.prompt, STEPS, seed, on_step)
     };
-    match tracer {
-        Tracing::Off => model_request(
-            &NoopTracer::new(),
-            request,
-            None,
-            &cancel,
-            None,
-            &mut generate,
-        ),
-        Tracing::On(tracer) => model_request(tracer, request, None, &cancel, None, &mut generate),
+    serve(tracer, request, &mut generate)
+}
+
+/// `model_request` as the runner calls it, under the no-op tracer or the SDK's.
+fn serve(tracing: &Tracing, request: ModelRequest<'_>, generate: &mut Generate<'_>) -> ModelReply {
+    let cancel = AtomicBool::new(false);
+    match tracing {
+        Tracing::Off => model_request(&NoopTracer::new(), request, None, &cancel, None, generate),
+        Tracing::On(tracer) => model_request(tracer, request, None, &cancel, None, generate),
     }
 }
+
+/// Tracing off (the no-op tracer), and the SDK at two sample rates.
+const RATES: [(Option<f64>, &str); 3] = [
+    (None, "off"),
+    (Some(0.1), "sample_0.1"),
+    (Some(1.0), "sample_1.0"),
+];
 
 enum Tracing {
     Off,
@@ -113,12 +119,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group(format!("model/{}", info.backend));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(15));
-    let providers = [
-        (None, "off"),
-        (Some(0.1), "sample_0.1"),
-        (Some(1.0), "sample_1.0"),
-    ];
-    for (rate, name) in providers {
+    for (rate, name) in RATES {
         let provider = rate.map(provider);
         let tracing = match &provider {
             Some(provider) => Tracing::On(provider.tracer("bench")),
@@ -158,10 +159,59 @@ fn bench(c: &mut Criterion) {
         }
     }
     group.finish();
+    tracing_alone(c, &model, &info.backend);
     eprintln!(
         "model bench device: {} on {} ({})",
         info.backend, info.adapter, info.device_type
     );
+}
+
+/// What tracing adds to a request, measured without the model's noise: the same request
+/// with the 20 steps replaced by handing back a picture the model made beforehand, so what
+/// remains is the spans, the 20 step events and the PNG encoding. `sample_1.0` minus `off`
+/// is tracing's cost per request, to a fraction of a microsecond; the request benchmark
+/// above cannot resolve it, since its run-to-run spread is milliseconds.
+fn tracing_alone(c: &mut Criterion, model: &Model, backend: &str) {
+    let picture = match model.generate("a lighthouse at dusk", STEPS, 1, &mut |_| true) {
+        Ok(Some(picture)) => picture,
+        other => {
+            eprintln!("tracing-alone bench skipped: the model gave {other:?}");
+            return;
+        }
+    };
+    let mut group = c.benchmark_group(format!("model/{backend}/request_without_model"));
+    for (rate, name) in RATES {
+        let provider = rate.map(provider);
+        let tracing = match &provider {
+            Some(provider) => Tracing::On(provider.tracer("bench")),
+            None => Tracing::Off,
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let request = ModelRequest {
+                    prompt: "a lighthouse at dusk",
+                    steps: STEPS,
+                    seed: 1,
+                    step_events: true,
+                };
+                let mut generate =
+                    |_stop: &dyn Fn() -> bool, on_step: &mut dyn FnMut(usize) -> bool| {
+                        for step in 0..STEPS {
+                            if !on_step(step) {
+                                return Ok(None);
+                            }
+                        }
+                        Ok(Some(picture.clone()))
+                    };
+                let reply = serve(&tracing, request, &mut generate);
+                black_box(reply.png.map(|png| png.len()))
+            })
+        });
+        if let Some(provider) = provider {
+            let _ = provider.shutdown();
+        }
+    }
+    group.finish();
 }
 
 criterion_group!(benches, bench);
