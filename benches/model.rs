@@ -19,9 +19,12 @@ use gracetrace::workload::model::{DeviceChoice, Model, ModelConfig, default_weig
 use gracetrace::workload::request::{Generate, ModelReply, ModelRequest, model_request};
 use opentelemetry::trace::{TracerProvider as _, noop::NoopTracer};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::{
+    BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, SpanData,
+};
 
 const STEPS: usize = 20;
+const PROMPT: &str = "a lighthouse at dusk";
 
 fn device_choice() -> DeviceChoice {
     match std::env::var("GRACETRACE_BENCH_DEVICE").as_deref() {
@@ -67,36 +70,57 @@ impl opentelemetry_sdk::trace::SpanExporter for Discard {
     }
 }
 
-fn provider(rate: f64) -> SdkTracerProvider {
-    SdkTracerProvider::builder()
-        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-            rate,
-        ))))
-        .with_span_processor(BatchSpanProcessor::builder(Discard).build())
-        .build()
+/// Tracing off (the no-op tracer), or an SDK provider at a sample rate.
+enum Tracing {
+    Off,
+    On(SdkTracerProvider, SdkTracer),
 }
 
-/// One request of `STEPS` steps; `tracing` is `None` (off) or a sample rate.
-fn request(model: &Model, tracer: &Tracing, seed: u64) -> ModelReply {
-    let request = ModelRequest {
-        prompt: "a lighthouse at dusk",
-        steps: STEPS,
-        seed,
-        step_events: true,
-    };
-    let mut generate = |_stop: &dyn Fn() -> bool, on_step: &mut dyn FnMut(usize) -> bool| {
-        model.generate(request.prompt, STEPS, seed, on_step)
-    };
-    serve(tracer, request, &mut generate)
-}
-
-/// `model_request` as the runner calls it, under the no-op tracer or the SDK's.
-fn serve(tracing: &Tracing, request: ModelRequest<'_>, generate: &mut Generate<'_>) -> ModelReply {
-    let cancel = AtomicBool::new(false);
-    match tracing {
-        Tracing::Off => model_request(&NoopTracer::new(), request, None, &cancel, None, generate),
-        Tracing::On(tracer) => model_request(tracer, request, None, &cancel, None, generate),
+impl Tracing {
+    /// `None` is off.
+    fn at(rate: Option<f64>) -> Tracing {
+        let Some(rate) = rate else {
+            return Tracing::Off;
+        };
+        let provider = SdkTracerProvider::builder()
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                rate,
+            ))))
+            .with_span_processor(BatchSpanProcessor::builder(Discard).build())
+            .build();
+        let tracer = provider.tracer("bench");
+        Tracing::On(provider, tracer)
     }
+
+    /// `model_request` as the runner calls it, for the bench's prompt, with `seed`.
+    fn serve(&self, seed: u64, generate: &mut Generate<'_>) -> ModelReply {
+        let request = ModelRequest {
+            prompt: PROMPT,
+            steps: STEPS,
+            seed,
+            step_events: true,
+        };
+        let cancel = AtomicBool::new(false);
+        match self {
+            Tracing::Off => {
+                model_request(&NoopTracer::new(), request, None, &cancel, None, generate)
+            }
+            Tracing::On(_, tracer) => model_request(tracer, request, None, &cancel, None, generate),
+        }
+    }
+
+    fn shutdown(self) {
+        if let Tracing::On(provider, _) = self {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+/// One request of `STEPS` steps through the model.
+fn request(model: &Model, tracing: &Tracing, seed: u64) -> ModelReply {
+    tracing.serve(seed, &mut |_stop, on_step| {
+        model.generate(PROMPT, STEPS, seed, on_step)
+    })
 }
 
 /// Tracing off (the no-op tracer), and the SDK at two sample rates.
@@ -105,11 +129,6 @@ const RATES: [(Option<f64>, &str); 3] = [
     (Some(0.1), "sample_0.1"),
     (Some(1.0), "sample_1.0"),
 ];
-
-enum Tracing {
-    Off,
-    On(opentelemetry_sdk::trace::SdkTracer),
-}
 
 fn bench(c: &mut Criterion) {
     let Some(model) = load() else {
@@ -120,11 +139,7 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(15));
     for (rate, name) in RATES {
-        let provider = rate.map(provider);
-        let tracing = match &provider {
-            Some(provider) => Tracing::On(provider.tracer("bench")),
-            None => Tracing::Off,
-        };
+        let tracing = Tracing::at(rate);
         // A whole request: 20 steps, the spans, the PNG encoding.
         group.bench_function(format!("request_{STEPS}_steps/{name}"), |b| {
             let mut seed = 0;
@@ -154,9 +169,7 @@ fn bench(c: &mut Criterion) {
                 total
             })
         });
-        if let Some(provider) = provider {
-            let _ = provider.shutdown();
-        }
+        tracing.shutdown();
     }
     group.finish();
     tracing_alone(c, &model, &info.backend);
@@ -172,7 +185,7 @@ fn bench(c: &mut Criterion) {
 /// is tracing's cost per request, to a fraction of a microsecond; the request benchmark
 /// above cannot resolve it, since its run-to-run spread is milliseconds.
 fn tracing_alone(c: &mut Criterion, model: &Model, backend: &str) {
-    let picture = match model.generate("a lighthouse at dusk", STEPS, 1, &mut |_| true) {
+    let picture = match model.generate(PROMPT, STEPS, 1, &mut |_| true) {
         Ok(Some(picture)) => picture,
         other => {
             eprintln!("tracing-alone bench skipped: the model gave {other:?}");
@@ -181,35 +194,21 @@ fn tracing_alone(c: &mut Criterion, model: &Model, backend: &str) {
     };
     let mut group = c.benchmark_group(format!("model/{backend}/request_without_model"));
     for (rate, name) in RATES {
-        let provider = rate.map(provider);
-        let tracing = match &provider {
-            Some(provider) => Tracing::On(provider.tracer("bench")),
-            None => Tracing::Off,
-        };
+        let tracing = Tracing::at(rate);
         group.bench_function(name, |b| {
             b.iter(|| {
-                let request = ModelRequest {
-                    prompt: "a lighthouse at dusk",
-                    steps: STEPS,
-                    seed: 1,
-                    step_events: true,
-                };
-                let mut generate =
-                    |_stop: &dyn Fn() -> bool, on_step: &mut dyn FnMut(usize) -> bool| {
-                        for step in 0..STEPS {
-                            if !on_step(step) {
-                                return Ok(None);
-                            }
+                let reply = tracing.serve(1, &mut |_stop, on_step| {
+                    for step in 0..STEPS {
+                        if !on_step(step) {
+                            return Ok(None);
                         }
-                        Ok(Some(picture.clone()))
-                    };
-                let reply = serve(&tracing, request, &mut generate);
+                    }
+                    Ok(Some(picture.clone()))
+                });
                 black_box(reply.png.map(|png| png.len()))
             })
         });
-        if let Some(provider) = provider {
-            let _ = provider.shutdown();
-        }
+        tracing.shutdown();
     }
     group.finish();
 }

@@ -222,7 +222,6 @@ fn serve(
                     &control.cancel,
                     life,
                 )
-                .outcome
             }
             Server::Unavailable => request::Outcome::Failed(opentelemetry::trace::TraceId::INVALID),
         };

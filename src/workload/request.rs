@@ -384,7 +384,7 @@ fn end_root(cx: &Context, error: Option<&str>, counters: Option<&Counters>) {
 
 /// Serves one request of the `model` workload with the shared model: prompt number `index`
 /// of [`MODEL_PROMPTS`], noise seed `settings.seed + index`. A completed request's picture
-/// becomes the record's last image.
+/// becomes the record's last image (moved there: the runner only needs the outcome).
 pub fn serve_model(
     generation: Option<&Generation>,
     settings: &WorkloadSettings,
@@ -393,7 +393,7 @@ pub fn serve_model(
     index: u64,
     cancel: &AtomicBool,
     life: &RunnerLife,
-) -> ModelReply {
+) -> Outcome {
     let prompt = MODEL_PROMPTS[(index % MODEL_PROMPTS.len() as u64) as usize];
     let request = ModelRequest {
         prompt,
@@ -426,17 +426,16 @@ pub fn serve_model(
     if let Some(generation) = generation {
         flush_if_asked(generation, settings, reply.outcome);
     }
-    if let (Outcome::Completed(_), Some(image), Some(png)) =
-        (reply.outcome, &reply.image, &reply.png)
+    if let (Outcome::Completed(_), Some(image), Some(png)) = (reply.outcome, reply.image, reply.png)
     {
         record.set_last_image(LastImage {
-            trace_id: reply.trace_id.clone(),
+            trace_id: reply.trace_id,
             prompt: prompt.to_owned(),
             width: image.width,
             height: image.height,
             rgba: image.to_rgba(),
-            png: png.clone(),
+            png,
         });
     }
-    reply
+    reply.outcome
 }
