@@ -293,6 +293,8 @@ fn finished_run() -> Snapshot {
         backend: Some("wgpu/Vulkan".into()),
         device_type: Some("software (CPU)".into()),
         fallback_reason: Some("no GPU: Mesa's software Vulkan runs on the CPU".into()),
+        warm_up_fraction: Some(1.0),
+        warm_up_stage: Some("ready".into()),
         warm_up_s: Some(31.5),
         error: None,
     };
@@ -437,7 +439,6 @@ fn finished_run() -> Snapshot {
             ],
         }),
         last_error: None,
-        model: None,
         last_image: Some(fixture_image()),
     }
 }

@@ -83,6 +83,12 @@ pub struct DeviceReport {
     pub device_type: Option<String>,
     /// Why this is not a GPU, when it is not.
     pub fallback_reason: Option<String>,
+    /// How far the model's warm-up has got, 0 to 1 (1 once it is done); `null` without a
+    /// model.
+    pub warm_up_fraction: Option<f32>,
+    /// What the warm-up is doing (`compiled block1`, `ready`, `failed`); `null` without a
+    /// model.
+    pub warm_up_stage: Option<String>,
     /// Seconds the model's warm-up took; `null` while it runs or without a model.
     pub warm_up_s: Option<f64>,
     /// Why the model could not serve, if it could not.
@@ -99,6 +105,8 @@ impl DeviceReport {
                 backend: None,
                 device_type: None,
                 fallback_reason: None,
+                warm_up_fraction: None,
+                warm_up_stage: None,
                 warm_up_s: None,
                 error: None,
             };
@@ -110,8 +118,10 @@ impl DeviceReport {
             backend: device.map(|d| d.backend.clone()),
             device_type: device.map(|d| d.device_type.clone()),
             fallback_reason: device.and_then(|d| d.fallback_reason.clone()),
+            warm_up_fraction: Some(status.warm_up_fraction),
+            warm_up_stage: Some(status.warm_up_stage),
             warm_up_s: status.warm_up_s,
-            error: status.error.clone(),
+            error: status.error,
         }
     }
 }

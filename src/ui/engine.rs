@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use crate::collector::StoredTrace;
 use crate::config::{Settings, Source};
 use crate::lifecycle::{self, ShutdownReport};
+use crate::record::LastImage;
 use crate::record::report::Report;
-use crate::record::{LastImage, ModelStatus};
 use crate::run::{FIRST_RUNNER, Session};
 use crate::workload::Traffic;
 
@@ -65,8 +65,6 @@ pub struct Snapshot {
     pub recent_trace: Option<StoredTrace>,
     /// Why the last command was refused, for the status line.
     pub last_error: Option<String>,
-    /// The model's warm-up progress (`None` while the synthetic workload serves).
-    pub model: Option<ModelStatus>,
     /// The picture the last model request produced, with its trace id.
     pub last_image: Option<LastImage>,
 }
@@ -83,7 +81,6 @@ impl Snapshot {
             collector_addr: None,
             recent_trace: None,
             last_error: None,
-            model: None,
             last_image: None,
         }
     }
@@ -364,7 +361,6 @@ impl Driver {
                     .find(|t| t.spans.iter().any(|s| s.parent_span_id.is_none()))
             }),
             last_error: self.last_error.clone(),
-            model: self.session.record.model_status(),
             last_image: self.session.record.last_image(),
         }
     }

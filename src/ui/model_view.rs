@@ -57,19 +57,21 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, cache: &mut ImageCache) {
     if let Some(error) = &device.error {
         ui.label(RichText::new(error).color(theme::LOST));
     }
-    match &snapshot.model {
-        Some(model) if !model.ready && model.error.is_none() => {
+    match device.warm_up_s {
+        Some(took) => {
+            ui.weak(format!("warm-up took {took:.1} s"));
+        }
+        None if device.error.is_none() => {
             ui.add(
-                egui::ProgressBar::new(model.warm_up_fraction)
+                egui::ProgressBar::new(device.warm_up_fraction.unwrap_or(0.0))
                     .show_percentage()
-                    .text(format!("warm-up: {}", model.warm_up_stage)),
+                    .text(format!(
+                        "warm-up: {}",
+                        device.warm_up_stage.as_deref().unwrap_or("starting")
+                    )),
             );
         }
-        _ => {
-            if let Some(took) = device.warm_up_s {
-                ui.weak(format!("warm-up took {took:.1} s"));
-            }
-        }
+        None => {}
     }
     match &snapshot.last_image {
         Some(image) => {
