@@ -28,7 +28,7 @@ use opentelemetry_sdk::trace::SdkTracer;
 
 use gracetrace::collector::Collector;
 use gracetrace::config::{Semantics, Settings};
-use gracetrace::run::Session;
+use gracetrace::session::Session;
 
 const SPANS_PER_ITER: u64 = 100_000;
 /// Two producers: the machine has two cores, and a server ends spans on several threads.

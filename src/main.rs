@@ -116,7 +116,7 @@ fn run(scenario: Option<PathBuf>, overrides: &[String], json: Option<PathBuf>) -
             return ExitCode::from(2);
         }
     };
-    let report = match gracetrace::run::run(&settings) {
+    let report = match gracetrace::session::run(&settings) {
         Ok(report) => report,
         Err(error) => {
             eprintln!("gracetrace: {error}");
@@ -161,7 +161,7 @@ fn print_knobs() {
             knob.key,
             knob.env.unwrap_or("-"),
             (knob.get)(&defaults),
-            knob.range
+            knob.range()
         );
     }
 }

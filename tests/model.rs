@@ -1,6 +1,7 @@
 //! The inference model with its shipped weights, on burn's CPU backend (`flex`): fast, and
-//! the same on every machine without a GPU (FACTS.md: model tests belong on the CPU backend;
-//! wgpu on llvmpipe is ~10x slower once warm and compiles shaders for tens of seconds).
+//! the same on every machine without a GPU (model tests belong on the CPU backend: wgpu on
+//! llvmpipe is ~10x slower than flex once warm and compiles shaders for tens of seconds,
+//! measured on this project's 2-core machine, 2026-11-24, burn 0.22.1).
 
 use std::path::{Path, PathBuf};
 
@@ -276,7 +277,8 @@ fn corrupt_weights_are_an_error_naming_the_path() {
 /// the CPU's picture.
 ///
 /// Ignored by default: on a machine without a GPU wgpu runs on llvmpipe, where the warm-up
-/// compiles every shader for tens of seconds (FACTS.md: a first conv2d took 5 s) and the
+/// compiles every shader for tens of seconds (a first 3x3 conv2d took 5.0 s, measured on this
+/// project's 2-core machine, 2026-11-24) and the
 /// request is ~10x slower than on the CPU backend. Run it with
 /// `cargo test --test model -- --ignored`; it falls back to the CPU (and checks the reason is
 /// given) where no adapter exists at all.
@@ -422,7 +424,7 @@ fn a_model_request_makes_the_seeds_span_tree_and_returns_the_root_trace_id() {
 #[test]
 fn the_model_workload_serves_requests_and_keeps_the_last_image() {
     use gracetrace::config::Settings;
-    use gracetrace::run::Session;
+    use gracetrace::session::Session;
     use gracetrace::workload::Traffic;
 
     let overrides: Vec<String> = [

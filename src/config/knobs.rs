@@ -1,11 +1,13 @@
 //! The knob table: one row per setting, with its TOML key, its environment variable, a
-//! line of help, and a setter that parses and range-checks raw text.
+//! line of help, and its bounds, which parse and range-check raw text and render the range.
 //!
 //! The UI (tooltips), the README table, `--set`, the environment and scenario files all
 //! read this one table, so a range is written down exactly once.
 
-use super::{HandleExit, Platform, Semantics, Settings, WorkloadKind};
-use crate::workload::model::DeviceChoice;
+use super::{
+    DeviceChoice, HandleExit, MAX_INGEST_LIMIT, MAX_LATENCY_MS, MAX_RETRY_AFTER_S, Platform,
+    Semantics, Settings, WorkloadKind,
+};
 
 pub struct Knob {
     /// Scenario-TOML key, `section.name`; also the `--set` key.
@@ -13,100 +15,265 @@ pub struct Knob {
     /// The environment variable that sets it, if any (see `env.rs` for the special ones).
     pub env: Option<&'static str>,
     pub help: &'static str,
-    /// The allowed values, in words, for `--help` and tooltips.
-    pub range: &'static str,
-    pub set: fn(&mut Settings, &str) -> Result<(), String>,
+    /// What it accepts, and where a parsed value goes: the one place its range is written.
+    pub bounds: Bounds,
     pub get: fn(&Settings) -> String,
+}
+
+impl Knob {
+    /// The allowed values, in words, for `gracetrace knobs`, tooltips and errors.
+    pub fn range(&self) -> String {
+        self.bounds.range()
+    }
+
+    /// Parses and range-checks `raw` with the knob's bounds, then stores it.
+    pub fn set(&self, settings: &mut Settings, raw: &str) -> Result<(), Invalid> {
+        self.bounds.apply(settings, raw)
+    }
+}
+
+/// Why a value was refused: what would have been accepted, in words.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("expected {expected}")]
+pub struct Invalid {
+    /// The allowed values, as [`Bounds::range`] renders them.
+    pub expected: String,
+}
+
+/// What a knob accepts, with the setter that stores a value once it is parsed. Every bound
+/// is written here once: `apply` checks with it, `range` renders it, and
+/// [`super::Faults::validate`] and `gracetrace collect` check typed values with it.
+pub enum Bounds {
+    /// Any text.
+    Text(fn(&mut Settings, &str)),
+    /// Any text but the empty string.
+    NonEmpty(fn(&mut Settings, &str)),
+    /// `true` or `false`, in any case.
+    Bool(fn(&mut Settings, bool)),
+    /// A whole number in `min..=max`; `_` separators are allowed, as in TOML.
+    Int {
+        min: u64,
+        max: u64,
+        set: fn(&mut Settings, u64),
+    },
+    /// A number in `min..=max`.
+    Float {
+        min: f64,
+        max: f64,
+        set: fn(&mut Settings, f64),
+    },
+    /// `none` (which means `means`) for no value, or a whole number in `min..=max`.
+    OptionalInt {
+        none: i64,
+        means: &'static str,
+        min: u64,
+        max: u64,
+        set: fn(&mut Settings, Option<u64>),
+    },
+    /// `none` (which means `means`) for no value, or a number in `min..=max`.
+    OptionalFloat {
+        none: f64,
+        means: &'static str,
+        min: f64,
+        max: f64,
+        set: fn(&mut Settings, Option<f64>),
+    },
+    /// One of `names()`, in any case; the setter gets the index of the one given.
+    Choice {
+        names: fn() -> Vec<&'static str>,
+        set: fn(&mut Settings, usize),
+    },
+    /// `embedded` (or nothing) for the embedded collector, or an `http://` URL.
+    Endpoint(fn(&mut Settings, Option<String>)),
+}
+
+impl Bounds {
+    /// The allowed values, in words ("a number from 0 to 1").
+    pub fn range(&self) -> String {
+        match *self {
+            Bounds::Text(_) => "any text".into(),
+            Bounds::NonEmpty(_) => "non-empty text".into(),
+            Bounds::Bool(_) => BOOL_RANGE.into(),
+            Bounds::OptionalInt { none, means, .. } => {
+                format!("{none} ({means}) or {}", self.value_range())
+            }
+            Bounds::OptionalFloat { none, means, .. } => {
+                format!("{none} ({means}) or {}", self.value_range())
+            }
+            Bounds::Choice { names, .. } => one_of(&names()),
+            Bounds::Endpoint(_) => "an http:// URL ending in /v1/traces, or \"embedded\" \
+                                    (https is not built in)"
+                .into(),
+            Bounds::Int { .. } | Bounds::Float { .. } => self.value_range(),
+        }
+    }
+
+    /// The range of a present value, without the text that means "none": what a typed
+    /// `Option` field or a command-line flag is checked against.
+    pub fn value_range(&self) -> String {
+        match *self {
+            Bounds::Int { min, max, .. } | Bounds::OptionalInt { min, max, .. } => {
+                format!("a whole number from {min} to {max}")
+            }
+            Bounds::Float { min, max, .. } | Bounds::OptionalFloat { min, max, .. } => {
+                format!("a number from {min} to {max}")
+            }
+            _ => self.range(),
+        }
+    }
+
+    /// Checks a whole number already parsed (a collector fault, a flag) against the bounds.
+    pub fn check_int(&self, value: u64) -> Result<(), Invalid> {
+        match *self {
+            Bounds::Int { min, max, .. } | Bounds::OptionalInt { min, max, .. }
+                if (min..=max).contains(&value) =>
+            {
+                Ok(())
+            }
+            _ => Err(self.invalid_value()),
+        }
+    }
+
+    /// Checks a number already parsed against the bounds; NaN is out of every range.
+    pub fn check_float(&self, value: f64) -> Result<(), Invalid> {
+        match *self {
+            Bounds::Float { min, max, .. } | Bounds::OptionalFloat { min, max, .. }
+                if (min..=max).contains(&value) =>
+            {
+                Ok(())
+            }
+            _ => Err(self.invalid_value()),
+        }
+    }
+
+    fn invalid(&self) -> Invalid {
+        Invalid {
+            expected: self.range(),
+        }
+    }
+
+    fn invalid_value(&self) -> Invalid {
+        Invalid {
+            expected: self.value_range(),
+        }
+    }
+
+    /// Parses `raw` (already trimmed), checks it and hands it to the setter.
+    fn apply(&self, s: &mut Settings, raw: &str) -> Result<(), Invalid> {
+        match *self {
+            Bounds::Text(set) => set(s, raw),
+            Bounds::NonEmpty(set) if !raw.is_empty() => set(s, raw),
+            Bounds::NonEmpty(_) => return Err(self.invalid()),
+            Bounds::Bool(set) => set(s, boolean(raw)?),
+            Bounds::Int { set, .. } => set(s, self.int(raw)?),
+            Bounds::Float { set, .. } => set(s, self.float(raw)?),
+            Bounds::OptionalInt { none, set, .. } => match number::<i128>(raw) {
+                Some(n) if n == i128::from(none) => set(s, None),
+                _ => set(s, Some(self.int(raw)?)),
+            },
+            Bounds::OptionalFloat { none, set, .. } => match number::<f64>(raw) {
+                Some(n) if n == none => set(s, None),
+                _ => set(s, Some(self.float(raw)?)),
+            },
+            Bounds::Choice { names, set } => {
+                let wanted = raw.to_ascii_lowercase();
+                let index = names().iter().position(|n| *n == wanted);
+                set(s, index.ok_or_else(|| self.invalid())?);
+            }
+            Bounds::Endpoint(set) => set(s, endpoint(raw).ok_or_else(|| self.invalid())?),
+        }
+        Ok(())
+    }
+
+    fn int(&self, raw: &str) -> Result<u64, Invalid> {
+        let value = number::<u64>(raw).ok_or_else(|| self.invalid())?;
+        self.check_int(value).map_err(|_| self.invalid())?;
+        Ok(value)
+    }
+
+    fn float(&self, raw: &str) -> Result<f64, Invalid> {
+        let value = number::<f64>(raw).ok_or_else(|| self.invalid())?;
+        self.check_float(value).map_err(|_| self.invalid())?;
+        Ok(value)
+    }
 }
 
 pub fn find(key: &str) -> Option<&'static Knob> {
     KNOBS.iter().find(|k| k.key == key)
 }
 
-fn float(raw: &str, min: f64, max: f64) -> Result<f64, String> {
-    let value: f64 = raw
-        .replace('_', "")
-        .parse()
-        .map_err(|_| format!("expected a number from {min} to {max}"))?;
-    if !(min..=max).contains(&value) {
-        return Err(format!("expected a number from {min} to {max}"));
-    }
-    Ok(value)
+/// A number as TOML and the environment write it: `_` separators are allowed.
+fn number<T: std::str::FromStr>(raw: &str) -> Option<T> {
+    raw.replace('_', "").parse().ok()
 }
 
-fn int(raw: &str, min: u64, max: u64) -> Result<u64, String> {
-    let value: u64 = raw
-        .replace('_', "")
-        .parse()
-        .map_err(|_| format!("expected a whole number from {min} to {max}"))?;
-    if !(min..=max).contains(&value) {
-        return Err(format!("expected a whole number from {min} to {max}"));
+const BOOL_RANGE: &str = "true or false";
+
+/// "a, b or c".
+fn one_of(names: &[&str]) -> String {
+    match names.split_last() {
+        Some((last, [])) => (*last).to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
     }
-    Ok(value)
 }
 
-pub(super) fn boolean(raw: &str) -> Result<bool, String> {
+pub(super) fn boolean(raw: &str) -> Result<bool, Invalid> {
     match raw.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err("expected true or false".into()),
+        _ => Err(Invalid {
+            expected: BOOL_RANGE.into(),
+        }),
     }
 }
 
-fn semantics(raw: &str) -> Result<Semantics, String> {
-    Semantics::ALL
-        .into_iter()
-        .find(|s| s.name() == raw.to_ascii_lowercase())
-        .ok_or_else(|| "expected python, rust or sdk".into())
-}
-
-fn endpoint(raw: &str) -> Result<Option<String>, String> {
+/// `None` for the embedded collector; `Some(None)` for a URL that is not `http://`.
+fn endpoint(raw: &str) -> Option<Option<String>> {
     if raw.is_empty() || raw == "embedded" {
-        return Ok(None);
+        return Some(None);
     }
-    if !raw.starts_with("http://") {
-        return Err(
-            "expected an http:// URL ending in /v1/traces, or \"embedded\" (https is not built in)"
-                .into(),
-        );
-    }
-    Ok(Some(raw.to_string()))
+    raw.starts_with("http://").then(|| Some(raw.to_string()))
+}
+
+/// The names of a choice, from the values' own `name()`, in the order of `all`.
+macro_rules! names {
+    ($all:expr) => {
+        || $all.into_iter().map(|v| v.name()).collect()
+    };
 }
 
 const MAX_QUEUE: u64 = 10_000_000;
 const MAX_MS: u64 = 3_600_000;
+/// Longest run, burst period and shutdown time, seconds.
+const MAX_S: f64 = 3600.0;
+const WORKLOAD_KINDS: [WorkloadKind; 2] = [WorkloadKind::Synthetic, WorkloadKind::Model];
+const DEVICES: [DeviceChoice; 3] = [DeviceChoice::Auto, DeviceChoice::Wgpu, DeviceChoice::Cpu];
+const HANDLE_EXITS: [HandleExit; 2] = [HandleExit::None, HandleExit::Cancel];
 
 pub static KNOBS: &[Knob] = &[
     Knob {
         key: "name",
         env: None,
         help: "A short name for the scenario, shown in reports.",
-        range: "any text",
-        set: |s, v| {
-            s.name = v.to_string();
-            Ok(())
-        },
+        bounds: Bounds::Text(|s, v| s.name = v.to_string()),
         get: |s| s.name.clone(),
     },
     Knob {
         key: "tracing.enabled",
         env: Some("ENABLE_TRACING"),
         help: "Off: no tracer provider at all, so spans are no-ops and no export thread runs.",
-        range: "true or false",
-        set: |s, v| {
-            s.tracing.enabled = boolean(v)?;
-            Ok(())
-        },
+        bounds: Bounds::Bool(|s, v| s.tracing.enabled = v),
         get: |s| s.tracing.enabled.to_string(),
     },
     Knob {
         key: "tracing.sample_rate",
         env: Some("OTEL_SAMPLE_RATE"),
         help: "Fraction of new root spans sampled: ParentBased(TraceIdRatioBased(rate)).",
-        range: "0 to 1",
-        set: |s, v| {
-            s.tracing.sample_rate = float(v, 0.0, 1.0)?;
-            Ok(())
+        bounds: Bounds::Float {
+            min: 0.0,
+            max: 1.0,
+            set: |s, v| s.tracing.sample_rate = v,
         },
         get: |s| s.tracing.sample_rate.to_string(),
     },
@@ -115,10 +282,9 @@ pub static KNOBS: &[Knob] = &[
         env: Some("GRACETRACE_SEMANTICS"),
         help: "Whose batch processor and exporter to imitate: python (opentelemetry-sdk 1.41), \
                rust (opentelemetry_sdk 0.33, reimplemented) or sdk (the stock Rust processor).",
-        range: "python, rust or sdk",
-        set: |s, v| {
-            s.tracing.semantics = semantics(v)?;
-            Ok(())
+        bounds: Bounds::Choice {
+            names: names!(Semantics::ALL),
+            set: |s, i| s.tracing.semantics = Semantics::ALL[i],
         },
         get: |s| s.tracing.semantics.name().into(),
     },
@@ -126,14 +292,7 @@ pub static KNOBS: &[Knob] = &[
         key: "tracing.service_name",
         env: Some("OTEL_SERVICE_NAME"),
         help: "The service.name resource attribute.",
-        range: "non-empty text",
-        set: |s, v| {
-            if v.is_empty() {
-                return Err("expected a non-empty name".into());
-            }
-            s.tracing.service_name = v.to_string();
-            Ok(())
-        },
+        bounds: Bounds::NonEmpty(|s, v| s.tracing.service_name = v.to_string()),
         get: |s| s.tracing.service_name.clone(),
     },
     Knob {
@@ -141,21 +300,22 @@ pub static KNOBS: &[Knob] = &[
         env: Some("OTEL_BSP_MAX_QUEUE_SIZE"),
         help: "Spans the batch processor holds in memory; beyond it spans are dropped \
                (python: the oldest, rust: the newest).",
-        range: "1 to 10000000",
-        set: |s, v| {
-            s.batch.max_queue_size = int(v, 1, MAX_QUEUE)? as usize;
-            Ok(())
+        bounds: Bounds::Int {
+            min: 1,
+            max: MAX_QUEUE,
+            set: |s, v| s.batch.max_queue_size = v as usize,
         },
         get: |s| s.batch.max_queue_size.to_string(),
     },
     Knob {
         key: "batch.max_export_batch_size",
         env: Some("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
-        help: "Spans per HTTP request to the collector; reaching it also wakes the exporter early.",
-        range: "1 to max_queue_size",
-        set: |s, v| {
-            s.batch.max_export_batch_size = int(v, 1, MAX_QUEUE)? as usize;
-            Ok(())
+        help: "Spans per HTTP request to the collector; reaching it also wakes the exporter \
+               early. At most batch.max_queue_size.",
+        bounds: Bounds::Int {
+            min: 1,
+            max: MAX_QUEUE,
+            set: |s, v| s.batch.max_export_batch_size = v as usize,
         },
         get: |s| s.batch.max_export_batch_size.to_string(),
     },
@@ -163,21 +323,21 @@ pub static KNOBS: &[Knob] = &[
         key: "batch.schedule_delay_ms",
         env: Some("OTEL_BSP_SCHEDULE_DELAY"),
         help: "How often the processor exports on its own, milliseconds.",
-        range: "1 to 3600000",
-        set: |s, v| {
-            s.batch.schedule_delay_ms = int(v, 1, MAX_MS)?;
-            Ok(())
+        bounds: Bounds::Int {
+            min: 1,
+            max: MAX_MS,
+            set: |s, v| s.batch.schedule_delay_ms = v,
         },
         get: |s| s.batch.schedule_delay_ms.to_string(),
     },
     Knob {
         key: "batch.export_timeout_ms",
         env: Some("OTEL_BSP_EXPORT_TIMEOUT"),
-        help: "Stored but never enforced by either SDK's thread processor (FACTS.md).",
-        range: "0 to 3600000",
-        set: |s, v| {
-            s.batch.export_timeout_ms = int(v, 0, MAX_MS)?;
-            Ok(())
+        help: "Stored but never enforced by either SDK's thread processor (Python's BatchProcessor never reads it; Rust's has no export timeout).",
+        bounds: Bounds::Int {
+            min: 0,
+            max: MAX_MS,
+            set: |s, v| s.batch.export_timeout_ms = v,
         },
         get: |s| s.batch.export_timeout_ms.to_string(),
     },
@@ -185,11 +345,7 @@ pub static KNOBS: &[Knob] = &[
         key: "exporter.endpoint",
         env: Some("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
         help: "Where spans are sent; \"embedded\" is the collector gracetrace runs on 127.0.0.1.",
-        range: "\"embedded\" or http://host:port/v1/traces",
-        set: |s, v| {
-            s.exporter.endpoint = endpoint(v)?;
-            Ok(())
-        },
+        bounds: Bounds::Endpoint(|s, v| s.exporter.endpoint = v),
         get: |s| {
             s.exporter
                 .endpoint
@@ -201,10 +357,10 @@ pub static KNOBS: &[Knob] = &[
         key: "exporter.timeout_ms",
         env: Some("OTEL_EXPORTER_OTLP_TIMEOUT"),
         help: "Export deadline: python spends it across all retries, rust per HTTP request.",
-        range: "1 to 3600000",
-        set: |s, v| {
-            s.exporter.timeout_ms = int(v, 1, MAX_MS)?;
-            Ok(())
+        bounds: Bounds::Int {
+            min: 1,
+            max: MAX_MS,
+            set: |s, v| s.exporter.timeout_ms = v,
         },
         get: |s| s.exporter.timeout_ms.to_string(),
     },
@@ -213,14 +369,9 @@ pub static KNOBS: &[Knob] = &[
         env: Some("GRACETRACE_WORKLOAD"),
         help: "What serves requests: synthetic (a sleep per step, for high rates and tests) \
                or model (the glyph diffusion model, one request at a time).",
-        range: "synthetic, model",
-        set: |s, v| {
-            s.workload.kind = match v.to_ascii_lowercase().as_str() {
-                "synthetic" => WorkloadKind::Synthetic,
-                "model" => WorkloadKind::Model,
-                _ => return Err("expected synthetic or model".into()),
-            };
-            Ok(())
+        bounds: Bounds::Choice {
+            names: names!(WORKLOAD_KINDS),
+            set: |s, i| s.workload.kind = WORKLOAD_KINDS[i],
         },
         get: |s| s.workload.kind.name().into(),
     },
@@ -229,15 +380,9 @@ pub static KNOBS: &[Knob] = &[
         env: Some("GRACETRACE_DEVICE"),
         help: "Where the model runs: auto (wgpu if it finds any adapter, else the CPU \
                backend), wgpu (an error without an adapter) or cpu (burn's flex).",
-        range: "auto, wgpu, cpu",
-        set: |s, v| {
-            s.workload.device = match v.to_ascii_lowercase().as_str() {
-                "auto" => DeviceChoice::Auto,
-                "wgpu" => DeviceChoice::Wgpu,
-                "cpu" => DeviceChoice::Cpu,
-                _ => return Err("expected auto, wgpu or cpu".into()),
-            };
-            Ok(())
+        bounds: Bounds::Choice {
+            names: names!(DEVICES),
+            set: |s, i| s.workload.device = DEVICES[i],
         },
         get: |s| s.workload.device.name().into(),
     },
@@ -245,21 +390,17 @@ pub static KNOBS: &[Knob] = &[
         key: "workload.step_events",
         env: None,
         help: "Model kind: one span event per denoising step on the inference span.",
-        range: "true, false",
-        set: |s, v| {
-            s.workload.step_events = boolean(v)?;
-            Ok(())
-        },
+        bounds: Bounds::Bool(|s, v| s.workload.step_events = v),
         get: |s| s.workload.step_events.to_string(),
     },
     Knob {
         key: "workload.duration_s",
         env: None,
         help: "How long traffic runs, seconds.",
-        range: "0.1 to 3600",
-        set: |s, v| {
-            s.workload.duration_s = float(v, 0.1, 3600.0)?;
-            Ok(())
+        bounds: Bounds::Float {
+            min: 0.1,
+            max: MAX_S,
+            set: |s, v| s.workload.duration_s = v,
         },
         get: |s| s.workload.duration_s.to_string(),
     },
@@ -267,10 +408,10 @@ pub static KNOBS: &[Knob] = &[
         key: "workload.rate_per_s",
         env: None,
         help: "Mean request arrival rate (open-loop Poisson), requests per second.",
-        range: "0 to 1000000",
-        set: |s, v| {
-            s.workload.rate_per_s = float(v, 0.0, 1e6)?;
-            Ok(())
+        bounds: Bounds::Float {
+            min: 0.0,
+            max: 1e6,
+            set: |s, v| s.workload.rate_per_s = v,
         },
         get: |s| s.workload.rate_per_s.to_string(),
     },
@@ -278,10 +419,10 @@ pub static KNOBS: &[Knob] = &[
         key: "workload.concurrency",
         env: None,
         help: "Requests the runner serves at once.",
-        range: "1 to 1024",
-        set: |s, v| {
-            s.workload.concurrency = int(v, 1, 1024)? as usize;
-            Ok(())
+        bounds: Bounds::Int {
+            min: 1,
+            max: 1024,
+            set: |s, v| s.workload.concurrency = v as usize,
         },
         get: |s| s.workload.concurrency.to_string(),
     },
@@ -289,10 +430,10 @@ pub static KNOBS: &[Knob] = &[
         key: "workload.max_waiting",
         env: None,
         help: "Requests allowed to wait for a free slot; more arrivals are rejected and counted.",
-        range: "0 to 10000000",
-        set: |s, v| {
-            s.workload.max_waiting = int(v, 0, MAX_QUEUE)? as usize;
-            Ok(())
+        bounds: Bounds::Int {
+            min: 0,
+            max: MAX_QUEUE,
+            set: |s, v| s.workload.max_waiting = v as usize,
         },
         get: |s| s.workload.max_waiting.to_string(),
     },
@@ -300,10 +441,10 @@ pub static KNOBS: &[Knob] = &[
         key: "workload.inference_ms",
         env: None,
         help: "Time spent in the inference span, milliseconds.",
-        range: "0 to 3600000",
-        set: |s, v| {
-            s.workload.inference_ms = float(v, 0.0, MAX_MS as f64)?;
-            Ok(())
+        bounds: Bounds::Float {
+            min: 0.0,
+            max: MAX_MS as f64,
+            set: |s, v| s.workload.inference_ms = v,
         },
         get: |s| s.workload.inference_ms.to_string(),
     },
@@ -311,10 +452,10 @@ pub static KNOBS: &[Knob] = &[
         key: "workload.steps",
         env: None,
         help: "Denoising steps per request (num_inference_steps); cancellation is checked between steps.",
-        range: "1 to 1000",
-        set: |s, v| {
-            s.workload.steps = int(v, 1, 1000)? as usize;
-            Ok(())
+        bounds: Bounds::Int {
+            min: 1,
+            max: 1000,
+            set: |s, v| s.workload.steps = v as usize,
         },
         get: |s| s.workload.steps.to_string(),
     },
@@ -322,10 +463,10 @@ pub static KNOBS: &[Knob] = &[
         key: "workload.upload_ms",
         env: None,
         help: "Time spent in the upload span, milliseconds.",
-        range: "0 to 3600000",
-        set: |s, v| {
-            s.workload.upload_ms = float(v, 0.0, MAX_MS as f64)?;
-            Ok(())
+        bounds: Bounds::Float {
+            min: 0.0,
+            max: MAX_MS as f64,
+            set: |s, v| s.workload.upload_ms = v,
         },
         get: |s| s.workload.upload_ms.to_string(),
     },
@@ -333,10 +474,10 @@ pub static KNOBS: &[Knob] = &[
         key: "workload.extra_spans",
         env: None,
         help: "Extra child spans per request beyond inference and upload.",
-        range: "0 to 10000",
-        set: |s, v| {
-            s.workload.extra_spans = int(v, 0, 10_000)? as usize;
-            Ok(())
+        bounds: Bounds::Int {
+            min: 0,
+            max: 10_000,
+            set: |s, v| s.workload.extra_spans = v as usize,
         },
         get: |s| s.workload.extra_spans.to_string(),
     },
@@ -345,21 +486,17 @@ pub static KNOBS: &[Knob] = &[
         env: None,
         help: "force_flush() at the end of every request, the anti-pattern the seed warns \
                against; the request waits for its own export, so its latency shows the cost.",
-        range: "true or false",
-        set: |s, v| {
-            s.workload.flush_every_request = boolean(v)?;
-            Ok(())
-        },
+        bounds: Bounds::Bool(|s, v| s.workload.flush_every_request = v),
         get: |s| s.workload.flush_every_request.to_string(),
     },
     Knob {
         key: "workload.burst_every_s",
         env: None,
         help: "Seconds between bursts; 0 turns bursts off.",
-        range: "0 to 3600",
-        set: |s, v| {
-            s.workload.burst_every_s = float(v, 0.0, 3600.0)?;
-            Ok(())
+        bounds: Bounds::Float {
+            min: 0.0,
+            max: MAX_S,
+            set: |s, v| s.workload.burst_every_s = v,
         },
         get: |s| s.workload.burst_every_s.to_string(),
     },
@@ -367,10 +504,10 @@ pub static KNOBS: &[Knob] = &[
         key: "workload.burst_size",
         env: None,
         help: "Requests that arrive at once in each burst.",
-        range: "0 to 1000000",
-        set: |s, v| {
-            s.workload.burst_size = int(v, 0, 1_000_000)? as usize;
-            Ok(())
+        bounds: Bounds::Int {
+            min: 0,
+            max: 1_000_000,
+            set: |s, v| s.workload.burst_size = v as usize,
         },
         get: |s| s.workload.burst_size.to_string(),
     },
@@ -378,10 +515,10 @@ pub static KNOBS: &[Knob] = &[
         key: "workload.seed",
         env: None,
         help: "Seed of the arrival process and trace ids' randomness source.",
-        range: "0 to 18446744073709551615",
-        set: |s, v| {
-            s.workload.seed = int(v, 0, u64::MAX)?;
-            Ok(())
+        bounds: Bounds::Int {
+            min: 0,
+            max: u64::MAX,
+            set: |s, v| s.workload.seed = v,
         },
         get: |s| s.workload.seed.to_string(),
     },
@@ -389,10 +526,10 @@ pub static KNOBS: &[Knob] = &[
         key: "collector.latency_ms",
         env: None,
         help: "Injected: added before the collector answers, milliseconds.",
-        range: "0 to 600000",
-        set: |s, v| {
-            s.collector.latency_ms = int(v, 0, 600_000)?;
-            Ok(())
+        bounds: Bounds::Int {
+            min: 0,
+            max: MAX_LATENCY_MS,
+            set: |s, v| s.collector.latency_ms = v,
         },
         get: |s| s.collector.latency_ms.to_string(),
     },
@@ -400,10 +537,10 @@ pub static KNOBS: &[Knob] = &[
         key: "collector.jitter_ms",
         env: None,
         help: "Injected: uniform extra latency from 0 to this, milliseconds.",
-        range: "0 to 600000",
-        set: |s, v| {
-            s.collector.jitter_ms = int(v, 0, 600_000)?;
-            Ok(())
+        bounds: Bounds::Int {
+            min: 0,
+            max: MAX_LATENCY_MS,
+            set: |s, v| s.collector.jitter_ms = v,
         },
         get: |s| s.collector.jitter_ms.to_string(),
     },
@@ -411,10 +548,10 @@ pub static KNOBS: &[Knob] = &[
         key: "collector.error_rate",
         env: None,
         help: "Injected: fraction of requests answered with error_status.",
-        range: "0 to 1",
-        set: |s, v| {
-            s.collector.error_rate = float(v, 0.0, 1.0)?;
-            Ok(())
+        bounds: Bounds::Float {
+            min: 0.0,
+            max: 1.0,
+            set: |s, v| s.collector.error_rate = v,
         },
         get: |s| s.collector.error_rate.to_string(),
     },
@@ -422,24 +559,23 @@ pub static KNOBS: &[Knob] = &[
         key: "collector.error_status",
         env: None,
         help: "Injected: the status of failed requests (503, 429, 500, ...).",
-        range: "400 to 599",
-        set: |s, v| {
-            s.collector.error_status = int(v, 400, 599)? as u16;
-            Ok(())
+        bounds: Bounds::Int {
+            min: 400,
+            max: 599,
+            set: |s, v| s.collector.error_status = v as u16,
         },
         get: |s| s.collector.error_status.to_string(),
     },
     Knob {
         key: "collector.retry_after_s",
         env: None,
-        help: "Injected: Retry-After seconds on 429 and 503 (-1: none).",
-        range: "-1 to 3600",
-        set: |s, v| {
-            s.collector.retry_after_s = match v {
-                "-1" => None,
-                _ => Some(int(v, 0, 3600)?),
-            };
-            Ok(())
+        help: "Injected: Retry-After seconds on 429 and 503.",
+        bounds: Bounds::OptionalInt {
+            none: -1,
+            means: "none",
+            min: 0,
+            max: MAX_RETRY_AFTER_S,
+            set: |s, v| s.collector.retry_after_s = v,
         },
         get: |s| {
             s.collector
@@ -451,35 +587,26 @@ pub static KNOBS: &[Knob] = &[
         key: "collector.outage",
         env: None,
         help: "Injected: the collector refuses connections.",
-        range: "true or false",
-        set: |s, v| {
-            s.collector.outage = boolean(v)?;
-            Ok(())
-        },
+        bounds: Bounds::Bool(|s, v| s.collector.outage = v),
         get: |s| s.collector.outage.to_string(),
     },
     Knob {
         key: "collector.black_hole",
         env: None,
         help: "Injected: the collector accepts requests and never answers.",
-        range: "true or false",
-        set: |s, v| {
-            s.collector.black_hole = boolean(v)?;
-            Ok(())
-        },
+        bounds: Bounds::Bool(|s, v| s.collector.black_hole = v),
         get: |s| s.collector.black_hole.to_string(),
     },
     Knob {
         key: "collector.ingest_limit_spans_per_s",
         env: None,
-        help: "Injected: spans per second the backend ingests before answering 429 (0: no limit).",
-        range: "0 to 100000000",
-        set: |s, v| {
-            s.collector.ingest_limit_spans_per_s = match int(v, 0, 100_000_000)? {
-                0 => None,
-                n => Some(n),
-            };
-            Ok(())
+        help: "Injected: spans per second the backend ingests before answering 429.",
+        bounds: Bounds::OptionalInt {
+            none: 0,
+            means: "no limit",
+            min: 1,
+            max: MAX_INGEST_LIMIT,
+            set: |s, v| s.collector.ingest_limit_spans_per_s = v,
         },
         get: |s| {
             s.collector
@@ -491,14 +618,13 @@ pub static KNOBS: &[Knob] = &[
     Knob {
         key: "shutdown.at_s",
         env: None,
-        help: "When SIGTERM arrives, seconds after traffic starts (-1: no shutdown, the run ends cleanly).",
-        range: "-1, or 0 to 3600",
-        set: |s, v| {
-            s.shutdown.at_s = match v {
-                "-1" => None,
-                _ => Some(float(v, 0.0, 3600.0)?),
-            };
-            Ok(())
+        help: "When SIGTERM arrives, seconds after traffic starts.",
+        bounds: Bounds::OptionalFloat {
+            none: -1.0,
+            means: "no shutdown, the run ends cleanly",
+            min: 0.0,
+            max: MAX_S,
+            set: |s, v| s.shutdown.at_s = v,
         },
         get: |s| {
             s.shutdown
@@ -511,17 +637,15 @@ pub static KNOBS: &[Knob] = &[
         env: None,
         help: "Whose shutdown: sets the grace period (fal 5 s, cloud-run 10 s, kubernetes 30 s, \
                lambda 2 s, modal 30 s, replicate 10 s).",
-        range: "fal, cloud-run, kubernetes, lambda, modal, replicate or custom",
-        set: |s, v| {
-            let platform = Platform::ALL
-                .into_iter()
-                .find(|p| p.name() == v.to_ascii_lowercase())
-                .ok_or("expected fal, cloud-run, kubernetes, lambda, modal, replicate or custom")?;
-            s.shutdown.platform = platform;
-            if let Some(grace) = platform.grace_ms() {
-                s.shutdown.grace_ms = grace;
-            }
-            Ok(())
+        bounds: Bounds::Choice {
+            names: names!(Platform::ALL),
+            set: |s, i| {
+                let platform = Platform::ALL[i];
+                s.shutdown.platform = platform;
+                if let Some(grace) = platform.grace_ms() {
+                    s.shutdown.grace_ms = grace;
+                }
+            },
         },
         get: |s| s.shutdown.platform.name().into(),
     },
@@ -529,13 +653,15 @@ pub static KNOBS: &[Knob] = &[
         key: "shutdown.grace_ms",
         env: None,
         help: "SIGTERM to SIGKILL, milliseconds; a value other than the platform's makes it custom.",
-        range: "0 to 3600000",
-        set: |s, v| {
-            s.shutdown.grace_ms = int(v, 0, MAX_MS)?;
-            if s.shutdown.platform.grace_ms() != Some(s.shutdown.grace_ms) {
-                s.shutdown.platform = Platform::Custom;
-            }
-            Ok(())
+        bounds: Bounds::Int {
+            min: 0,
+            max: MAX_MS,
+            set: |s, v| {
+                s.shutdown.grace_ms = v;
+                if s.shutdown.platform.grace_ms() != Some(v) {
+                    s.shutdown.platform = Platform::Custom;
+                }
+            },
         },
         get: |s| s.shutdown.grace_ms.to_string(),
     },
@@ -543,10 +669,10 @@ pub static KNOBS: &[Knob] = &[
         key: "shutdown.flush_timeout_ms",
         env: None,
         help: "The timeout teardown() passes to force_flush (the seed's 4000); python ignores it.",
-        range: "0 to 3600000",
-        set: |s, v| {
-            s.shutdown.flush_timeout_ms = int(v, 0, MAX_MS)?;
-            Ok(())
+        bounds: Bounds::Int {
+            min: 0,
+            max: MAX_MS,
+            set: |s, v| s.shutdown.flush_timeout_ms = v,
         },
         get: |s| s.shutdown.flush_timeout_ms.to_string(),
     },
@@ -555,18 +681,195 @@ pub static KNOBS: &[Knob] = &[
         env: None,
         help: "What handle_exit() does with requests in flight: none (they run on) or cancel \
                (they stop at the next step).",
-        range: "none or cancel",
-        set: |s, v| {
-            s.shutdown.handle_exit = match v.to_ascii_lowercase().as_str() {
-                "none" => HandleExit::None,
-                "cancel" => HandleExit::Cancel,
-                _ => return Err("expected none or cancel".into()),
-            };
-            Ok(())
+        bounds: Bounds::Choice {
+            names: names!(HANDLE_EXITS),
+            set: |s, i| s.shutdown.handle_exit = HANDLE_EXITS[i],
         },
-        get: |s| match s.shutdown.handle_exit {
-            HandleExit::None => "none".into(),
-            HandleExit::Cancel => "cancel".into(),
-        },
+        get: |s| s.shutdown.handle_exit.name().into(),
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// Every knob reads back what it was given, so a saved scenario loads to the same settings;
+    /// every choice's names are its values' own.
+    #[test]
+    fn every_knob_round_trips_and_names_its_range() {
+        let defaults = Settings::default();
+        for knob in KNOBS {
+            let mut s = Settings::default();
+            let value = (knob.get)(&defaults);
+            assert_eq!(knob.set(&mut s, &value), Ok(()), "{}", knob.key);
+            assert_eq!((knob.get)(&s), value, "{}", knob.key);
+            assert!(!knob.range().is_empty(), "{}", knob.key);
+            if let Bounds::Choice { names, .. } = knob.bounds {
+                for name in names() {
+                    knob.set(&mut s, &name.to_uppercase()).unwrap();
+                    assert_eq!((knob.get)(&s), name, "{}", knob.key);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bounds_parse_check_and_render_once() {
+        let mut s = Settings::default();
+        let rate = find("tracing.sample_rate").unwrap();
+        assert_eq!(rate.range(), "a number from 0 to 1");
+        assert_eq!(
+            rate.set(&mut s, "1.5").unwrap_err().to_string(),
+            "expected a number from 0 to 1"
+        );
+        let queue = find("batch.max_queue_size").unwrap();
+        assert_eq!(queue.set(&mut s, "4_096"), Ok(()));
+        assert_eq!(s.batch.max_queue_size, 4096);
+        assert_eq!(
+            queue.set(&mut s, "0").unwrap_err().expected,
+            "a whole number from 1 to 10000000"
+        );
+        let retry = find("collector.retry_after_s").unwrap();
+        assert_eq!(retry.range(), "-1 (none) or a whole number from 0 to 3600");
+        retry.set(&mut s, "-1").unwrap();
+        assert_eq!(s.collector.retry_after_s, None);
+        retry.set(&mut s, "3600").unwrap();
+        assert_eq!(s.collector.retry_after_s, Some(3600));
+        assert!(retry.set(&mut s, "7200").is_err());
+        let limit = find("collector.ingest_limit_spans_per_s").unwrap();
+        limit.set(&mut s, "0").unwrap();
+        assert_eq!(s.collector.ingest_limit_spans_per_s, None);
+        assert!(limit.set(&mut s, "100000001").is_err());
+        let at = find("shutdown.at_s").unwrap();
+        at.set(&mut s, "-1").unwrap();
+        assert_eq!(s.shutdown.at_s, None);
+        assert!(at.set(&mut s, "-2").is_err());
+        let semantics = find("tracing.semantics").unwrap();
+        assert_eq!(semantics.range(), "python, rust or sdk");
+        assert!(
+            find("tracing.service_name")
+                .unwrap()
+                .set(&mut s, "")
+                .is_err()
+        );
+        assert!(
+            find("exporter.endpoint")
+                .unwrap()
+                .set(&mut s, "https://x")
+                .is_err()
+        );
+    }
+
+    fn readme() -> String {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// The lines of the README section that starts with `heading`, up to the next `## `.
+    fn section<'a>(readme: &'a str, heading: &str) -> Vec<&'a str> {
+        let mut lines = readme.lines().skip_while(|l| l.trim() != heading);
+        assert!(lines.next().is_some(), "README has no {heading:?}");
+        lines.take_while(|l| !l.starts_with("## ")).collect()
+    }
+
+    /// The keys of the ```toml block in "## Scenarios": `name = ..`, then `[section]  # key
+    /// (note), key, ...`, continued on `#` lines.
+    fn readme_scenario_keys(readme: &str) -> BTreeSet<String> {
+        let lines = section(readme, "## Scenarios");
+        let block = lines
+            .iter()
+            .skip_while(|l| !l.starts_with("```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("```"));
+        let mut keys = BTreeSet::new();
+        let mut table = String::new();
+        for line in block {
+            let (head, comment) = line.split_once('#').unwrap_or((line, ""));
+            let head = head.trim();
+            if let Some(name) = head.strip_prefix('[') {
+                table = name.trim_end_matches(']').to_string();
+            } else if let Some((key, _)) = head.split_once('=') {
+                keys.insert(key.trim().to_string());
+            }
+            for item in without_parentheses(comment).split(',') {
+                if let Some(word) = item.split_whitespace().next() {
+                    keys.insert(format!("{table}.{word}"));
+                }
+            }
+        }
+        keys
+    }
+
+    fn without_parentheses(text: &str) -> String {
+        let mut depth = 0;
+        text.chars()
+            .filter(|&c| {
+                depth += match c {
+                    '(' => 1,
+                    ')' => -1,
+                    _ => 0,
+                };
+                depth == 0 && c != ')'
+            })
+            .collect()
+    }
+
+    /// `(variable, knob key)` of every row of the table in "## Environment variables"; a row
+    /// may name several variables.
+    fn readme_env_rows(readme: &str) -> BTreeSet<(String, String)> {
+        let mut rows = BTreeSet::new();
+        for line in section(readme, "## Environment variables") {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let [_, vars, key, ..] = cells[..] else {
+                continue;
+            };
+            if !vars.starts_with('`') {
+                continue;
+            }
+            for var in vars.split('`').skip(1).step_by(2) {
+                rows.insert((var.to_string(), key.to_string()));
+            }
+        }
+        rows
+    }
+
+    /// The README's scenario keys and environment table say what `gracetrace knobs` says.
+    #[test]
+    fn readme_lists_every_knob_and_variable() {
+        let readme = readme();
+        let documented = readme_scenario_keys(&readme);
+        let knobs: BTreeSet<String> = KNOBS.iter().map(|k| k.key.to_string()).collect();
+        assert_eq!(
+            documented.difference(&knobs).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "README \"Scenarios\" lists keys that are not knobs"
+        );
+        assert_eq!(
+            knobs.difference(&documented).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "knobs missing from README \"Scenarios\""
+        );
+        let table = readme_env_rows(&readme);
+        let read: BTreeSet<(String, String)> = KNOBS
+            .iter()
+            .filter_map(|k| Some((k.env?.to_string(), k.key.to_string())))
+            .chain(
+                super::super::env::SPECIAL
+                    .iter()
+                    .map(|(var, key)| (var.to_string(), key.to_string())),
+            )
+            .collect();
+        assert_eq!(
+            table.difference(&read).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "README \"Environment variables\" rows that gracetrace does not read so"
+        );
+        assert_eq!(
+            read.difference(&table).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "variables missing from README \"Environment variables\""
+        );
+    }
+}

@@ -8,10 +8,13 @@
 //! scenario or from the command line, and the error names where it came from.
 
 pub mod env;
+mod faults;
 pub mod knobs;
 pub mod scenario;
+pub mod scenario_file;
 mod settings;
 
+pub use faults::*;
 pub use settings::*;
 
 use std::fmt;
@@ -92,7 +95,8 @@ impl Settings {
                     .join(", ")
             ))
         })?;
-        (knob.set)(self, raw.trim()).map_err(error)
+        knob.set(self, raw.trim())
+            .map_err(|invalid| error(invalid.to_string()))
     }
 
     /// Checks the rules that span several knobs, after every layer has been applied.
@@ -109,11 +113,11 @@ impl Settings {
                 ),
             });
         }
-        self.collector.validate().map_err(|allowed| ConfigError {
+        self.collector.validate().map_err(|fault| ConfigError {
             source,
-            key: "collector".into(),
-            value: String::new(),
-            allowed,
+            key: fault.key.into(),
+            value: fault.value,
+            allowed: fault.invalid.to_string(),
         })
     }
 

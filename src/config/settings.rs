@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::collector::Faults;
+use super::Faults;
 
 /// Which SDK's batch processor (and exporter retry rules) to imitate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,8 +65,28 @@ pub struct BatchSettings {
     pub max_queue_size: usize,
     pub max_export_batch_size: usize,
     pub schedule_delay_ms: u64,
-    /// Stored and shown, never enforced: neither SDK's thread processor uses it (FACTS.md).
+    /// Stored and shown, never enforced: neither SDK's thread processor uses it (Python's
+    /// `BatchProcessor` stores `_export_timeout_millis` and never reads it, opentelemetry-sdk
+    /// 1.41.0 `opentelemetry/sdk/_shared_internal/__init__.py`; Rust's `BatchConfig` marks
+    /// `max_export_timeout` `#[allow(dead_code)]`, opentelemetry_sdk 0.33.1
+    /// `src/trace/span_processor.rs`).
     pub export_timeout_ms: u64,
+}
+
+impl BatchSettings {
+    /// Both SDKs reject `max_export_batch_size > max_queue_size`. When the queue is shrunk
+    /// under the batch (a slider), the batch follows it down; returns the note that says
+    /// so, or `None` when nothing had to change.
+    pub fn fit_batch_to_queue(&mut self) -> Option<String> {
+        let queue = self.max_queue_size.max(1);
+        if self.max_export_batch_size <= queue {
+            return None;
+        }
+        self.max_export_batch_size = queue;
+        Some(format!(
+            "max_export_batch_size lowered to {queue}: it may not exceed max_queue_size"
+        ))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -106,13 +126,39 @@ pub struct WorkloadSettings {
     /// Seed of the arrival process, so a scenario replays the same traffic.
     pub seed: u64,
     /// `model` kind: where the network runs (auto: wgpu if any adapter, else the CPU).
-    pub device: crate::workload::model::DeviceChoice,
+    pub device: DeviceChoice,
     /// `model` kind: one span event per denoising step on the `inference` span.
     pub step_events: bool,
 }
 
+/// Which device the caller asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// wgpu if it finds any adapter (GPU or software), else the CPU backend.
+    #[default]
+    Auto,
+    /// wgpu only: an error when it finds no adapter.
+    Wgpu,
+    /// burn's CPU backend (`flex`), without touching wgpu.
+    Cpu,
+}
+
+impl DeviceChoice {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceChoice::Auto => "auto",
+            DeviceChoice::Wgpu => "wgpu",
+            DeviceChoice::Cpu => "cpu",
+        }
+    }
+}
+
 /// The platform whose shutdown is simulated: it fixes the grace period between SIGTERM and
-/// SIGKILL (FACTS.md, "Shutdown on platforms").
+/// SIGKILL, as each platform documents it: fal 5 s (`termination_grace_period_seconds` on
+/// the App), Kubernetes 30 s (`terminationGracePeriodSeconds` default), Cloud Run 10 s, AWS
+/// Lambda about 2 s for the whole shutdown phase with extensions, Modal 30 s, Replicate
+/// (cog) 10 s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Platform {
@@ -173,6 +219,16 @@ pub enum HandleExit {
     Cancel,
 }
 
+impl HandleExit {
+    /// The value's name in scenario files and the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            HandleExit::None => "none",
+            HandleExit::Cancel => "cancel",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ShutdownSettings {
     /// When SIGTERM arrives, seconds after traffic starts; `None`: the run ends cleanly.
@@ -182,7 +238,11 @@ pub struct ShutdownSettings {
     /// teardown and its force_flush.
     pub grace_ms: u64,
     /// The seed's `force_flush(timeout_millis=4000)`; python ignores it, rust has no such
-    /// argument and waits 5 s (FACTS.md).
+    /// argument and waits a fixed 5 s (Python: `BatchProcessor.force_flush` ignores
+    /// `timeout_millis`, opentelemetry-sdk 1.41.0
+    /// `opentelemetry/sdk/_shared_internal/__init__.py`, upstream issue 4568; Rust:
+    /// `forceflush_timeout: Duration::from_secs(5)` in `BatchSpanProcessor::new`,
+    /// opentelemetry_sdk 0.33.1 `src/trace/span_processor.rs`).
     pub flush_timeout_ms: u64,
     pub handle_exit: HandleExit,
 }
@@ -235,7 +295,7 @@ impl Default for Settings {
                 burst_every_s: 0.0,
                 burst_size: 0,
                 seed: 1,
-                device: crate::workload::model::DeviceChoice::Auto,
+                device: DeviceChoice::Auto,
                 step_events: true,
             },
             collector: Faults::default(),

@@ -12,57 +12,32 @@ pub mod process;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
-use crate::collector::Collector;
 use crate::config::{HandleExit, ShutdownSettings};
-use crate::record::Record;
-use crate::telemetry::{KillLosses, Pipeline};
+use crate::record::wire::KillWitness;
+use crate::record::{Record, ShutdownPhase as Phase, ShutdownReport};
+use crate::telemetry::{FlushError, Pipeline};
 use crate::workload::Traffic;
 
-/// The timeline of one shutdown, in the record's milliseconds. Field names are the
-/// report's contract.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct ShutdownReport {
-    pub platform: String,
-    pub grace_ms: u64,
-    pub handle_exit: String,
-    pub sigterm_ms: f64,
-    pub handle_exit_ms: f64,
-    pub drain_end_ms: Option<f64>,
-    pub teardown_start_ms: Option<f64>,
-    pub flush_start_ms: Option<f64>,
-    /// `null` if SIGKILL cut the flush off.
-    pub flush_end_ms: Option<f64>,
-    /// What force_flush returned, when it returned.
-    pub flush_result: Option<String>,
-    /// `null` if killed.
-    pub exit_ms: Option<f64>,
-    /// `null` if the runner exited in time.
-    pub sigkill_ms: Option<f64>,
-    pub killed: bool,
-    pub lost_at_kill: KillLosses,
-    /// Requests running or waiting when SIGKILL came.
-    pub requests_cut_off: u64,
-    /// Their spans, which never ended: no SDK ever saw them.
-    pub spans_never_ended: u64,
-    /// Arrivals after SIGTERM, routed elsewhere by the platform.
-    pub requests_refused: u64,
-    /// One sentence for a person.
-    pub verdict: String,
+/// A step the runner's main thread reports as it goes: which phase began, and when.
+#[derive(Debug)]
+pub struct Step {
+    pub phase: Phase,
+    pub at: Instant,
+    /// What `force_flush` returned (on [`Phase::FlushEnd`] only).
+    pub flush_result: Option<Result<(), FlushError>>,
 }
 
-/// Steps the runner's main thread reports as it goes.
-#[derive(Debug)]
-pub enum Step {
-    DrainEnd(Instant),
-    TeardownStart(Instant),
-    FlushStart(Instant),
-    FlushEnd(Instant, Result<(), String>),
-    Exit(Instant),
+impl Step {
+    fn now(phase: Phase) -> Step {
+        Step {
+            phase,
+            at: Instant::now(),
+            flush_result: None,
+        }
+    }
 }
 
 /// The runner's side of the shutdown, after SIGTERM and handle_exit: in-flight requests
@@ -77,42 +52,33 @@ pub fn runner_main(
     step: &dyn Fn(Step) -> bool,
 ) {
     traffic.wait_drained();
-    if !step(Step::DrainEnd(Instant::now())) || !step(Step::TeardownStart(Instant::now())) {
+    if !step(Step::now(Phase::DrainEnd)) || !step(Step::now(Phase::Teardown)) {
         return;
     }
     let generation = pipeline.tracer();
-    if !step(Step::FlushStart(Instant::now())) {
+    if !step(Step::now(Phase::FlushStart)) {
         return;
     }
     let result = generation
         .as_ref()
         .map_or(Ok(()), |g| g.force_flush(flush_timeout));
     drop(generation);
-    if !step(Step::FlushEnd(Instant::now(), result)) {
+    let flushed = Step {
+        flush_result: Some(result),
+        ..Step::now(Phase::FlushEnd)
+    };
+    if !step(flushed) {
         return;
     }
     pipeline.shutdown();
-    step(Step::Exit(Instant::now()));
-}
-
-impl Step {
-    /// The step's name in the report's words, and when it happened.
-    pub fn describe(&self) -> (&'static str, Instant) {
-        match self {
-            Step::DrainEnd(at) => ("drain_end", *at),
-            Step::TeardownStart(at) => ("teardown_start", *at),
-            Step::FlushStart(at) => ("flush_start", *at),
-            Step::FlushEnd(at, _) => ("flush_end", *at),
-            Step::Exit(at) => ("exit", *at),
-        }
-    }
+    step(Step::now(Phase::Exit));
 }
 
 /// Runs the shutdown now and returns when the runner has exited or been killed.
-pub fn shutdown(
+pub fn shutdown<W: KillWitness>(
     pipeline: &Arc<Pipeline>,
     mut traffic: Traffic,
-    collector: Option<&Collector>,
+    backend: Option<&W>,
     settings: &ShutdownSettings,
 ) -> ShutdownReport {
     let record: &Record = pipeline.record();
@@ -121,11 +87,11 @@ pub fn shutdown(
     let mut report = ShutdownReport {
         platform: settings.platform.name().into(),
         grace_ms: settings.grace_ms,
-        handle_exit: format!("{:?}", settings.handle_exit).to_lowercase(),
+        handle_exit: settings.handle_exit.name().into(),
         sigterm_ms: record.ms_at(sigterm),
         ..ShutdownReport::default()
     };
-    record.mark("sigterm");
+    record.mark_phase(Phase::Sigterm);
     traffic.begin_drain();
     let arrivals = traffic.detach_arrivals();
 
@@ -134,78 +100,95 @@ pub fn shutdown(
         traffic.cancel_in_flight();
     }
     report.handle_exit_ms = record.now_ms();
-    record.mark("handle_exit");
+    record.mark_phase(Phase::HandleExit);
 
+    let flush_timeout = Duration::from_millis(settings.flush_timeout_ms);
+    match start_runner_main(pipeline, traffic, flush_timeout) {
+        Some(watch) => watch_until_exit_or_kill(pipeline, backend, &watch, deadline, &mut report),
+        None => report.verdict = "could not start the runner's main thread".into(),
+    }
+    arrivals.stop();
+    if report.verdict.is_empty() {
+        report.requests_refused = record.counters.requests_refused.load(Relaxed);
+        report.verdict = verdict(&report, record);
+    }
+    report
+}
+
+/// Starts the runner's main thread, which reports its steps on the returned channel until
+/// it exits or the runner is killed.
+fn start_runner_main(
+    pipeline: &Arc<Pipeline>,
+    traffic: Traffic,
+    flush_timeout: Duration,
+) -> Option<Receiver<Step>> {
     let (steps, watch) = channel();
     let runner = pipeline.clone();
-    let flush_timeout = Duration::from_millis(settings.flush_timeout_ms);
-    let main = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("gracetrace-runner-main".into())
         .spawn(move || {
             runner_main(&runner, traffic, flush_timeout, &|step| {
                 !runner.life().is_killed() && steps.send(step).is_ok()
             })
-        });
-    if main.is_err() {
-        arrivals.stop();
-        report.verdict = "could not start the runner's main thread".into();
-        return report;
-    }
+        })
+        .ok()
+        .map(|_| watch)
+}
 
+/// The platform's side: writes each step into the report and the record as it comes,
+/// and kills the runner if it has not exited by `deadline`.
+fn watch_until_exit_or_kill<W: KillWitness>(
+    pipeline: &Pipeline,
+    backend: Option<&W>,
+    watch: &Receiver<Step>,
+    deadline: Instant,
+    report: &mut ShutdownReport,
+) {
+    let record = pipeline.record();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match watch.recv_timeout(left) {
-            Ok(Step::DrainEnd(at)) => {
-                report.drain_end_ms = Some(record.ms_at(at));
-                record.mark("drain_end");
+            Ok(step) => {
+                let at_ms = record.ms_at(step.at);
+                record.mark_phase(step.phase);
+                match step.phase {
+                    Phase::DrainEnd => report.drain_end_ms = Some(at_ms),
+                    Phase::Teardown => report.teardown_start_ms = Some(at_ms),
+                    Phase::FlushStart => report.flush_start_ms = Some(at_ms),
+                    Phase::FlushEnd => {
+                        report.flush_end_ms = Some(at_ms);
+                        report.flush_result = step.flush_result.map(|r| match r {
+                            Ok(()) => "ok".into(),
+                            Err(e) => e.to_string(),
+                        });
+                    }
+                    Phase::Exit => {
+                        report.exit_ms = Some(at_ms);
+                        return;
+                    }
+                    // The platform's own phases; the runner never reports them.
+                    Phase::Sigterm | Phase::HandleExit | Phase::Sigkill => {}
+                }
             }
-            Ok(Step::TeardownStart(at)) => {
-                report.teardown_start_ms = Some(record.ms_at(at));
-                record.mark("teardown");
-            }
-            Ok(Step::FlushStart(at)) => {
-                report.flush_start_ms = Some(record.ms_at(at));
-                record.mark("flush_start");
-            }
-            Ok(Step::FlushEnd(at, result)) => {
-                report.flush_end_ms = Some(record.ms_at(at));
-                report.flush_result = Some(match result {
-                    Ok(()) => "ok".into(),
-                    Err(e) => e,
-                });
-                record.mark("flush_end");
-            }
-            Ok(Step::Exit(at)) => {
-                report.exit_ms = Some(record.ms_at(at));
-                record.mark("exit");
-                break;
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                kill(pipeline, collector, record, &mut report);
-                break;
-            }
+            Err(RecvTimeoutError::Timeout) => break,
             Err(RecvTimeoutError::Disconnected) => {
                 // The main thread ended without exiting: only a kill ends it now.
                 std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-                kill(pipeline, collector, record, &mut report);
                 break;
             }
         }
     }
-    arrivals.stop();
-    report.requests_refused = record.counters.requests_refused.load(Relaxed);
-    report.verdict = verdict(&report, record);
-    report
+    kill(pipeline, backend, record, report);
 }
 
-fn kill(
+fn kill<W: KillWitness>(
     pipeline: &Pipeline,
-    collector: Option<&Collector>,
+    backend: Option<&W>,
     record: &Record,
     report: &mut ShutdownReport,
 ) {
     let at = Instant::now();
-    let losses = pipeline.kill(collector);
+    let losses = pipeline.kill(backend);
     report.sigkill_ms = Some(record.ms_at(at));
     report.killed = true;
     report.lost_at_kill = losses;
@@ -217,7 +200,7 @@ fn kill(
     let never_ended = c.open_spans.swap(0, Relaxed).max(0) as u64;
     report.spans_never_ended = never_ended;
     c.spans_never_ended.fetch_add(never_ended, Relaxed);
-    record.mark("sigkill");
+    record.mark_phase(Phase::Sigkill);
 }
 
 fn verdict(report: &ShutdownReport, record: &Record) -> String {

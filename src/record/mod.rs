@@ -6,10 +6,17 @@
 //! batches, configuration changes) are kept one by one in bounded rings. Memory therefore
 //! stays bounded however long a run lasts.
 
+mod collector_stats;
 mod latency;
+mod model;
 pub mod report;
+mod shutdown;
+pub mod wire;
 
+pub use collector_stats::CollectorStats;
 pub use latency::{LatencyHistogram, ServiceTimes};
+pub use model::{DeviceInfo, LastImage, ModelStatus, SharedModelStatus};
+pub use shutdown::{KillLosses, Phase as ShutdownPhase, ShutdownReport};
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -139,11 +146,21 @@ pub struct ExportEvent {
     pub request_ids: Vec<String>,
 }
 
-/// A change of settings while running, or a lifecycle step.
+/// A change of settings while running, or a shutdown phase.
 #[derive(Clone, Debug, Serialize)]
 pub struct Marker {
     pub at_ms: f64,
+    /// In words; a shutdown phase is its [`ShutdownPhase::name`].
     pub what: String,
+}
+
+impl Marker {
+    /// The shutdown phase this marker records, if it records one.
+    pub fn phase(&self) -> Option<ShutdownPhase> {
+        ShutdownPhase::ALL
+            .into_iter()
+            .find(|p| p.name() == self.what)
+    }
 }
 
 /// One row of the time series.
@@ -166,42 +183,6 @@ struct Rings {
     next_export_id: u64,
     markers: Vec<Marker>,
     samples: VecDeque<Sample>,
-}
-
-/// The inference model's state as a UI or the report shows it: the device it runs on and
-/// how far its warm-up (shader compilation, tens of seconds on llvmpipe) has got.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct ModelStatus {
-    /// Known once the device has been chosen.
-    pub device: Option<crate::workload::model::DeviceInfo>,
-    /// 0 to 1.
-    pub warm_up_fraction: f32,
-    /// What the warm-up is doing now, in words.
-    pub warm_up_stage: String,
-    /// How long the warm-up took, once it has finished.
-    pub warm_up_s: Option<f64>,
-    /// Requests are served from now on.
-    pub ready: bool,
-    /// Why the model cannot serve (device or warm-up failure).
-    pub error: Option<String>,
-}
-
-/// Where the model's status lives: shared by the model service (which writes it from its
-/// warm-up thread) and every record that serves with it (which read it).
-pub type SharedModelStatus = std::sync::Arc<Mutex<ModelStatus>>;
-
-/// The last picture a request produced, for the UI.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LastImage {
-    /// The request's trace id, 32 hex digits (all zeros when tracing is off).
-    pub trace_id: String,
-    pub prompt: String,
-    pub width: u32,
-    pub height: u32,
-    /// 8-bit RGBA, row-major (what an egui texture takes).
-    pub rgba: Vec<u8>,
-    /// The same image as the PNG the request "uploaded".
-    pub png: Vec<u8>,
 }
 
 /// The shared log of one session (possibly several runners and reconfigurations).
@@ -386,9 +367,11 @@ impl Record {
         });
     }
 
-    /// Closes an export event and moves its spans to their final bucket.
-    pub fn export_finished(&self, id: u64, result: Result<(), String>) {
+    /// Closes an export event and moves its spans to their final bucket: exported, or
+    /// export_failed when `failure` says why it failed (in the exporter's words).
+    pub fn export_finished(&self, id: u64, failure: Option<String>) {
         let end_ms = self.now_ms();
+        let failed = failure.is_some();
         let mut spans = 0;
         let finished = self.with_export(id, |e| {
             if e.outcome != Outcome::InFlight {
@@ -396,20 +379,16 @@ impl Record {
             }
             spans = e.spans;
             e.end_ms = Some(end_ms);
-            match &result {
-                Ok(()) => e.outcome = Outcome::Ok,
-                Err(reason) => {
-                    e.outcome = Outcome::Failed;
-                    e.error = Some(reason.clone());
-                }
-            }
+            e.outcome = if failed { Outcome::Failed } else { Outcome::Ok };
+            e.error = failure;
             true
         });
         if finished == Some(true) {
             self.counters.in_export.fetch_sub(spans as i64, Relaxed);
-            let bucket = match result {
-                Ok(()) => &self.counters.exported,
-                Err(_) => &self.counters.export_failed,
+            let bucket = if failed {
+                &self.counters.export_failed
+            } else {
+                &self.counters.exported
             };
             bucket.fetch_add(spans, Relaxed);
         }
@@ -422,6 +401,12 @@ impl Record {
         rings.exports.get_mut(index).map(f)
     }
 
+    /// Notes a step of the shutdown; [`Marker::phase`] reads it back.
+    pub fn mark_phase(&self, phase: ShutdownPhase) {
+        self.mark(phase.name());
+    }
+
+    /// Notes a change of settings or another event, in words.
     pub fn mark(&self, what: impl Into<String>) {
         let at_ms = self.now_ms();
         self.rings().markers.push(Marker {

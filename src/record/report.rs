@@ -8,10 +8,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use serde::Serialize;
 
 use super::latency::{LatencySummary, ServiceSummary};
+use super::{CollectorStats, ShutdownReport};
 use super::{ExportEvent, Marker, Record, Sample, SpanCounts};
-use crate::collector::CollectorStats;
 use crate::config::Settings;
-use crate::lifecycle::ShutdownReport;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {

@@ -1,6 +1,9 @@
 //! A `SpanExporter` wrapper that writes every export batch into the record.
 //!
-//! Neither SDK has a hook per export batch (FACTS.md), so the wrapper sits between the
+//! Neither SDK has a hook per export batch (opentelemetry_sdk 0.33.1
+//! `src/trace/span_processor.rs`, `BatchSpanProcessor`; opentelemetry-sdk 1.41.0
+//! `opentelemetry/sdk/_shared_internal/__init__.py`, `BatchProcessor._export`: both call
+//! the exporter directly), so the wrapper sits between the
 //! batch processor and the real exporter. It moves the batch's spans from `queued` to
 //! "in export" when the batch leaves, and to `exported` or `export_failed` when the
 //! exporter answers. It forwards `set_resource`, without which the OTLP exporter would
@@ -11,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::wire::{ExportProbe, RunnerLife};
@@ -54,20 +57,24 @@ impl<E> InstrumentedExporter<E> {
 
 impl<E: SpanExporter> SpanExporter for InstrumentedExporter<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        if self.life.is_killed() {
-            // A dead process exports nothing and records nothing; SIGKILL has already
-            // counted these spans as lost with the queue they sat in.
-            return Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
-                "runner was killed".into(),
-            ));
-        }
         let spans = batch.len() as u64;
-        self.handed.fetch_add(spans, Relaxed);
-        let id = self.record.export_started(self.generation, spans);
+        let opened = self.life.while_alive(|| {
+            self.handed.fetch_add(spans, Relaxed);
+            self.record.export_started(self.generation, spans)
+        });
+        let Some(id) = opened else {
+            // A dead process exports nothing and records nothing: SIGKILL has counted
+            // this batch as lost with the spans still in the runner's memory.
+            return Err(OTelSdkError::InternalFailure("runner was killed".into()));
+        };
         self.probe.current_export.store(id, Relaxed);
         let result = self.inner.export(batch).await;
-        self.record
-            .export_finished(id, result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        // After a kill the export belongs to the kill (lost, or delivered if the backend
+        // had accepted it), whatever this thread saw of the cut-off connection.
+        self.life.while_alive(|| {
+            self.record
+                .export_finished(id, result.as_ref().err().map(|e| e.to_string()))
+        });
         result
     }
 

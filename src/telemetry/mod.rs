@@ -5,10 +5,12 @@
 //! settings or the semantics builds a new generation and swaps it in; the old one is
 //! shut down only once every request that started spans on it has finished, and its
 //! shutdown drains its queue, so a swap loses no span the old settings had accepted
-//! (FACTS.md: a cached tracer would keep the old provider; here producers fetch the
+//! (a cached tracer would keep the old provider: an `SdkTracer` holds its own
+//! `SdkTracerProvider`, opentelemetry_sdk 0.33.1 `src/trace/tracer.rs`; here producers fetch the
 //! current generation per request, behind a lock). The sample rate needs no swap: the
 //! sampler reads it from an atomic.
 
+mod error;
 pub mod exporter;
 pub mod processor;
 pub mod sampler;
@@ -27,8 +29,11 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider,
 };
 
-use crate::config::{Semantics, Settings};
-use crate::record::Record;
+use crate::config::{BatchSettings, Semantics, Settings};
+pub use error::{FlushError, PipelineError};
+
+use crate::record::wire::KillWitness;
+use crate::record::{KillLosses, Record};
 use exporter::InstrumentedExporter;
 use processor::{BatchConfig, GraceBatchProcessor, Profile};
 use sampler::{RatioFormula, SampleRate};
@@ -79,16 +84,16 @@ impl Generation {
 
     /// teardown()'s `force_flush`, as each SDK does it: python exports everything on
     /// this thread whatever the timeout; rust and the stock processor wait at most 5 s.
-    pub fn force_flush(&self, timeout: Duration) -> Result<(), String> {
+    pub fn force_flush(&self, timeout: Duration) -> Result<(), FlushError> {
         match &self.processor {
             ProcessorHandle::Own(p) if self.semantics == Semantics::Python => {
                 if p.force_flush_python(timeout) {
                     Ok(())
                 } else {
-                    Err("the processor was already shut down".into())
+                    Err(FlushError::AlreadyShutDown)
                 }
             }
-            _ => self.provider.force_flush().map_err(|e| e.to_string()),
+            _ => Ok(self.provider.force_flush()?),
         }
     }
 
@@ -123,17 +128,6 @@ impl Generation {
     }
 }
 
-/// What SIGKILL destroyed, for the shutdown report's verdict.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct KillLosses {
-    /// Spans waiting in a batch processor's queue.
-    pub queued: u64,
-    /// Spans in an export whose answer never came back.
-    pub in_flight_export: u64,
-    /// Spans in an export cut off at the kill that the backend had in fact accepted.
-    pub in_flight_but_delivered: u64,
-}
-
 /// The telemetry of one runner.
 pub struct Pipeline {
     record: Arc<Record>,
@@ -158,17 +152,17 @@ impl Pipeline {
         endpoint: String,
         record: Arc<Record>,
         runner_id: u64,
-    ) -> Result<Pipeline, String> {
+    ) -> Result<Pipeline, PipelineError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("gracetrace-exporter-http")
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the exporter's HTTP runtime: {e}"))?;
+            .map_err(PipelineError::Runtime)?;
         let http = reqwest::Client::builder()
             .no_proxy()
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(PipelineError::HttpClient)?;
         let pipeline = Pipeline {
             record,
             sample_rate: SampleRate::new(settings.tracing.sample_rate),
@@ -211,7 +205,7 @@ impl Pipeline {
     }
 
     /// Applies new settings live. The caller has validated them.
-    pub fn reconfigure(&self, new: &Settings) -> Result<(), String> {
+    pub fn reconfigure(&self, new: &Settings) -> Result<(), PipelineError> {
         let old = self.settings();
         if old.tracing.sample_rate != new.tracing.sample_rate {
             self.sample_rate.set(new.tracing.sample_rate);
@@ -287,9 +281,9 @@ impl Pipeline {
     /// its queues emptied into `lost_at_kill`, and its exports in flight settled by
     /// asking the collector whether it had accepted them. Threads are abandoned, not
     /// joined. Without an embedded collector, exports in flight count as lost.
-    pub fn kill(&self, collector: Option<&crate::collector::Collector>) -> KillLosses {
-        if let Some(collector) = collector {
-            collector.runner_killed(self.life.id);
+    pub fn kill<W: KillWitness>(&self, backend: Option<&W>) -> KillLosses {
+        if let Some(backend) = backend {
+            backend.runner_killed(self.life.id);
         }
         self.life.kill();
         let generations: Vec<Arc<Generation>> = self
@@ -299,10 +293,18 @@ impl Pipeline {
             .iter()
             .filter_map(Weak::upgrade)
             .collect();
-        let queued = generations.iter().map(|g| g.kill(&self.record)).sum();
-        let acknowledged = |id: &str| collector.is_some_and(|c| c.was_acknowledged(id).is_some());
+        let in_queues: u64 = generations.iter().map(|g| g.kill(&self.record)).sum();
+        let acknowledged = |id: &str| backend.is_some_and(|b| b.acknowledged(id));
         let (in_flight_export, in_flight_but_delivered) =
             self.record.settle_exports_at_kill(&acknowledged);
+        // Spans a worker had taken out of its queue and not yet handed to the exporter:
+        // still in the runner's memory, so lost with the queue. The exporter opens no
+        // export after `life.kill()`, so whatever `queued` still counts is exactly these.
+        let counters = &self.record.counters;
+        let in_hand = counters.queued.load(Relaxed).max(0);
+        counters.queued.fetch_sub(in_hand, Relaxed);
+        counters.lost_at_kill.fetch_add(in_hand as u64, Relaxed);
+        let queued = in_queues + in_hand as u64;
         // Nothing is waited for: the retiring threads see the kill and return.
         self.retiring
             .lock()
@@ -315,13 +317,52 @@ impl Pipeline {
         }
     }
 
-    fn build_generation(&self, settings: &Settings) -> Result<Option<Arc<Generation>>, String> {
+    fn build_generation(
+        &self,
+        settings: &Settings,
+    ) -> Result<Option<Arc<Generation>>, PipelineError> {
         if !settings.tracing.enabled {
             return Ok(None); // no provider, no processor, no export thread
         }
         let id = self.next_generation.fetch_add(1, Relaxed);
         let semantics = settings.tracing.semantics;
-        let timeout = Duration::from_millis(settings.exporter.timeout_ms);
+        let exporter = self.build_exporter(id, semantics, settings.exporter.timeout_ms)?;
+        let formula = match semantics {
+            Semantics::Python => RatioFormula::Python,
+            Semantics::Rust | Semantics::Sdk => RatioFormula::Rust,
+        };
+        let builder = SdkTracerProvider::builder()
+            .with_sampler(self.sample_rate.parent_based(formula))
+            .with_resource(
+                Resource::builder()
+                    .with_service_name(settings.tracing.service_name.clone())
+                    .build(),
+            );
+        let (provider, processor) =
+            self.build_processor(builder, semantics, &settings.batch, exporter);
+        let tracer = provider.tracer("gracetrace");
+        let generation = Arc::new(Generation {
+            id,
+            semantics,
+            tracer,
+            provider,
+            processor,
+        });
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.retain(|g| g.strong_count() > 0);
+        live.push(Arc::downgrade(&generation));
+        Ok(Some(generation))
+    }
+
+    /// The real OTLP/HTTP exporter over our instrumented HTTP client, with each profile's
+    /// retry rules: python's loop in the client, rust's `RetryPolicy` in the exporter.
+    fn build_exporter(
+        &self,
+        generation: u64,
+        semantics: Semantics,
+        timeout_ms: u64,
+    ) -> Result<Exporter, PipelineError> {
+        let timeout = Duration::from_millis(timeout_ms);
         let probe = Arc::new(ExportProbe::default());
         let (rules, retry_policy) = match semantics {
             Semantics::Python => (RetryRules::Python, RetryPolicy::disabled()),
@@ -344,22 +385,30 @@ impl Pipeline {
             .with_http_client(wire)
             .with_retry_policy(retry_policy)
             .build()
-            .map_err(|e| format!("cannot build the OTLP exporter for {}: {e}", self.endpoint))?;
-        let exporter =
-            InstrumentedExporter::new(otlp, self.record.clone(), id, probe, self.life.clone());
-        let formula = match semantics {
-            Semantics::Python => RatioFormula::Python,
-            Semantics::Rust | Semantics::Sdk => RatioFormula::Rust,
-        };
-        let builder = SdkTracerProvider::builder()
-            .with_sampler(self.sample_rate.parent_based(formula))
-            .with_resource(
-                Resource::builder()
-                    .with_service_name(settings.tracing.service_name.clone())
-                    .build(),
-            );
-        let batch = &settings.batch;
-        let (provider, processor) = match semantics {
+            .map_err(|source| PipelineError::Exporter {
+                endpoint: self.endpoint.clone(),
+                source,
+            })?;
+        Ok(InstrumentedExporter::new(
+            otlp,
+            self.record.clone(),
+            generation,
+            probe,
+            self.life.clone(),
+        ))
+    }
+
+    /// The batch processor the semantics ask for (ours with the python or rust rules, or
+    /// the stock one, counted from outside), installed in the provider.
+    fn build_processor(
+        &self,
+        builder: opentelemetry_sdk::trace::TracerProviderBuilder,
+        semantics: Semantics,
+        batch: &BatchSettings,
+        exporter: Exporter,
+    ) -> (SdkTracerProvider, ProcessorHandle) {
+        let schedule_delay = Duration::from_millis(batch.schedule_delay_ms);
+        match semantics {
             Semantics::Python | Semantics::Rust => {
                 let profile = if semantics == Semantics::Python {
                     Profile::Python
@@ -369,7 +418,7 @@ impl Pipeline {
                 let config = BatchConfig {
                     max_queue_size: batch.max_queue_size,
                     max_export_batch_size: batch.max_export_batch_size,
-                    schedule_delay: Duration::from_millis(batch.schedule_delay_ms),
+                    schedule_delay,
                 };
                 let own = GraceBatchProcessor::new(profile, config, exporter, self.record.clone());
                 let provider = builder.with_span_processor(own.clone()).build();
@@ -382,7 +431,7 @@ impl Pipeline {
                         BatchConfigBuilder::default()
                             .with_max_queue_size(batch.max_queue_size)
                             .with_max_export_batch_size(batch.max_export_batch_size)
-                            .with_scheduled_delay(Duration::from_millis(batch.schedule_delay_ms))
+                            .with_scheduled_delay(schedule_delay)
                             .build(),
                     )
                     .build();
@@ -391,19 +440,7 @@ impl Pipeline {
                 let provider = builder.with_span_processor(counted).build();
                 (provider, ProcessorHandle::Stock { accepted, handed })
             }
-        };
-        let tracer = provider.tracer("gracetrace");
-        let generation = Arc::new(Generation {
-            id,
-            semantics,
-            tracer,
-            provider,
-            processor,
-        });
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        live.retain(|g| g.strong_count() > 0);
-        live.push(Arc::downgrade(&generation));
-        Ok(Some(generation))
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 //!
 //! It is wrapped in the SDK's own `Sampler::ParentBased`, so children follow their root,
 //! as `ParentBased(root=TraceIdRatioBased(rate))` does in the seed. The rate lives in an
-//! atomic (f64 bits), so a slider moves it without rebuilding the provider (FACTS.md).
+//! atomic (f64 bits), so a slider moves it without rebuilding the provider: the SDK takes
+//! any `ShouldSample` as the root of `Sampler::ParentBased(Box<dyn ShouldSample>)`
+//! (opentelemetry_sdk 0.33.1 `src/trace/sampler.rs`, trait `ShouldSample` and enum `Sampler`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -1,7 +1,10 @@
 //! The stock `opentelemetry_sdk` `BatchSpanProcessor`, untouched, with a thin counter in
 //! front so its spans enter the same accounting as the project's own processor.
 //!
-//! The stock processor keeps its drop count private (FACTS.md). What it accepted minus
+//! The stock processor keeps its drop count private (opentelemetry_sdk 0.33.1
+//! `src/trace/span_processor.rs`: `BatchSpanProcessor::dropped_spans_count` is a private
+//! field, only logged as `BatchSpanProcessor.SpanDroppingStarted` at the first drop and
+//! `BatchSpanProcessor.SpansDropped` at shutdown). What it accepted minus
 //! what reached its exporter is therefore "queued or dropped" while it runs, and exactly
 //! "dropped" once it has shut down (its shutdown drains everything it counted).
 

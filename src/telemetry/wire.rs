@@ -7,7 +7,9 @@
 //! stock. For the python profile the exporter's retries are disabled and this client
 //! reproduces `opentelemetry-exporter-otlp-proto-http` 1.41
 //! (`trace_exporter/__init__.py`, `OTLPSpanExporter.export` and `_export`), because that
-//! loop is what keeps one batch busy for ~7 s against a failing backend (FACTS.md).
+//! loop is what keeps one batch busy for ~7 s against a failing backend: tries at about 0,
+//! 1, 3 and 7 s (backoff `2**retry_num * random.uniform(0.8, 1.2)`), then it gives up
+//! because the next 8 s wait would pass the 10 s `deadline_sec` (`OTLPSpanExporter.export`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -19,8 +21,8 @@ use http::{Request, Response};
 use opentelemetry_http::{HttpClient, HttpError};
 use rand::Rng;
 
-use crate::collector::{REQUEST_ID_HEADER, RUNNER_HEADER};
 use crate::record::Record;
+use crate::record::wire::{REQUEST_ID_HEADER, RUNNER_HEADER};
 
 /// State shared by one exporter and its client: which export is in flight (so attempts
 /// are attributed to it) and whether the exporter is shutting down.
@@ -34,10 +36,17 @@ pub struct ExportProbe {
 }
 
 /// A runner's life: SIGKILL flips it, and from then on nothing of the runner goes out.
+///
+/// The kill decides the account, never the race between threads: the exporter opens and
+/// closes its export events only through [`RunnerLife::while_alive`], under the same
+/// gate the kill flips the flag under. So an export is either booked by the exporter
+/// before the kill, or left in flight for the kill to settle; never both, never neither,
+/// however the threads are scheduled on a loaded machine.
 #[derive(Debug)]
 pub struct RunnerLife {
     pub id: u64,
     killed: tokio::sync::watch::Sender<bool>,
+    gate: std::sync::Mutex<()>,
 }
 
 impl RunnerLife {
@@ -45,11 +54,22 @@ impl RunnerLife {
         RunnerLife {
             id,
             killed: tokio::sync::watch::Sender::new(false),
+            gate: std::sync::Mutex::new(()),
         }
     }
 
+    /// SIGKILL: once this returns, no export of this runner is opened or closed by the
+    /// exporter any more; what is in flight belongs to the kill.
     pub fn kill(&self) {
+        let _gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
         self.killed.send_replace(true);
+    }
+
+    /// Runs `book` unless the runner has been killed, atomically with respect to
+    /// [`RunnerLife::kill`]. `book` must be quick: the kill waits for it.
+    pub fn while_alive<T>(&self, book: impl FnOnce() -> T) -> Option<T> {
+        let _gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+        (!*self.killed.borrow()).then(book)
     }
 
     pub fn is_killed(&self) -> bool {

@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use eframe::egui;
 
-use super::engine::{Command, Engine, Phase, Snapshot};
+use super::controls::{self, Action};
 use super::time_axis::{TimeWindow, Zoom};
 use super::{
-    controls, copy_as_code, counters, exports_view, model_view, queue_view, scenario_io,
-    shutdown_timeline, status_bar, trace_view,
+    copy_as_code, counters, exports_view, model_view, queue_view, shutdown_timeline, status_bar,
+    trace_view,
 };
 use crate::config::{Settings, Source};
+use crate::session::live::{Command, Engine, Phase, Snapshot};
 
 /// Frames kept for the frame-time statistics.
 const FRAME_HISTORY: usize = 600;
@@ -36,15 +37,13 @@ pub struct GraceApp {
     /// What was last sent to the engine.
     sent: Settings,
     last_send: Instant,
-    /// Why the edited settings cannot be applied, shown under the controls.
-    pub invalid: Option<String>,
-    /// A note about a value the controls corrected (e.g. batch clamped to the queue).
-    pub note: Option<String>,
+    /// The control panel's own state (file field, notes, why settings are invalid).
+    pub panel: controls::Panel,
+    /// How many scenarios the engine has opened; when its count moves, the controls
+    /// take the opened settings.
+    opened_seen: u64,
     /// The user's price per million ingested spans, for the monthly cost.
     pub price_per_million: f64,
-    /// The scenario file field of the Open/Save row, and the last outcome.
-    pub scenario_path: String,
-    pub io_message: Option<String>,
     /// Write the settings to the config dir at exit (off in tests).
     pub remember_on_exit: bool,
     /// Which code the "Copy as code" box shows.
@@ -80,11 +79,9 @@ impl GraceApp {
             sent: settings.clone(),
             edited: settings,
             last_send: Instant::now(),
-            invalid: None,
-            note: None,
+            panel: controls::Panel::default(),
+            opened_seen: 0,
             price_per_million: 0.30,
-            scenario_path: String::new(),
-            io_message: None,
             remember_on_exit: false,
             code_kind: copy_as_code::CodeKind::Python,
             show_frame_time: true,
@@ -128,25 +125,38 @@ impl GraceApp {
         }
     }
 
-    /// Asks for the SIGTERM -> SIGKILL sequence now.
-    pub fn press_shutdown(&self) {
-        self.send(Command::Shutdown);
+    /// Carries out what a button in the controls asked for: everything goes to the
+    /// engine, which owns the session and the files.
+    pub fn carry_out(&self, action: Action) {
+        self.send(match action {
+            Action::Shutdown => Command::Shutdown,
+            Action::NewRunner => Command::NewRunner,
+            Action::Open(path) => Command::Open(path),
+            Action::Save(path) => Command::Save(path, Box::new(self.edited.clone())),
+        });
     }
 
-    pub fn press_new_runner(&self) {
-        self.send(Command::NewRunner);
+    /// Takes what the engine has done with files: its message, and the settings of a
+    /// scenario it has just opened (so the controls show what now runs).
+    fn adopt(&mut self, snapshot: &Snapshot) {
+        self.panel.file_message = snapshot.file_message.clone();
+        if snapshot.opened != self.opened_seen {
+            self.opened_seen = snapshot.opened;
+            self.edited = snapshot.report.settings.clone();
+            self.sent = self.edited.clone();
+        }
     }
 
     /// Sends the edited settings if they changed, are valid, and the last send is not
     /// too recent.
     fn maybe_send(&mut self) {
-        self.invalid = self
+        self.panel.invalid = self
             .edited
             .validate(Source::Live)
             .err()
             .map(|e| e.to_string());
         if self.edited == self.sent
-            || self.invalid.is_some()
+            || self.panel.invalid.is_some()
             || self.last_send.elapsed() < SEND_EVERY
         {
             return;
@@ -160,6 +170,7 @@ impl GraceApp {
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let started = Instant::now();
         let snapshot = self.snapshot();
+        self.adopt(&snapshot);
         let window = self.zoom.apply(TimeWindow::for_snapshot(&snapshot));
 
         egui::Panel::bottom("status").show(ui, |ui| {
@@ -170,9 +181,14 @@ impl GraceApp {
             .resizable(true)
             .default_size(300.0)
             .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| {
-                    controls::show(ui, self, &snapshot.phase);
-                });
+                let pressed = egui::ScrollArea::vertical()
+                    .show(ui, |ui| {
+                        controls::show(ui, &mut self.edited, &mut self.panel, &snapshot.phase)
+                    })
+                    .inner;
+                if let Some(action) = pressed {
+                    self.carry_out(action);
+                }
             });
         egui::Panel::right("accounting")
             .resizable(true)
@@ -268,7 +284,7 @@ impl eframe::App for GraceApp {
 
     fn on_exit(&mut self) {
         if self.remember_on_exit
-            && let Err(error) = scenario_io::save_last(&self.edited)
+            && let Err(error) = crate::session::live::remember(&self.edited)
         {
             eprintln!("gracetrace: {error}");
         }

@@ -2,13 +2,42 @@
 //! its environment variable, range and meaning from the knob table, so the window teaches
 //! the same names a deployment uses.
 
+use std::path::PathBuf;
+
 use eframe::egui::{self, Color32, RichText, Slider};
 
-use super::app::GraceApp;
-use super::engine::Phase;
-use super::scenario_io;
 use crate::config::knobs;
-use crate::config::{HandleExit, Platform, Semantics, WorkloadKind};
+use crate::config::{
+    Faults, HandleExit, Platform, Semantics, Settings, ShutdownSettings, WorkloadKind,
+    WorkloadSettings,
+};
+use crate::session::live::Phase;
+
+/// What a press in the panel asks the app to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// The platform's SIGTERM now.
+    Shutdown,
+    /// A fresh runner after the last one ended.
+    NewRunner,
+    /// Load this scenario file and apply it.
+    Open(PathBuf),
+    /// Write the edited settings to this scenario file.
+    Save(PathBuf),
+}
+
+/// The panel's own state, besides the settings it edits.
+#[derive(Debug, Default)]
+pub struct Panel {
+    /// The scenario file field of the Open/Save row.
+    pub scenario_path: String,
+    /// Why the edited settings cannot be applied, shown under the controls.
+    pub invalid: Option<String>,
+    /// A note about a value the controls corrected (e.g. batch lowered with the queue).
+    pub note: Option<String>,
+    /// What the last Open or Save did.
+    pub file_message: Option<String>,
+}
 
 /// The tooltip of a knob: its environment variable, its range and its help line.
 pub fn tip(key: &str) -> String {
@@ -17,7 +46,7 @@ pub fn tip(key: &str) -> String {
             "{}\nenv: {}\nrange: {}\n{}",
             knob.key,
             knob.env.unwrap_or("(none: scenario TOML or --set only)"),
-            knob.range,
+            knob.range(),
             knob.help
         ),
         None => key.to_string(),
@@ -29,18 +58,26 @@ fn section(ui: &mut egui::Ui, title: &str) {
     ui.label(RichText::new(title).strong().size(15.0));
 }
 
-pub fn show(ui: &mut egui::Ui, app: &mut GraceApp, phase: &Phase) {
+/// Draws every control, editing `edited` in place; returns what a pressed button asks for.
+pub fn show(
+    ui: &mut egui::Ui,
+    edited: &mut Settings,
+    panel: &mut Panel,
+    phase: &Phase,
+) -> Option<Action> {
     ui.spacing_mut().slider_width = 140.0;
-    tracing(ui, app);
-    batch(ui, app);
-    traffic(ui, app);
-    faults(ui, app);
-    shutdown(ui, app, phase);
-    scenario(ui, app);
+    tracing(ui, edited);
+    batch(ui, edited, panel);
+    traffic(ui, &mut edited.workload);
+    faults(ui, &mut edited.collector);
+    let pressed = shutdown(ui, &mut edited.shutdown, phase);
+    if let Some(invalid) = &panel.invalid {
+        ui.label(RichText::new(invalid).color(Color32::from_rgb(230, 80, 80)));
+    }
+    pressed.or(scenario(ui, panel))
 }
 
-fn tracing(ui: &mut egui::Ui, app: &mut GraceApp) {
-    let s = &mut app.edited;
+fn tracing(ui: &mut egui::Ui, s: &mut Settings) {
     section(ui, "Tracing");
     ui.checkbox(&mut s.tracing.enabled, "tracing on")
         .on_hover_text(tip("tracing.enabled"));
@@ -64,8 +101,7 @@ fn tracing(ui: &mut egui::Ui, app: &mut GraceApp) {
         .on_hover_text(tip("tracing.semantics"));
 }
 
-fn batch(ui: &mut egui::Ui, app: &mut GraceApp) {
-    let s = &mut app.edited;
+fn batch(ui: &mut egui::Ui, s: &mut Settings, panel: &mut Panel) {
     section(ui, "BatchSpanProcessor");
     ui.add(
         Slider::new(&mut s.batch.max_queue_size, 16..=100_000)
@@ -75,14 +111,8 @@ fn batch(ui: &mut egui::Ui, app: &mut GraceApp) {
     .on_hover_text(tip("batch.max_queue_size"));
     // Both SDKs reject batch > queue; the slider cannot go there, and a queue shrunk
     // under the batch pulls the batch down with it (said so below).
+    panel.note = s.batch.fit_batch_to_queue();
     let queue = s.batch.max_queue_size.max(1);
-    app.note = None;
-    if s.batch.max_export_batch_size > queue {
-        app.note = Some(format!(
-            "max_export_batch_size lowered to {queue}: it may not exceed max_queue_size"
-        ));
-        s.batch.max_export_batch_size = queue;
-    }
     ui.add(
         Slider::new(&mut s.batch.max_export_batch_size, 1..=queue)
             .logarithmic(true)
@@ -103,13 +133,12 @@ fn batch(ui: &mut egui::Ui, app: &mut GraceApp) {
             .text("export_timeout"),
     )
     .on_hover_text(tip("batch.export_timeout_ms"));
-    if let Some(note) = &app.note {
+    if let Some(note) = &panel.note {
         ui.label(RichText::new(note).color(Color32::from_rgb(230, 160, 40)));
     }
 }
 
-fn traffic(ui: &mut egui::Ui, app: &mut GraceApp) {
-    let w = &mut app.edited.workload;
+fn traffic(ui: &mut egui::Ui, w: &mut WorkloadSettings) {
     section(ui, "Traffic");
     ui.horizontal(|ui| {
         ui.label("served by").on_hover_text(tip("workload.kind"));
@@ -171,8 +200,7 @@ fn traffic(ui: &mut egui::Ui, app: &mut GraceApp) {
     .on_hover_text(tip("workload.flush_every_request"));
 }
 
-fn faults(ui: &mut egui::Ui, app: &mut GraceApp) {
-    let f = &mut app.edited.collector;
+fn faults(ui: &mut egui::Ui, f: &mut Faults) {
     section(ui, "Backend faults");
     ui.add(
         Slider::new(&mut f.latency_ms, 0..=20_000)
@@ -218,9 +246,31 @@ fn faults(ui: &mut egui::Ui, app: &mut GraceApp) {
     f.ingest_limit_spans_per_s = (limit > 0).then_some(limit);
 }
 
-fn shutdown(ui: &mut egui::Ui, app: &mut GraceApp, phase: &Phase) {
-    let s = &mut app.edited.shutdown;
+fn shutdown(ui: &mut egui::Ui, s: &mut ShutdownSettings, phase: &Phase) -> Option<Action> {
     section(ui, "Shutdown");
+    platform(ui, s);
+    let custom = s.platform == Platform::Custom;
+    ui.add_enabled(
+        custom,
+        Slider::new(&mut s.grace_ms, 100..=60_000)
+            .logarithmic(true)
+            .suffix(" ms")
+            .text("grace"),
+    )
+    .on_hover_text(tip("shutdown.grace_ms"));
+    ui.add(
+        Slider::new(&mut s.flush_timeout_ms, 0..=30_000)
+            .suffix(" ms")
+            .text("force_flush timeout"),
+    )
+    .on_hover_text(tip("shutdown.flush_timeout_ms"));
+    handle_exit(ui, &mut s.handle_exit);
+    ui.add_space(4.0);
+    shutdown_buttons(ui, phase)
+}
+
+/// The platform preset; choosing one sets its grace period.
+fn platform(ui: &mut egui::Ui, s: &mut ShutdownSettings) {
     let before = s.platform;
     egui::ComboBox::from_label("platform")
         .selected_text(s.platform.name())
@@ -240,42 +290,26 @@ fn shutdown(ui: &mut egui::Ui, app: &mut GraceApp, phase: &Phase) {
     {
         s.grace_ms = ms;
     }
-    let custom = s.platform == Platform::Custom;
-    ui.add_enabled(
-        custom,
-        Slider::new(&mut s.grace_ms, 100..=60_000)
-            .logarithmic(true)
-            .suffix(" ms")
-            .text("grace"),
-    )
-    .on_hover_text(tip("shutdown.grace_ms"));
-    ui.add(
-        Slider::new(&mut s.flush_timeout_ms, 0..=30_000)
-            .suffix(" ms")
-            .text("force_flush timeout"),
-    )
-    .on_hover_text(tip("shutdown.flush_timeout_ms"));
+}
+
+fn handle_exit(ui: &mut egui::Ui, handle_exit: &mut HandleExit) {
+    const NONE: &str = "none: let requests finish";
+    const CANCEL: &str = "cancel in-flight requests";
     egui::ComboBox::from_label("handle_exit")
-        .selected_text(match s.handle_exit {
-            HandleExit::None => "none: let requests finish",
-            HandleExit::Cancel => "cancel in-flight requests",
+        .selected_text(match handle_exit {
+            HandleExit::None => NONE,
+            HandleExit::Cancel => CANCEL,
         })
         .show_ui(ui, |ui| {
-            ui.selectable_value(
-                &mut s.handle_exit,
-                HandleExit::None,
-                "none: let requests finish",
-            );
-            ui.selectable_value(
-                &mut s.handle_exit,
-                HandleExit::Cancel,
-                "cancel in-flight requests",
-            );
+            ui.selectable_value(handle_exit, HandleExit::None, NONE);
+            ui.selectable_value(handle_exit, HandleExit::Cancel, CANCEL);
         })
         .response
         .on_hover_text(tip("shutdown.handle_exit"));
+}
 
-    ui.add_space(4.0);
+fn shutdown_buttons(ui: &mut egui::Ui, phase: &Phase) -> Option<Action> {
+    let mut pressed = None;
     ui.horizontal(|ui| {
         let running = *phase == Phase::Running;
         let button = egui::Button::new(RichText::new("Shutdown (SIGTERM)").strong())
@@ -288,7 +322,7 @@ fn shutdown(ui: &mut egui::Ui, app: &mut GraceApp, phase: &Phase) {
             )
             .clicked()
         {
-            app.press_shutdown();
+            pressed = Some(Action::Shutdown);
         }
         if ui
             .add_enabled(
@@ -298,43 +332,36 @@ fn shutdown(ui: &mut egui::Ui, app: &mut GraceApp, phase: &Phase) {
             .on_hover_text("A fresh runner (new id) on the same collector and time axis.")
             .clicked()
         {
-            app.press_new_runner();
+            pressed = Some(Action::NewRunner);
         }
     });
-    if let Some(invalid) = &app.invalid {
-        ui.label(RichText::new(invalid).color(Color32::from_rgb(230, 80, 80)));
-    }
+    pressed
 }
 
-fn scenario(ui: &mut egui::Ui, app: &mut GraceApp) {
+fn scenario(ui: &mut egui::Ui, panel: &mut Panel) -> Option<Action> {
     section(ui, "Scenario");
     ui.horizontal(|ui| {
         let label = ui.label("file");
         ui.add(
-            egui::TextEdit::singleline(&mut app.scenario_path)
+            egui::TextEdit::singleline(&mut panel.scenario_path)
                 .hint_text("assets/scenarios/burst-overflow.toml")
                 .desired_width(230.0),
         )
         .labelled_by(label.id);
     });
-    ui.horizontal(|ui| {
-        if ui.button("Open").clicked() {
-            app.io_message = Some(match scenario_io::load(&app.scenario_path) {
-                Ok(settings) => {
-                    app.edited = settings;
-                    format!("opened {}", app.scenario_path)
-                }
-                Err(error) => error,
-            });
-        }
-        if ui.button("Save").clicked() {
-            app.io_message = Some(match scenario_io::save(&app.scenario_path, &app.edited) {
-                Ok(()) => format!("saved {}", app.scenario_path),
-                Err(error) => error,
-            });
-        }
-    });
-    if let Some(message) = &app.io_message {
+    let path = PathBuf::from(panel.scenario_path.trim());
+    let pressed = ui
+        .horizontal(|ui| {
+            if ui.button("Open").clicked() {
+                return Some(Action::Open(path.clone()));
+            }
+            ui.button("Save")
+                .clicked()
+                .then(|| Action::Save(path.clone()))
+        })
+        .inner;
+    if let Some(message) = &panel.file_message {
         ui.label(message);
     }
+    pressed
 }

@@ -3,10 +3,12 @@
 
 use eframe::egui::{self, Color32, RichText};
 
-use super::engine::Snapshot;
 use super::exports_view::rates;
 use super::theme;
 use crate::record::Sample;
+use crate::record::SpanCounts;
+use crate::record::report::{Report, RequestReport, SpanReport};
+use crate::session::live::Snapshot;
 
 /// Seconds in a 30-day month, for the monthly cost.
 const MONTH_S: f64 = 30.0 * 24.0 * 3600.0;
@@ -18,6 +20,7 @@ pub fn latest_rate(series: &[Sample], field: fn(&Sample) -> u64) -> f64 {
     rates(&series[from..], field).last().map_or(0.0, |r| r[1])
 }
 
+/// One row of the identity: its sign, the bucket's name (help on hover) and its count.
 fn row(ui: &mut egui::Ui, sign: &str, name: &str, value: u64, colour: Color32, help: &str) {
     ui.label(sign);
     ui.label(RichText::new(name).color(colour))
@@ -26,26 +29,113 @@ fn row(ui: &mut egui::Ui, sign: &str, name: &str, value: u64, colour: Color32, h
     ui.end_row();
 }
 
+/// The right panel's accounting, top to bottom: spans, rates, ingestion and cost, requests.
 pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, price_per_million: &mut f64) {
     let report = &snapshot.report;
-    let c = &report.spans.counts;
+    every_span(ui, &report.spans);
+
+    ui.add_space(6.0);
+    let received = last_second_rates(ui, &report.series);
+
+    ui.add_space(6.0);
+    ingestion_and_cost(ui, report, received, price_per_million);
+
+    ui.add_space(6.0);
+    requests(ui, &report.requests);
+}
+
+/// "Every span": the identity's rows, whether it closes, and the sampled fraction.
+fn every_span(ui: &mut egui::Ui, spans: &SpanReport) {
+    let c = &spans.counts;
     ui.label(RichText::new("Every span").strong().size(15.0));
     egui::Grid::new("accounting")
         .num_columns(3)
         .spacing([8.0, 2.0])
-        .show(ui, |ui| {
-            row(ui, "", "created", c.created, Color32::WHITE, "Spans ended by the app.");
-            row(ui, "=", "not sampled", c.not_sampled, theme::NOT_SAMPLED, "Dropped by the sampler by design.");
-            row(ui, "+", "exported", c.exported, theme::OK, "Acknowledged by the backend.");
-            row(ui, "+", "dropped (queue full)", c.dropped_queue_full, theme::LOST, "The queue was at max_queue_size: python evicts the oldest, rust rejects the newest.");
-            if c.dropped_after_shutdown > 0 {
-                row(ui, "+", "ended after shutdown", c.dropped_after_shutdown, theme::LOST, "Ended after the provider shut down; both SDKs discard them.");
-            }
-            row(ui, "+", "export failed", c.export_failed, theme::FAILED, "The exporter gave up on the batch (errors, retries exhausted).");
-            row(ui, "+", "lost at kill", c.lost_at_kill, theme::LOST, "In memory (queued or in an export) when SIGKILL came.");
-            row(ui, "+", "queued", c.queued, theme::QUEUE, "Still in memory: in the queue or in an export in flight.");
-        });
-    let unaccounted = report.spans.unaccounted;
+        .show(ui, |ui| identity_rows(ui, c));
+    identity_check(ui, spans.unaccounted);
+    let sampled_pct = if c.created > 0 {
+        100.0 * c.sampled as f64 / c.created as f64
+    } else {
+        0.0
+    };
+    ui.label(format!(
+        "sampled {:.1} %, collector received {}",
+        sampled_pct, c.received
+    ));
+}
+
+/// The accounting identity as grid rows: created = not sampled + exported + ... + queued.
+fn identity_rows(ui: &mut egui::Ui, c: &SpanCounts) {
+    row(
+        ui,
+        "",
+        "created",
+        c.created,
+        Color32::WHITE,
+        "Spans ended by the app.",
+    );
+    row(
+        ui,
+        "=",
+        "not sampled",
+        c.not_sampled,
+        theme::NOT_SAMPLED,
+        "Dropped by the sampler by design.",
+    );
+    row(
+        ui,
+        "+",
+        "exported",
+        c.exported,
+        theme::OK,
+        "Acknowledged by the backend.",
+    );
+    row(
+        ui,
+        "+",
+        "dropped (queue full)",
+        c.dropped_queue_full,
+        theme::LOST,
+        "The queue was at max_queue_size: python evicts the oldest, rust rejects the newest.",
+    );
+    if c.dropped_after_shutdown > 0 {
+        row(
+            ui,
+            "+",
+            "ended after shutdown",
+            c.dropped_after_shutdown,
+            theme::LOST,
+            "Ended after the provider shut down; both SDKs discard them.",
+        );
+    }
+    row(
+        ui,
+        "+",
+        "export failed",
+        c.export_failed,
+        theme::FAILED,
+        "The exporter gave up on the batch (errors, retries exhausted).",
+    );
+    row(
+        ui,
+        "+",
+        "lost at kill",
+        c.lost_at_kill,
+        theme::LOST,
+        "In memory (queued or in an export) when SIGKILL came.",
+    );
+    row(
+        ui,
+        "+",
+        "queued",
+        c.queued,
+        theme::QUEUE,
+        "Still in memory: in the queue or in an export in flight.",
+    );
+}
+
+/// Whether the identity closes: green at 0, else the report's unaccounted count.
+fn identity_check(ui: &mut egui::Ui, unaccounted: i64) {
     if unaccounted == 0 {
         ui.label(RichText::new("the identity closes: unaccounted = 0").color(theme::OK));
     } else {
@@ -57,19 +147,11 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, price_per_million: &mut f64)
             .color(theme::FAILED),
         );
     }
-    let sampled_pct = if c.created > 0 {
-        100.0 * c.sampled as f64 / c.created as f64
-    } else {
-        0.0
-    };
-    ui.label(format!(
-        "sampled {:.1} %, collector received {}",
-        sampled_pct, c.received
-    ));
+}
 
-    ui.add_space(6.0);
+/// "Rates (last second)": created, exported, received, dropped per second; returns received/s.
+fn last_second_rates(ui: &mut egui::Ui, series: &[Sample]) -> f64 {
     ui.label(RichText::new("Rates (last second)").strong());
-    let series = &report.series;
     let created = latest_rate(series, |s| s.created);
     let exported = latest_rate(series, |s| s.exported);
     let received = latest_rate(series, |s| s.received);
@@ -86,8 +168,16 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, price_per_million: &mut f64)
             ui.end_row();
         }
     });
+    received
+}
 
-    ui.add_space(6.0);
+/// "Ingestion at the backend": spans/s and kB/s received, the price field, the monthly cost.
+fn ingestion_and_cost(
+    ui: &mut egui::Ui,
+    report: &Report,
+    received: f64,
+    price_per_million: &mut f64,
+) {
     ui.label(RichText::new("Ingestion at the backend").strong());
     let bytes_per_span = report.collector.as_ref().map_or(0.0, |s| {
         if s.spans_received > 0 {
@@ -116,16 +206,30 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, price_per_million: &mut f64)
             .strong()
             .size(15.0),
     );
+}
 
-    ui.add_space(6.0);
+/// A latency in milliseconds, or "-" when there is none yet.
+fn ms(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |v| format!("{v:.1} ms"))
+}
+
+/// "Requests": end-to-end latency, serving time with tracing on and off, and the counts.
+fn requests(ui: &mut egui::Ui, r: &RequestReport) {
     ui.label(RichText::new("Requests").strong());
-    let r = &report.requests;
-    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
     ui.label(format!(
         "latency p50 {}, p99 {} (waiting in line included)",
         ms(r.latency_ms.p50),
         ms(r.latency_ms.p99)
     ));
+    serving_time(ui, r);
+    ui.label(format!(
+        "{} sent, {} completed, {} rejected, {} cancelled, {} refused",
+        r.sent, r.completed, r.rejected, r.cancelled, r.refused
+    ));
+}
+
+/// The serving-time grid: p50 and p99 with tracing on and off, and how many requests each.
+fn serving_time(ui: &mut egui::Ui, r: &RequestReport) {
     // The cost of tracing: serving time alone, for requests served with tracing on and
     // with it off (toggle tracing, or flushing in every request, and compare).
     egui::Grid::new("service_ms").num_columns(3).show(ui, |ui| {
@@ -143,8 +247,4 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, price_per_million: &mut f64)
             ui.end_row();
         }
     });
-    ui.label(format!(
-        "{} sent, {} completed, {} rejected, {} cancelled, {} refused",
-        r.sent, r.completed, r.rejected, r.cancelled, r.refused
-    ));
 }

@@ -2,15 +2,23 @@
 //! colour = outcome, label = spans in it), under them the span rates.
 
 use eframe::egui::{self, RichText};
-use egui_plot::{Bar, BarChart, Legend, Line, PlotPoint, PlotPoints, Text};
+use egui_plot::{Bar, BarChart, Legend, Line, PlotPoint, PlotPoints, PlotResponse, Text};
 
-use super::engine::Snapshot;
 use super::theme;
 use super::time_axis::{self, TimeWindow, Zoom};
 use crate::record::{ExportEvent, Outcome, Sample};
+use crate::session::live::Snapshot;
 
 /// Labels are drawn only when few bars are in view, or they would pile up.
 const MAX_LABELS: usize = 40;
+
+/// The outcomes in legend and drawing order.
+const OUTCOMES: [Outcome; 4] = [
+    Outcome::Ok,
+    Outcome::Failed,
+    Outcome::InFlight,
+    Outcome::LostAtKill,
+];
 
 /// Per-second rates between consecutive samples about one second apart: the report's
 /// series differentiated, nothing else.
@@ -83,36 +91,46 @@ fn bars(exports: &[ExportEvent], window: &TimeWindow) -> (Vec<(Outcome, Bar)>, V
     (bars, labels)
 }
 
+/// The exports panel: the legend, the export bars, then the span rates, on the time axis.
 pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow, zoom: &mut Zoom) {
     let report = &snapshot.report;
+    legend(ui);
+    let response = export_plot(ui, &report.exports, window);
+    zoom.follow_user(&response, window);
+
+    ui.label(RichText::new("Spans per second").strong());
+    let response = rates_plot(ui, &report.series, window);
+    zoom.follow_user(&response, window);
+}
+
+/// The title line: what a bar means and one coloured tag per outcome.
+fn legend(ui: &mut egui::Ui) {
     ui.horizontal_wrapped(|ui| {
         ui.label(RichText::new("Exports").strong().size(15.0));
         ui.label("one bar per batch: length = export time, number = spans;");
-        for outcome in [
-            Outcome::Ok,
-            Outcome::Failed,
-            Outcome::InFlight,
-            Outcome::LostAtKill,
-        ] {
+        for outcome in OUTCOMES {
             ui.label(
                 RichText::new(format!("[{}]", theme::outcome_name(&outcome)))
                     .color(theme::outcome(&outcome)),
             );
         }
     });
-    let (bars, labels) = bars(&report.exports, window);
+}
+
+/// The export bars in the window, one chart per outcome, with their span counts.
+fn export_plot(
+    ui: &mut egui::Ui,
+    exports: &[ExportEvent],
+    window: &TimeWindow,
+) -> PlotResponse<()> {
+    let (bars, labels) = bars(exports, window);
     let lanes = bars.iter().map(|(_, b)| b.argument).fold(0.0f64, f64::max);
     let (start, end) = (window.start_s, window.end_s);
-    let response = time_axis::plot("exports", 90.0)
+    time_axis::plot("exports", 90.0)
         .show_axes([true, false])
         .show_grid([true, false])
         .show(ui, |plot| {
-            for outcome in [
-                Outcome::Ok,
-                Outcome::Failed,
-                Outcome::InFlight,
-                Outcome::LostAtKill,
-            ] {
+            for outcome in OUTCOMES {
                 let these: Vec<Bar> = bars
                     .iter()
                     .filter(|(o, _)| *o == outcome)
@@ -130,12 +148,12 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow, zoom: &
             }
             plot.set_plot_bounds_x(start..=end);
             plot.set_plot_bounds_y(-0.6..=lanes.max(1.0) + 0.6);
-        });
-    zoom.follow_user(&response, window);
+        })
+}
 
-    ui.label(RichText::new("Spans per second").strong());
-    let series: Vec<Sample> = report
-        .series
+/// The created, exported, received and dropped rates per second, with a legend.
+fn rates_plot(ui: &mut egui::Ui, series: &[Sample], window: &TimeWindow) -> PlotResponse<()> {
+    let series: Vec<Sample> = series
         .iter()
         .filter(|s| s.t_ms / 1000.0 >= window.start_s - 1.5)
         .copied()
@@ -148,7 +166,8 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow, zoom: &
         .iter()
         .flat_map(|r| r.iter().filter(|p| window.contains(p[0])).map(|p| p[1]))
         .fold(1.0f64, f64::max);
-    let response = time_axis::plot("rates", 120.0)
+    let (start, end) = (window.start_s, window.end_s);
+    time_axis::plot("rates", 120.0)
         .legend(Legend::default())
         .show(ui, |plot| {
             plot.line(Line::new("created/s", PlotPoints::from(created)).color(theme::NOT_SAMPLED));
@@ -161,6 +180,5 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow, zoom: &
             plot.line(Line::new("dropped/s", PlotPoints::from(dropped)).color(theme::LOST));
             plot.set_plot_bounds_x(start..=end);
             plot.set_plot_bounds_y(0.0..=top * 1.15);
-        });
-    zoom.follow_user(&response, window);
+        })
 }

@@ -9,11 +9,9 @@ pub mod app;
 pub mod controls;
 pub mod copy_as_code;
 pub mod counters;
-pub mod engine;
 pub mod exports_view;
 pub mod model_view;
 pub mod queue_view;
-pub mod scenario_io;
 pub mod shutdown_timeline;
 pub mod status_bar;
 pub mod theme;
@@ -22,27 +20,27 @@ pub mod trace_view;
 
 use std::path::Path;
 
-use crate::config::{Settings, env};
+use crate::session::live;
 
 pub use app::GraceApp;
+
+/// Why the window could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum GuiError {
+    /// The scenario given on the command line is invalid (the error names file and line).
+    #[error(transparent)]
+    Settings(#[from] crate::config::ConfigError),
+    /// eframe could not create the window (no display, no graphics adapter).
+    #[error("cannot open the window: {0}")]
+    Window(String),
+}
 
 /// Opens the window and blocks until it is closed. Settings come from `scenario` when
 /// given, else from the settings remembered at the last exit, else defaults and the
 /// environment (the same layers as `gracetrace run`).
-pub fn run_gui(scenario: Option<&Path>) -> Result<(), String> {
-    let (settings, scenario_path) = match scenario {
-        Some(path) => (
-            Settings::load(&env::process_env, Some(path), &[]).map_err(|e| e.to_string())?,
-            Some(path.display().to_string()),
-        ),
-        None => match scenario_io::load_last() {
-            Some(settings) => (settings, None),
-            None => (
-                Settings::load(&env::process_env, None, &[]).map_err(|e| e.to_string())?,
-                None,
-            ),
-        },
-    };
+pub fn run_gui(scenario: Option<&Path>) -> Result<(), GuiError> {
+    let settings = live::initial_settings(scenario)?;
+    let scenario_path = scenario.map(|p| p.display().to_string());
     let options = eframe::NativeOptions {
         viewport: eframe::egui::ViewportBuilder::default()
             .with_title("gracetrace")
@@ -56,11 +54,12 @@ pub fn run_gui(scenario: Option<&Path>) -> Result<(), String> {
             let ctx = cc.egui_ctx.clone();
             let mut app = GraceApp::live(settings, Box::new(move || ctx.request_repaint()));
             if let Some(path) = scenario_path {
-                app.scenario_path = path;
+                app.panel.scenario_path = path;
             }
             app.remember_on_exit = true;
             Ok(Box::new(app))
         }),
     )
-    .map_err(|e| format!("cannot open the window: {e}"))
+    // eframe's error holds non-Send boxed errors; its text is what the user needs.
+    .map_err(|e| GuiError::Window(e.to_string()))
 }

@@ -4,9 +4,9 @@
 
 use eframe::egui::{self, Color32, ColorImage, RichText, TextureHandle, TextureOptions};
 
-use super::engine::Snapshot;
 use super::theme;
 use crate::record::LastImage;
+use crate::session::live::Snapshot;
 
 /// The last picture's texture, uploaded again only when a new request's picture arrives.
 #[derive(Default)]

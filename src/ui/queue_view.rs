@@ -4,10 +4,10 @@
 use eframe::egui::{self, RichText};
 use egui_plot::{HLine, Legend, Line, MarkerShape, PlotPoints, Points};
 
-use super::engine::Snapshot;
 use super::theme;
 use super::time_axis::{self, TimeWindow, Zoom};
 use crate::record::Sample;
+use crate::session::live::Snapshot;
 
 pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow, zoom: &mut Zoom) {
     let report = &snapshot.report;

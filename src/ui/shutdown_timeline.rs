@@ -5,12 +5,13 @@
 //! shutdown report once it is over.
 
 use eframe::egui::{self, Color32, RichText};
-use egui_plot::{Bar, BarChart, LineStyle, PlotPoint, Text, VLine};
+use egui_plot::{Bar, BarChart, LineStyle, PlotPoint, PlotResponse, PlotUi, Text, VLine};
 
-use super::engine::{Phase, Snapshot};
 use super::theme;
 use super::time_axis::{self, TimeWindow, Zoom};
-use crate::record::Marker;
+use crate::record::{ExportEvent, ShutdownReport};
+use crate::record::{Marker, ShutdownPhase};
+use crate::session::live::{Phase, Snapshot};
 
 /// Rows from top to bottom (the plot's y grows upwards, so they are placed reversed).
 const LANES: [&str; 5] = [
@@ -39,59 +40,53 @@ struct Steps {
 }
 
 fn steps(markers: &[Marker]) -> Option<Steps> {
-    let start = markers.iter().rposition(|m| m.what == "sigterm")?;
+    let start = markers
+        .iter()
+        .rposition(|m| m.phase() == Some(ShutdownPhase::Sigterm))?;
     let after = &markers[start..];
-    let at = |what: &str| {
+    let at = |phase: ShutdownPhase| {
         after
             .iter()
-            .find(|m| m.what == what)
+            .find(|m| m.phase() == Some(phase))
             .map(|m| m.at_ms / 1000.0)
     };
     Some(Steps {
         sigterm: markers[start].at_ms / 1000.0,
-        handle_exit: at("handle_exit"),
-        drain_end: at("drain_end"),
-        teardown: at("teardown"),
-        flush_start: at("flush_start"),
-        flush_end: at("flush_end"),
-        exit: at("exit"),
-        sigkill: at("sigkill"),
+        handle_exit: at(ShutdownPhase::HandleExit),
+        drain_end: at(ShutdownPhase::DrainEnd),
+        teardown: at(ShutdownPhase::Teardown),
+        flush_start: at(ShutdownPhase::FlushStart),
+        flush_end: at(ShutdownPhase::FlushEnd),
+        exit: at(ShutdownPhase::Exit),
+        sigkill: at(ShutdownPhase::Sigkill),
     })
 }
 
-pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow, zoom: &mut Zoom) {
-    let report = &snapshot.report;
-    ui.label(RichText::new("Shutdown timeline").strong().size(15.0));
-    let Some(steps) = steps(&report.markers) else {
-        ui.label(
-            "Press Shutdown (left) to send the platform's SIGTERM: the drain, teardown, \
-             force_flush and exports unfold here on the same time axis, up to exit or \
-             SIGKILL at the end of the grace period.",
-        );
-        return;
-    };
-    let in_progress = matches!(snapshot.phase, Phase::ShuttingDown { .. });
-    let grace_s = match (&snapshot.last_shutdown, in_progress) {
-        (Some(done), false) => done.grace_ms as f64 / 1000.0,
-        _ => report.settings.shutdown.grace_ms as f64 / 1000.0,
-    };
-    let deadline = steps.sigterm + grace_s;
-    // Where an open phase ends for now: the kill, the exit, or the present moment.
-    let open_end = steps.sigkill.or(steps.exit).unwrap_or(window.now_s);
-    let cut = |end: Option<f64>| {
+impl Steps {
+    /// A phase's end (its marker, else the kill, the exit or now) and whether SIGKILL cut it.
+    fn cut(&self, end: Option<f64>, now_s: f64) -> (f64, bool) {
+        let open_end = self.sigkill.or(self.exit).unwrap_or(now_s);
         (
             end.unwrap_or(open_end),
-            end.is_none() && steps.sigkill.is_some(),
+            end.is_none() && self.sigkill.is_some(),
         )
-    };
+    }
+}
 
-    let mut bars: Vec<(Color32, Bar)> = Vec::new();
-    let mut labels: Vec<Text> = Vec::new();
-    let mut phase_bar = |lane: &str, from: f64, to: (f64, bool), ok: Color32, what: &str| {
+/// The horizontal bars of the chart, with their fill colour, and the labels on them.
+#[derive(Default)]
+struct Chart {
+    bars: Vec<(Color32, Bar)>,
+    labels: Vec<Text>,
+}
+
+impl Chart {
+    /// One phase's bar on its lane, red with "cut off by SIGKILL" when the kill ended it.
+    fn phase_bar(&mut self, lane: &str, from: f64, to: (f64, bool), ok: Color32, what: &str) {
         let (to, killed) = to;
         let colour = if killed { theme::LOST } else { ok };
         let y = lane_y(lane);
-        bars.push((
+        self.bars.push((
             colour,
             Bar::new(y, (to - from).max(0.02))
                 .base_offset(from)
@@ -100,22 +95,63 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow, zoom: &
                 .horizontal(),
         ));
         if killed {
-            labels.push(
+            self.labels.push(
                 Text::new("", PlotPoint::new(to, y), "cut off by SIGKILL")
                     .anchor(egui::Align2::RIGHT_CENTER)
                     .color(Color32::WHITE),
             );
         }
+    }
+}
+
+/// The shutdown panel: the title, the Gantt chart, then the countdown or the verdict.
+pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow, zoom: &mut Zoom) {
+    let report = &snapshot.report;
+    ui.label(RichText::new("Shutdown timeline").strong().size(15.0));
+    let Some(steps) = steps(&report.markers) else {
+        empty_state(ui);
+        return;
     };
-    phase_bar(
+    let in_progress = matches!(snapshot.phase, Phase::ShuttingDown { .. });
+    let grace_s = match (&snapshot.last_shutdown, in_progress) {
+        (Some(done), false) => done.grace_ms as f64 / 1000.0,
+        _ => report.settings.shutdown.grace_ms as f64 / 1000.0,
+    };
+    let deadline = steps.sigterm + grace_s;
+
+    let mut chart = Chart::default();
+    phase_bars(&mut chart, &steps, window.now_s);
+    export_bars(&mut chart, &report.exports, &steps, window.now_s);
+    let response = gantt(ui, chart, &steps, deadline, window);
+    zoom.follow_user(&response, window);
+
+    if in_progress {
+        grace_countdown(ui, snapshot, &steps, deadline, window.now_s);
+    } else if let Some(done) = &snapshot.last_shutdown {
+        verdict(ui, done);
+    }
+}
+
+/// The text shown before any shutdown: what pressing Shutdown will draw here.
+fn empty_state(ui: &mut egui::Ui) {
+    ui.label(
+        "Press Shutdown (left) to send the platform's SIGTERM: the drain, teardown, \
+         force_flush and exports unfold here on the same time axis, up to exit or \
+         SIGKILL at the end of the grace period.",
+    );
+}
+
+/// The bars of the phases: requests finishing, handle_exit, teardown and force_flush.
+fn phase_bars(chart: &mut Chart, steps: &Steps, now_s: f64) {
+    chart.phase_bar(
         "requests",
         steps.sigterm,
-        cut(steps.drain_end),
+        steps.cut(steps.drain_end, now_s),
         theme::QUEUE,
         "in-flight requests finishing",
     );
     if let Some(at) = steps.handle_exit {
-        phase_bar(
+        chart.phase_bar(
             "handle_exit",
             at,
             (at + 0.03, false),
@@ -124,32 +160,35 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow, zoom: &
         );
     }
     if let Some(from) = steps.teardown {
-        phase_bar(
+        chart.phase_bar(
             "teardown",
             from,
-            cut(steps.flush_start.or(steps.exit)),
+            steps.cut(steps.flush_start.or(steps.exit), now_s),
             theme::NOT_SAMPLED,
             "teardown()",
         );
     }
     if let Some(from) = steps.flush_start {
-        phase_bar(
+        chart.phase_bar(
             "force_flush",
             from,
-            cut(steps.flush_end),
+            steps.cut(steps.flush_end, now_s),
             theme::OK,
             "force_flush()",
         );
     }
-    let now_ms = window.now_s * 1000.0;
-    for e in report
-        .exports
+}
+
+/// The export batches since SIGTERM on the exports lane, by outcome, with their span count.
+fn export_bars(chart: &mut Chart, exports: &[ExportEvent], steps: &Steps, now_s: f64) {
+    let now_ms = now_s * 1000.0;
+    for e in exports
         .iter()
         .filter(|e| e.end_ms.unwrap_or(now_ms) / 1000.0 >= steps.sigterm)
     {
         let from = e.start_ms / 1000.0;
         let to = e.end_ms.unwrap_or(now_ms) / 1000.0;
-        bars.push((
+        chart.bars.push((
             theme::outcome(&e.outcome),
             Bar::new(lane_y("exports"), (to - from).max(0.02))
                 .base_offset(from)
@@ -161,7 +200,7 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow, zoom: &
                 ))
                 .horizontal(),
         ));
-        labels.push(
+        chart.labels.push(
             Text::new(
                 "",
                 PlotPoint::new(from, lane_y("exports")),
@@ -171,112 +210,143 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow, zoom: &
             .color(Color32::WHITE),
         );
     }
+}
 
+/// The lane's name at a y-axis mark, empty between lanes.
+fn lane_label(value: f64) -> String {
+    let index = LANES.len() as f64 - 1.0 - value;
+    if (index - index.round()).abs() < 1e-6 && (0.0..LANES.len() as f64).contains(&index) {
+        LANES[index.round() as usize].to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// The Gantt plot on the shared time axis: the bars, their labels and the vertical lines.
+fn gantt(
+    ui: &mut egui::Ui,
+    chart: Chart,
+    steps: &Steps,
+    deadline: f64,
+    window: &TimeWindow,
+) -> PlotResponse<()> {
     let (start, end) = (window.start_s, window.end_s);
-    let response = time_axis::plot("shutdown", 170.0)
+    time_axis::plot("shutdown", 170.0)
         .show_grid([true, false])
-        .y_axis_formatter(|mark, _| {
-            let index = LANES.len() as f64 - 1.0 - mark.value;
-            if (index - index.round()).abs() < 1e-6 && (0.0..LANES.len() as f64).contains(&index) {
-                LANES[index.round() as usize].to_string()
-            } else {
-                String::new()
-            }
-        })
+        .y_axis_formatter(|mark, _| lane_label(mark.value))
         .y_axis_min_width(80.0)
         .show(ui, |plot| {
-            for (colour, bar) in bars {
+            for (colour, bar) in chart.bars {
                 plot.bar_chart(BarChart::new("phase", vec![bar.fill(colour)]).color(colour));
             }
-            for label in labels {
+            for label in chart.labels {
                 plot.text(label);
             }
-            plot.vline(
-                VLine::new("SIGTERM", steps.sigterm)
-                    .color(theme::SIGTERM)
-                    .width(2.0),
-            );
+            sigterm_line(plot, steps.sigterm);
+            end_lines(plot, steps, deadline, window.now_s);
+            plot.set_plot_bounds_x(start..=end);
+            plot.set_plot_bounds_y(-0.6..=LANES.len() as f64 - 0.1);
+        })
+}
+
+/// The SIGTERM line, labelled above the lanes.
+fn sigterm_line(plot: &mut PlotUi<'_>, sigterm: f64) {
+    plot.vline(
+        VLine::new("SIGTERM", sigterm)
+            .color(theme::SIGTERM)
+            .width(2.0),
+    );
+    plot.text(
+        Text::new(
+            "",
+            PlotPoint::new(sigterm, LANES.len() as f64 - 0.45),
+            "SIGTERM",
+        )
+        .anchor(egui::Align2::LEFT_BOTTOM)
+        .color(theme::SIGTERM),
+    );
+}
+
+/// The SIGKILL or exit line, or while the grace period runs: SIGKILL due (dashed) and now.
+fn end_lines(plot: &mut PlotUi<'_>, steps: &Steps, deadline: f64, now_s: f64) {
+    match (steps.sigkill, steps.exit) {
+        (Some(kill), _) => {
+            plot.vline(VLine::new("SIGKILL", kill).color(theme::LOST).width(2.5));
             plot.text(
                 Text::new(
                     "",
-                    PlotPoint::new(steps.sigterm, LANES.len() as f64 - 0.45),
-                    "SIGTERM",
+                    PlotPoint::new(kill, LANES.len() as f64 - 0.45),
+                    "SIGKILL",
                 )
-                .anchor(egui::Align2::LEFT_BOTTOM)
-                .color(theme::SIGTERM),
-            );
-            match (steps.sigkill, steps.exit) {
-                (Some(kill), _) => {
-                    plot.vline(VLine::new("SIGKILL", kill).color(theme::LOST).width(2.5));
-                    plot.text(
-                        Text::new(
-                            "",
-                            PlotPoint::new(kill, LANES.len() as f64 - 0.45),
-                            "SIGKILL",
-                        )
-                        .anchor(egui::Align2::RIGHT_BOTTOM)
-                        .color(theme::LOST),
-                    );
-                }
-                (None, Some(exit)) => {
-                    plot.vline(VLine::new("exit", exit).color(theme::EXIT).width(2.0));
-                    plot.text(
-                        Text::new("", PlotPoint::new(exit, LANES.len() as f64 - 0.45), "exit")
-                            .anchor(egui::Align2::LEFT_BOTTOM)
-                            .color(theme::EXIT),
-                    );
-                }
-                (None, None) => {
-                    plot.vline(
-                        VLine::new("SIGKILL due", deadline)
-                            .color(theme::LOST)
-                            .style(LineStyle::dashed_loose()),
-                    );
-                    plot.vline(VLine::new("now", window.now_s).color(Color32::GRAY));
-                }
-            }
-            plot.set_plot_bounds_x(start..=end);
-            plot.set_plot_bounds_y(-0.6..=LANES.len() as f64 - 0.1);
-        });
-    zoom.follow_user(&response, window);
-
-    if in_progress {
-        let left = (deadline - window.now_s).max(0.0);
-        ui.label(
-            RichText::new(format!(
-                "SIGTERM sent {:.1} s ago; SIGKILL in {left:.1} s unless the runner exits. \
-                 {} spans still in memory.",
-                window.now_s - steps.sigterm,
-                report.spans.counts.queued
-            ))
-            .size(15.0)
-            .color(theme::SIGTERM),
-        );
-    } else if let Some(done) = &snapshot.last_shutdown {
-        let lost = done.lost_at_kill.queued + done.lost_at_kill.in_flight_export;
-        let colour = if done.killed && (lost > 0 || done.spans_never_ended > 0) {
-            theme::LOST
-        } else {
-            theme::EXIT
-        };
-        ui.label(
-            RichText::new(&done.verdict)
-                .size(15.0)
-                .strong()
-                .color(colour),
-        );
-        if done.killed {
-            ui.label(
-                RichText::new(format!(
-                    "Lost at SIGKILL: {} queued + {} in an export in flight; {} spans of {} \
-                     cut-off requests never ended.",
-                    done.lost_at_kill.queued,
-                    done.lost_at_kill.in_flight_export,
-                    done.spans_never_ended,
-                    done.requests_cut_off
-                ))
+                .anchor(egui::Align2::RIGHT_BOTTOM)
                 .color(theme::LOST),
             );
         }
+        (None, Some(exit)) => {
+            plot.vline(VLine::new("exit", exit).color(theme::EXIT).width(2.0));
+            plot.text(
+                Text::new("", PlotPoint::new(exit, LANES.len() as f64 - 0.45), "exit")
+                    .anchor(egui::Align2::LEFT_BOTTOM)
+                    .color(theme::EXIT),
+            );
+        }
+        (None, None) => {
+            plot.vline(
+                VLine::new("SIGKILL due", deadline)
+                    .color(theme::LOST)
+                    .style(LineStyle::dashed_loose()),
+            );
+            plot.vline(VLine::new("now", now_s).color(Color32::GRAY));
+        }
+    }
+}
+
+/// The grace countdown: time since SIGTERM, time left to SIGKILL, spans still in memory.
+fn grace_countdown(
+    ui: &mut egui::Ui,
+    snapshot: &Snapshot,
+    steps: &Steps,
+    deadline: f64,
+    now_s: f64,
+) {
+    let left = (deadline - now_s).max(0.0);
+    ui.label(
+        RichText::new(format!(
+            "SIGTERM sent {:.1} s ago; SIGKILL in {left:.1} s unless the runner exits. \
+             {} spans still in memory.",
+            now_s - steps.sigterm,
+            snapshot.report.spans.counts.queued
+        ))
+        .size(15.0)
+        .color(theme::SIGTERM),
+    );
+}
+
+/// The shutdown report's verdict (red when SIGKILL lost spans) and what SIGKILL destroyed.
+fn verdict(ui: &mut egui::Ui, done: &ShutdownReport) {
+    let lost = done.lost_at_kill.queued + done.lost_at_kill.in_flight_export;
+    let colour = if done.killed && (lost > 0 || done.spans_never_ended > 0) {
+        theme::LOST
+    } else {
+        theme::EXIT
+    };
+    ui.label(
+        RichText::new(&done.verdict)
+            .size(15.0)
+            .strong()
+            .color(colour),
+    );
+    if done.killed {
+        ui.label(
+            RichText::new(format!(
+                "Lost at SIGKILL: {} queued + {} in an export in flight; {} spans of {} \
+                 cut-off requests never ended.",
+                done.lost_at_kill.queued,
+                done.lost_at_kill.in_flight_export,
+                done.spans_never_ended,
+                done.requests_cut_off
+            ))
+            .color(theme::LOST),
+        );
     }
 }

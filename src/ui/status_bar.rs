@@ -3,8 +3,8 @@
 
 use eframe::egui::{self, RichText};
 
-use super::engine::{Phase, Snapshot};
 use super::theme;
+use crate::session::live::{Phase, Snapshot};
 
 pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, frame: Option<(f32, f32)>) {
     let report = &snapshot.report;

@@ -4,7 +4,7 @@
 use eframe::egui::Id;
 use egui_plot::{Plot, PlotResponse};
 
-use super::engine::{Phase, Snapshot};
+use crate::session::live::{Phase, Snapshot};
 
 /// Seconds of history shown while traffic runs.
 pub const LIVE_WINDOW_S: f64 = 30.0;

@@ -23,7 +23,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::config::{WorkloadKind, WorkloadSettings};
-use crate::telemetry::Pipeline;
+use crate::record::Record;
+use crate::telemetry::wire::RunnerLife;
+use crate::telemetry::{Generation, Pipeline};
 use model::service::ModelService;
 
 /// What serves the requests of a traffic stream.
@@ -181,19 +183,7 @@ fn serve(
     let record = pipeline.record();
     let counters = &record.counters;
     let life = pipeline.life();
-    loop {
-        let arrived = {
-            let line = line.lock().unwrap_or_else(|e| e.into_inner());
-            // Wake now and then: a dead runner's threads must stop taking work.
-            match line.recv_timeout(Duration::from_millis(50)) {
-                Ok(arrived) => arrived,
-                Err(RecvTimeoutError::Timeout) if !life.is_killed() => continue,
-                Err(_) => return, // arrivals ended and the line is empty, or SIGKILL
-            }
-        };
-        if life.is_killed() {
-            return; // counted as cut off by the kill, from the gauges
-        }
+    while let Some(arrived) = take_waiting(line, life) {
         counters.requests_waiting.fetch_sub(1, Relaxed);
         if control.cancel.load(Relaxed) {
             counters.requests_cancelled.fetch_add(1, Relaxed);
@@ -201,20 +191,70 @@ fn serve(
         }
         counters.requests_in_flight.fetch_add(1, Relaxed);
         let generation = pipeline.tracer();
-        let traced = generation.is_some();
-        let started = Instant::now();
-        let outcome = match server {
+        let timing = Timing {
+            arrived,
+            started: Instant::now(),
+            traced: generation.is_some(),
+        };
+        let outcome = server.run_request(generation.as_deref(), settings, record, control, life);
+        drop(generation); // lets a retired generation shut down
+        if outcome == request::Outcome::Killed {
+            // The process is dead: nothing more happens on this thread, no count moves.
+            return;
+        }
+        count_outcome(record, outcome, &timing);
+        counters.requests_in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+/// The next waiting request's arrival time; `None` once the slot must stop: arrivals ended
+/// and the line is empty, or the runner was killed.
+fn take_waiting(line: &Mutex<Receiver<Instant>>, life: &RunnerLife) -> Option<Instant> {
+    let arrived = loop {
+        let waiting = line.lock().unwrap_or_else(|e| e.into_inner());
+        // Wake now and then: a dead runner's threads must stop taking work.
+        match waiting.recv_timeout(Duration::from_millis(50)) {
+            Ok(arrived) => break arrived,
+            Err(RecvTimeoutError::Timeout) if !life.is_killed() => continue,
+            Err(_) => return None, // arrivals ended and the line is empty, or SIGKILL
+        }
+    };
+    if life.is_killed() {
+        return None; // counted as cut off by the kill, from the gauges
+    }
+    Some(arrived)
+}
+
+/// When a request arrived and started being served, and whether it was traced: what its
+/// latency and service time are recorded under.
+struct Timing {
+    arrived: Instant,
+    started: Instant,
+    traced: bool,
+}
+
+impl Server {
+    /// Serves one request with this server, under `generation` (None when tracing is off).
+    fn run_request(
+        &self,
+        generation: Option<&Generation>,
+        settings: &WorkloadSettings,
+        record: &Record,
+        control: &TrafficControl,
+        life: &RunnerLife,
+    ) -> request::Outcome {
+        match self {
             Server::Synthetic => request::serve_synthetic(
-                generation.as_deref(),
+                generation,
                 settings,
-                counters,
+                &record.counters,
                 &control.cancel,
                 life,
             ),
             Server::Model(service, requests) => {
                 let index = requests.fetch_add(1, Relaxed);
                 request::serve_model(
-                    generation.as_deref(),
+                    generation,
                     settings,
                     record,
                     service,
@@ -224,34 +264,38 @@ fn serve(
                 )
             }
             Server::Unavailable => request::Outcome::Failed(opentelemetry::trace::TraceId::INVALID),
-        };
-        drop(generation); // lets a retired generation shut down
-        match outcome {
-            // The process is dead: nothing more happens on this thread, no count moves.
-            request::Outcome::Killed => return,
-            request::Outcome::Cancelled(_) => {
-                counters.requests_cancelled.fetch_add(1, Relaxed);
-            }
-            request::Outcome::Failed(_) => {
-                counters.requests_failed.fetch_add(1, Relaxed);
-            }
-            request::Outcome::Completed(_) => {
-                let latency_ms = arrived.elapsed().as_secs_f64() * 1000.0;
-                record
-                    .latency
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .add(latency_ms);
-                let service_ms = started.elapsed().as_secs_f64() * 1000.0;
-                record
-                    .service
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .add(traced, service_ms);
-                counters.requests_completed.fetch_add(1, Relaxed);
-            }
         }
-        counters.requests_in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Counts how a request that was not killed ended; a completed one also adds its latency
+/// (from arrival) and service time (from start) to the record's distributions.
+fn count_outcome(record: &Record, outcome: request::Outcome, timing: &Timing) {
+    let counters = &record.counters;
+    match outcome {
+        // The process is dead: no count moves (and the slot stops, see `serve`).
+        request::Outcome::Killed => {}
+        request::Outcome::Cancelled(_) => {
+            counters.requests_cancelled.fetch_add(1, Relaxed);
+        }
+        request::Outcome::Failed(_) => {
+            counters.requests_failed.fetch_add(1, Relaxed);
+        }
+        request::Outcome::Completed(_) => {
+            let latency_ms = timing.arrived.elapsed().as_secs_f64() * 1000.0;
+            record
+                .latency
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add(latency_ms);
+            let service_ms = timing.started.elapsed().as_secs_f64() * 1000.0;
+            record
+                .service
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add(timing.traced, service_ms);
+            counters.requests_completed.fetch_add(1, Relaxed);
+        }
     }
 }
 

@@ -16,7 +16,7 @@
 //! processor's queue before it is in `created`.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use opentelemetry::trace::{Span, Status, TraceContextExt, TraceId, Tracer, noop::NoopTracer};
 use opentelemetry::{Context, KeyValue};
@@ -261,56 +261,19 @@ where
     T::Span: Send + Sync + 'static,
 {
     let killed = || life.is_some_and(RunnerLife::is_killed);
-    let mut root = tracer.start("text-to-image");
-    opened(counters);
-    root.set_attribute(KeyValue::new("model.name", GLYPH_MODEL_NAME));
-    // The seed sets `len(prompt)`: Python counts characters, not bytes.
-    root.set_attribute(KeyValue::new(
-        "prompt.length",
-        request.prompt.chars().count() as i64,
-    ));
-    root.set_attribute(KeyValue::new("num_inference_steps", request.steps as i64));
-    let trace_id = root.span_context().trace_id();
-    let mut reply = ModelReply {
-        outcome: Outcome::Killed,
-        trace_id: trace_id_hex(trace_id),
-        image: None,
-        png: None,
-        step_ms: Vec::with_capacity(request.steps),
-        inference_ms: 0.0,
-        upload_ms: 0.0,
-        error: None,
-    };
-    let cx = Context::current_with_span(root);
+    let (cx, trace_id) = start_model_root(tracer, &request, counters);
+    let mut reply = ModelReply::pending(trace_id, request.steps);
 
     let mut inference = tracer.start_with_context("inference", &cx);
     opened(counters);
-    let started = std::time::Instant::now();
-    let mut last = started;
     let stop = || killed() || cancel.load(Relaxed);
-    let result = generate(&stop, &mut |step| {
-        let now = std::time::Instant::now();
-        if step > 0 {
-            reply
-                .step_ms
-                .push(now.duration_since(last).as_secs_f64() * 1000.0);
-        }
-        last = now;
-        if stop() {
-            return false;
-        }
-        if request.step_events {
-            inference.add_event("denoising step", vec![KeyValue::new("step", step as i64)]);
-        }
-        true
-    });
-    let now = std::time::Instant::now();
-    if matches!(result, Ok(Some(_))) {
-        reply
-            .step_ms
-            .push(now.duration_since(last).as_secs_f64() * 1000.0);
-    }
-    reply.inference_ms = now.duration_since(started).as_secs_f64() * 1000.0;
+    let result = run_inference(
+        &mut inference,
+        request.step_events,
+        &stop,
+        generate,
+        &mut reply,
+    );
     if killed() {
         vanish(inference, cx);
         return reply;
@@ -330,14 +293,93 @@ where
     };
     end(&mut inference, counters);
 
+    upload(tracer, cx, trace_id, image, counters, &killed, &mut reply);
+    reply
+}
+
+/// Starts the request's root span `text-to-image` with the seed's attributes, counted as
+/// opened, and returns the context holding it (the parent of the other spans).
+fn start_model_root<T>(
+    tracer: &T,
+    request: &ModelRequest<'_>,
+    counters: Option<&Counters>,
+) -> (Context, TraceId)
+where
+    T: Tracer,
+    T::Span: Send + Sync + 'static,
+{
+    let mut root = tracer.start("text-to-image");
+    opened(counters);
+    root.set_attribute(KeyValue::new("model.name", GLYPH_MODEL_NAME));
+    // The seed sets `len(prompt)`: Python counts characters, not bytes.
+    root.set_attribute(KeyValue::new(
+        "prompt.length",
+        request.prompt.chars().count() as i64,
+    ));
+    root.set_attribute(KeyValue::new("num_inference_steps", request.steps as i64));
+    let trace_id = root.span_context().trace_id();
+    (Context::current_with_span(root), trace_id)
+}
+
+/// Calls `generate` while the `inference` span is open, timing each step that ran into
+/// `reply.step_ms` (a step lasts from its `on_step` call to the next one, or to the end of
+/// a generation that finished) and the whole call into `reply.inference_ms`. `stop` is
+/// checked before every step; with `step_events`, each step that starts adds a
+/// `denoising step` event to `inference`.
+fn run_inference<S: Span>(
+    inference: &mut S,
+    step_events: bool,
+    stop: &dyn Fn() -> bool,
+    generate: &mut Generate<'_>,
+    reply: &mut ModelReply,
+) -> Result<Option<Image>, ModelError> {
+    let started = Instant::now();
+    let mut last = started;
+    let result = generate(stop, &mut |step| {
+        let now = Instant::now();
+        if step > 0 {
+            reply.step_ms.push(millis(now.duration_since(last)));
+        }
+        last = now;
+        if stop() {
+            return false;
+        }
+        if step_events {
+            inference.add_event("denoising step", vec![KeyValue::new("step", step as i64)]);
+        }
+        true
+    });
+    let now = Instant::now();
+    if matches!(result, Ok(Some(_))) {
+        reply.step_ms.push(millis(now.duration_since(last)));
+    }
+    reply.inference_ms = millis(now.duration_since(started));
+    result
+}
+
+/// The `upload` span, timing the PNG encoding of `image`: then it and the root end,
+/// completing the request, or both fail with the encoder's error. A kill during the
+/// encoding makes both vanish instead.
+fn upload<T>(
+    tracer: &T,
+    cx: Context,
+    trace_id: TraceId,
+    image: Image,
+    counters: Option<&Counters>,
+    killed: &dyn Fn() -> bool,
+    reply: &mut ModelReply,
+) where
+    T: Tracer,
+    T::Span: Send + Sync + 'static,
+{
     let mut upload = tracer.start_with_context("upload", &cx);
     opened(counters);
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let png = image.to_png();
-    reply.upload_ms = started.elapsed().as_secs_f64() * 1000.0;
+    reply.upload_ms = millis(started.elapsed());
     if killed() {
         vanish(upload, cx);
-        return reply;
+        return;
     }
     match png {
         Ok(png) => {
@@ -353,10 +395,30 @@ where
             reply.fail(trace_id, error);
         }
     }
-    reply
+}
+
+/// A duration in milliseconds, the unit of every time in a [`ModelReply`].
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
 }
 
 impl ModelReply {
+    /// The reply before anything happened: `Killed` is what a request that never gets to
+    /// set its outcome (the runner died under it) must report.
+    fn pending(trace_id: TraceId, steps: usize) -> Self {
+        ModelReply {
+            outcome: Outcome::Killed,
+            trace_id: trace_id_hex(trace_id),
+            image: None,
+            png: None,
+            step_ms: Vec::with_capacity(steps),
+            inference_ms: 0.0,
+            upload_ms: 0.0,
+            error: None,
+        }
+    }
+
+    /// Records that the request failed, and why.
     fn fail(&mut self, trace_id: TraceId, error: ModelError) {
         self.outcome = Outcome::Failed(trace_id);
         self.error = Some(error);

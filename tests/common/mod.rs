@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use gracetrace::config::Settings;
 use gracetrace::record::SpanCounts;
@@ -41,4 +42,22 @@ pub fn assert_accounted(counts: &SpanCounts) {
         counts.dropped_queue_full,
         counts.dropped_oldest + counts.dropped_newest
     );
+}
+
+/// How long a test waits for something another thread does: generous, because a loaded CI
+/// machine can be many times slower than a quiet one, and a wait that succeeds ends at once.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Checks `cond` every 10 ms until it holds; panics naming `what` once `limit` has passed.
+/// Tests wait with this rather than with a fixed sleep before an assertion, which fails on
+/// a slow machine and wastes time on a fast one.
+pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < limit,
+            "gave up after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -6,7 +6,7 @@ use gracetrace::record::report::Report;
 
 fn run(name: &str, overrides: &[&str]) -> Report {
     let settings = scenario(name, overrides);
-    let report = gracetrace::run::run(&settings).expect("run");
+    let report = gracetrace::session::run(&settings).expect("run");
     let spans = &report.spans.counts;
     assert_accounted(spans);
     assert_eq!(report.spans.unaccounted, 0);

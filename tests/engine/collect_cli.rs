@@ -37,11 +37,11 @@ fn collect_serves_stats_and_prints_them_on_sigterm() {
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
 
-    // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
-        0
-    );
+    // SAFETY: kill(2) takes two integers and touches no memory of ours; the pid is our own
+    // child's, not yet reaped (`wait_with_output` below), so it cannot name another process.
+    #[allow(unsafe_code)]
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(sent, 0, "SIGTERM sent");
     let output = child.wait_with_output().expect("exit");
     assert!(output.status.success());
     let stats: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stats JSON");

@@ -4,9 +4,9 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use crate::common::{assert_accounted, scenario};
+use crate::common::{PATIENCE, assert_accounted, scenario, wait_until};
 use gracetrace::config::{Semantics, Settings};
-use gracetrace::run::Session;
+use gracetrace::session::Session;
 use gracetrace::workload::Traffic;
 
 /// One live edit of the settings, as a slider would make it.
@@ -55,7 +55,9 @@ fn every_live_change_keeps_every_span() {
         if !settings.tracing.enabled {
             // Requests that began before the switch still end their spans; after that,
             // tracing off makes no spans at all.
-            std::thread::sleep(Duration::from_millis(150));
+            wait_until("the spans begun before the switch to end", PATIENCE, || {
+                counters.open_spans.load(Relaxed) == 0
+            });
             let before = counters.created.load(Relaxed);
             std::thread::sleep(Duration::from_millis(200));
             assert_eq!(

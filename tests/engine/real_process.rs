@@ -14,7 +14,7 @@ use gracetrace::lifecycle::process::run_child;
 
 fn compare(name: &str) -> (u64, u64) {
     let settings = scenario(name, &[]);
-    let simulated = gracetrace::run::run(&settings).expect("in-process run");
+    let simulated = gracetrace::session::run(&settings).expect("in-process run");
     let shutdown = simulated.shutdown.expect("shutdown");
     let args = vec![
         "--scenario".to_string(),

@@ -16,6 +16,7 @@ use opentelemetry_sdk::trace::{
     SpanProcessor,
 };
 
+use crate::common::{PATIENCE, wait_until};
 use gracetrace::record::Record;
 use gracetrace::telemetry::exporter::InstrumentedExporter;
 use gracetrace::telemetry::processor::{BatchConfig, GraceBatchProcessor, Profile};
@@ -74,11 +75,9 @@ impl GatedExporter {
     }
 
     fn wait_entered(&self, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.entered.load(SeqCst) < n {
-            assert!(Instant::now() < deadline, "export {n} never started");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_until(&format!("export {n} to start"), PATIENCE, || {
+            self.entered.load(SeqCst) >= n
+        });
     }
 
     fn exported(&self) -> BTreeSet<u64> {
@@ -237,9 +236,11 @@ fn python_force_flush_ignores_its_timeout() {
 
 #[test]
 fn rust_force_flush_gives_up_after_five_seconds() {
-    let exporter = GatedExporter::open(Duration::from_millis(1500));
+    // The exporter holds the first of the four batches until the flush has given up, so
+    // the outcome does not depend on how fast this machine runs.
+    let exporter = GatedExporter::default();
     let (processor, record) = own(Profile::Rust, config(100, 5), &exporter);
-    emit(&processor, 0, 20); // four batches of 1.5 s: 6 s in all
+    emit(&processor, 0, 20); // four batches, the first held in the exporter
     let start = Instant::now();
     let result = processor.force_flush();
     let took = start.elapsed();
@@ -247,12 +248,12 @@ fn rust_force_flush_gives_up_after_five_seconds() {
         matches!(result, Err(OTelSdkError::Timeout(_))),
         "{result:?}"
     );
-    assert!(
-        took >= Duration::from_secs(5) && took < Duration::from_millis(5500),
-        "{took:?}"
-    );
+    eprintln!("rust force_flush gave up after {took:?}");
+    // Its fixed 5 s wait, never less; no upper bound on a loaded machine's clock.
+    assert!(took >= Duration::from_secs(5), "{took:?}");
     assert!(exporter.exported().len() < 20);
     // The worker carried on regardless: shutdown finds everything exported.
+    exporter.grant(usize::MAX / 2);
     processor
         .shutdown_with_timeout(Duration::from_secs(10))
         .unwrap();

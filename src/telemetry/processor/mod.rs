@@ -237,7 +237,10 @@ impl<E: SpanExporter + 'static> SpanProcessor for GraceBatchProcessor<E> {
         }
     }
 
-    /// Forwarded, or the exporter would send spans without `service.name` (FACTS.md).
+    /// Forwarded, or the exporter would send spans without `service.name`: the OTLP
+    /// exporter takes the resource only in its own `set_resource` (opentelemetry-otlp 0.33.1
+    /// `src/exporter/http/trace.rs`), and `SpanExporter::set_resource` does nothing by
+    /// default (opentelemetry_sdk 0.33.1 `src/trace/export.rs`).
     fn set_resource(&mut self, resource: &Resource) {
         self.shared
             .exporter

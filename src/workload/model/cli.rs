@@ -39,16 +39,17 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     /// Checks the flags' ranges, naming the flag in the message.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ArgError> {
         range("--steps", self.steps, 1, 1_000_000)?;
         range("--batch-size", self.batch_size, 1, 1024)?;
         range("--log-every", self.log_every, 1, 1_000_000)?;
         range("--sample-seeds", self.sample_seeds, 0, 16)?;
         if !(self.lr > 0.0 && self.lr <= 1.0) {
-            return Err(format!(
-                "--lr {} is out of range (allowed 0 < lr <= 1)",
-                self.lr
-            ));
+            return Err(ArgError {
+                flag: "--lr",
+                value: self.lr.to_string(),
+                allowed: "0 < lr <= 1".into(),
+            });
         }
         Ok(())
     }
@@ -79,26 +80,38 @@ pub struct InferArgs {
 
 impl InferArgs {
     /// Checks the flags' ranges, naming the flag in the message.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ArgError> {
         range("--steps", self.steps, 1, MAX_STEPS)
     }
 }
 
-fn range(flag: &str, value: usize, low: usize, high: usize) -> Result<(), String> {
+/// A flag out of range: "--steps 0 is out of range (allowed 1..=1000)".
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{flag} {value} is out of range (allowed {allowed})")]
+pub struct ArgError {
+    pub flag: &'static str,
+    pub value: String,
+    /// The allowed values, in words.
+    pub allowed: String,
+}
+
+fn range(flag: &'static str, value: usize, low: usize, high: usize) -> Result<(), ArgError> {
     if (low..=high).contains(&value) {
         Ok(())
     } else {
-        Err(format!(
-            "{flag} {value} is out of range (allowed {low}..={high})"
-        ))
+        Err(ArgError {
+            flag,
+            value: value.to_string(),
+            allowed: format!("{low}..={high}"),
+        })
     }
 }
 
 /// `gracetrace train`: prints the loss curve as it goes, writes the weights, a sample sheet
 /// and a JSON report beside them.
 pub fn train_command(args: TrainArgs) -> ExitCode {
-    if let Err(message) = args.validate() {
-        eprintln!("gracetrace train: {message}");
+    if let Err(error) = args.validate() {
+        eprintln!("gracetrace train: {error}");
         return ExitCode::from(2);
     }
     let config = TrainConfig {
@@ -129,8 +142,8 @@ pub fn train_command(args: TrainArgs) -> ExitCode {
 /// `gracetrace infer`: prints the device, the warm-up time, every step's time and the total,
 /// and writes the image.
 pub fn infer_command(args: InferArgs) -> ExitCode {
-    if let Err(message) = args.validate() {
-        eprintln!("gracetrace infer: {message}");
+    if let Err(error) = args.validate() {
+        eprintln!("gracetrace infer: {error}");
         return ExitCode::from(2);
     }
     let config = ModelConfig {

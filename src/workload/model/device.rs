@@ -4,50 +4,11 @@
 
 use std::sync::OnceLock;
 
+use super::ModelError;
+pub use crate::config::DeviceChoice;
+pub use crate::record::DeviceInfo;
 use burn::tensor::Device;
 use burn::tensor::wgpu::wgpu::{AdapterInfo, DeviceType};
-use serde::Serialize;
-
-use super::ModelError;
-
-/// Which device the caller asks for.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceChoice {
-    /// wgpu if it finds any adapter (GPU or software), else the CPU backend.
-    #[default]
-    Auto,
-    /// wgpu only: an error when it finds no adapter.
-    Wgpu,
-    /// burn's CPU backend (`flex`), without touching wgpu.
-    Cpu,
-}
-
-impl DeviceChoice {
-    pub fn name(self) -> &'static str {
-        match self {
-            DeviceChoice::Auto => "auto",
-            DeviceChoice::Wgpu => "wgpu",
-            DeviceChoice::Cpu => "cpu",
-        }
-    }
-}
-
-/// What the model runs on, for people and for the report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct DeviceInfo {
-    /// `wgpu/Vulkan`, `wgpu/Metal`, ..., or `flex` (burn's CPU backend).
-    pub backend: String,
-    /// The adapter's name as the driver reports it (`llvmpipe (LLVM 15.0.6, 256 bits)`,
-    /// `NVIDIA GeForce RTX 4090`), or the CPU thread count for `flex`.
-    pub adapter: String,
-    /// `discrete GPU`, `integrated GPU`, `virtual GPU`, `software (CPU)`, `other` or `CPU`.
-    pub device_type: String,
-    /// Why this is not a GPU, when it is not: no adapter, or a software adapter.
-    pub fallback_reason: Option<String>,
-}
 
 /// The wgpu device of this process and its adapter, set up once.
 ///

@@ -3,7 +3,9 @@
 //!
 //! Loading the weights is quick (a 3.7 MB file read on the CPU) and happens on the caller's
 //! thread, so a missing or corrupt file is an error at start-up naming the path. Choosing the
-//! wgpu device and compiling its shaders can take tens of seconds on llvmpipe (FACTS.md), so
+//! wgpu device and compiling its shaders can take tens of seconds on llvmpipe (a first
+//! autotuned 512x512 matmul took 22.6 s, a first 3x3 conv2d 5.0 s, on burn 0.22.1; measured
+//! on this project's 2-core machine, 2026-11-24), so
 //! that runs on a thread of its own and reports its progress in a [`SharedModelStatus`] that
 //! the record, the report and a UI read; nothing waits for it except requests, which queue
 //! behind it as they would behind a cold GPU.

@@ -105,6 +105,8 @@ struct Batch {
     targets: Vec<f32>,
 }
 
+/// Draws a batch of `size` glyphs at random noise levels, each unlabelled with probability
+/// `P_UNCONDITIONAL`; everything comes from `rng`, so batches replay from the seed.
 fn batch(rng: &mut StdRng, size: usize) -> Batch {
     let mut b = Batch {
         noisy: Vec::with_capacity(size * IMAGE_VALUES),
@@ -130,18 +132,40 @@ fn batch(rng: &mut StdRng, size: usize) -> Batch {
     b
 }
 
+/// A [`Batch`] moved onto the training device, shaped as the network takes it.
+struct BatchTensors {
+    noisy: Tensor<4>,
+    times: Tensor<1>,
+    labels: Tensor<1, Int>,
+    targets: Tensor<4>,
+}
+
+impl Batch {
+    /// The batch's tensors on `device`; `size` is its number of images.
+    fn into_tensors(self, size: usize, device: &Device) -> BatchTensors {
+        let shape = [size, CHANNELS, IMAGE_SIZE, IMAGE_SIZE];
+        let noisy = Tensor::<4>::from_data(TensorData::new(self.noisy, shape), device);
+        let targets = Tensor::<4>::from_data(TensorData::new(self.targets, shape), device);
+        let times = Tensor::<1>::from_data(TensorData::new(self.times, [size]), device);
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(self.labels, [size]), device);
+        BatchTensors {
+            noisy,
+            times,
+            labels,
+            targets,
+        }
+    }
+}
+
 /// Trains a fresh network and writes it to `config.out`, calling `log` with each line of the
 /// loss curve. Returns the report (also written to `<out>.training.json`).
 pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainReport, ModelError> {
-    if config.steps == 0 || config.batch_size == 0 || config.log_every == 0 {
-        return Err(ModelError::InvalidArgument(
-            "steps, batch size and log interval must be at least 1".into(),
-        ));
-    }
+    check_config(config)?;
     let started = Instant::now();
     let device = Device::flex().autodiff();
+    // Seeded before the network is built: its initial weights come from the device RNG.
     device.seed(config.seed);
-    let mut net = Denoiser::new(&device);
+    let net = Denoiser::new(&device);
     let parameters = net.num_params();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     log(&format!(
@@ -149,60 +173,8 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainRep
          images, lr {}, seed {}",
         config.steps, config.batch_size, config.learning_rate, config.seed
     ));
-    let mut optimizer = AdamConfig::new()
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
-        .init();
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    let shape = [config.batch_size, CHANNELS, IMAGE_SIZE, IMAGE_SIZE];
-    let mut curve = Vec::new();
-    let mut window = 0.0f64;
-    for step in 0..config.steps {
-        let b = batch(&mut rng, config.batch_size);
-        let noisy = Tensor::<4>::from_data(TensorData::new(b.noisy, shape), &device);
-        let targets = Tensor::<4>::from_data(TensorData::new(b.targets, shape), &device);
-        let times = Tensor::<1>::from_data(TensorData::new(b.times, [config.batch_size]), &device);
-        let labels =
-            Tensor::<1, Int>::from_data(TensorData::new(b.labels, [config.batch_size]), &device);
-        let loss = (net.forward(noisy, times, labels) - targets)
-            .square()
-            .mean();
-        let grads = GradientsParams::from_grads(loss.backward(), &net);
-        let loss = loss
-            .try_into_vec_as::<f32>()
-            .map_err(|e| ModelError::Execution(e.to_string()))?
-            .first()
-            .copied()
-            .unwrap_or(f32::NAN);
-        if !loss.is_finite() {
-            return Err(ModelError::Execution(format!(
-                "the loss diverged at step {} ({loss})",
-                step + 1
-            )));
-        }
-        window += f64::from(loss);
-        let lr = learning_rate(step, config.steps, config.learning_rate);
-        net = optimizer.step(lr, net, grads);
-        let done = step + 1;
-        if done % config.log_every == 0 || done == config.steps {
-            let n = match done % config.log_every {
-                0 => config.log_every,
-                rest => rest,
-            };
-            let point = LossPoint {
-                step: done,
-                loss: window / n as f64,
-                learning_rate: lr,
-                elapsed_s: started.elapsed().as_secs_f64(),
-            };
-            let eta = point.elapsed_s / done as f64 * (config.steps - done) as f64;
-            log(&format!(
-                "step {done:>6}/{}  loss {:.5}  lr {:.2e}  {:>6.0} s  eta {:>5.0} s",
-                config.steps, point.loss, lr, point.elapsed_s, eta
-            ));
-            curve.push(point);
-            window = 0.0;
-        }
-    }
+    let mut curve = LossCurve::new(started);
+    let net = optimise(config, net, &device, &mut curve, log)?;
     weights::save(net.valid(), &config.out)?;
     let wall = started.elapsed();
     log(&format!(
@@ -222,33 +194,157 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainRep
         seed: config.seed,
         parameters,
         threads,
-        final_loss: curve.last().map_or(f64::NAN, |p| p.loss),
-        loss_curve: curve,
+        final_loss: curve.points.last().map_or(f64::NAN, |p| p.loss),
+        loss_curve: curve.points,
         wall_s: wall.as_secs_f64(),
         weights: config.out.clone(),
         samples,
     };
+    write_report(config, &report)?;
+    Ok(report)
+}
+
+/// Rejects zeros before any work: 0 steps would write untrained weights, a batch of 0 has
+/// no loss, and a log interval of 0 would divide by zero in the loss curve.
+fn check_config(config: &TrainConfig) -> Result<(), ModelError> {
+    if config.steps == 0 || config.batch_size == 0 || config.log_every == 0 {
+        return Err(ModelError::InvalidArgument(
+            "steps, batch size and log interval must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The training loop: `config.steps` Adam steps (gradients clipped to norm 1) of the MSE
+/// between the predicted and the true `v`, on batches drawn from one RNG seeded with
+/// `config.seed`, so the run is reproducible. Returns the trained network.
+fn optimise(
+    config: &TrainConfig,
+    mut net: Denoiser,
+    device: &Device,
+    curve: &mut LossCurve,
+    log: &mut dyn FnMut(&str),
+) -> Result<Denoiser, ModelError> {
+    let mut optimizer = AdamConfig::new()
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
+        .init();
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    for step in 0..config.steps {
+        let b = batch(&mut rng, config.batch_size).into_tensors(config.batch_size, device);
+        let loss = (net.forward(b.noisy, b.times, b.labels) - b.targets)
+            .square()
+            .mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let loss = finite_loss(loss, step)?;
+        let lr = learning_rate(step, config.steps, config.learning_rate);
+        net = optimizer.step(lr, net, grads);
+        curve.add(config, step, loss, lr, log);
+    }
+    Ok(net)
+}
+
+/// The loss of a step as a number; an error naming the step when it is not finite, as a
+/// diverged run must stop before it writes weights that are NaN.
+fn finite_loss(loss: Tensor<1>, step: usize) -> Result<f32, ModelError> {
+    let loss = loss
+        .try_into_vec_as::<f32>()
+        .map_err(|e| ModelError::Execution(e.to_string()))?
+        .first()
+        .copied()
+        .unwrap_or(f32::NAN);
+    if !loss.is_finite() {
+        return Err(ModelError::Execution(format!(
+            "the loss diverged at step {} ({loss})",
+            step + 1
+        )));
+    }
+    Ok(loss)
+}
+
+/// The loss curve being built: each step's loss adds to a window, and every `log_every`
+/// steps (and at the last step) the window's mean becomes a point and a log line.
+struct LossCurve {
+    started: Instant,
+    window: f64,
+    points: Vec<LossPoint>,
+}
+
+impl LossCurve {
+    fn new(started: Instant) -> Self {
+        LossCurve {
+            started,
+            window: 0.0,
+            points: Vec::new(),
+        }
+    }
+
+    /// Adds the loss of `step` (0-based), trained at learning rate `lr`; logs a point with
+    /// an estimate of the time left when a window closes.
+    fn add(
+        &mut self,
+        config: &TrainConfig,
+        step: usize,
+        loss: f32,
+        lr: f64,
+        log: &mut dyn FnMut(&str),
+    ) {
+        self.window += f64::from(loss);
+        let done = step + 1;
+        if !done.is_multiple_of(config.log_every) && done != config.steps {
+            return;
+        }
+        // The last window is shorter when `log_every` does not divide `steps`.
+        let n = match done % config.log_every {
+            0 => config.log_every,
+            rest => rest,
+        };
+        let point = LossPoint {
+            step: done,
+            loss: self.window / n as f64,
+            learning_rate: lr,
+            elapsed_s: self.started.elapsed().as_secs_f64(),
+        };
+        let eta = point.elapsed_s / done as f64 * (config.steps - done) as f64;
+        log(&format!(
+            "step {done:>6}/{}  loss {:.5}  lr {:.2e}  {:>6.0} s  eta {:>5.0} s",
+            config.steps, point.loss, lr, point.elapsed_s, eta
+        ));
+        self.points.push(point);
+        self.window = 0.0;
+    }
+}
+
+/// Writes the report next to the weights, as `<stem>.training.json` and its loss curve as
+/// `<stem>.loss.csv`. The JSON is made first, so that nothing is written if it cannot be.
+fn write_report(config: &TrainConfig, report: &TrainReport) -> Result<(), ModelError> {
     let json =
-        serde_json::to_string_pretty(&report).map_err(|e| ModelError::Execution(e.to_string()))?;
+        serde_json::to_string_pretty(report).map_err(|e| ModelError::Execution(e.to_string()))?;
     // The loss curve again as CSV, for plotting and for diffs between retrainings.
-    let csv_path = sibling(&config.out, "loss.csv");
+    write_file(
+        &sibling(&config.out, "loss.csv"),
+        loss_csv(&report.loss_curve),
+    )?;
+    write_file(&sibling(&config.out, "training.json"), json)
+}
+
+/// The loss curve as CSV, one row per point, with a header.
+fn loss_csv(curve: &[LossPoint]) -> String {
     let mut csv = String::from("step,loss,learning_rate,elapsed_s\n");
-    for p in &report.loss_curve {
+    for p in curve {
         csv.push_str(&format!(
             "{},{:.6},{:.6e},{:.1}\n",
             p.step, p.loss, p.learning_rate, p.elapsed_s
         ));
     }
-    std::fs::write(&csv_path, csv).map_err(|e| ModelError::Write {
-        path: csv_path.clone(),
+    csv
+}
+
+/// Writes `contents` to `path`, an error naming the file if it cannot.
+fn write_file(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), ModelError> {
+    std::fs::write(path, contents).map_err(|e| ModelError::Write {
+        path: path.to_path_buf(),
         reason: e.to_string(),
-    })?;
-    let json_path = sibling(&config.out, "training.json");
-    std::fs::write(&json_path, json).map_err(|e| ModelError::Write {
-        path: json_path.clone(),
-        reason: e.to_string(),
-    })?;
-    Ok(report)
+    })
 }
 
 /// `<dir>/<stem>.<suffix>` for the weights file `<dir>/<stem>.bpk`.
@@ -294,10 +390,7 @@ fn sample_sheet(
     let total = images.len();
     let sheet = sibling(&config.out, "samples.png");
     let png = Image::sheet(&images, NUM_CLASSES / 2, 2).to_png()?;
-    std::fs::write(&sheet, png).map_err(|e| ModelError::Write {
-        path: sheet.clone(),
-        reason: e.to_string(),
-    })?;
+    write_file(&sheet, png)?;
     log(&format!(
         "samples ({} steps): {recognised}/{total} recognised as their glyph; sheet {}",
         config.sample_steps,

@@ -1,20 +1,23 @@
-//! The live session driver: owns the session (collector, pipeline, record) and the
+//! The live session behind the window: owns the session (collector, pipeline, record) and the
 //! traffic on its own thread, takes commands from the UI over a channel and publishes a
 //! [`Snapshot`] about ten times a second. The UI thread never waits on any of it: sending
 //! a command never blocks, and reading the snapshot only clones an `Arc` under a lock
 //! that is held for the length of a pointer swap.
 
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::collector::StoredTrace;
-use crate::config::{Settings, Source};
-use crate::lifecycle::{self, ShutdownReport};
-use crate::record::LastImage;
+use super::{FIRST_RUNNER, Session, SessionError};
+use crate::collector::{CollectorError, StoredTrace};
+use crate::config::scenario_file::{self, ScenarioFileError};
+use crate::config::{ConfigError, Settings, Source, env};
+use crate::lifecycle;
 use crate::record::report::Report;
-use crate::run::{FIRST_RUNNER, Session};
+use crate::record::{LastImage, ShutdownReport};
+use crate::telemetry::PipelineError;
 use crate::workload::Traffic;
 
 /// How often the engine rebuilds the snapshot (the record samples at the same rate).
@@ -32,6 +35,39 @@ pub enum Command {
     Shutdown,
     /// After a shutdown: a fresh runner sharing the record and the collector.
     NewRunner,
+    /// Load a scenario file (as `gracetrace run --scenario` would) and apply it.
+    Open(PathBuf),
+    /// Write these settings as a scenario file.
+    Save(PathBuf, Box<Settings>),
+}
+
+/// Why the engine refused a command; shown in the window's status line.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The settings break a rule (a range, batch <= queue).
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    /// The collector refused the faults.
+    #[error(transparent)]
+    Collector(#[from] CollectorError),
+    /// The runner's telemetry could not be rebuilt with the new settings.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// A new runner could not start.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// A scenario file could not be read or written.
+    #[error(transparent)]
+    ScenarioFile(#[from] ScenarioFileError),
+    /// Shutdown was asked of a runner that is not running.
+    #[error("the runner is not running")]
+    NotRunning,
+    /// A new runner was asked for while the current one still runs.
+    #[error("shut the current runner down first")]
+    StillRunning,
+    /// The platform thread that plays the shutdown could not be started.
+    #[error("cannot start the shutdown: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 /// Where the current runner is in its life.
@@ -65,6 +101,10 @@ pub struct Snapshot {
     pub recent_trace: Option<StoredTrace>,
     /// Why the last command was refused, for the status line.
     pub last_error: Option<String>,
+    /// What the last Open or Save did, in words, and how many scenarios were opened so
+    /// far (the window adopts the report's settings when this number moves).
+    pub file_message: Option<String>,
+    pub opened: u64,
     /// The picture the last model request produced, with its trace id.
     pub last_image: Option<LastImage>,
 }
@@ -81,9 +121,29 @@ impl Snapshot {
             collector_addr: None,
             recent_trace: None,
             last_error: None,
+            file_message: None,
+            opened: 0,
             last_image: None,
         }
     }
+}
+
+/// The settings a window starts with: `scenario` when given, else the settings
+/// remembered at the last exit, else defaults and the environment (the same layers as
+/// `gracetrace run`).
+pub fn initial_settings(scenario: Option<&Path>) -> Result<Settings, ConfigError> {
+    match scenario {
+        Some(path) => Settings::load(&env::process_env, Some(path), &[]),
+        None => match scenario_file::load_last() {
+            Some(settings) => Ok(settings),
+            None => Settings::load(&env::process_env, None, &[]),
+        },
+    }
+}
+
+/// Remembers the window's settings for its next launch.
+pub fn remember(settings: &Settings) -> Result<(), ScenarioFileError> {
+    scenario_file::save_last(settings)
 }
 
 /// The UI's handle on the engine thread.
@@ -140,6 +200,8 @@ struct Driver {
     last_shutdown: Option<ShutdownReport>,
     runner_id: u64,
     last_error: Option<String>,
+    file_message: Option<String>,
+    opened: u64,
 }
 
 fn publish(latest: &Mutex<Arc<Snapshot>>, snapshot: Snapshot, repaint: &dyn Fn()) {
@@ -157,7 +219,7 @@ fn drive(
         Ok(session) => session,
         Err(error) => {
             let mut snapshot = Snapshot::starting(&settings);
-            snapshot.phase = Phase::Failed(error);
+            snapshot.phase = Phase::Failed(error.to_string());
             publish(latest, snapshot, repaint);
             return;
         }
@@ -175,6 +237,8 @@ fn drive(
         last_shutdown: None,
         runner_id: FIRST_RUNNER,
         last_error: None,
+        file_message: None,
+        opened: 0,
     };
     let mut next_publish = Instant::now();
     loop {
@@ -206,15 +270,41 @@ impl Driver {
             Command::Apply(settings) => self.apply(*settings),
             Command::Shutdown => self.shutdown(),
             Command::NewRunner => self.new_runner(),
+            Command::Open(path) => self.open(&path),
+            Command::Save(path, settings) => self.save(&path, &settings),
         };
         // The latest outcome wins: a later success clears an earlier complaint.
-        self.last_error = result.err();
+        self.last_error = result.err().map(|e| e.to_string());
+    }
+
+    /// Loads a scenario as `gracetrace run --scenario` does and applies it live.
+    fn open(&mut self, path: &Path) -> Result<(), CommandError> {
+        let settings = match scenario_file::load(path) {
+            Ok(settings) => settings,
+            Err(error) => {
+                self.file_message = Some(error.to_string());
+                return Err(error.into());
+            }
+        };
+        self.apply(settings)?;
+        self.opened += 1;
+        self.file_message = Some(format!("opened {}", path.display()));
+        Ok(())
+    }
+
+    fn save(&mut self, path: &Path, settings: &Settings) -> Result<(), CommandError> {
+        let outcome = scenario_file::save(path, settings);
+        self.file_message = Some(match &outcome {
+            Ok(()) => format!("saved {}", path.display()),
+            Err(error) => error.to_string(),
+        });
+        Ok(outcome?)
     }
 
     /// Applies what changed, each part where it lives: the pipeline (sampler, batch
     /// processor, exporter), the collector's faults, the traffic.
-    fn apply(&mut self, new: Settings) -> Result<(), String> {
-        new.validate(Source::Live).map_err(|e| e.to_string())?;
+    fn apply(&mut self, new: Settings) -> Result<(), CommandError> {
+        new.validate(Source::Live)?;
         let old = std::mem::replace(&mut self.applied, new.clone());
         if let Some(collector) = &self.session.collector
             && old.collector != new.collector
@@ -253,12 +343,12 @@ impl Driver {
 
     /// SIGTERM now; the lifecycle runs on its own thread because it blocks for up to
     /// the grace period.
-    fn shutdown(&mut self) -> Result<(), String> {
+    fn shutdown(&mut self) -> Result<(), CommandError> {
         if self.phase != Phase::Running {
-            return Err("the runner is not running".into());
+            return Err(CommandError::NotRunning);
         }
         let Some(traffic) = self.traffic.take() else {
-            return Err("the runner has no traffic to shut down".into());
+            return Err(CommandError::NotRunning);
         };
         let pipeline = self.session.pipeline.clone();
         let collector = self.session.collector.clone();
@@ -272,15 +362,15 @@ impl Driver {
                     lifecycle::shutdown(&pipeline, traffic, collector.as_deref(), &settings);
                 let _ = done.send(report);
             })
-            .map_err(|e| format!("cannot start the shutdown: {e}"))?;
+            .map_err(CommandError::Thread)?;
         self.shutdown_done = Some(done_rx);
         self.phase = Phase::ShuttingDown { sigterm_ms };
         Ok(())
     }
 
-    fn new_runner(&mut self) -> Result<(), String> {
+    fn new_runner(&mut self) -> Result<(), CommandError> {
         if self.phase != Phase::Ended {
-            return Err("shut the current runner down first".into());
+            return Err(CommandError::StillRunning);
         }
         let id = self.runner_id + 1;
         self.session.restart_runner(&self.applied, id)?;
@@ -331,7 +421,7 @@ impl Driver {
             && self.runner_id == FIRST_RUNNER
             && self.traffic_started.elapsed() >= Duration::from_secs_f64(at_s)
         {
-            self.last_error = self.shutdown().err();
+            self.last_error = self.shutdown().err().map(|e| e.to_string());
         }
         if self.phase == Phase::Running
             && self.traffic_started.elapsed() >= Duration::from_secs_f64(GUI_TRAFFIC_S)
@@ -361,6 +451,8 @@ impl Driver {
                     .find(|t| t.spans.iter().any(|s| s.parent_span_id.is_none()))
             }),
             last_error: self.last_error.clone(),
+            file_message: self.file_message.clone(),
+            opened: self.opened,
             last_image: self.session.record.last_image(),
         }
     }

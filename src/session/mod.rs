@@ -1,20 +1,44 @@
-//! One headless run: collector, pipeline and traffic for the scenario's duration, then a
-//! clean shutdown of the pipeline and the report.
+//! A session: the layers below wired together and driven to a report. [`Session`] holds
+//! one collector, one record and the current runner's pipeline; [`run`] plays a scenario
+//! headless (traffic for its duration, then a clean end or the platform's shutdown) and
+//! [`live`] drives one from the window, taking commands and publishing snapshots. Both
+//! build the same [`Report`].
+
+pub mod live;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::collector::{Collector, CollectorConfig};
+use crate::collector::{Collector, CollectorConfig, CollectorError};
 use crate::config::Settings;
 use crate::lifecycle;
 use crate::record::report::Report;
 use crate::record::{Record, SAMPLE_EVERY};
-use crate::telemetry::Pipeline;
+use crate::telemetry::{Pipeline, PipelineError};
 use crate::workload::Traffic;
+use crate::workload::model::ModelError;
 
 /// The runner id of the first (and, without a restart, only) runner of a run.
 pub const FIRST_RUNNER: u64 = 1;
+
+/// Why a session could not start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The embedded collector could not listen or start its threads.
+    #[error("cannot start the embedded collector: {0}")]
+    Collector(#[from] CollectorError),
+    /// The runner's telemetry could not be built.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// The model workload could not load its weights or start its warm-up.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A new runner needs an endpoint, and this session has no embedded collector and
+    /// its settings name none.
+    #[error("no endpoint: the session has no embedded collector and exporter.endpoint is unset")]
+    NoEndpoint,
+}
 
 /// A collector, a pipeline and a record wired together; the pieces a run, a test or the
 /// UI drives.
@@ -29,23 +53,16 @@ pub struct Session {
 impl Session {
     /// Starts the embedded collector (unless the settings name another endpoint) and
     /// the pipeline, and begins sampling the record's time series.
-    pub fn start(settings: &Settings) -> Result<Session, String> {
+    pub fn start(settings: &Settings) -> Result<Session, SessionError> {
         let record = Arc::new(Record::new());
         let collector = match &settings.exporter.endpoint {
             Some(_) => None,
-            None => Some(Arc::new(
-                Collector::start(CollectorConfig {
-                    faults: settings.collector.clone(),
-                    ..CollectorConfig::default()
-                })
-                .map_err(|e| format!("cannot start the embedded collector: {e}"))?,
-            )),
+            None => Some(Arc::new(Collector::start(CollectorConfig {
+                faults: settings.collector.clone(),
+                ..CollectorConfig::default()
+            })?)),
         };
-        let endpoint = match (&settings.exporter.endpoint, &collector) {
-            (Some(endpoint), _) => endpoint.clone(),
-            (None, Some(collector)) => collector.traces_endpoint(),
-            (None, None) => unreachable!("the embedded collector was started above"),
-        };
+        let endpoint = endpoint(settings, collector.as_deref())?;
         let pipeline = Arc::new(Pipeline::start(
             settings,
             endpoint,
@@ -82,14 +99,12 @@ impl Session {
     /// shares this session's record and collector: one time axis, one set of counters.
     /// The record marks the boundary. The old pipeline has already shut down or been
     /// killed; its abandoned threads drop their handles when they notice.
-    pub fn restart_runner(&mut self, settings: &Settings, runner_id: u64) -> Result<(), String> {
-        let endpoint = match (&settings.exporter.endpoint, &self.collector) {
-            (Some(endpoint), _) => endpoint.clone(),
-            (None, Some(collector)) => collector.traces_endpoint(),
-            (None, None) => {
-                return Err("no endpoint: the session has no embedded collector".into());
-            }
-        };
+    pub fn restart_runner(
+        &mut self,
+        settings: &Settings,
+        runner_id: u64,
+    ) -> Result<(), SessionError> {
+        let endpoint = endpoint(settings, self.collector.as_deref())?;
         let pipeline = Pipeline::start(settings, endpoint, self.record.clone(), runner_id)?;
         self.record.mark(format!("runner {runner_id} started"));
         self.pipeline = Arc::new(pipeline);
@@ -114,14 +129,23 @@ impl Session {
     }
 }
 
+/// Where a runner exports: the settings' endpoint, else the embedded collector.
+fn endpoint(settings: &Settings, collector: Option<&Collector>) -> Result<String, SessionError> {
+    match (&settings.exporter.endpoint, collector) {
+        (Some(endpoint), _) => Ok(endpoint.clone()),
+        (None, Some(collector)) => Ok(collector.traces_endpoint()),
+        (None, None) => Err(SessionError::NoEndpoint),
+    }
+}
+
 /// Runs a scenario to the end and reports: with `shutdown.at_s`, the platform's
 /// SIGTERM -> SIGKILL sequence at that moment; without it, a clean end of traffic and
 /// a clean shutdown of the pipeline.
-pub fn run(settings: &Settings) -> Result<Report, String> {
+pub fn run(settings: &Settings) -> Result<Report, SessionError> {
     if settings.workload.kind == crate::config::WorkloadKind::Model {
         // Loads the weights (an error naming the file if they cannot be) and starts the
         // warm-up in the background before anything else, so it overlaps the set-up.
-        crate::workload::model_service(&settings.workload).map_err(|e| e.to_string())?;
+        crate::workload::model_service(&settings.workload)?;
     }
     let session = Session::start(settings)?;
     let traffic = Traffic::start(&settings.workload, session.pipeline.clone());

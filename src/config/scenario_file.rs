@@ -1,11 +1,32 @@
-//! Scenario files from the window: the same TOML `gracetrace run --scenario` reads,
-//! written from the knob table's getters so that a saved file loads back to the same
-//! settings; and the settings remembered between launches.
+//! Scenario files written and read for the window: the same TOML `gracetrace run
+//! --scenario` reads, written from the knob table's getters so that a saved file loads
+//! back to the same settings; and the settings remembered between launches.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::config::{Settings, env, knobs};
+use super::{ConfigError, Settings, env, knobs};
+
+/// Why a scenario file could not be read or written; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioFileError {
+    /// The path field was empty.
+    #[error("type a scenario file path first")]
+    NoPath,
+    /// The file loaded but a value in it is invalid (the error names file and line).
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    /// The OS refused to write the file or create its folder.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Neither XDG_CONFIG_HOME nor HOME is set, so there is nowhere to remember settings.
+    #[error("no config directory (neither XDG_CONFIG_HOME nor HOME is set)")]
+    NoConfigDir,
+}
 
 /// The settings as scenario TOML: one table per section, every knob.
 pub fn to_toml(settings: &Settings) -> String {
@@ -44,20 +65,22 @@ fn toml_value(raw: &str) -> String {
 
 /// Loads a scenario exactly as `gracetrace run --scenario` does (defaults, environment,
 /// then the file). The error names the file and line.
-pub fn load(path: &str) -> Result<Settings, String> {
-    let path = path.trim();
-    if path.is_empty() {
-        return Err("type a scenario file path first".into());
+pub fn load(path: &Path) -> Result<Settings, ScenarioFileError> {
+    if path.as_os_str().is_empty() {
+        return Err(ScenarioFileError::NoPath);
     }
-    Settings::load(&env::process_env, Some(Path::new(path)), &[]).map_err(|e| e.to_string())
+    Ok(Settings::load(&env::process_env, Some(path), &[])?)
 }
 
-pub fn save(path: &str, settings: &Settings) -> Result<(), String> {
-    let path = path.trim();
-    if path.is_empty() {
-        return Err("type a scenario file path first".into());
+/// Writes `settings` as a scenario file at `path`.
+pub fn save(path: &Path, settings: &Settings) -> Result<(), ScenarioFileError> {
+    if path.as_os_str().is_empty() {
+        return Err(ScenarioFileError::NoPath);
     }
-    std::fs::write(path, to_toml(settings)).map_err(|e| format!("cannot write {path}: {e}"))
+    std::fs::write(path, to_toml(settings)).map_err(|source| ScenarioFileError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// `$XDG_CONFIG_HOME/gracetrace/last.toml`, else `~/.config/gracetrace/last.toml`.
@@ -85,12 +108,14 @@ pub fn load_last() -> Option<Settings> {
     }
 }
 
-pub fn save_last(settings: &Settings) -> Result<(), String> {
-    let path = last_path().ok_or("no config directory (neither XDG_CONFIG_HOME nor HOME)")?;
+/// Remembers `settings` for the next launch (`last.toml`).
+pub fn save_last(settings: &Settings) -> Result<(), ScenarioFileError> {
+    let path = last_path().ok_or(ScenarioFileError::NoConfigDir)?;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| ScenarioFileError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
-    std::fs::write(&path, to_toml(settings))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    save(&path, settings)
 }

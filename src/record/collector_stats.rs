@@ -1,0 +1,44 @@
+//! The collector's counters as the record and the report carry them. The collector
+//! (`crate::collector`) fills them; they live here so the report, which sits below the
+//! collector, can hold them.
+
+use std::collections::BTreeMap;
+
+/// The collector's counters. Exact: `spans_received` is the sum of the spans of all requests
+/// answered 2xx. Every request to `/v1/traces` ends up in exactly one of `requests_accepted`,
+/// `requests_rejected`, `requests_dropped_killed_runner`, `requests_abandoned`, or is still
+/// counted in `requests_in_flight`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct CollectorStats {
+    /// Spans in requests answered 2xx, duplicates included: what the backend ingested.
+    pub spans_received: u64,
+    /// Every request on `/v1/traces` that reached the handler.
+    pub requests: u64,
+    /// Answered 2xx.
+    pub requests_accepted: u64,
+    /// Answered 4xx/5xx for a reason in `rejected_by_reason` (not killed-runner drops).
+    pub requests_rejected: u64,
+    /// Requests of a killed runner that had not been counted at the kill (answered 503).
+    pub requests_dropped_killed_runner: u64,
+    /// Spans in those requests (0 for a body that could not be decoded).
+    pub spans_dropped_killed_runner: u64,
+    /// Spans whose (trace id, span id) was already received, within the last
+    /// `DUPLICATE_WINDOW` (1,000,000) span ids: retries of requests that did arrive.
+    pub duplicates: u64,
+    /// Body bytes as sent on the wire (before gunzip), of every request.
+    pub bytes_received: u64,
+    /// Distinct trace ids among accepted spans, within the last `TRACE_WINDOW` trace ids.
+    pub traces_seen: u64,
+    /// Rejections by reason: `undecodable`, `too_large`, `empty`, `bad_gzip`, `bad_id`,
+    /// `bad_header`, `body_read_error`, `method_not_allowed`, `unsupported_content_type`,
+    /// `unsupported_content_encoding`, `rate_limited`, `injected_<status>`.
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Spans in decodable requests that were rejected (injected error, rate limit): what the
+    /// exporter will retry or lose.
+    pub spans_rejected: u64,
+    /// Requests whose connection closed before an answer (client timeout on a black hole or
+    /// latency, outage start, shutdown): neither counted nor answered.
+    pub requests_abandoned: u64,
+    /// Requests being read, held by a fault, or decided right now.
+    pub requests_in_flight: u64,
+}

@@ -1,0 +1,99 @@
+//! The shutdown as the record keeps it: its phases (the markers the lifecycle writes and
+//! the timeline draws), what SIGKILL destroyed, and the shutdown section of the report.
+//! The lifecycle fills these; the report and the window read them.
+
+use serde::Serialize;
+
+/// A step of fal's shutdown sequence, in the order it happens: SIGTERM -> handle_exit ->
+/// drain -> teardown (force_flush) -> exit, or SIGKILL when the grace period runs out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The platform stops routing to the runner and signals it.
+    Sigterm,
+    /// The app's `handle_exit()` ran (cancelling in-flight requests, if it does).
+    HandleExit,
+    /// The last in-flight request finished.
+    DrainEnd,
+    /// The app's `teardown()` began.
+    Teardown,
+    /// teardown() called `force_flush`.
+    FlushStart,
+    /// `force_flush` returned.
+    FlushEnd,
+    /// The process exited (its provider shut down) before the grace period ran out.
+    Exit,
+    /// The platform killed the process at the end of the grace period.
+    Sigkill,
+}
+
+impl Phase {
+    /// Every phase, in order.
+    pub const ALL: [Phase; 8] = [
+        Phase::Sigterm,
+        Phase::HandleExit,
+        Phase::DrainEnd,
+        Phase::Teardown,
+        Phase::FlushStart,
+        Phase::FlushEnd,
+        Phase::Exit,
+        Phase::Sigkill,
+    ];
+
+    /// The phase's name in the report and in the record's markers.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Sigterm => "sigterm",
+            Phase::HandleExit => "handle_exit",
+            Phase::DrainEnd => "drain_end",
+            Phase::Teardown => "teardown",
+            Phase::FlushStart => "flush_start",
+            Phase::FlushEnd => "flush_end",
+            Phase::Exit => "exit",
+            Phase::Sigkill => "sigkill",
+        }
+    }
+}
+
+/// What SIGKILL destroyed, for the shutdown report's verdict.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KillLosses {
+    /// Spans waiting in a batch processor's queue.
+    pub queued: u64,
+    /// Spans in an export whose answer never came back.
+    pub in_flight_export: u64,
+    /// Spans in an export cut off at the kill that the backend had in fact accepted.
+    pub in_flight_but_delivered: u64,
+}
+
+/// The timeline of one shutdown, in the record's milliseconds. Field names are the
+/// report's contract.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ShutdownReport {
+    pub platform: String,
+    pub grace_ms: u64,
+    pub handle_exit: String,
+    pub sigterm_ms: f64,
+    pub handle_exit_ms: f64,
+    pub drain_end_ms: Option<f64>,
+    pub teardown_start_ms: Option<f64>,
+    pub flush_start_ms: Option<f64>,
+    /// `null` if SIGKILL cut the flush off.
+    pub flush_end_ms: Option<f64>,
+    /// What force_flush returned, when it returned.
+    pub flush_result: Option<String>,
+    /// `null` if killed.
+    pub exit_ms: Option<f64>,
+    /// `null` if the runner exited in time.
+    pub sigkill_ms: Option<f64>,
+    pub killed: bool,
+    pub lost_at_kill: KillLosses,
+    /// Requests running or waiting when SIGKILL came.
+    pub requests_cut_off: u64,
+    /// Their spans, which never ended: no SDK ever saw them.
+    pub spans_never_ended: u64,
+    /// Arrivals after SIGTERM, routed elsewhere by the platform.
+    pub requests_refused: u64,
+    /// One sentence for a person.
+    pub verdict: String,
+}
