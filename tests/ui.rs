@@ -561,3 +561,54 @@ fn zooming_pins_every_time_plot_until_follow_live() {
     h.run();
     assert_eq!(h.state().zoom.pinned, None);
 }
+
+/// The value a slider shows, as accessibility reads it.
+fn slider_value(h: &Harness<'_, GraceApp>, label: &str) -> Option<f64> {
+    h.get_by_role_and_label(Role::Slider, label)
+        .accesskit_node()
+        .numeric_value()
+}
+
+#[test]
+fn an_opened_scenario_runs_and_shows_exactly_its_values() {
+    // Values past the window's old slider ends (100,000, 5,000 ms, 100 steps), which it
+    // used to clamp without a word.
+    let dir = std::env::temp_dir().join(format!("gracetrace-ui-open-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("wide.toml");
+    std::fs::write(
+        &path,
+        "name = \"wide\"\n[batch]\nmax_queue_size = 2000000\n\
+         [workload]\nrate_per_s = 1.0\ninference_ms = 8000.0\nsteps = 400\n",
+    )
+    .expect("write the scenario");
+    let mut h = live(quick());
+    wait_for_snapshot(&mut h, "the session to run", running);
+    h.get_by_label("file").focus();
+    h.get_by_label("file")
+        .type_text(&path.display().to_string());
+    h.step();
+    h.get_by_label("Open").click();
+    wait_for_snapshot(&mut h, "the engine to open the scenario", |s| s.opened == 1);
+    let snapshot = h.state().snapshot();
+    let applied = &snapshot.report.settings;
+    assert_eq!(snapshot.last_error, None);
+    assert_eq!(applied.name, "wide");
+    assert_eq!(applied.batch.max_queue_size, 2_000_000);
+    assert_eq!(applied.workload.inference_ms, 8_000.0);
+    assert_eq!(applied.workload.steps, 400);
+    let edited = &h.state().edited;
+    assert_eq!(edited.batch.max_queue_size, 2_000_000);
+    assert_eq!(edited.workload.inference_ms, 8_000.0);
+    assert_eq!(edited.workload.steps, 400);
+    assert_eq!(slider_value(&h, "max_queue_size"), Some(2_000_000.0));
+    assert_eq!(slider_value(&h, "inference"), Some(8_000.0));
+    assert_eq!(slider_value(&h, "steps"), Some(400.0));
+    // A few more frames: nothing drifts back to a slider's end.
+    for _ in 0..5 {
+        h.step();
+    }
+    assert_eq!(h.state().edited.batch.max_queue_size, 2_000_000);
+    assert_eq!(h.state().edited.workload.steps, 400);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -108,6 +108,21 @@ impl Bounds {
         }
     }
 
+    /// The numeric bounds of a number knob, as `(min, max)`; `None` for the others.
+    /// The window's sliders span exactly this, so any value the knob accepts can be
+    /// shown and set there.
+    pub fn numeric(&self) -> Option<(f64, f64)> {
+        match *self {
+            Bounds::Int { min, max, .. } | Bounds::OptionalInt { min, max, .. } => {
+                Some((min as f64, max as f64))
+            }
+            Bounds::Float { min, max, .. } | Bounds::OptionalFloat { min, max, .. } => {
+                Some((min, max))
+            }
+            _ => None,
+        }
+    }
+
     /// The range of a present value, without the text that means "none": what a typed
     /// `Option` field or a command-line flag is checked against.
     pub fn value_range(&self) -> String {

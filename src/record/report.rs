@@ -196,7 +196,7 @@ impl Report {
             "scenario {} ({} semantics), {:.1} s\n\
              requests: {} sent, {} completed, {} rejected{}; latency p50 {} ms, p99 {} ms\n\
              spans: {} created = {} not sampled + {} exported + {} dropped (queue full) \
-             + {} export failed + {} lost at kill + {} queued{}\n\
+             + {} ended after shutdown + {} export failed + {} lost at kill + {} queued\n\
              collector received {} spans in {} export batches",
             self.scenario,
             self.semantics,
@@ -220,14 +220,10 @@ impl Report {
             s.not_sampled,
             s.exported,
             s.dropped_queue_full,
+            s.dropped_after_shutdown,
             s.export_failed,
             s.lost_at_kill,
             s.queued,
-            if s.dropped_after_shutdown > 0 {
-                format!(" + {} ended after shutdown", s.dropped_after_shutdown)
-            } else {
-                String::new()
-            },
             s.received,
             self.exports.len() as u64 + self.exports_forgotten,
         )

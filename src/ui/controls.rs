@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use eframe::egui::{self, Color32, RichText, Slider};
+use eframe::egui::{self, Color32, RichText, Slider, SliderClamping, emath};
 
 use crate::config::knobs;
 use crate::config::{
@@ -53,6 +53,25 @@ pub fn tip(key: &str) -> String {
     }
 }
 
+/// A slider over the knob's whole range from the knob table, logarithmic where the range
+/// spans decades, so that any value the knob accepts (a loaded scenario's, a typed one)
+/// is shown and run as it is: nothing is clamped behind the user's back.
+fn knob_slider<'a, N: emath::Numeric>(value: &'a mut N, key: &str) -> Slider<'a> {
+    let bounds = knobs::find(key).map(|k| &k.bounds);
+    let (mut min, max) = bounds.and_then(|b| b.numeric()).unwrap_or((0.0, 1.0));
+    // An optional knob's "none" shows as 0 on its slider (e.g. no ingestion limit).
+    if matches!(
+        bounds,
+        Some(knobs::Bounds::OptionalInt { .. } | knobs::Bounds::OptionalFloat { .. })
+    ) {
+        min = 0.0;
+    }
+    let smallest = if N::INTEGRAL { 1.0 } else { 0.001 };
+    Slider::new(value, N::from_f64(min)..=N::from_f64(max))
+        .logarithmic(max / min.max(smallest) >= 100.0)
+        .clamping(SliderClamping::Never)
+}
+
 fn section(ui: &mut egui::Ui, title: &str) {
     ui.add_space(6.0);
     ui.label(RichText::new(title).strong().size(15.0));
@@ -83,7 +102,7 @@ fn tracing(ui: &mut egui::Ui, s: &mut Settings) {
         .on_hover_text(tip("tracing.enabled"));
     ui.add_enabled(
         s.tracing.enabled,
-        Slider::new(&mut s.tracing.sample_rate, 0.0..=1.0)
+        knob_slider(&mut s.tracing.sample_rate, "tracing.sample_rate")
             .logarithmic(true)
             .smallest_positive(0.001)
             .max_decimals(3)
@@ -104,7 +123,7 @@ fn tracing(ui: &mut egui::Ui, s: &mut Settings) {
 fn batch(ui: &mut egui::Ui, s: &mut Settings, panel: &mut Panel) {
     section(ui, "BatchSpanProcessor");
     ui.add(
-        Slider::new(&mut s.batch.max_queue_size, 16..=100_000)
+        knob_slider(&mut s.batch.max_queue_size, "batch.max_queue_size")
             .logarithmic(true)
             .text("max_queue_size"),
     )
@@ -120,14 +139,14 @@ fn batch(ui: &mut egui::Ui, s: &mut Settings, panel: &mut Panel) {
     )
     .on_hover_text(tip("batch.max_export_batch_size"));
     ui.add(
-        Slider::new(&mut s.batch.schedule_delay_ms, 10..=30_000)
+        knob_slider(&mut s.batch.schedule_delay_ms, "batch.schedule_delay_ms")
             .logarithmic(true)
             .suffix(" ms")
             .text("schedule_delay"),
     )
     .on_hover_text(tip("batch.schedule_delay_ms"));
     ui.add(
-        Slider::new(&mut s.batch.export_timeout_ms, 100..=60_000)
+        knob_slider(&mut s.batch.export_timeout_ms, "batch.export_timeout_ms")
             .logarithmic(true)
             .suffix(" ms")
             .text("export_timeout"),
@@ -148,7 +167,7 @@ fn traffic(ui: &mut egui::Ui, w: &mut WorkloadSettings) {
             .on_hover_text("the glyph diffusion model on the device shown at the right");
     });
     ui.add(
-        Slider::new(&mut w.rate_per_s, 0.0..=5_000.0)
+        knob_slider(&mut w.rate_per_s, "workload.rate_per_s")
             .logarithmic(true)
             .max_decimals(1)
             .suffix(" req/s")
@@ -156,20 +175,20 @@ fn traffic(ui: &mut egui::Ui, w: &mut WorkloadSettings) {
     )
     .on_hover_text(tip("workload.rate_per_s"));
     ui.add(
-        Slider::new(&mut w.burst_every_s, 0.0..=30.0)
+        knob_slider(&mut w.burst_every_s, "workload.burst_every_s")
             .max_decimals(1)
             .suffix(" s")
             .text("burst every"),
     )
     .on_hover_text(tip("workload.burst_every_s"));
     ui.add(
-        Slider::new(&mut w.burst_size, 0..=5_000)
+        knob_slider(&mut w.burst_size, "workload.burst_size")
             .logarithmic(true)
             .text("burst size"),
     )
     .on_hover_text(tip("workload.burst_size"));
     ui.add(
-        Slider::new(&mut w.concurrency, 1..=256)
+        knob_slider(&mut w.concurrency, "workload.concurrency")
             .logarithmic(true)
             .text("concurrency"),
     )
@@ -179,7 +198,7 @@ fn traffic(ui: &mut egui::Ui, w: &mut WorkloadSettings) {
     let synthetic = w.kind == WorkloadKind::Synthetic;
     ui.add_enabled(
         synthetic,
-        Slider::new(&mut w.inference_ms, 0.0..=5_000.0)
+        knob_slider(&mut w.inference_ms, "workload.inference_ms")
             .logarithmic(true)
             .max_decimals(0)
             .suffix(" ms")
@@ -189,9 +208,9 @@ fn traffic(ui: &mut egui::Ui, w: &mut WorkloadSettings) {
     .on_disabled_hover_text(
         "the model serves: a request takes as long as its inference steps do on the device",
     );
-    ui.add(Slider::new(&mut w.steps, 1..=100).text("steps"))
+    ui.add(knob_slider(&mut w.steps, "workload.steps").text("steps"))
         .on_hover_text(tip("workload.steps"));
-    ui.add(Slider::new(&mut w.extra_spans, 0..=100).text("extra spans"))
+    ui.add(knob_slider(&mut w.extra_spans, "workload.extra_spans").text("extra spans"))
         .on_hover_text(tip("workload.extra_spans"));
     ui.checkbox(
         &mut w.flush_every_request,
@@ -203,21 +222,22 @@ fn traffic(ui: &mut egui::Ui, w: &mut WorkloadSettings) {
 fn faults(ui: &mut egui::Ui, f: &mut Faults) {
     section(ui, "Backend faults");
     ui.add(
-        Slider::new(&mut f.latency_ms, 0..=20_000)
+        knob_slider(&mut f.latency_ms, "collector.latency_ms")
             .logarithmic(true)
             .suffix(" ms")
             .text("latency"),
     )
     .on_hover_text(tip("collector.latency_ms"));
     ui.add(
-        Slider::new(&mut f.jitter_ms, 0..=5_000)
+        knob_slider(&mut f.jitter_ms, "collector.jitter_ms")
             .logarithmic(true)
             .suffix(" ms")
             .text("jitter"),
     )
     .on_hover_text(tip("collector.jitter_ms"));
     ui.add(
-        Slider::new(&mut f.error_rate, 0.0..=1.0)
+        knob_slider(&mut f.error_rate, "collector.error_rate")
+            .logarithmic(false)
             .max_decimals(2)
             .text("error rate"),
     )
@@ -237,7 +257,7 @@ fn faults(ui: &mut egui::Ui, f: &mut Faults) {
         .on_hover_text(tip("collector.black_hole"));
     let mut limit = f.ingest_limit_spans_per_s.unwrap_or(0);
     ui.add(
-        Slider::new(&mut limit, 0..=1_000_000)
+        knob_slider(&mut limit, "collector.ingest_limit_spans_per_s")
             .logarithmic(true)
             .suffix(" spans/s")
             .text("ingestion limit (0: none)"),
@@ -252,14 +272,14 @@ fn shutdown(ui: &mut egui::Ui, s: &mut ShutdownSettings, phase: &Phase) -> Optio
     let custom = s.platform == Platform::Custom;
     ui.add_enabled(
         custom,
-        Slider::new(&mut s.grace_ms, 100..=60_000)
+        knob_slider(&mut s.grace_ms, "shutdown.grace_ms")
             .logarithmic(true)
             .suffix(" ms")
             .text("grace"),
     )
     .on_hover_text(tip("shutdown.grace_ms"));
     ui.add(
-        Slider::new(&mut s.flush_timeout_ms, 0..=30_000)
+        knob_slider(&mut s.flush_timeout_ms, "shutdown.flush_timeout_ms")
             .suffix(" ms")
             .text("force_flush timeout"),
     )

@@ -1,7 +1,7 @@
 //! The desktop window: live controls on the left, the span queue, the exports and the
 //! shutdown timeline on one time axis in the middle, the accounting on the right.
 //!
-//! The window only draws and sends commands: [`engine`] owns the session on its own
+//! The window only draws and sends commands: [`crate::session::live`] owns the session on its own
 //! thread and publishes a snapshot (the same `Report` that `gracetrace run --json`
 //! writes), so every number on screen is one the JSON report also has.
 

@@ -110,7 +110,8 @@ for rate in rates:
         .status();
     if !matches!(probe, Ok(status) if status.success()) {
         let message = "python3 with opentelemetry-sdk==1.41.0 is needed for this check \
-                       (pip install opentelemetry-sdk==1.41.0)";
+                       (python3 -m venv .venv && .venv/bin/pip install opentelemetry-sdk==1.41.0, then put \
+                       .venv/bin first on PATH)";
         assert!(
             std::env::var_os("GRACETRACE_REQUIRE_PYTHON").is_none(),
             "{message}"
