@@ -103,15 +103,15 @@ pub fn shutdown<W: KillWitness>(
     record.mark_phase(Phase::HandleExit);
 
     let flush_timeout = Duration::from_millis(settings.flush_timeout_ms);
-    match start_runner_main(pipeline, traffic, flush_timeout) {
-        Some(watch) => watch_until_exit_or_kill(pipeline, backend, &watch, deadline, &mut report),
-        None => report.verdict = "could not start the runner's main thread".into(),
-    }
+    let Some(watch) = start_runner_main(pipeline, traffic, flush_timeout) else {
+        arrivals.stop();
+        report.verdict = "could not start the runner's main thread".into();
+        return report;
+    };
+    watch_until_exit_or_kill(pipeline, backend, &watch, deadline, &mut report);
     arrivals.stop();
-    if report.verdict.is_empty() {
-        report.requests_refused = record.counters.requests_refused.load(Relaxed);
-        report.verdict = verdict(&report, record);
-    }
+    report.requests_refused = record.counters.requests_refused.load(Relaxed);
+    report.verdict = verdict(&report, record);
     report
 }
 

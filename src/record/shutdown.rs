@@ -56,7 +56,7 @@ impl Phase {
 }
 
 /// What SIGKILL destroyed, for the shutdown report's verdict.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct KillLosses {
     /// Spans waiting in a batch processor's queue.
     pub queued: u64,

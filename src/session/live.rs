@@ -279,13 +279,8 @@ impl Driver {
 
     /// Loads a scenario as `gracetrace run --scenario` does and applies it live.
     fn open(&mut self, path: &Path) -> Result<(), CommandError> {
-        let settings = match scenario_file::load(path) {
-            Ok(settings) => settings,
-            Err(error) => {
-                self.file_message = Some(error.to_string());
-                return Err(error.into());
-            }
-        };
+        let settings = scenario_file::load(path)
+            .inspect_err(|error| self.file_message = Some(error.to_string()))?;
         self.apply(settings)?;
         self.opened += 1;
         self.file_message = Some(format!("opened {}", path.display()));

@@ -103,7 +103,6 @@ fn tracing(ui: &mut egui::Ui, s: &mut Settings) {
     ui.add_enabled(
         s.tracing.enabled,
         knob_slider(&mut s.tracing.sample_rate, "tracing.sample_rate")
-            .logarithmic(true)
             .smallest_positive(0.001)
             .max_decimals(3)
             .text("sample rate"),
@@ -122,12 +121,8 @@ fn tracing(ui: &mut egui::Ui, s: &mut Settings) {
 
 fn batch(ui: &mut egui::Ui, s: &mut Settings, panel: &mut Panel) {
     section(ui, "BatchSpanProcessor");
-    ui.add(
-        knob_slider(&mut s.batch.max_queue_size, "batch.max_queue_size")
-            .logarithmic(true)
-            .text("max_queue_size"),
-    )
-    .on_hover_text(tip("batch.max_queue_size"));
+    ui.add(knob_slider(&mut s.batch.max_queue_size, "batch.max_queue_size").text("max_queue_size"))
+        .on_hover_text(tip("batch.max_queue_size"));
     // Both SDKs reject batch > queue; the slider cannot go there, and a queue shrunk
     // under the batch pulls the batch down with it (said so below).
     panel.note = s.batch.fit_batch_to_queue();
@@ -140,14 +135,12 @@ fn batch(ui: &mut egui::Ui, s: &mut Settings, panel: &mut Panel) {
     .on_hover_text(tip("batch.max_export_batch_size"));
     ui.add(
         knob_slider(&mut s.batch.schedule_delay_ms, "batch.schedule_delay_ms")
-            .logarithmic(true)
             .suffix(" ms")
             .text("schedule_delay"),
     )
     .on_hover_text(tip("batch.schedule_delay_ms"));
     ui.add(
         knob_slider(&mut s.batch.export_timeout_ms, "batch.export_timeout_ms")
-            .logarithmic(true)
             .suffix(" ms")
             .text("export_timeout"),
     )
@@ -168,7 +161,6 @@ fn traffic(ui: &mut egui::Ui, w: &mut WorkloadSettings) {
     });
     ui.add(
         knob_slider(&mut w.rate_per_s, "workload.rate_per_s")
-            .logarithmic(true)
             .max_decimals(1)
             .suffix(" req/s")
             .text("rate"),
@@ -181,25 +173,16 @@ fn traffic(ui: &mut egui::Ui, w: &mut WorkloadSettings) {
             .text("burst every"),
     )
     .on_hover_text(tip("workload.burst_every_s"));
-    ui.add(
-        knob_slider(&mut w.burst_size, "workload.burst_size")
-            .logarithmic(true)
-            .text("burst size"),
-    )
-    .on_hover_text(tip("workload.burst_size"));
-    ui.add(
-        knob_slider(&mut w.concurrency, "workload.concurrency")
-            .logarithmic(true)
-            .text("concurrency"),
-    )
-    .on_hover_text(tip("workload.concurrency"));
+    ui.add(knob_slider(&mut w.burst_size, "workload.burst_size").text("burst size"))
+        .on_hover_text(tip("workload.burst_size"));
+    ui.add(knob_slider(&mut w.concurrency, "workload.concurrency").text("concurrency"))
+        .on_hover_text(tip("workload.concurrency"));
     // The synthetic request sleeps this long; the model's request takes as long as the
     // model does, so the slider would do nothing there.
     let synthetic = w.kind == WorkloadKind::Synthetic;
     ui.add_enabled(
         synthetic,
         knob_slider(&mut w.inference_ms, "workload.inference_ms")
-            .logarithmic(true)
             .max_decimals(0)
             .suffix(" ms")
             .text("inference"),
@@ -223,14 +206,12 @@ fn faults(ui: &mut egui::Ui, f: &mut Faults) {
     section(ui, "Backend faults");
     ui.add(
         knob_slider(&mut f.latency_ms, "collector.latency_ms")
-            .logarithmic(true)
             .suffix(" ms")
             .text("latency"),
     )
     .on_hover_text(tip("collector.latency_ms"));
     ui.add(
         knob_slider(&mut f.jitter_ms, "collector.jitter_ms")
-            .logarithmic(true)
             .suffix(" ms")
             .text("jitter"),
     )
@@ -258,7 +239,6 @@ fn faults(ui: &mut egui::Ui, f: &mut Faults) {
     let mut limit = f.ingest_limit_spans_per_s.unwrap_or(0);
     ui.add(
         knob_slider(&mut limit, "collector.ingest_limit_spans_per_s")
-            .logarithmic(true)
             .suffix(" spans/s")
             .text("ingestion limit (0: none)"),
     )
@@ -273,7 +253,6 @@ fn shutdown(ui: &mut egui::Ui, s: &mut ShutdownSettings, phase: &Phase) -> Optio
     ui.add_enabled(
         custom,
         knob_slider(&mut s.grace_ms, "shutdown.grace_ms")
-            .logarithmic(true)
             .suffix(" ms")
             .text("grace"),
     )
