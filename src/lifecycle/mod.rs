@@ -91,7 +91,7 @@ pub fn shutdown<W: KillWitness>(
         sigterm_ms: record.ms_at(sigterm),
         ..ShutdownReport::default()
     };
-    record.mark_phase(Phase::Sigterm);
+    record.mark_phase(Phase::Sigterm, sigterm);
     traffic.begin_drain();
     let arrivals = traffic.detach_arrivals();
 
@@ -99,8 +99,9 @@ pub fn shutdown<W: KillWitness>(
     if settings.handle_exit == HandleExit::Cancel {
         traffic.cancel_in_flight();
     }
-    report.handle_exit_ms = record.now_ms();
-    record.mark_phase(Phase::HandleExit);
+    let handle_exit = Instant::now();
+    report.handle_exit_ms = record.ms_at(handle_exit);
+    record.mark_phase(Phase::HandleExit, handle_exit);
 
     let flush_timeout = Duration::from_millis(settings.flush_timeout_ms);
     let Some(watch) = start_runner_main(pipeline, traffic, flush_timeout) else {
@@ -150,7 +151,7 @@ fn watch_until_exit_or_kill<W: KillWitness>(
         match watch.recv_timeout(left) {
             Ok(step) => {
                 let at_ms = record.ms_at(step.at);
-                record.mark_phase(step.phase);
+                record.mark_phase(step.phase, step.at);
                 match step.phase {
                     Phase::DrainEnd => report.drain_end_ms = Some(at_ms),
                     Phase::Teardown => report.teardown_start_ms = Some(at_ms),
@@ -200,7 +201,7 @@ fn kill<W: KillWitness>(
     let never_ended = c.open_spans.swap(0, Relaxed).max(0) as u64;
     report.spans_never_ended = never_ended;
     c.spans_never_ended.fetch_add(never_ended, Relaxed);
-    record.mark_phase(Phase::Sigkill);
+    record.mark_phase(Phase::Sigkill, at);
 }
 
 fn verdict(report: &ShutdownReport, record: &Record) -> String {

@@ -401,18 +401,20 @@ impl Record {
         rings.exports.get_mut(index).map(f)
     }
 
-    /// Notes a step of the shutdown; [`Marker::phase`] reads it back.
-    pub fn mark_phase(&self, phase: ShutdownPhase) {
-        self.mark(phase.name());
+    /// Notes a step of the shutdown at the instant it happened (the same instant the
+    /// shutdown report gives it, so the timeline and the JSON agree); [`Marker::phase`]
+    /// reads it back.
+    pub fn mark_phase(&self, phase: ShutdownPhase, at: Instant) {
+        self.push_marker(self.ms_at(at), phase.name().into());
     }
 
-    /// Notes a change of settings or another event, in words.
+    /// Notes a change of settings or another event, in words, now.
     pub fn mark(&self, what: impl Into<String>) {
-        let at_ms = self.now_ms();
-        self.rings().markers.push(Marker {
-            at_ms,
-            what: what.into(),
-        });
+        self.push_marker(self.now_ms(), what.into());
+    }
+
+    fn push_marker(&self, at_ms: f64, what: String) {
+        self.rings().markers.push(Marker { at_ms, what });
     }
 
     /// Appends one row to the time series; `received` comes from the collector.
