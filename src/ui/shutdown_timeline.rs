@@ -249,46 +249,39 @@ fn gantt(
         })
 }
 
+/// A vertical line at `x` with its name written above the lanes, on the `anchor` side.
+fn labelled_line(
+    plot: &mut PlotUi<'_>,
+    name: &str,
+    x: f64,
+    color: Color32,
+    width: f32,
+    anchor: egui::Align2,
+) {
+    plot.vline(VLine::new(name, x).color(color).width(width));
+    plot.text(
+        Text::new("", PlotPoint::new(x, LANES.len() as f64 - 0.45), name)
+            .anchor(anchor)
+            .color(color),
+    );
+}
+
 /// The SIGTERM line, labelled above the lanes.
 fn sigterm_line(plot: &mut PlotUi<'_>, sigterm: f64) {
-    plot.vline(
-        VLine::new("SIGTERM", sigterm)
-            .color(theme::SIGTERM)
-            .width(2.0),
-    );
-    plot.text(
-        Text::new(
-            "",
-            PlotPoint::new(sigterm, LANES.len() as f64 - 0.45),
-            "SIGTERM",
-        )
-        .anchor(egui::Align2::LEFT_BOTTOM)
-        .color(theme::SIGTERM),
-    );
+    let left = egui::Align2::LEFT_BOTTOM;
+    labelled_line(plot, "SIGTERM", sigterm, theme::SIGTERM, 2.0, left);
 }
 
 /// The SIGKILL or exit line, or while the grace period runs: SIGKILL due (dashed) and now.
 fn end_lines(plot: &mut PlotUi<'_>, steps: &Steps, deadline: f64, now_s: f64) {
     match (steps.sigkill, steps.exit) {
         (Some(kill), _) => {
-            plot.vline(VLine::new("SIGKILL", kill).color(theme::LOST).width(2.5));
-            plot.text(
-                Text::new(
-                    "",
-                    PlotPoint::new(kill, LANES.len() as f64 - 0.45),
-                    "SIGKILL",
-                )
-                .anchor(egui::Align2::RIGHT_BOTTOM)
-                .color(theme::LOST),
-            );
+            let right = egui::Align2::RIGHT_BOTTOM;
+            labelled_line(plot, "SIGKILL", kill, theme::LOST, 2.5, right);
         }
         (None, Some(exit)) => {
-            plot.vline(VLine::new("exit", exit).color(theme::EXIT).width(2.0));
-            plot.text(
-                Text::new("", PlotPoint::new(exit, LANES.len() as f64 - 0.45), "exit")
-                    .anchor(egui::Align2::LEFT_BOTTOM)
-                    .color(theme::EXIT),
-            );
+            let left = egui::Align2::LEFT_BOTTOM;
+            labelled_line(plot, "exit", exit, theme::EXIT, 2.0, left);
         }
         (None, None) => {
             plot.vline(
