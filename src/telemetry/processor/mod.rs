@@ -15,8 +15,10 @@ mod rust;
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+
+use crossbeam_queue::ArrayQueue;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -49,31 +51,37 @@ enum Message {
     Shutdown(std::sync::mpsc::SyncSender<OTelSdkResult>),
 }
 
-/// Everything the producer threads and the worker share, under one lock.
-struct State {
-    /// Oldest at the front, newest at the back.
-    queue: VecDeque<SpanData>,
-    shutdown: bool,
-    /// Python: `_worker_awaken` (a `threading.Event`).
-    awaken: bool,
-    /// Python: `_shutdown_timeout_exceeded`: stops further batches after shutdown's join.
-    shutdown_timeout_exceeded: bool,
-    /// Rust: `current_batch_size`, spans counted but not yet exported (includes the batch
-    /// being exported, which is why it can exceed the queue length).
-    pending: usize,
-    /// Rust: `export_span_message_sent`.
-    export_message_sent: bool,
-    /// Rust: the control channel.
-    messages: VecDeque<Message>,
-}
-
 /// Rust's control channel capacity (`sync_channel::<BatchMessage>(64)`).
 const MESSAGE_CAPACITY: usize = 64;
 
+/// What the producer threads and the worker share.
+///
+/// A thread ending a span touches only the lock-free queue and atomics: it never waits
+/// while the worker takes a batch out or exports, as with the stock processors (rust's
+/// span channel, python's `deque` under the GIL). A mutex taken by producers was measured
+/// to cost request latency p99 170 ms against the stock processor's 3.9 ms at 20,000
+/// requests/s x 48 spans on 2 cores: a producer preempted while holding it stalls all the
+/// others. The mutex left here guards only the worker's control state (the rust
+/// messages, and the condition variable's wait), which a producer takes once per batch.
 struct Shared<E> {
     profile: Profile,
     config: BatchConfig,
-    state: Mutex<State>,
+    /// Oldest first. Boxed so a slot costs 16 bytes: `ArrayQueue` allocates every slot up
+    /// front, and a `SpanData` is several hundred bytes.
+    queue: ArrayQueue<Box<SpanData>>,
+    /// No span is accepted any more (python `_shutdown`; rust: the channel is closed).
+    shutdown: AtomicBool,
+    /// Python: `_worker_awaken` (a `threading.Event`).
+    awaken: AtomicBool,
+    /// Python: `_shutdown_timeout_exceeded`: stops further batches after shutdown's join.
+    shutdown_timeout_exceeded: AtomicBool,
+    /// Rust: `current_batch_size`, spans counted but not yet exported (includes the batch
+    /// being exported, which is why it can exceed the queue length).
+    pending: AtomicUsize,
+    /// Rust: `export_span_message_sent`.
+    export_message_sent: AtomicBool,
+    /// Rust: the control channel. Its mutex is also the one `wake` waits with.
+    messages: Mutex<VecDeque<Message>>,
     /// Signalled when the worker may have something to do.
     wake: Condvar,
     /// Python's `_export_lock`: the worker and `force_flush` export under it, so a flush
@@ -88,8 +96,32 @@ struct Shared<E> {
 }
 
 impl<E> Shared<E> {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
+    /// Wakes the worker. The flag the worker waits for is set before this call; taking
+    /// the mutex first means a worker between its check and its wait cannot miss it.
+    fn notify_worker(&self) {
+        drop(lock(&self.messages));
+        self.wake.notify_all();
+    }
+
+    /// Takes up to `count` spans from the front of the queue, oldest first.
+    fn take_batch(&self, count: usize) -> Vec<SpanData> {
+        let mut batch = Vec::with_capacity(count.min(self.queue.len()));
+        while batch.len() < count {
+            match self.queue.pop() {
+                Some(span) => batch.push(*span),
+                None => break,
+            }
+        }
+        batch
+    }
+
+    /// Empties the queue and returns how many spans it held.
+    fn clear_queue(&self) -> u64 {
+        let mut cleared = 0;
+        while self.queue.pop().is_some() {
+            cleared += 1;
+        }
+        cleared
     }
 }
 
@@ -123,15 +155,14 @@ impl<E: SpanExporter + 'static> GraceBatchProcessor<E> {
         let shared = Arc::new(Shared {
             profile,
             config,
-            state: Mutex::new(State {
-                queue: VecDeque::with_capacity(config.max_queue_size.min(1 << 16)),
-                shutdown: false,
-                awaken: false,
-                shutdown_timeout_exceeded: false,
-                pending: 0,
-                export_message_sent: false,
-                messages: VecDeque::new(),
-            }),
+            // The knob's lower bound is 1; `ArrayQueue::new(0)` would panic.
+            queue: ArrayQueue::new(config.max_queue_size.max(1)),
+            shutdown: AtomicBool::new(false),
+            awaken: AtomicBool::new(false),
+            shutdown_timeout_exceeded: AtomicBool::new(false),
+            pending: AtomicUsize::new(0),
+            export_message_sent: AtomicBool::new(false),
+            messages: Mutex::new(VecDeque::new()),
             wake: Condvar::new(),
             export_lock: Mutex::new(()),
             exporter: RwLock::new(exporter),
@@ -158,7 +189,7 @@ impl<E: SpanExporter + 'static> GraceBatchProcessor<E> {
 
     /// Spans waiting in the queue right now.
     pub fn queue_len(&self) -> usize {
-        self.shared.lock().queue.len()
+        self.shared.queue.len()
     }
 
     /// Python's `force_flush(timeout_millis)`: the timeout is accepted and ignored, as
@@ -171,16 +202,12 @@ impl<E: SpanExporter + 'static> GraceBatchProcessor<E> {
     /// abandoned, not joined (a killed process does not wait for its threads).
     /// Returns how many queued spans were lost.
     pub fn kill(&self) -> u64 {
-        self.shared.killed.store(true, Relaxed);
-        let lost = {
-            let mut state = self.shared.lock();
-            state.shutdown = true;
-            state.shutdown_timeout_exceeded = true;
-            let lost = state.queue.len() as u64;
-            state.queue.clear();
-            lost
-        };
-        self.shared.wake.notify_all();
+        let shared = &self.shared;
+        shared.killed.store(true, SeqCst);
+        shared.shutdown.store(true, SeqCst);
+        shared.shutdown_timeout_exceeded.store(true, SeqCst);
+        let lost = shared.clear_queue();
+        shared.notify_worker();
         let record = &self.shared.record.counters;
         record.queued.fetch_sub(lost as i64, Relaxed);
         record.lost_at_kill.fetch_add(lost, Relaxed);
@@ -261,14 +288,17 @@ fn shutdown_exporter<E: SpanExporter>(shared: &Shared<E>) {
     let _ = exporter.shutdown();
 }
 
-/// Waits on the condvar until `done` holds or `deadline` passes; returns the guard.
-fn wait_until<'a>(
-    wake: &Condvar,
-    mut state: MutexGuard<'a, State>,
+/// Waits on the condvar until `done` holds or `deadline` passes; returns the guard of
+/// the control state. `done` reads the atomics and the messages under that guard, so a
+/// producer's `notify_worker` after setting a flag cannot slip between check and wait.
+fn wait_until<'a, E>(
+    shared: &'a Shared<E>,
     deadline: Instant,
-    done: impl Fn(&State) -> bool,
-) -> MutexGuard<'a, State> {
-    while !done(&state) {
+    done: impl Fn(&Shared<E>, &VecDeque<Message>) -> bool,
+) -> MutexGuard<'a, VecDeque<Message>> {
+    let wake = &shared.wake;
+    let mut state = lock(&shared.messages);
+    while !done(shared, &state) {
         let now = Instant::now();
         if now >= deadline {
             break;

@@ -1,15 +1,13 @@
 //! The Python rules: opentelemetry-sdk 1.41, `opentelemetry/sdk/_shared_internal/__init__.py`,
 //! class `BatchProcessor` (line numbers below are of that file).
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-use super::{
-    GraceBatchProcessor, Shared, State, export_batch, lock, shutdown_exporter, wait_until,
-};
+use super::{GraceBatchProcessor, Shared, export_batch, lock, shutdown_exporter, wait_until};
 
 /// `BatchExportStrategy`, names kept as upstream spells them.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -22,29 +20,29 @@ enum Strategy {
 
 /// `emit` (l. 210-222): a full queue evicts its OLDEST span (`deque(maxlen)` with
 /// `appendleft`), then a queue of at least one batch wakes the worker early.
+///
+/// `force_push` is one atomic step, as `appendleft` on a bounded deque is under the GIL:
+/// two threads ending spans at a full queue evict two different spans, never one twice.
 pub(super) fn emit<E>(shared: &Shared<E>, span: SpanData) {
     let counters = &shared.record.counters;
-    let mut state = shared.lock();
-    if state.shutdown {
+    if shared.shutdown.load(SeqCst) {
         // l. 211: "Shutdown called, ignoring span."
         counters.dropped_after_shutdown.fetch_add(1, Relaxed);
         return;
     }
-    if state.queue.len() >= shared.config.max_queue_size {
+    if shared.queue.force_push(Box::new(span)).is_some() {
         // l. 216-220: "Queue full, dropping span." -- the deque drops from the old end.
-        state.queue.pop_front();
         counters.dropped_oldest.fetch_add(1, Relaxed);
     } else {
         counters.queued.fetch_add(1, Relaxed);
     }
-    state.queue.push_back(span);
     // l. 221-222: self._worker_awaken.set(). Setting an Event that is already set does
     // nothing, so only the span that sets it wakes the worker: while the worker exports,
     // the spans that keep arriving above the threshold must not each pay a futex wake.
-    if state.queue.len() >= shared.config.max_export_batch_size && !state.awaken {
-        state.awaken = true;
-        drop(state);
-        shared.wake.notify_all();
+    if shared.queue.len() >= shared.config.max_export_batch_size
+        && !shared.awaken.swap(true, SeqCst)
+    {
+        shared.notify_worker();
     }
 }
 
@@ -53,19 +51,18 @@ pub(super) fn emit<E>(shared: &Shared<E>, span: SpanData) {
 pub(super) fn worker<E: SpanExporter>(shared: &Shared<E>) {
     let delay = shared.config.schedule_delay;
     loop {
-        let state = shared.lock();
-        if state.shutdown {
+        if shared.shutdown.load(SeqCst) {
             break;
         }
         // l. 168: sleep_interrupted = self._worker_awaken.wait(self._schedule_delay)
-        let state = wait_until(&shared.wake, state, Instant::now() + delay, |s: &State| {
-            s.awaken
+        let waited = wait_until(shared, Instant::now() + delay, |s, _| {
+            s.awaken.load(SeqCst)
         });
-        let interrupted = state.awaken;
-        if state.shutdown {
+        drop(waited);
+        let interrupted = shared.awaken.load(SeqCst);
+        if shared.shutdown.load(SeqCst) {
             break;
         }
-        drop(state);
         export(
             shared,
             if interrupted {
@@ -74,24 +71,19 @@ pub(super) fn worker<E: SpanExporter>(shared: &Shared<E>) {
                 Strategy::ExportAtLeastOneBatch
             },
         );
-        shared.lock().awaken = false;
+        shared.awaken.store(false, SeqCst);
     }
-    if !shared.killed.load(Relaxed) {
+    if !shared.killed.load(SeqCst) {
         export(shared, Strategy::ExportAll); // l. 177
     }
 }
 
 /// `_should_export_batch` (l. 137-149).
-fn should_export_batch(
-    state: &State,
-    max_batch: usize,
-    strategy: Strategy,
-    iterations: usize,
-) -> bool {
-    if state.queue.is_empty() || state.shutdown_timeout_exceeded {
+fn should_export_batch<E>(shared: &Shared<E>, strategy: Strategy, iterations: usize) -> bool {
+    if shared.queue.is_empty() || shared.shutdown_timeout_exceeded.load(SeqCst) {
         return false;
     }
-    if state.queue.len() >= max_batch {
+    if shared.queue.len() >= shared.config.max_export_batch_size {
         return true;
     }
     match strategy {
@@ -106,22 +98,11 @@ fn export<E: SpanExporter>(shared: &Shared<E>, strategy: Strategy) {
     let _export_lock = lock(&shared.export_lock);
     let mut iterations = 0;
     loop {
-        let batch: Vec<SpanData> = {
-            let mut state = shared.lock();
-            if shared.killed.load(Relaxed)
-                || !should_export_batch(
-                    &state,
-                    shared.config.max_export_batch_size,
-                    strategy,
-                    iterations,
-                )
-            {
-                return;
-            }
-            iterations += 1;
-            let count = shared.config.max_export_batch_size.min(state.queue.len());
-            state.queue.drain(..count).collect()
-        };
+        if shared.killed.load(SeqCst) || !should_export_batch(shared, strategy, iterations) {
+            return;
+        }
+        iterations += 1;
+        let batch: Vec<SpanData> = shared.take_batch(shared.config.max_export_batch_size);
         // l. 201-205: an exception is logged and the loop goes on with the next batch.
         let _ = export_batch(shared, batch);
     }
@@ -130,7 +111,7 @@ fn export<E: SpanExporter>(shared: &Shared<E>, strategy: Strategy) {
 /// `force_flush` (l. 251-257): `timeout_millis` is ignored (upstream issue 4568); the
 /// caller's thread exports everything, after waiting for the worker's export in flight.
 pub(super) fn force_flush<E: SpanExporter>(shared: &Shared<E>) -> bool {
-    if shared.lock().shutdown {
+    if shared.shutdown.load(SeqCst) {
         return false;
     }
     export(shared, Strategy::ExportAll);
@@ -145,17 +126,13 @@ pub(super) fn shutdown<E: SpanExporter + 'static>(
     timeout: Duration,
 ) -> OTelSdkResult {
     let shared = &processor.shared;
-    {
-        let mut state = shared.lock();
-        if state.shutdown {
-            return Ok(());
-        }
-        state.shutdown = true;
-        state.awaken = true;
+    if shared.shutdown.swap(true, SeqCst) {
+        return Ok(());
     }
-    shared.wake.notify_all();
+    shared.awaken.store(true, SeqCst);
+    shared.notify_worker();
     let joined = processor.join_worker(timeout);
-    shared.lock().shutdown_timeout_exceeded = true;
+    shared.shutdown_timeout_exceeded.store(true, SeqCst);
     shutdown_exporter(shared);
     if joined {
         Ok(())

@@ -1,7 +1,7 @@
 //! The Rust rules: opentelemetry_sdk 0.33.1, `src/trace/span_processor.rs`,
 //! `BatchSpanProcessor` (line numbers below are of that file).
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
@@ -9,8 +9,8 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::{
-    GraceBatchProcessor, MESSAGE_CAPACITY, Message, Shared, export_batch, shutdown_exporter,
-    wait_until,
+    GraceBatchProcessor, MESSAGE_CAPACITY, Message, Shared, export_batch, lock,
+    shutdown_exporter, wait_until,
 };
 
 /// The fixed wait of `force_flush` (l. 699: `forceflush_timeout: Duration::from_secs(5)`).
@@ -20,30 +20,29 @@ pub const FORCE_FLUSH_WAIT: Duration = Duration::from_secs(5);
 /// span. Reaching a batch sends one `ExportSpan` message until the worker takes it.
 pub(super) fn on_end<E>(shared: &Shared<E>, span: SpanData) {
     let counters = &shared.record.counters;
-    let mut state = shared.lock();
-    if state.shutdown {
+    if shared.shutdown.load(SeqCst) {
         // TrySendError::Disconnected: the worker is gone.
         counters.dropped_after_shutdown.fetch_add(1, Relaxed);
         return;
     }
-    let previous_batch_size = state.pending;
-    if state.queue.len() >= shared.config.max_queue_size {
+    let previous_batch_size = shared.pending.fetch_add(1, SeqCst);
+    if shared.queue.push(Box::new(span)).is_err() {
         // TrySendError::Full: the count is reverted and the span dropped.
+        shared.pending.fetch_sub(1, SeqCst);
         counters.dropped_newest.fetch_add(1, Relaxed);
         return;
     }
-    state.pending += 1;
-    state.queue.push_back(span);
     counters.queued.fetch_add(1, Relaxed);
-    if previous_batch_size + 1 >= shared.config.max_export_batch_size && !state.export_message_sent
+    if previous_batch_size + 1 >= shared.config.max_export_batch_size
+        && !shared.export_message_sent.swap(true, SeqCst)
     {
-        state.export_message_sent = true;
-        if state.messages.len() < MESSAGE_CAPACITY {
-            state.messages.push_back(Message::ExportSpan);
-            drop(state);
+        let mut messages = lock(&shared.messages);
+        if messages.len() < MESSAGE_CAPACITY {
+            messages.push_back(Message::ExportSpan);
+            drop(messages);
             shared.wake.notify_all();
         } else {
-            state.export_message_sent = false;
+            shared.export_message_sent.store(false, SeqCst);
         }
     }
 }
@@ -57,16 +56,15 @@ pub(super) fn worker<E: SpanExporter>(shared: &Shared<E>) {
             .checked_sub(last_export_time.elapsed())
             .unwrap_or(delay);
         let message = {
-            let state = shared.lock();
-            let mut state = wait_until(&shared.wake, state, Instant::now() + remaining, |s| {
-                !s.messages.is_empty() || shared.killed.load(Relaxed)
+            let mut messages = wait_until(shared, Instant::now() + remaining, |s, m| {
+                !m.is_empty() || s.killed.load(SeqCst)
             });
-            if shared.killed.load(Relaxed) {
+            if shared.killed.load(SeqCst) {
                 return;
             }
-            let message = state.messages.pop_front();
+            let message = messages.pop_front();
             if matches!(message, Some(Message::ExportSpan)) {
-                state.export_message_sent = false;
+                shared.export_message_sent.store(false, SeqCst);
             }
             message
         };
@@ -92,10 +90,8 @@ pub(super) fn worker<E: SpanExporter>(shared: &Shared<E>) {
 /// When the worker returns, the receiver is dropped: spans that were `try_send`-ed after
 /// the shutdown drain vanish uncounted upstream. Here they are counted.
 fn close_channel<E>(shared: &Shared<E>) {
-    let mut state = shared.lock();
-    state.shutdown = true;
-    let left = state.queue.len() as u64;
-    state.queue.clear();
+    shared.shutdown.store(true, SeqCst);
+    let left = shared.clear_queue();
     let counters = &shared.record.counters;
     counters.queued.fetch_sub(left as i64, Relaxed);
     counters.dropped_after_shutdown.fetch_add(left, Relaxed);
@@ -107,19 +103,15 @@ fn get_spans_and_export<E: SpanExporter>(
     shared: &Shared<E>,
     last_export_time: &mut Instant,
 ) -> OTelSdkResult {
-    let target = shared.lock().pending;
+    let target = shared.pending.load(SeqCst);
     let mut result = Ok(());
     let mut total = 0;
     while target > 0 && total < target {
         let limit = shared.config.max_export_batch_size.min(target - total);
-        let batch: Vec<SpanData> = {
-            let mut state = shared.lock();
-            if shared.killed.load(Relaxed) {
-                return result;
-            }
-            let take = limit.min(state.queue.len());
-            state.queue.drain(..take).collect()
-        };
+        if shared.killed.load(SeqCst) {
+            return result;
+        }
+        let batch: Vec<SpanData> = shared.take_batch(limit);
         let count = batch.len();
         if count == 0 {
             break;
@@ -127,23 +119,23 @@ fn get_spans_and_export<E: SpanExporter>(
         total += count;
         *last_export_time = Instant::now();
         result = export_batch(shared, batch);
-        shared.lock().pending -= count;
+        shared.pending.fetch_sub(count, SeqCst);
     }
     result
 }
 
 fn send<E>(shared: &Shared<E>, message: Message) -> Result<(), OTelSdkError> {
-    let mut state = shared.lock();
-    if state.shutdown {
+    let mut messages = lock(&shared.messages);
+    if shared.shutdown.load(SeqCst) {
         return Err(OTelSdkError::AlreadyShutdown);
     }
-    if state.messages.len() >= MESSAGE_CAPACITY {
+    if messages.len() >= MESSAGE_CAPACITY {
         return Err(OTelSdkError::InternalFailure(
             "control channel is full".into(),
         ));
     }
-    state.messages.push_back(message);
-    drop(state);
+    messages.push_back(message);
+    drop(messages);
     shared.wake.notify_all();
     Ok(())
 }
