@@ -6,7 +6,7 @@
 
 use super::{
     DeviceChoice, HandleExit, MAX_INGEST_LIMIT, MAX_LATENCY_MS, MAX_RETRY_AFTER_S, Platform,
-    Semantics, Settings, WorkloadKind,
+    Semantics, Settings, Waiting, WorkloadKind,
 };
 
 pub struct Knob {
@@ -651,7 +651,8 @@ pub static KNOBS: &[Knob] = &[
         key: "shutdown.platform",
         env: None,
         help: "Whose shutdown: sets the grace period (fal 5 s, cloud-run 10 s, kubernetes 30 s, \
-               lambda 2 s, modal 30 s, replicate 10 s).",
+               lambda 2 s, modal 30 s, replicate 10 s) and the routing lag (kubernetes 2 s, \
+               others 0).",
         bounds: Bounds::Choice {
             names: names!(Platform::ALL),
             set: |s, i| {
@@ -659,6 +660,7 @@ pub static KNOBS: &[Knob] = &[
                 s.shutdown.platform = platform;
                 if let Some(grace) = platform.grace_ms() {
                     s.shutdown.grace_ms = grace;
+                    s.shutdown.routing_lag_ms = platform.routing_lag_ms();
                 }
             },
         },
@@ -701,6 +703,30 @@ pub static KNOBS: &[Knob] = &[
             set: |s, i| s.shutdown.handle_exit = HANDLE_EXITS[i],
         },
         get: |s| s.shutdown.handle_exit.name().into(),
+    },
+    Knob {
+        key: "shutdown.waiting",
+        env: None,
+        help: "Requests waiting for a slot at SIGTERM: return (the platform's router takes \
+               them back and sends them to another runner) or serve (the runner serves its \
+               own backlog before exiting).",
+        bounds: Bounds::Choice {
+            names: names!(Waiting::ALL),
+            set: |s, i| s.shutdown.waiting = Waiting::ALL[i],
+        },
+        get: |s| s.shutdown.waiting.name().into(),
+    },
+    Knob {
+        key: "shutdown.routing_lag_ms",
+        env: None,
+        help: "New requests keep arriving this long after SIGTERM, milliseconds (kubernetes: \
+               endpoint removal reaches the proxies late).",
+        bounds: Bounds::Int {
+            min: 0,
+            max: MAX_MS,
+            set: |s, v| s.shutdown.routing_lag_ms = v,
+        },
+        get: |s| s.shutdown.routing_lag_ms.to_string(),
     },
 ];
 

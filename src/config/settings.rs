@@ -207,6 +207,42 @@ impl Platform {
             Platform::Custom => None,
         }
     }
+
+    /// How long the platform keeps routing new requests to a runner after SIGTERM,
+    /// milliseconds. Kubernetes removes a pod from its Service's endpoints at the same
+    /// time as it signals the pod, and kube-proxy and ingress controllers learn of it
+    /// later, so requests keep arriving for a while (the reason for the common
+    /// `preStop: sleep` hook); the serverless platforms stop routing first.
+    pub fn routing_lag_ms(self) -> u64 {
+        match self {
+            Platform::Kubernetes => 2_000,
+            _ => 0,
+        }
+    }
+}
+
+/// What happens at SIGTERM to requests waiting for a serving slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Waiting {
+    /// The platform's router holds the queue (fal, Cloud Run, Modal, ...): requests not
+    /// yet started go back to it and on to another runner; this runner only finishes
+    /// what it is serving.
+    Return,
+    /// The runner holds its own backlog (a plain server) and serves it before exiting.
+    Serve,
+}
+
+impl Waiting {
+    pub const ALL: [Waiting; 2] = [Waiting::Return, Waiting::Serve];
+
+    /// The value's name in scenario files and the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Waiting::Return => "return",
+            Waiting::Serve => "serve",
+        }
+    }
 }
 
 /// What the app's `handle_exit()` does with requests still running at SIGTERM.
@@ -245,6 +281,10 @@ pub struct ShutdownSettings {
     /// opentelemetry_sdk 0.33.1 `src/trace/span_processor.rs`).
     pub flush_timeout_ms: u64,
     pub handle_exit: HandleExit,
+    /// Requests waiting for a slot at SIGTERM: handed back to the platform, or served.
+    pub waiting: Waiting,
+    /// New requests keep arriving this long after SIGTERM, milliseconds.
+    pub routing_lag_ms: u64,
 }
 
 /// Every knob of one run.
@@ -305,6 +345,8 @@ impl Default for Settings {
                 grace_ms: 5_000,
                 flush_timeout_ms: 4_000,
                 handle_exit: HandleExit::None,
+                waiting: Waiting::Return,
+                routing_lag_ms: Platform::Fal.routing_lag_ms(),
             },
         }
     }

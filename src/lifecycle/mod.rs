@@ -88,11 +88,13 @@ pub fn shutdown<W: KillWitness>(
         platform: settings.platform.name().into(),
         grace_ms: settings.grace_ms,
         handle_exit: settings.handle_exit.name().into(),
+        waiting: settings.waiting.name().into(),
         sigterm_ms: record.ms_at(sigterm),
         ..ShutdownReport::default()
     };
     record.mark_phase(Phase::Sigterm, sigterm);
-    traffic.begin_drain();
+    let returned_before = record.counters.requests_returned.load(Relaxed);
+    traffic.begin_drain(sigterm, settings);
     let arrivals = traffic.detach_arrivals();
 
     // handle_exit() runs first, on the signal.
@@ -112,6 +114,14 @@ pub fn shutdown<W: KillWitness>(
     watch_until_exit_or_kill(pipeline, backend, &watch, deadline, &mut report);
     arrivals.stop();
     report.requests_refused = record.counters.requests_refused.load(Relaxed);
+    report.requests_returned = record.counters.requests_returned.load(Relaxed) - returned_before;
+    report.routing_end_ms = record
+        .markers()
+        .iter()
+        .rev()
+        .take_while(|m| m.phase() != Some(Phase::Sigterm))
+        .find(|m| m.phase() == Some(Phase::RoutingEnd))
+        .map(|m| m.at_ms);
     report.verdict = verdict(&report, record);
     report
 }
@@ -168,7 +178,7 @@ fn watch_until_exit_or_kill<W: KillWitness>(
                         return;
                     }
                     // The platform's own phases; the runner never reports them.
-                    Phase::Sigterm | Phase::HandleExit | Phase::Sigkill => {}
+                    Phase::Sigterm | Phase::HandleExit | Phase::RoutingEnd | Phase::Sigkill => {}
                 }
             }
             Err(RecvTimeoutError::Timeout) => break,
@@ -205,6 +215,15 @@ fn kill<W: KillWitness>(
 }
 
 fn verdict(report: &ShutdownReport, record: &Record) -> String {
+    let returned = match report.requests_returned {
+        0 => String::new(),
+        1 => " 1 waiting request went back to the platform.".into(),
+        n => format!(" {n} waiting requests went back to the platform."),
+    };
+    killed_or_exited(report, record) + &returned
+}
+
+fn killed_or_exited(report: &ShutdownReport, record: &Record) -> String {
     let grace = report.grace_ms as f64 / 1000.0;
     if !report.killed {
         let took = report.exit_ms.unwrap_or(report.sigterm_ms) - report.sigterm_ms;

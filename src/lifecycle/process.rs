@@ -60,7 +60,7 @@ pub fn runner_command(settings: &Settings, endpoint: String, runner_id: u64) -> 
     }
     let sigterm_at = std::time::Instant::now();
     println!("sigterm +0 ms");
-    traffic.begin_drain();
+    traffic.begin_drain(sigterm_at, &settings.shutdown);
     if settings.shutdown.handle_exit == HandleExit::Cancel {
         traffic.cancel_in_flight();
     }

@@ -60,6 +60,8 @@ pub struct Counters {
     pub requests_cancelled: AtomicU64,
     /// Arrivals after SIGTERM: the platform routes them elsewhere.
     pub requests_refused: AtomicU64,
+    /// Waiting for a slot at SIGTERM and handed back to the platform's router.
+    pub requests_returned: AtomicU64,
     /// Requests being served right now, and waiting for a slot.
     pub requests_in_flight: AtomicI64,
     pub requests_waiting: AtomicI64,

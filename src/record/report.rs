@@ -51,6 +51,9 @@ pub struct RequestReport {
     pub cancelled: u64,
     /// Arrivals after SIGTERM (routed elsewhere).
     pub refused: u64,
+    /// Waiting for a slot at SIGTERM, handed back to the platform (`shutdown.waiting =
+    /// "return"`); never started here, so they made no spans.
+    pub returned: u64,
     /// Running or waiting when SIGKILL came.
     pub cut_off: u64,
     /// The model could not run them (see `device.error`).
@@ -150,6 +153,7 @@ impl Report {
                 rejected: c.requests_rejected.load(Relaxed),
                 cancelled: c.requests_cancelled.load(Relaxed),
                 refused: c.requests_refused.load(Relaxed),
+                returned: c.requests_returned.load(Relaxed),
                 cut_off: c.requests_cut_off.load(Relaxed),
                 failed: c.requests_failed.load(Relaxed),
                 latency_ms: record
@@ -207,6 +211,7 @@ impl Report {
             [
                 (r.cancelled, "cancelled"),
                 (r.refused, "refused after SIGTERM"),
+                (r.returned, "handed back at SIGTERM"),
                 (r.cut_off, "cut off by SIGKILL"),
                 (r.failed, "failed"),
             ]

@@ -13,6 +13,9 @@ pub enum Phase {
     Sigterm,
     /// The app's `handle_exit()` ran (cancelling in-flight requests, if it does).
     HandleExit,
+    /// The platform stopped routing new requests here (`shutdown.routing_lag_ms` after
+    /// SIGTERM; at SIGTERM itself when there is no lag).
+    RoutingEnd,
     /// The last in-flight request finished.
     DrainEnd,
     /// The app's `teardown()` began.
@@ -29,9 +32,10 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in order.
-    pub const ALL: [Phase; 8] = [
+    pub const ALL: [Phase; 9] = [
         Phase::Sigterm,
         Phase::HandleExit,
+        Phase::RoutingEnd,
         Phase::DrainEnd,
         Phase::Teardown,
         Phase::FlushStart,
@@ -45,6 +49,7 @@ impl Phase {
         match self {
             Phase::Sigterm => "sigterm",
             Phase::HandleExit => "handle_exit",
+            Phase::RoutingEnd => "routing_end",
             Phase::DrainEnd => "drain_end",
             Phase::Teardown => "teardown",
             Phase::FlushStart => "flush_start",
@@ -92,8 +97,14 @@ pub struct ShutdownReport {
     pub requests_cut_off: u64,
     /// Their spans, which never ended: no SDK ever saw them.
     pub spans_never_ended: u64,
-    /// Arrivals after SIGTERM, routed elsewhere by the platform.
+    /// Arrivals after the platform stopped routing here, routed elsewhere.
     pub requests_refused: u64,
+    /// `shutdown.waiting`: "return" or "serve".
+    pub waiting: String,
+    /// Requests waiting for a slot at SIGTERM that went back to the platform.
+    pub requests_returned: u64,
+    /// When new requests stopped arriving; `null` if the runner was gone first.
+    pub routing_end_ms: Option<f64>,
     /// One sentence for a person.
     pub verdict: String,
 }

@@ -223,8 +223,8 @@ fn requests(ui: &mut egui::Ui, r: &RequestReport) {
     ));
     serving_time(ui, r);
     ui.label(format!(
-        "{} sent, {} completed, {} rejected, {} cancelled, {} refused",
-        r.sent, r.completed, r.rejected, r.cancelled, r.refused
+        "{} sent, {} completed, {} rejected, {} cancelled, {} refused, {} returned",
+        r.sent, r.completed, r.rejected, r.cancelled, r.refused, r.returned
     ));
 }
 

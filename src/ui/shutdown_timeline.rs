@@ -14,7 +14,8 @@ use crate::record::{Marker, ShutdownPhase};
 use crate::session::live::{Phase, Snapshot};
 
 /// Rows from top to bottom (the plot's y grows upwards, so they are placed reversed).
-const LANES: [&str; 5] = [
+const LANES: [&str; 6] = [
+    "routing",
     "requests",
     "handle_exit",
     "teardown",
@@ -31,6 +32,7 @@ fn lane_y(name: &str) -> f64 {
 struct Steps {
     sigterm: f64,
     handle_exit: Option<f64>,
+    routing_end: Option<f64>,
     drain_end: Option<f64>,
     teardown: Option<f64>,
     flush_start: Option<f64>,
@@ -53,6 +55,7 @@ fn steps(markers: &[Marker]) -> Option<Steps> {
     Some(Steps {
         sigterm: markers[start].at_ms / 1000.0,
         handle_exit: at(ShutdownPhase::HandleExit),
+        routing_end: at(ShutdownPhase::RoutingEnd),
         drain_end: at(ShutdownPhase::DrainEnd),
         teardown: at(ShutdownPhase::Teardown),
         flush_start: at(ShutdownPhase::FlushStart),
@@ -119,7 +122,12 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow, zoom: &
     };
     let deadline = steps.sigterm + grace_s;
 
+    let returned = match (&snapshot.last_shutdown, in_progress) {
+        (Some(done), false) => done.requests_returned,
+        _ => report.requests.returned,
+    };
     let mut chart = Chart::default();
+    routing_bar(&mut chart, &steps, returned, window.now_s);
     phase_bars(&mut chart, &steps, window.now_s);
     export_bars(&mut chart, &report.exports, &steps, window.now_s);
     let response = gantt(ui, chart, &steps, deadline, window);
@@ -139,6 +147,34 @@ fn empty_state(ui: &mut egui::Ui) {
          force_flush and exports unfold here on the same time axis, up to exit or \
          SIGKILL at the end of the grace period.",
     );
+}
+
+/// The routing lane: how long the platform kept sending new requests after SIGTERM (the
+/// routing lag), and how many waiting requests it took back at SIGTERM.
+fn routing_bar(chart: &mut Chart, steps: &Steps, returned: u64, now_s: f64) {
+    let y = lane_y("routing");
+    // Without its marker yet, routing lasts until now, or until the runner was gone.
+    let end = steps.cut(steps.routing_end, now_s).0.max(steps.sigterm);
+    if end - steps.sigterm > 0.001 {
+        chart.phase_bar(
+            "routing",
+            steps.sigterm,
+            (end, false),
+            theme::QUEUE,
+            "new requests still routed here",
+        );
+    }
+    if returned > 0 {
+        chart.labels.push(
+            Text::new(
+                "",
+                PlotPoint::new(steps.sigterm, y),
+                format!("{returned} waiting handed back"),
+            )
+            .anchor(egui::Align2::LEFT_CENTER)
+            .color(theme::SIGTERM),
+        );
+    }
 }
 
 /// The bars of the phases: requests finishing, handle_exit, teardown and force_flush.

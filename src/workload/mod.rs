@@ -5,27 +5,30 @@
 //! `concurrency` serving slots, and arrivals that find the line full are rejected and
 //! counted. Each request makes the seed's spans (see [`request`]).
 //!
-//! Shutdown hooks: [`Traffic::begin_drain`] is the platform's SIGTERM (no more requests
-//! are routed here; later arrivals are counted as refused), [`Traffic::cancel_in_flight`]
-//! is `handle_exit()` telling requests to stop at their next step, and a killed runner's
-//! threads notice [`crate::telemetry::wire::RunnerLife`] and vanish without ending spans.
+//! Shutdown hooks: [`Traffic::begin_drain`] is the platform's SIGTERM (requests waiting
+//! for a slot go back to the platform or stay to be served, per `shutdown.waiting`; new
+//! requests stop being routed here after `shutdown.routing_lag_ms`, later arrivals are
+//! counted as refused), [`Traffic::cancel_in_flight`] is `handle_exit()` telling requests
+//! to stop at their next step, and a killed runner's threads notice
+//! [`crate::telemetry::wire::RunnerLife`] and vanish without ending spans.
 
+pub mod line;
 pub mod model;
 pub mod request;
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::config::{WorkloadKind, WorkloadSettings};
-use crate::record::Record;
+use crate::config::{ShutdownSettings, Waiting, WorkloadKind, WorkloadSettings};
+use crate::record::{Record, ShutdownPhase};
 use crate::telemetry::wire::RunnerLife;
 use crate::telemetry::{Generation, Pipeline};
+use line::{Refusal, WaitingLine};
 use model::service::ModelService;
 
 /// What serves the requests of a traffic stream.
@@ -53,8 +56,14 @@ pub fn model_service(settings: &WorkloadSettings) -> Result<Arc<ModelService>, m
 /// What the lifecycle can tell the traffic while it runs.
 #[derive(Debug, Default)]
 pub struct TrafficControl {
-    /// SIGTERM: stop routing requests to this runner.
-    pub draining: AtomicBool,
+    /// SIGTERM came; from then on a request joins only if a slot is free for it now
+    /// (`shutdown.waiting = "return"`: the platform's router keeps the others).
+    pub only_to_a_free_slot: AtomicBool,
+    /// When the platform stops routing requests to this runner (SIGTERM plus the
+    /// routing lag); set once, at SIGTERM.
+    pub routing_ends: OnceLock<Instant>,
+    /// Routing has ended and the line is closed (see [`end_routing`]).
+    routing_ended: AtomicBool,
     /// `handle_exit()` with the cancel policy.
     pub cancel: AtomicBool,
     /// The runner is gone (exited or killed): no more arrivals, not even refused ones.
@@ -64,6 +73,8 @@ pub struct TrafficControl {
 /// A running stream of traffic.
 pub struct Traffic {
     control: Arc<TrafficControl>,
+    line: Arc<WaitingLine>,
+    record: Arc<Record>,
     dispatcher: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
 }
@@ -87,12 +98,11 @@ impl Traffic {
                 }
             },
         };
-        // The waiting line; a zero-capacity channel means "only if a slot is free now".
-        let (line, served) = sync_channel::<Instant>(settings.max_waiting);
-        let served = Arc::new(Mutex::new(served));
+        // The waiting line; capacity 0 means "only if a slot is free now".
+        let line = Arc::new(WaitingLine::new(settings.max_waiting));
         let workers = (0..settings.concurrency)
             .filter_map(|i| {
-                let served = served.clone();
+                let served = line.clone();
                 let pipeline = pipeline.clone();
                 let settings = settings.clone();
                 let control = control.clone();
@@ -103,25 +113,54 @@ impl Traffic {
                     .ok()
             })
             .collect();
+        let record = pipeline.record().clone();
         let dispatcher = {
             let control = control.clone();
             let settings = settings.clone();
+            let line = line.clone();
             std::thread::Builder::new()
                 .name("gracetrace-arrivals".into())
-                .spawn(move || arrivals(&settings, line, &control, &pipeline))
+                .spawn(move || {
+                    arrivals(&settings, &line, &control, &pipeline);
+                    // Arrivals ended (or the runner is gone): the slots finish the line.
+                    line.close();
+                })
                 .ok()
         };
         Traffic {
             control,
+            line,
+            record,
             dispatcher,
             workers,
         }
     }
 
-    /// SIGTERM: the platform stops routing here. Requests already accepted (running or
-    /// waiting) are still served; later arrivals are counted as refused.
-    pub fn begin_drain(&self) {
-        self.control.draining.store(true, Relaxed);
+    /// SIGTERM at `sigterm`. With `Waiting::Return` the requests waiting for a slot go
+    /// back to the platform now (counted as returned, they make no spans), and until
+    /// routing ends a new request joins only if a slot is free for it. With
+    /// `Waiting::Serve` they stay and are served. New requests keep arriving for
+    /// `routing_lag`; after that they are counted as refused. Returns how many requests
+    /// went back.
+    pub fn begin_drain(&self, sigterm: Instant, settings: &ShutdownSettings) -> u64 {
+        let routing_ends = sigterm + Duration::from_millis(settings.routing_lag_ms);
+        let _ = self.control.routing_ends.set(routing_ends);
+        if routing_ends <= sigterm {
+            // Nothing more will join: closing now lets idle slots stop at once instead of
+            // at the arrival thread's next look at the clock.
+            end_routing(&self.line, &self.control, &self.record, routing_ends);
+        }
+        if settings.waiting == Waiting::Serve {
+            return 0;
+        }
+        self.control.only_to_a_free_slot.store(true, Relaxed);
+        let returned = self.line.hand_back() as u64;
+        let counters = &self.record.counters;
+        counters
+            .requests_waiting
+            .fetch_sub(returned as i64, Relaxed);
+        counters.requests_returned.fetch_add(returned, Relaxed);
+        returned
     }
 
     /// `handle_exit()` with the cancel policy: running requests stop at their next step
@@ -174,7 +213,7 @@ impl Arrivals {
 
 /// One serving slot: takes waiting requests until the line closes.
 fn serve(
-    line: &Mutex<Receiver<Instant>>,
+    line: &WaitingLine,
     pipeline: &Pipeline,
     settings: &WorkloadSettings,
     control: &TrafficControl,
@@ -208,21 +247,12 @@ fn serve(
 }
 
 /// The next waiting request's arrival time; `None` once the slot must stop: arrivals ended
-/// and the line is empty, or the runner was killed.
-fn take_waiting(line: &Mutex<Receiver<Instant>>, life: &RunnerLife) -> Option<Instant> {
-    let arrived = loop {
-        let waiting = line.lock().unwrap_or_else(|e| e.into_inner());
-        // Wake now and then: a dead runner's threads must stop taking work.
-        match waiting.recv_timeout(Duration::from_millis(50)) {
-            Ok(arrived) => break arrived,
-            Err(RecvTimeoutError::Timeout) if !life.is_killed() => continue,
-            Err(_) => return None, // arrivals ended and the line is empty, or SIGKILL
-        }
-    };
-    if life.is_killed() {
-        return None; // counted as cut off by the kill, from the gauges
-    }
-    Some(arrived)
+/// and the line is empty, or the runner was killed (what was waiting is then counted as
+/// cut off by the kill, from the gauges).
+fn take_waiting(line: &WaitingLine, life: &RunnerLife) -> Option<Instant> {
+    // Wake now and then: a dead runner's threads must stop taking work.
+    let arrived = line.take(Duration::from_millis(50), || life.is_killed())?;
+    (!life.is_killed()).then_some(arrived)
 }
 
 /// When a request arrived and started being served, and whether it was traced: what its
@@ -304,11 +334,11 @@ fn count_outcome(record: &Record, outcome: request::Outcome, timing: &Timing) {
 /// beyond what `sleep` can pace are still honoured on average.
 fn arrivals(
     settings: &WorkloadSettings,
-    line: SyncSender<Instant>,
+    line: &WaitingLine,
     control: &TrafficControl,
     pipeline: &Pipeline,
 ) {
-    let counters = &pipeline.record().counters;
+    let record = pipeline.record();
     let mut rng = StdRng::seed_from_u64(settings.seed);
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(settings.duration_s);
@@ -325,50 +355,38 @@ fn arrivals(
     let burst_every = (settings.burst_every_s > 0.0 && settings.burst_size > 0)
         .then(|| Duration::from_secs_f64(settings.burst_every_s));
     let mut next_burst = burst_every.map(|every| start + every);
-    // Closed (dropped) at SIGTERM, so the serving slots finish once the line is empty.
-    let mut line = Some(line);
-    let offer = |arrived: Instant, line: &Option<SyncSender<Instant>>| {
-        counters.requests_sent.fetch_add(1, Relaxed);
-        let Some(line) = line else {
-            counters.requests_refused.fetch_add(1, Relaxed);
-            return;
-        };
-        // Counted as waiting before it can be taken, so the gauge never dips below 0.
-        counters.requests_waiting.fetch_add(1, Relaxed);
-        match line.try_send(arrived) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                counters.requests_waiting.fetch_sub(1, Relaxed);
-                counters.requests_rejected.fetch_add(1, Relaxed);
-            }
-        }
-    };
     loop {
         if pipeline.life().is_killed() || control.gone.load(Relaxed) {
             return;
-        }
-        if control.draining.load(Relaxed) {
-            line = None;
         }
         let now = Instant::now();
         if now >= end {
             return;
         }
+        let routing_ends = control.routing_ends.get().copied();
+        if let Some(at) = routing_ends.filter(|at| *at <= now) {
+            end_routing(line, control, record, at);
+        }
+        let offer = |arrived: Instant| {
+            let routed = routing_ends.is_none_or(|end| arrived < end);
+            offer(line, arrived, routed, control, record)
+        };
         while next_arrival <= now {
-            offer(next_arrival, &line);
+            offer(next_arrival);
             next_arrival = next_arrival.checked_add(gap(&mut rng)).unwrap_or(end);
         }
         if let (Some(burst_at), Some(every)) = (next_burst, burst_every)
             && burst_at <= now
         {
             for _ in 0..settings.burst_size {
-                offer(burst_at, &line);
+                offer(burst_at);
             }
             next_burst = Some(burst_at + every);
         }
-        let wake = [Some(next_arrival), next_burst, Some(end)]
+        let wake = [Some(next_arrival), next_burst, Some(end), routing_ends]
             .into_iter()
             .flatten()
+            .filter(|at| *at > now)
             .min()
             .unwrap_or(end);
         // Short naps so SIGTERM and SIGKILL are noticed promptly.
@@ -379,4 +397,44 @@ fn arrivals(
             std::thread::sleep(nap);
         }
     }
+}
+
+/// The platform stops routing here at `at`: the line closes (the slots finish what is
+/// waiting) and the timeline gets its marker, once.
+fn end_routing(line: &WaitingLine, control: &TrafficControl, record: &Record, at: Instant) {
+    if !control.routing_ended.swap(true, Relaxed) {
+        line.close();
+        record.mark_phase(ShutdownPhase::RoutingEnd, at);
+    }
+}
+
+/// One arrival: refused once routing has ended, handed back to the platform when it
+/// would have to wait after SIGTERM under `shutdown.waiting = "return"`, rejected when
+/// the line is full, and otherwise waiting for a slot.
+fn offer(
+    line: &WaitingLine,
+    arrived: Instant,
+    routed_here: bool,
+    control: &TrafficControl,
+    record: &Record,
+) {
+    let counters = &record.counters;
+    counters.requests_sent.fetch_add(1, Relaxed);
+    if !routed_here {
+        counters.requests_refused.fetch_add(1, Relaxed);
+        return;
+    }
+    let only_to_a_free_slot = control.only_to_a_free_slot.load(Relaxed);
+    // Counted as waiting before it can be taken, so the gauge never dips below 0.
+    counters.requests_waiting.fetch_add(1, Relaxed);
+    let Err(refusal) = line.offer(arrived, only_to_a_free_slot) else {
+        return;
+    };
+    counters.requests_waiting.fetch_sub(1, Relaxed);
+    let bucket = match refusal {
+        Refusal::Full if only_to_a_free_slot => &counters.requests_returned,
+        Refusal::Full => &counters.requests_rejected,
+        Refusal::Closed => &counters.requests_refused,
+    };
+    bucket.fetch_add(1, Relaxed);
 }

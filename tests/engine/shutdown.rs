@@ -17,7 +17,7 @@ fn run(name: &str, overrides: &[&str]) -> (Report, ShutdownReport) {
     let r = &report.requests;
     assert_eq!(
         r.sent,
-        r.completed + r.rejected + r.cancelled + r.refused + r.cut_off,
+        r.completed + r.rejected + r.cancelled + r.refused + r.returned + r.cut_off + r.failed,
         "every request accounted for: {r:?}"
     );
     let shutdown = report.shutdown.clone().expect("a shutdown ran");
@@ -124,9 +124,12 @@ fn rust_flush_gives_up_at_its_five_second_bound() {
     assert_collector_final(&report);
 }
 
+/// A server that serves its own backlog (`waiting = "serve"`) keeps the waiting requests
+/// and runs into SIGKILL with them.
 #[test]
 fn long_requests_without_cancel_eat_the_grace_period() {
-    let (report, shutdown) = run("shutdown-long-requests", &[]);
+    let (report, shutdown) = run("shutdown-long-requests", &["shutdown.waiting=serve"]);
+    assert_eq!(shutdown.requests_returned, 0);
     assert!(shutdown.killed);
     assert_eq!(
         shutdown.drain_end_ms, None,
@@ -141,6 +144,47 @@ fn long_requests_without_cancel_eat_the_grace_period() {
         "the 30 s delay never fired"
     );
     assert_collector_final(&report);
+}
+
+/// On a serverless platform the router holds the queue: at SIGTERM the requests waiting
+/// for a slot go back to it, the runner only finishes the 8 s requests it is serving, and
+/// exits before SIGKILL (what a real fal runner does).
+#[test]
+fn waiting_requests_go_back_to_the_platform_at_sigterm() {
+    let (report, shutdown) = run("shutdown-long-requests", &[]);
+    assert_eq!(shutdown.waiting, "return");
+    assert!(!shutdown.killed, "{shutdown:#?}");
+    assert!(shutdown.requests_returned > 0, "{shutdown:#?}");
+    assert_eq!(report.requests.returned, shutdown.requests_returned);
+    assert_eq!(report.requests.cut_off, 0);
+    assert_eq!(report.spans.counts.lost_at_kill, 0);
+    assert_eq!(report.spans.never_ended, 0);
+    assert!(
+        shutdown.verdict.contains("waiting requests went back"),
+        "{}",
+        shutdown.verdict
+    );
+}
+
+/// Kubernetes keeps routing for `routing_lag_ms` after SIGTERM: the line stays open that
+/// long, so the drain cannot end before routing does, and arrivals after it are refused.
+#[test]
+fn kubernetes_keeps_routing_for_its_lag() {
+    let (report, shutdown) = run(
+        "shutdown-clean",
+        &["shutdown.platform=kubernetes", "workload.duration_s=6"],
+    );
+    assert!(!shutdown.killed, "{shutdown:#?}");
+    let routing_end = shutdown.routing_end_ms.expect("routing ended");
+    let lag = routing_end - shutdown.sigterm_ms;
+    assert!((lag - 2000.0).abs() < 0.01, "routing lag {lag} ms");
+    let drain_end = shutdown.drain_end_ms.expect("drained");
+    assert!(drain_end >= routing_end, "{shutdown:#?}");
+    assert!(report.requests.refused > 0, "{:?}", report.requests);
+    assert_eq!(
+        report.requests.completed + report.requests.refused,
+        report.requests.sent
+    );
 }
 
 #[test]

@@ -55,9 +55,7 @@ pub(super) fn worker<E: SpanExporter>(shared: &Shared<E>) {
             break;
         }
         // l. 168: sleep_interrupted = self._worker_awaken.wait(self._schedule_delay)
-        let waited = wait_until(shared, Instant::now() + delay, |s, _| {
-            s.awaken.load(SeqCst)
-        });
+        let waited = wait_until(shared, Instant::now() + delay, |s, _| s.awaken.load(SeqCst));
         drop(waited);
         let interrupted = shared.awaken.load(SeqCst);
         if shared.shutdown.load(SeqCst) {

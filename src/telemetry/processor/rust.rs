@@ -9,8 +9,8 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::{
-    GraceBatchProcessor, MESSAGE_CAPACITY, Message, Shared, export_batch, lock,
-    shutdown_exporter, wait_until,
+    GraceBatchProcessor, MESSAGE_CAPACITY, Message, Shared, export_batch, lock, shutdown_exporter,
+    wait_until,
 };
 
 /// The fixed wait of `force_flush` (l. 699: `forceflush_timeout: Duration::from_secs(5)`).
