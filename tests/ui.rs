@@ -496,6 +496,7 @@ fn finished_run() -> Snapshot {
         }),
         file_message: None,
         opened: 0,
+        rejected: 0,
         last_error: None,
         last_image: Some(fixture_image()),
     }
@@ -611,4 +612,35 @@ fn an_opened_scenario_runs_and_shows_exactly_its_values() {
     assert_eq!(h.state().edited.batch.max_queue_size, 2_000_000);
     assert_eq!(h.state().edited.workload.steps, 400);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A change the engine refuses (here sent by another client, past the window's own
+/// checks) leaves the settings in force on screen, with the reason next to the controls.
+#[test]
+fn a_refused_change_leaves_the_settings_in_force_on_screen() {
+    let mut h = live(quick());
+    wait_for_snapshot(&mut h, "the session to run", running);
+    let in_force = h.state().snapshot().report.settings.clone();
+    let mut refused = in_force.clone();
+    refused.batch.max_export_batch_size = refused.batch.max_queue_size + 1;
+    h.state()
+        .engine()
+        .expect("a live window drives an engine")
+        .send(gracetrace::session::live::Command::Apply(Box::new(refused)));
+    wait_for_snapshot(&mut h, "the engine to refuse the change", |s| {
+        s.rejected == 1
+    });
+    let snapshot = h.state().snapshot();
+    assert_eq!(snapshot.report.settings, in_force, "nothing was applied");
+    assert!(snapshot.last_error.is_some());
+    assert_eq!(h.state().edited, in_force, "the controls show what runs");
+    assert!(
+        h.query_by_label_contains("not applied:").is_some(),
+        "the reason is shown next to the controls"
+    );
+    for _ in 0..5 {
+        h.step();
+    }
+    assert_eq!(h.state().edited, in_force, "and nothing drifts afterwards");
+    assert!(h.query_by_label_contains("not applied:").is_some());
 }

@@ -105,6 +105,9 @@ pub struct Snapshot {
     /// far (the window adopts the report's settings when this number moves).
     pub file_message: Option<String>,
     pub opened: u64,
+    /// How many changes of settings the engine refused so far; the window goes back to
+    /// the settings in force (`report.settings`) when this number moves.
+    pub rejected: u64,
     /// The picture the last model request produced, with its trace id.
     pub last_image: Option<LastImage>,
 }
@@ -123,6 +126,7 @@ impl Snapshot {
             last_error: None,
             file_message: None,
             opened: 0,
+            rejected: 0,
             last_image: None,
         }
     }
@@ -202,6 +206,7 @@ struct Driver {
     last_error: Option<String>,
     file_message: Option<String>,
     opened: u64,
+    rejected: u64,
 }
 
 fn publish(latest: &Mutex<Arc<Snapshot>>, snapshot: Snapshot, repaint: &dyn Fn()) {
@@ -239,6 +244,7 @@ fn drive(
         last_error: None,
         file_message: None,
         opened: 0,
+        rejected: 0,
     };
     let mut next_publish = Instant::now();
     loop {
@@ -267,7 +273,7 @@ fn gui_workload(settings: &Settings) -> crate::config::WorkloadSettings {
 impl Driver {
     fn handle(&mut self, command: Command) {
         let result = match command {
-            Command::Apply(settings) => self.apply(*settings),
+            Command::Apply(settings) => self.apply(*settings).inspect_err(|_| self.rejected += 1),
             Command::Shutdown => self.shutdown(),
             Command::NewRunner => self.new_runner(),
             Command::Open(path) => self.open(&path),
@@ -298,21 +304,32 @@ impl Driver {
 
     /// Applies what changed, each part where it lives: the pipeline (sampler, batch
     /// processor, exporter), the collector's faults, the traffic.
+    ///
+    /// All or nothing: `applied` (what the report, and so the window, shows as in force)
+    /// changes only once every part took the new settings; if the pipeline refuses them,
+    /// the collector goes back to its old faults.
     fn apply(&mut self, new: Settings) -> Result<(), CommandError> {
         new.validate(Source::Live)?;
-        let old = std::mem::replace(&mut self.applied, new.clone());
-        if let Some(collector) = &self.session.collector
-            && old.collector != new.collector
-        {
+        let collector = self
+            .session
+            .collector
+            .clone()
+            .filter(|_| self.applied.collector != new.collector);
+        if let Some(collector) = &collector {
             collector.set_faults(new.collector.clone())?;
         }
-        if self.phase != Phase::Running {
+        if self.phase == Phase::Running {
             // A runner that is shutting down or gone keeps its settings; the next one
             // starts with these.
-            return Ok(());
+            if let Err(error) = self.session.pipeline.reconfigure(&new) {
+                if let Some(collector) = &collector {
+                    collector.set_faults(self.applied.collector.clone())?;
+                }
+                return Err(error.into());
+            }
         }
-        self.session.pipeline.reconfigure(&new)?;
-        if old.workload != new.workload {
+        let old = std::mem::replace(&mut self.applied, new);
+        if self.phase == Phase::Running && old.workload != self.applied.workload {
             self.restart_traffic();
         }
         Ok(())
@@ -448,6 +465,7 @@ impl Driver {
             last_error: self.last_error.clone(),
             file_message: self.file_message.clone(),
             opened: self.opened,
+            rejected: self.rejected,
             last_image: self.session.record.last_image(),
         }
     }

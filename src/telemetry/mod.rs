@@ -205,8 +205,21 @@ impl Pipeline {
     }
 
     /// Applies new settings live. The caller has validated them.
+    ///
+    /// All or nothing: the new generation (if one is needed) is built before anything
+    /// changes, so an error leaves the pipeline exactly as it was.
     pub fn reconfigure(&self, new: &Settings) -> Result<(), PipelineError> {
         let old = self.settings();
+        let needs_swap = old.tracing.enabled != new.tracing.enabled
+            || old.tracing.semantics != new.tracing.semantics
+            || old.tracing.service_name != new.tracing.service_name
+            || old.batch != new.batch
+            || old.exporter.timeout_ms != new.exporter.timeout_ms;
+        let next = if needs_swap {
+            Some(self.build_generation(new)?)
+        } else {
+            None
+        };
         if old.tracing.sample_rate != new.tracing.sample_rate {
             self.sample_rate.set(new.tracing.sample_rate);
             self.record.mark(format!(
@@ -214,13 +227,7 @@ impl Pipeline {
                 old.tracing.sample_rate, new.tracing.sample_rate
             ));
         }
-        let needs_swap = old.tracing.enabled != new.tracing.enabled
-            || old.tracing.semantics != new.tracing.semantics
-            || old.tracing.service_name != new.tracing.service_name
-            || old.batch != new.batch
-            || old.exporter.timeout_ms != new.exporter.timeout_ms;
-        if needs_swap {
-            let next = self.build_generation(new)?;
+        if let Some(next) = next {
             let previous = {
                 let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
                 std::mem::replace(&mut *current, next)

@@ -42,6 +42,7 @@ pub struct GraceApp {
     /// How many scenarios the engine has opened; when its count moves, the controls
     /// take the opened settings.
     opened_seen: u64,
+    rejected_seen: u64,
     /// The user's price per million ingested spans, for the monthly cost.
     pub price_per_million: f64,
     /// Write the settings to the config dir at exit (off in tests).
@@ -81,6 +82,7 @@ impl GraceApp {
             last_send: Instant::now(),
             panel: controls::Panel::default(),
             opened_seen: 0,
+            rejected_seen: 0,
             price_per_million: 0.30,
             remember_on_exit: false,
             code_kind: copy_as_code::CodeKind::Python,
@@ -136,14 +138,33 @@ impl GraceApp {
         });
     }
 
-    /// Takes what the engine has done with files: its message, and the settings of a
-    /// scenario it has just opened (so the controls show what now runs).
+    /// Takes what the engine has done: its file message, the settings of a scenario it
+    /// has just opened, and after a refused change the settings still in force with the
+    /// reason. Either way the controls show what now runs.
     fn adopt(&mut self, snapshot: &Snapshot) {
         self.panel.file_message = snapshot.file_message.clone();
-        if snapshot.opened != self.opened_seen {
+        let opened = snapshot.opened != self.opened_seen;
+        let refused = snapshot.rejected != self.rejected_seen;
+        if refused {
+            self.panel.refused = snapshot
+                .last_error
+                .as_ref()
+                .map(|error| format!("not applied: {error}; these are the settings in force"));
+        }
+        if opened || refused {
             self.opened_seen = snapshot.opened;
+            self.rejected_seen = snapshot.rejected;
             self.edited = snapshot.report.settings.clone();
             self.sent = self.edited.clone();
+        }
+    }
+
+    /// The engine this window drives, when it drives one (not a fixed snapshot): for
+    /// tests and tools that send it commands as another client would.
+    pub fn engine(&self) -> Option<&Engine> {
+        match &self.source {
+            Feed::Live(engine) => Some(engine),
+            Feed::Fixed(_) => None,
         }
     }
 
@@ -163,6 +184,7 @@ impl GraceApp {
         }
         self.sent = self.edited.clone();
         self.last_send = Instant::now();
+        self.panel.refused = None; // a new change: the old complaint no longer applies
         self.send(Command::Apply(Box::new(self.edited.clone())));
     }
 

@@ -37,6 +37,9 @@ pub struct Panel {
     pub note: Option<String>,
     /// What the last Open or Save did.
     pub file_message: Option<String>,
+    /// Why the engine refused the last change: the controls went back to the settings
+    /// in force, and say so here until the next change is applied.
+    pub refused: Option<String>,
 }
 
 /// The tooltip of a knob: its environment variable, its range and its help line.
@@ -90,8 +93,8 @@ pub fn show(
     traffic(ui, &mut edited.workload);
     faults(ui, &mut edited.collector);
     let pressed = shutdown(ui, &mut edited.shutdown, phase);
-    if let Some(invalid) = &panel.invalid {
-        ui.label(RichText::new(invalid).color(Color32::from_rgb(230, 80, 80)));
+    for complaint in [&panel.invalid, &panel.refused].into_iter().flatten() {
+        ui.label(RichText::new(complaint).color(Color32::from_rgb(230, 80, 80)));
     }
     pressed.or(scenario(ui, panel))
 }
