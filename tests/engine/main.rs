@@ -14,6 +14,7 @@ mod accounting;
 mod collect_cli;
 mod collector;
 mod config;
+mod kill_under_load;
 mod live;
 mod real_process;
 mod sampler;
