@@ -89,8 +89,13 @@ fn own_provider(profile: Profile, sample_rate: f64, record: &Arc<Record>) -> Sdk
         max_export_batch_size: MAX_EXPORT_BATCH_SIZE,
         schedule_delay: SCHEDULE_DELAY,
     };
-    let processor =
-        GraceBatchProcessor::new(profile, config, drop_exporter(record), record.clone());
+    let processor = GraceBatchProcessor::new(
+        profile,
+        config,
+        drop_exporter(record),
+        record.clone(),
+        Arc::new(RunnerLife::new(1)),
+    );
     SdkTracerProvider::builder()
         .with_sampler(SampleRate::new(sample_rate).parent_based(RatioFormula::Rust))
         .with_span_processor(processor)
@@ -169,7 +174,8 @@ fn span_cost(c: &mut Criterion) {
                     .build(),
             )
             .build();
-        let counted = CountedStockProcessor::new(stock, record.clone());
+        let counted =
+            CountedStockProcessor::new(stock, record.clone(), Arc::new(RunnerLife::new(1)));
         let accepted = counted.accepted.clone();
         let provider = SdkTracerProvider::builder()
             .with_sampler(SampleRate::new(1.0).parent_based(RatioFormula::Rust))

@@ -427,7 +427,13 @@ impl Pipeline {
                     max_export_batch_size: batch.max_export_batch_size,
                     schedule_delay,
                 };
-                let own = GraceBatchProcessor::new(profile, config, exporter, self.record.clone());
+                let own = GraceBatchProcessor::new(
+                    profile,
+                    config,
+                    exporter,
+                    self.record.clone(),
+                    self.life.clone(),
+                );
                 let provider = builder.with_span_processor(own.clone()).build();
                 (provider, ProcessorHandle::Own(own))
             }
@@ -442,7 +448,8 @@ impl Pipeline {
                             .build(),
                     )
                     .build();
-                let counted = CountedStockProcessor::new(stock, self.record.clone());
+                let counted =
+                    CountedStockProcessor::new(stock, self.record.clone(), self.life.clone());
                 let accepted = counted.accepted.clone();
                 let provider = builder.with_span_processor(counted).build();
                 (provider, ProcessorHandle::Stock { accepted, handed })

@@ -18,19 +18,22 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Span, SpanData, SpanProcessor};
 
 use crate::record::Record;
+use crate::telemetry::wire::RunnerLife;
 
 #[derive(Debug)]
 pub struct CountedStockProcessor {
     inner: BatchSpanProcessor,
     record: Arc<Record>,
+    life: Arc<RunnerLife>,
     pub accepted: Arc<AtomicU64>,
 }
 
 impl CountedStockProcessor {
-    pub fn new(inner: BatchSpanProcessor, record: Arc<Record>) -> Self {
+    pub fn new(inner: BatchSpanProcessor, record: Arc<Record>, life: Arc<RunnerLife>) -> Self {
         CountedStockProcessor {
             inner,
             record,
+            life,
             accepted: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -42,6 +45,9 @@ impl SpanProcessor for CountedStockProcessor {
     }
 
     fn on_end(&self, span: SpanData) {
+        if self.life.is_killed() {
+            return; // left open at the kill, dropped now: see GraceBatchProcessor::on_end
+        }
         if span.span_context.is_sampled() {
             self.accepted.fetch_add(1, Relaxed);
             self.record.counters.queued.fetch_add(1, Relaxed);

@@ -12,7 +12,7 @@
 //! because the next 8 s wait would pass the 10 s `deadline_sec` (`OTLPSpanExporter.export`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -42,11 +42,32 @@ pub struct ExportProbe {
 /// gate the kill flips the flag under. So an export is either booked by the exporter
 /// before the kill, or left in flight for the kill to settle; never both, never neither,
 /// however the threads are scheduled on a loaded machine.
+///
+/// Ending a span has a gate of its own, without a lock (producers must never wait): a
+/// request thread counts a span as created and hands it to the processor only inside
+/// [`RunnerLife::enter_end`], and the kill waits for the threads inside before it empties
+/// the queues. So a span is either in the queue when the kill sweeps it (lost at kill), or
+/// never ended (shown apart); never left "queued" in a dead process.
 #[derive(Debug)]
 pub struct RunnerLife {
     pub id: u64,
     killed: tokio::sync::watch::Sender<bool>,
     gate: std::sync::Mutex<()>,
+    /// Threads between "counted as created" and "handed to the processor".
+    ending: AtomicU64,
+    /// The kill, for the span-end gate (SeqCst with `ending`: each side sees the other).
+    dead: AtomicBool,
+}
+
+/// Held while a span is counted and handed to its processor; see [`RunnerLife`].
+pub struct EndPass<'a>(Option<&'a RunnerLife>);
+
+impl Drop for EndPass<'_> {
+    fn drop(&mut self) {
+        if let Some(life) = self.0 {
+            life.ending.fetch_sub(1, SeqCst);
+        }
+    }
 }
 
 impl RunnerLife {
@@ -55,14 +76,37 @@ impl RunnerLife {
             id,
             killed: tokio::sync::watch::Sender::new(false),
             gate: std::sync::Mutex::new(()),
+            ending: AtomicU64::new(0),
+            dead: AtomicBool::new(false),
         }
     }
 
     /// SIGKILL: once this returns, no export of this runner is opened or closed by the
-    /// exporter any more; what is in flight belongs to the kill.
+    /// exporter any more (what is in flight belongs to the kill), and no span is being
+    /// handed to a processor or will be.
     pub fn kill(&self) {
-        let _gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
-        self.killed.send_replace(true);
+        {
+            let _gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+            self.killed.send_replace(true);
+        }
+        self.dead.store(true, SeqCst);
+        // A thread inside only counts a span and pushes it onto a lock-free queue: this
+        // wait is microseconds, unless the thread was preempted there.
+        while self.ending.load(SeqCst) > 0 {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Permission to end a span (count it, hand it to the processor); `None` once the
+    /// runner is killed: the span then stays open, as in a process that is gone. `life`
+    /// is `None` outside a runner (`gracetrace infer`), where nothing can kill it.
+    pub fn enter_end(life: Option<&RunnerLife>) -> Option<EndPass<'_>> {
+        let Some(life) = life else {
+            return Some(EndPass(None));
+        };
+        life.ending.fetch_add(1, SeqCst);
+        let pass = EndPass(Some(life));
+        (!life.dead.load(SeqCst)).then_some(pass)
     }
 
     /// Runs `book` unless the runner has been killed, atomically with respect to

@@ -61,7 +61,11 @@ pub fn serve_synthetic(
     let stop = Stop { cancel, life };
     match generation {
         Some(generation) => {
-            let outcome = traced(&generation.tracer, settings, Some(counters), &stop);
+            let book = Book {
+                counters,
+                life: Some(life),
+            };
+            let outcome = traced(&generation.tracer, settings, Some(book), &stop);
             flush_if_asked(generation, settings, outcome);
             outcome
         }
@@ -80,7 +84,7 @@ struct Stop<'a> {
 fn traced<T>(
     tracer: &T,
     settings: &WorkloadSettings,
-    counters: Option<&Counters>,
+    counters: Option<Book<'_>>,
     stop: &Stop<'_>,
 ) -> Outcome
 where
@@ -163,19 +167,37 @@ fn vanish<S>(span: S, cx: Context) -> Outcome {
     Outcome::Killed
 }
 
-fn end<S: Span>(span: &mut S, counters: Option<&Counters>) {
-    count_end(span.span_context().is_sampled(), counters);
+/// Where a traced request counts its spans, and the runner whose kill stops it.
+#[derive(Clone, Copy)]
+struct Book<'a> {
+    counters: &'a Counters,
+    life: Option<&'a RunnerLife>,
+}
+
+/// Ends a span, counting it as created first. Once the runner is killed the span is
+/// neither counted nor ended: it stays open, as in a process that is gone (the kill
+/// counts it among the spans that never ended, and the processors ignore it if it is
+/// dropped later).
+fn end<S: Span>(span: &mut S, book: Option<Book<'_>>) {
+    let Some(book) = book else {
+        span.end(); // tracing off: nothing is counted
+        return;
+    };
+    let Some(_pass) = RunnerLife::enter_end(book.life) else {
+        return;
+    };
+    count_end(span.span_context().is_sampled(), Some(book));
     span.end();
 }
 
-fn opened(counters: Option<&Counters>) {
-    if let Some(counters) = counters {
-        counters.open_spans.fetch_add(1, Relaxed);
+fn opened(book: Option<Book<'_>>) {
+    if let Some(book) = book {
+        book.counters.open_spans.fetch_add(1, Relaxed);
     }
 }
 
-fn count_end(sampled: bool, counters: Option<&Counters>) {
-    if let Some(counters) = counters {
+fn count_end(sampled: bool, book: Option<Book<'_>>) {
+    if let Some(Book { counters, .. }) = book {
         counters.open_spans.fetch_sub(1, Relaxed);
         counters.created.fetch_add(1, Relaxed);
         if !sampled {
@@ -260,6 +282,7 @@ where
     T: Tracer,
     T::Span: Send + Sync + 'static,
 {
+    let counters = counters.map(|counters| Book { counters, life });
     let killed = || life.is_some_and(RunnerLife::is_killed);
     let (cx, trace_id) = start_model_root(tracer, &request, counters);
     let mut reply = ModelReply::pending(trace_id, request.steps);
@@ -302,7 +325,7 @@ where
 fn start_model_root<T>(
     tracer: &T,
     request: &ModelRequest<'_>,
-    counters: Option<&Counters>,
+    counters: Option<Book<'_>>,
 ) -> (Context, TraceId)
 where
     T: Tracer,
@@ -365,7 +388,7 @@ fn upload<T>(
     cx: Context,
     trace_id: TraceId,
     image: Image,
-    counters: Option<&Counters>,
+    counters: Option<Book<'_>>,
     killed: &dyn Fn() -> bool,
     reply: &mut ModelReply,
 ) where
@@ -427,7 +450,7 @@ impl ModelReply {
 
 /// Ends a child span and then the request's root span, both with `message` as their
 /// error status: when one step of a request fails or is cancelled, the request does.
-fn end_with_error<S: Span>(span: &mut S, cx: &Context, message: &str, counters: Option<&Counters>) {
+fn end_with_error<S: Span>(span: &mut S, cx: &Context, message: &str, counters: Option<Book<'_>>) {
     span.set_status(Status::error(message.to_owned()));
     end(span, counters);
     end_root(cx, Some(message), counters);
@@ -435,11 +458,14 @@ fn end_with_error<S: Span>(span: &mut S, cx: &Context, message: &str, counters: 
 
 /// Ends the request's root span (held by `cx`), with an error status when given, counting
 /// it first as every span is.
-fn end_root(cx: &Context, error: Option<&str>, counters: Option<&Counters>) {
+fn end_root(cx: &Context, error: Option<&str>, counters: Option<Book<'_>>) {
     let root = cx.span();
     if let Some(error) = error {
         root.set_status(Status::error(error.to_owned()));
     }
+    let Some(_pass) = RunnerLife::enter_end(counters.and_then(|b| b.life)) else {
+        return; // killed: see `end`
+    };
     count_end(root.span_context().is_sampled(), counters);
     root.end();
 }

@@ -133,7 +133,13 @@ fn own(
 ) {
     let (instrumented, record) = instrumented(exporter);
     (
-        GraceBatchProcessor::new(profile, config, instrumented, record.clone()),
+        GraceBatchProcessor::new(
+            profile,
+            config,
+            instrumented,
+            record.clone(),
+            Arc::new(RunnerLife::new(1)),
+        ),
         record,
     )
 }
@@ -210,7 +216,8 @@ fn rust_profile_agrees_with_the_stock_processor() {
                 .build(),
         )
         .build();
-    let counted = CountedStockProcessor::new(stock, stock_record.clone());
+    let counted =
+        CountedStockProcessor::new(stock, stock_record.clone(), Arc::new(RunnerLife::new(1)));
     let accepted = counted.accepted.clone();
     drive(&counted, &stock_exporter);
     settle_drops(&stock_record, accepted.load(SeqCst), handed.load(SeqCst));

@@ -28,6 +28,7 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
 use crate::record::Record;
+use crate::telemetry::wire::RunnerLife;
 
 /// Which rule book the processor follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +92,8 @@ struct Shared<E> {
     /// take it shared (Python's exporter shutdown interrupts an export's retry wait).
     exporter: RwLock<E>,
     record: Arc<Record>,
+    /// The runner's life: a span handed over after its kill is ignored (see `on_end`).
+    life: Arc<RunnerLife>,
     /// Set by SIGKILL: the worker must not start another export.
     killed: AtomicBool,
 }
@@ -151,7 +154,13 @@ impl<E: SpanExporter + 'static> fmt::Debug for GraceBatchProcessor<E> {
 }
 
 impl<E: SpanExporter + 'static> GraceBatchProcessor<E> {
-    pub fn new(profile: Profile, config: BatchConfig, exporter: E, record: Arc<Record>) -> Self {
+    pub fn new(
+        profile: Profile,
+        config: BatchConfig,
+        exporter: E,
+        record: Arc<Record>,
+        life: Arc<RunnerLife>,
+    ) -> Self {
         let shared = Arc::new(Shared {
             profile,
             config,
@@ -167,6 +176,7 @@ impl<E: SpanExporter + 'static> GraceBatchProcessor<E> {
             export_lock: Mutex::new(()),
             exporter: RwLock::new(exporter),
             record,
+            life,
             killed: AtomicBool::new(false),
         });
         let for_worker = shared.clone();
@@ -235,6 +245,12 @@ impl<E: SpanExporter + 'static> SpanProcessor for GraceBatchProcessor<E> {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
+        if self.shared.life.is_killed() {
+            // A span the request thread left open at the kill (never counted as created),
+            // ended now only because its handle was dropped: a dead process hands over
+            // nothing.
+            return;
+        }
         if !span.span_context.is_sampled() {
             return; // both SDKs' batch processors skip unsampled spans
         }
