@@ -655,14 +655,7 @@ pub static KNOBS: &[Knob] = &[
                others 0).",
         bounds: Bounds::Choice {
             names: names!(Platform::ALL),
-            set: |s, i| {
-                let platform = Platform::ALL[i];
-                s.shutdown.platform = platform;
-                if let Some(grace) = platform.grace_ms() {
-                    s.shutdown.grace_ms = grace;
-                    s.shutdown.routing_lag_ms = platform.routing_lag_ms();
-                }
-            },
+            set: |s, i| s.shutdown.set_platform(Platform::ALL[i]),
         },
         get: |s| s.shutdown.platform.name().into(),
     },

@@ -287,6 +287,18 @@ pub struct ShutdownSettings {
     pub routing_lag_ms: u64,
 }
 
+impl ShutdownSettings {
+    /// Chooses a platform: its grace period and routing lag come with it (a custom one
+    /// keeps the values set by hand).
+    pub fn set_platform(&mut self, platform: Platform) {
+        self.platform = platform;
+        if let Some(grace) = platform.grace_ms() {
+            self.grace_ms = grace;
+            self.routing_lag_ms = platform.routing_lag_ms();
+        }
+    }
+}
+
 /// Every knob of one run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {

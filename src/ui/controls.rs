@@ -8,7 +8,7 @@ use eframe::egui::{self, Color32, RichText, Slider, SliderClamping, emath};
 
 use crate::config::knobs;
 use crate::config::{
-    Faults, HandleExit, Platform, Semantics, Settings, ShutdownSettings, WorkloadKind,
+    Faults, HandleExit, Platform, Semantics, Settings, ShutdownSettings, Waiting, WorkloadKind,
     WorkloadSettings,
 };
 use crate::session::live::Phase;
@@ -267,11 +267,36 @@ fn shutdown(ui: &mut egui::Ui, s: &mut ShutdownSettings, phase: &Phase) -> Optio
     )
     .on_hover_text(tip("shutdown.flush_timeout_ms"));
     handle_exit(ui, &mut s.handle_exit);
+    waiting(ui, &mut s.waiting);
+    ui.add(
+        knob_slider(&mut s.routing_lag_ms, "shutdown.routing_lag_ms")
+            .suffix(" ms")
+            .text("routing lag"),
+    )
+    .on_hover_text(tip("shutdown.routing_lag_ms"));
     ui.add_space(4.0);
     shutdown_buttons(ui, phase)
 }
 
-/// The platform preset; choosing one sets its grace period.
+/// What SIGTERM does with requests waiting for a slot.
+fn waiting(ui: &mut egui::Ui, waiting: &mut Waiting) {
+    const RETURN: &str = "return: the platform takes them back";
+    const SERVE: &str = "serve: the runner drains its backlog";
+    egui::ComboBox::from_label("waiting")
+        .selected_text(match waiting {
+            Waiting::Return => RETURN,
+            Waiting::Serve => SERVE,
+        })
+        .show_ui(ui, |ui| {
+            ui.selectable_value(waiting, Waiting::Return, RETURN);
+            ui.selectable_value(waiting, Waiting::Serve, SERVE);
+        })
+        .response
+        .on_hover_text(tip("shutdown.waiting"));
+}
+
+/// The platform preset; choosing one sets its grace period and routing lag, as the
+/// `shutdown.platform` knob does.
 fn platform(ui: &mut egui::Ui, s: &mut ShutdownSettings) {
     let before = s.platform;
     egui::ComboBox::from_label("platform")
@@ -287,10 +312,10 @@ fn platform(ui: &mut egui::Ui, s: &mut ShutdownSettings) {
         })
         .response
         .on_hover_text(tip("shutdown.platform"));
-    if s.platform != before
-        && let Some(ms) = s.platform.grace_ms()
-    {
-        s.grace_ms = ms;
+    if s.platform != before {
+        let chosen = s.platform;
+        s.platform = before;
+        s.set_platform(chosen);
     }
 }
 

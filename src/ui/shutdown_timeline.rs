@@ -153,8 +153,13 @@ fn empty_state(ui: &mut egui::Ui) {
 /// routing lag), and how many waiting requests it took back at SIGTERM.
 fn routing_bar(chart: &mut Chart, steps: &Steps, returned: u64, now_s: f64) {
     let y = lane_y("routing");
-    // Without its marker yet, routing lasts until now, or until the runner was gone.
-    let end = steps.cut(steps.routing_end, now_s).0.max(steps.sigterm);
+    // Without its marker, routing still goes on while the runner lives; once the runner
+    // is gone without one, traffic had ended before routing did, and there is no bar.
+    let still_running = steps.exit.is_none() && steps.sigkill.is_none();
+    let end = steps
+        .routing_end
+        .or(still_running.then_some(now_s))
+        .unwrap_or(steps.sigterm);
     if end - steps.sigterm > 0.001 {
         chart.phase_bar(
             "routing",
