@@ -88,15 +88,18 @@ pub fn show(
     phase: &Phase,
 ) -> Option<Action> {
     ui.spacing_mut().slider_width = 140.0;
+    // The buttons, the file row and any complaint first: always in view, however long
+    // the panel below them.
+    let pressed = shutdown_buttons(ui, phase).or(scenario(ui, panel));
+    for complaint in [&panel.invalid, &panel.refused].into_iter().flatten() {
+        ui.label(RichText::new(complaint).color(Color32::from_rgb(230, 80, 80)));
+    }
     tracing(ui, edited);
     batch(ui, edited, panel);
     traffic(ui, &mut edited.workload);
     faults(ui, &mut edited.collector);
-    let pressed = shutdown(ui, &mut edited.shutdown, phase);
-    for complaint in [&panel.invalid, &panel.refused].into_iter().flatten() {
-        ui.label(RichText::new(complaint).color(Color32::from_rgb(230, 80, 80)));
-    }
-    pressed.or(scenario(ui, panel))
+    shutdown(ui, &mut edited.shutdown);
+    pressed
 }
 
 fn tracing(ui: &mut egui::Ui, s: &mut Settings) {
@@ -249,7 +252,7 @@ fn faults(ui: &mut egui::Ui, f: &mut Faults) {
     f.ingest_limit_spans_per_s = (limit > 0).then_some(limit);
 }
 
-fn shutdown(ui: &mut egui::Ui, s: &mut ShutdownSettings, phase: &Phase) -> Option<Action> {
+fn shutdown(ui: &mut egui::Ui, s: &mut ShutdownSettings) {
     section(ui, "Shutdown");
     platform(ui, s);
     let custom = s.platform == Platform::Custom;
@@ -274,8 +277,6 @@ fn shutdown(ui: &mut egui::Ui, s: &mut ShutdownSettings, phase: &Phase) -> Optio
             .text("routing lag"),
     )
     .on_hover_text(tip("shutdown.routing_lag_ms"));
-    ui.add_space(4.0);
-    shutdown_buttons(ui, phase)
 }
 
 /// What SIGTERM does with requests waiting for a slot.
