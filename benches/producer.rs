@@ -19,6 +19,11 @@
 //! spans drop, as they would in production behind a slow backend: a dropped span is still
 //! an `end()` the request thread paid for. Eight producer threads on two cores, as a
 //! server with eight request slots ends spans.
+//!
+//! What a full queue costs differs by rule, not by machinery: `rust` and `sdk` reject the
+//! new span (freed where it was made, in a warm cache), `python` evicts the oldest one, so
+//! its producer frees a span another thread allocated long ago, as CPython's
+//! `deque(maxlen)` frees it on the thread that appends.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -127,9 +132,11 @@ fn producer(c: &mut Criterion) {
             b.iter_custom(|iters| produce(&generation.tracer, iters, &samples))
         });
         let samples = samples.into_inner().unwrap_or_else(|e| e.into_inner());
-        print_tail(semantics.name(), samples, &session);
         drop(generation);
+        // After the shutdown: the stock processor's drops are only known once it has
+        // drained (telemetry::stock).
         session.pipeline.shutdown();
+        print_tail(semantics.name(), samples, &session);
         let _report = session.finish(&settings);
     }
     group.finish();

@@ -39,7 +39,10 @@ pub(super) fn emit<E>(shared: &Shared<E>, span: SpanData) {
     // l. 221-222: self._worker_awaken.set(). Setting an Event that is already set does
     // nothing, so only the span that sets it wakes the worker: while the worker exports,
     // the spans that keep arriving above the threshold must not each pay a futex wake.
-    if shared.queue.len() >= shared.config.max_export_batch_size
+    // Read before the swap: while the Event is set (the worker awake or exporting), the
+    // spans that keep arriving only read a flag that stays in every core's cache.
+    if !shared.awaken.load(SeqCst)
+        && shared.queue.len() >= shared.config.max_export_batch_size
         && !shared.awaken.swap(true, SeqCst)
     {
         shared.notify_worker();

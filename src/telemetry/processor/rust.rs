@@ -33,7 +33,10 @@ pub(super) fn on_end<E>(shared: &Shared<E>, span: SpanData) {
         return;
     }
     counters.queued.fetch_add(1, Relaxed);
+    // l. 833-843: the flag is read before it is swapped, so spans arriving while a
+    // message is pending only read a cached flag.
     if previous_batch_size + 1 >= shared.config.max_export_batch_size
+        && !shared.export_message_sent.load(SeqCst)
         && !shared.export_message_sent.swap(true, SeqCst)
     {
         let mut messages = lock(&shared.messages);
