@@ -24,16 +24,8 @@ use crate::config::{Semantics, Settings, WorkloadKind};
 use crate::record::{ShutdownReport, SpanCounts};
 use crate::workload::arrival::Schedule;
 
-/// What a real run measured and the simulator charges: see [`Costs`].
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Costs {
-    /// OTLP/HTTP bytes per exported span.
-    pub bytes_per_span: f64,
-    /// Time one export takes against a backend that answers at once, beyond the
-    /// backend's own latency: `per_batch_ms + per_span_ms * spans`.
-    pub per_batch_ms: f64,
-    pub per_span_ms: f64,
-}
+/// What a real run measured and the simulator charges per export.
+pub use crate::record::report::Calibration as Costs;
 
 /// Why a scenario cannot be simulated.
 #[derive(Debug, thiserror::Error)]

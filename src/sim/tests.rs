@@ -6,6 +6,7 @@ use crate::config::{HandleExit, Settings, Source};
 
 /// Charged per export in these tests; real runs use measured costs.
 const COSTS: Costs = Costs {
+    exports_measured: 0,
     bytes_per_span: 100.0,
     per_batch_ms: 1.0,
     per_span_ms: 0.01,
