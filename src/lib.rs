@@ -13,10 +13,13 @@
 //! collector   the embedded OTLP/HTTP receiver      telemetry   sampler, processor, exporter
 //! workload    traffic: synthetic requests or the burn model
 //! lifecycle   SIGTERM -> handle_exit -> drain -> teardown/force_flush -> exit or SIGKILL
+//!             sim         the same runner, rule book and shutdown in virtual time
 //! session     wires the layers into a run (headless) or a live engine (the window)
 //! ui          draws snapshots and sends commands
 //! ```
 //!
+//! `lifecycle` and `sim` share a layer and never name each other; `sim` reads the
+//! arrival schedule from `workload` and every decision from `telemetry::rules`.
 //! `collector` and `telemetry` share a layer and never name each other: what they agree
 //! on (headers, what SIGKILL asks the backend) is in `record::wire`. `.ci/layers` checks
 //! the rule on every CI run.
@@ -26,6 +29,7 @@ pub mod config;
 pub mod lifecycle;
 pub mod record;
 pub mod session;
+pub mod sim;
 pub mod telemetry;
 pub mod ui;
 pub mod workload;

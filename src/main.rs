@@ -44,6 +44,10 @@ enum Command {
         /// Write the JSON report here (`-` for stdout).
         #[arg(long)]
         json: Option<PathBuf>,
+        /// `real`: the threaded pipeline in real time; `virtual`: the simulator, its
+        /// per-export costs measured by a short real run first.
+        #[arg(long, value_enum, default_value_t = Clock::Real)]
+        clock: Clock,
     },
     /// Serve a scenario's traffic as a real runner process exporting to ENDPOINT until
     /// SIGTERM, then shut down as the app would (the real-process check of SIGKILL).
@@ -82,7 +86,8 @@ fn main() -> ExitCode {
             scenario,
             overrides,
             json,
-        } => run(scenario, &overrides, json),
+            clock,
+        } => run(scenario, &overrides, json, clock),
         Command::Runner {
             endpoint,
             runner_id,
@@ -108,7 +113,39 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(scenario: Option<PathBuf>, overrides: &[String], json: Option<PathBuf>) -> ExitCode {
+/// Which engine `run` drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Clock {
+    Real,
+    Virtual,
+}
+
+/// The report of one run on `clock`; the exit code on failure (2: the scenario cannot
+/// run in virtual time, naming the setting).
+fn report_on(
+    settings: &Settings,
+    clock: Clock,
+) -> Result<gracetrace::record::report::Report, ExitCode> {
+    let fail = |error: &dyn std::fmt::Display, code: u8| {
+        eprintln!("gracetrace: {error}");
+        ExitCode::from(code)
+    };
+    match clock {
+        Clock::Real => gracetrace::session::run(settings).map_err(|e| fail(&e, 1)),
+        Clock::Virtual => {
+            let costs = gracetrace::session::virtual_clock::calibrate().map_err(|e| fail(&e, 1))?;
+            gracetrace::session::virtual_clock::run_virtual(settings, costs)
+                .map_err(|e| fail(&e, 2))
+        }
+    }
+}
+
+fn run(
+    scenario: Option<PathBuf>,
+    overrides: &[String],
+    json: Option<PathBuf>,
+    clock: Clock,
+) -> ExitCode {
     let settings = match Settings::load(&env::process_env, scenario.as_deref(), overrides) {
         Ok(settings) => settings,
         Err(error) => {
@@ -116,12 +153,9 @@ fn run(scenario: Option<PathBuf>, overrides: &[String], json: Option<PathBuf>) -
             return ExitCode::from(2);
         }
     };
-    let report = match gracetrace::session::run(&settings) {
+    let report = match report_on(&settings, clock) {
         Ok(report) => report,
-        Err(error) => {
-            eprintln!("gracetrace: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     eprintln!("{}", report.summary());
     let Some(path) = json else {

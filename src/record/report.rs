@@ -12,8 +12,26 @@ use super::{CollectorStats, ShutdownReport};
 use super::{ExportEvent, Marker, Record, Sample, SpanCounts};
 use crate::config::Settings;
 
+/// What a real run of the embedded collector measured, which the virtual clock charges
+/// per export: see `session::calibrate`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Calibration {
+    /// OTLP/HTTP bytes per exported span.
+    pub bytes_per_span: f64,
+    /// One export against a backend without injected latency takes
+    /// `per_batch_ms + per_span_ms * spans`.
+    pub per_batch_ms: f64,
+    pub per_span_ms: f64,
+    /// How many real exports the fit was made from.
+    pub exports_measured: u64,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// `real`: the threaded pipeline ran in real time; `virtual`: the simulator (`sim`).
+    pub clock: &'static str,
+    /// The measured costs a virtual run charged; `null` for a real run.
+    pub calibration: Option<Calibration>,
     pub scenario: String,
     pub semantics: &'static str,
     pub spans: SpanReport,
@@ -140,6 +158,8 @@ impl Report {
         counts.received = collector.as_ref().map_or(0, |c| c.spans_received);
         let (exports, exports_forgotten) = record.exports();
         Report {
+            clock: "real",
+            calibration: None,
             scenario: settings.name.clone(),
             semantics: settings.tracing.semantics.name(),
             spans: SpanReport {

@@ -5,6 +5,7 @@
 //! build the same [`Report`].
 
 pub mod live;
+pub mod virtual_clock;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -38,6 +39,9 @@ pub enum SessionError {
     /// its settings name none.
     #[error("no endpoint: the session has no embedded collector and exporter.endpoint is unset")]
     NoEndpoint,
+    /// The real run that measures the virtual clock's costs gave nothing to fit.
+    #[error("cannot calibrate the virtual clock: {0}")]
+    Calibration(String),
 }
 
 /// A collector, a pipeline and a record wired together; the pieces a run, a test or the

@@ -13,6 +13,7 @@
 mod error;
 pub mod exporter;
 pub mod processor;
+pub mod rules;
 pub mod sampler;
 pub mod stock;
 pub mod wire;
@@ -43,10 +44,7 @@ use wire::{ExportProbe, RetryRules, RunnerLife, WireClient};
 /// The exporter every generation uses: the real OTLP/HTTP exporter, instrumented.
 pub type Exporter = InstrumentedExporter<opentelemetry_otlp::SpanExporter>;
 
-/// Python's `BatchProcessor.shutdown(timeout_millis=30000)` default.
-const PYTHON_SHUTDOWN_WAIT: Duration = Duration::from_secs(30);
-/// `SdkTracerProvider::shutdown()` waits 5 s.
-const RUST_SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+use rules::BatchRules;
 
 enum ProcessorHandle {
     Own(GraceBatchProcessor<Exporter>),
@@ -100,8 +98,8 @@ impl Generation {
     /// Clean shutdown: drains the queue through the exporter, as each SDK does.
     fn shutdown(&self, record: &Record, life: &RunnerLife) {
         let wait = match self.semantics {
-            Semantics::Python => PYTHON_SHUTDOWN_WAIT,
-            Semantics::Rust | Semantics::Sdk => RUST_SHUTDOWN_WAIT,
+            Semantics::Python => rules::python::Python.shutdown_wait(),
+            Semantics::Rust | Semantics::Sdk => rules::rust::Rust.shutdown_wait(),
         };
         let _ = self.provider.shutdown_with_timeout(wait);
         if let ProcessorHandle::Stock { accepted, handed } = &self.processor

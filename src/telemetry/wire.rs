@@ -130,8 +130,7 @@ pub enum RetryRules {
     Python,
 }
 
-/// `_MAX_RETRYS = 6` (l. 67).
-const PYTHON_MAX_TRIES: i32 = 6;
+use super::rules::retry::{Answer, Next, PYTHON_MAX_TRIES, python_backoff, python_next};
 
 #[derive(Debug)]
 pub struct WireClient {
@@ -218,8 +217,7 @@ impl WireClient {
         let deadline = Instant::now() + self.timeout;
         for retry_num in 0..PYTHON_MAX_TRIES {
             // l. 183: backoff_seconds = 2**retry_num * random.uniform(0.8, 1.2)
-            let backoff =
-                Duration::from_secs_f64(2f64.powi(retry_num) * rand::rng().random_range(0.8..=1.2));
+            let backoff = python_backoff(retry_num, rand::rng().random_range(0.8..=1.2));
             let remaining = deadline
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1));
@@ -228,28 +226,22 @@ impl WireClient {
                 // l. 156-172: a ConnectionError is retried once at once, same timeout.
                 result = self.attempt(request, remaining).await;
             }
-            let retryable = match &result {
+            let answer = match &result {
                 Ok(response) if response.status().is_success() => return ok(result),
-                // `_is_retryable` (_common/__init__.py l. 26-31): 408 and 5xx, not 429.
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    status == 408 || (500..=599).contains(&status)
-                }
-                // l. 188-191: only a ConnectionError is retryable; a read timeout is not.
-                Err(AttemptError::Connection(_)) => true,
-                Err(AttemptError::Timeout(_) | AttemptError::Killed) => false,
+                Ok(response) => Answer::Status(response.status().as_u16(), None),
+                Err(AttemptError::Connection(_)) => Answer::Connection,
+                Err(AttemptError::Timeout(_) | AttemptError::Killed) => Answer::Timeout,
             };
-            let out_of_time = backoff > deadline.saturating_duration_since(Instant::now());
-            // l. 201-214
-            if !retryable
-                || retry_num + 1 == PYTHON_MAX_TRIES
-                || out_of_time
-                || self.probe.shutdown.load(Relaxed)
-            {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let shutting_down = self.probe.shutdown.load(Relaxed);
+            // l. 201-214, the one rule book the simulator follows too.
+            let Next::RetryAfter(wait) =
+                python_next(retry_num, answer, backoff, left, shutting_down)
+            else {
                 return ok(result);
-            }
+            };
             // l. 220: self._shutdown_in_progress.wait(backoff_seconds)
-            if self.wait_unless_shutdown(backoff).await {
+            if self.wait_unless_shutdown(wait).await {
                 return ok(result);
             }
         }

@@ -12,6 +12,7 @@
 //! to stop at their next step, and a killed runner's threads notice
 //! [`crate::telemetry::wire::RunnerLife`] and vanish without ending spans.
 
+pub mod arrival;
 pub mod line;
 pub mod model;
 pub mod request;
@@ -20,9 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 use crate::config::{ShutdownSettings, Waiting, WorkloadKind, WorkloadSettings};
 use crate::record::{Record, ShutdownPhase};
@@ -329,9 +327,9 @@ fn count_outcome(record: &Record, outcome: request::Outcome, timing: &Timing) {
     }
 }
 
-/// The open-loop arrival process: exponential gaps at `rate_per_s`, plus a burst of
-/// `burst_size` every `burst_every_s`. Arrivals due at once are sent together, so rates
-/// beyond what `sleep` can pace are still honoured on average.
+/// The open-loop arrival process of [`arrival::Schedule`], paced by the real clock.
+/// Arrivals due at once are sent together, so rates beyond what `sleep` can pace are
+/// still honoured on average.
 fn arrivals(
     settings: &WorkloadSettings,
     line: &WaitingLine,
@@ -339,22 +337,9 @@ fn arrivals(
     pipeline: &Pipeline,
 ) {
     let record = pipeline.record();
-    let mut rng = StdRng::seed_from_u64(settings.seed);
+    let mut schedule = arrival::Schedule::new(settings);
     let start = Instant::now();
-    let end = start + Duration::from_secs_f64(settings.duration_s);
-    let gap = |rng: &mut StdRng| {
-        if settings.rate_per_s <= 0.0 {
-            Duration::MAX
-        } else {
-            // Inverse transform of Exp(rate); 1 - u is in (0, 1], so ln is finite.
-            let u: f64 = rng.random();
-            Duration::from_secs_f64(-(1.0 - u).ln() / settings.rate_per_s)
-        }
-    };
-    let mut next_arrival = start.checked_add(gap(&mut rng)).unwrap_or(end);
-    let burst_every = (settings.burst_every_s > 0.0 && settings.burst_size > 0)
-        .then(|| Duration::from_secs_f64(settings.burst_every_s));
-    let mut next_burst = burst_every.map(|every| start + every);
+    let end = start + schedule.end();
     loop {
         if pipeline.life().is_killed() || control.gone.load(Relaxed) {
             return;
@@ -371,19 +356,14 @@ fn arrivals(
             let routed = routing_ends.is_none_or(|end| arrived < end);
             offer(line, arrived, routed, control, record)
         };
-        while next_arrival <= now {
-            offer(next_arrival);
-            next_arrival = next_arrival.checked_add(gap(&mut rng)).unwrap_or(end);
-        }
-        if let (Some(burst_at), Some(every)) = (next_burst, burst_every)
-            && burst_at <= now
-        {
-            for _ in 0..settings.burst_size {
-                offer(burst_at);
+        while let Some(due) = schedule.peek().filter(|due| start + due.at <= now) {
+            for _ in 0..due.count {
+                offer(start + due.at);
             }
-            next_burst = Some(burst_at + every);
+            schedule.advance();
         }
-        let wake = [Some(next_arrival), next_burst, Some(end), routing_ends]
+        let next_due = schedule.peek().map(|due| start + due.at);
+        let wake = [next_due, Some(end), routing_ends]
             .into_iter()
             .flatten()
             .filter(|at| *at > now)

@@ -8,15 +8,8 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::{GraceBatchProcessor, Shared, export_batch, lock, shutdown_exporter, wait_until};
-
-/// `BatchExportStrategy`, names kept as upstream spells them.
-#[derive(Clone, Copy, PartialEq, Eq)]
-#[allow(clippy::enum_variant_names)]
-enum Strategy {
-    ExportAll,
-    ExportWhileBatchExceedsThreshold,
-    ExportAtLeastOneBatch,
-}
+use crate::telemetry::rules::python::{Python, Strategy, should_export_batch, strategy_after_wait};
+use crate::telemetry::rules::{BatchRules, FullQueue};
 
 /// `emit` (l. 210-222): a full queue evicts its OLDEST span (`deque(maxlen)` with
 /// `appendleft`), then a queue of at least one batch wakes the worker early.
@@ -30,6 +23,7 @@ pub(super) fn emit<E>(shared: &Shared<E>, span: SpanData) {
         counters.dropped_after_shutdown.fetch_add(1, Relaxed);
         return;
     }
+    debug_assert_eq!(Python.full_queue(), FullQueue::EvictOldest);
     if shared.queue.force_push(Box::new(span)).is_some() {
         // l. 216-220: "Queue full, dropping span." -- the deque drops from the old end.
         counters.dropped_oldest.fetch_add(1, Relaxed);
@@ -39,10 +33,11 @@ pub(super) fn emit<E>(shared: &Shared<E>, span: SpanData) {
     // l. 221-222: self._worker_awaken.set(). Setting an Event that is already set does
     // nothing, so only the span that sets it wakes the worker: while the worker exports,
     // the spans that keep arriving above the threshold must not each pay a futex wake.
-    // Read before the swap: while the Event is set (the worker awake or exporting), the
+    // Read the flag first: while the Event is set (the worker awake or exporting), the
     // spans that keep arriving only read a flag that stays in every core's cache.
+    let batch_size = shared.config.max_export_batch_size;
     if !shared.awaken.load(SeqCst)
-        && shared.queue.len() >= shared.config.max_export_batch_size
+        && Python.wakes_worker(shared.queue.len(), batch_size, false)
         && !shared.awaken.swap(true, SeqCst)
     {
         shared.notify_worker();
@@ -64,33 +59,11 @@ pub(super) fn worker<E: SpanExporter>(shared: &Shared<E>) {
         if shared.shutdown.load(SeqCst) {
             break;
         }
-        export(
-            shared,
-            if interrupted {
-                Strategy::ExportWhileBatchExceedsThreshold
-            } else {
-                Strategy::ExportAtLeastOneBatch
-            },
-        );
+        export(shared, strategy_after_wait(interrupted));
         shared.awaken.store(false, SeqCst);
     }
     if !shared.killed.load(SeqCst) {
         export(shared, Strategy::ExportAll); // l. 177
-    }
-}
-
-/// `_should_export_batch` (l. 137-149).
-fn should_export_batch<E>(shared: &Shared<E>, strategy: Strategy, iterations: usize) -> bool {
-    if shared.queue.is_empty() || shared.shutdown_timeout_exceeded.load(SeqCst) {
-        return false;
-    }
-    if shared.queue.len() >= shared.config.max_export_batch_size {
-        return true;
-    }
-    match strategy {
-        Strategy::ExportAll => true,
-        Strategy::ExportAtLeastOneBatch => iterations == 0,
-        Strategy::ExportWhileBatchExceedsThreshold => false,
     }
 }
 
@@ -99,7 +72,14 @@ fn export<E: SpanExporter>(shared: &Shared<E>, strategy: Strategy) {
     let _export_lock = lock(&shared.export_lock);
     let mut iterations = 0;
     loop {
-        if shared.killed.load(SeqCst) || !should_export_batch(shared, strategy, iterations) {
+        let go_on = should_export_batch(
+            shared.queue.len(),
+            shared.config.max_export_batch_size,
+            shared.shutdown_timeout_exceeded.load(SeqCst),
+            strategy,
+            iterations,
+        );
+        if shared.killed.load(SeqCst) || !go_on {
             return;
         }
         iterations += 1;

@@ -13,8 +13,9 @@ use super::{
     wait_until,
 };
 
-/// The fixed wait of `force_flush` (l. 699: `forceflush_timeout: Duration::from_secs(5)`).
-pub const FORCE_FLUSH_WAIT: Duration = Duration::from_secs(5);
+pub use crate::telemetry::rules::rust::FORCE_FLUSH_WAIT;
+use crate::telemetry::rules::rust::{Rust, next_chunk, next_wait};
+use crate::telemetry::rules::{BatchRules, FullQueue};
 
 /// `on_end` (l. 812-880): count first, then `try_send`; a full channel rejects the NEW
 /// span. Reaching a batch sends one `ExportSpan` message until the worker takes it.
@@ -26,6 +27,7 @@ pub(super) fn on_end<E>(shared: &Shared<E>, span: SpanData) {
         return;
     }
     let previous_batch_size = shared.pending.fetch_add(1, SeqCst);
+    debug_assert_eq!(Rust.full_queue(), FullQueue::RejectNewest);
     if shared.queue.push(Box::new(span)).is_err() {
         // TrySendError::Full: the count is reverted and the span dropped.
         shared.pending.fetch_sub(1, SeqCst);
@@ -35,8 +37,9 @@ pub(super) fn on_end<E>(shared: &Shared<E>, span: SpanData) {
     counters.queued.fetch_add(1, Relaxed);
     // l. 833-843: the flag is read before it is swapped, so spans arriving while a
     // message is pending only read a cached flag.
-    if previous_batch_size + 1 >= shared.config.max_export_batch_size
-        && !shared.export_message_sent.load(SeqCst)
+    let batch_size = shared.config.max_export_batch_size;
+    let sent = shared.export_message_sent.load(SeqCst);
+    if Rust.wakes_worker(previous_batch_size + 1, batch_size, sent)
         && !shared.export_message_sent.swap(true, SeqCst)
     {
         let mut messages = lock(&shared.messages);
@@ -55,9 +58,7 @@ pub(super) fn worker<E: SpanExporter>(shared: &Shared<E>) {
     let delay = shared.config.schedule_delay;
     let mut last_export_time = Instant::now();
     loop {
-        let remaining = delay
-            .checked_sub(last_export_time.elapsed())
-            .unwrap_or(delay);
+        let remaining = next_wait(delay, last_export_time.elapsed());
         let message = {
             let mut messages = wait_until(shared, Instant::now() + remaining, |s, m| {
                 !m.is_empty() || s.killed.load(SeqCst)
@@ -109,8 +110,7 @@ fn get_spans_and_export<E: SpanExporter>(
     let target = shared.pending.load(SeqCst);
     let mut result = Ok(());
     let mut total = 0;
-    while target > 0 && total < target {
-        let limit = shared.config.max_export_batch_size.min(target - total);
+    while let Some(limit) = next_chunk(shared.config.max_export_batch_size, target, total) {
         if shared.killed.load(SeqCst) {
             return result;
         }

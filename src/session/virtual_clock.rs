@@ -1,0 +1,106 @@
+//! `--clock virtual`: a scenario through the simulator (`crate::sim`), written as the
+//! same report as a real run, with the costs it charged measured from a short real run
+//! of the embedded collector ([`calibrate`]).
+
+use crate::config::{Settings, Source};
+use crate::record::report::{Calibration, Report};
+use crate::record::{Outcome, Record};
+use crate::sim::{self, SimError};
+
+use super::SessionError;
+
+/// The real run the costs are measured from: 1,000 spans/s (200 requests x 5 spans) for
+/// 1.5 s against the healthy embedded collector, batches leaving every 100 ms so their
+/// sizes vary (the fit needs more than one size).
+const CALIBRATION_RUN: [(&str, &str); 7] = [
+    ("workload.duration_s", "1.5"),
+    ("workload.rate_per_s", "200"),
+    ("workload.extra_spans", "2"),
+    ("workload.inference_ms", "1"),
+    ("workload.upload_ms", "0"),
+    ("batch.schedule_delay_ms", "100"),
+    ("tracing.sample_rate", "1"),
+];
+
+/// Runs the calibration scenario in real time and fits `per_batch + per_span * spans`
+/// to its exports' durations (least squares), and bytes per span to their bodies.
+pub fn calibrate() -> Result<Calibration, SessionError> {
+    let mut settings = Settings::default();
+    for (key, value) in CALIBRATION_RUN {
+        // The table above is in range; a failure here is a programming error, reported
+        // as the session error it would cause rather than a panic.
+        settings
+            .set(key, value, Source::Default)
+            .map_err(|e| SessionError::Calibration(e.to_string()))?;
+    }
+    let report = super::run(&settings)?;
+    let points: Vec<(f64, f64, u64)> = report
+        .exports
+        .iter()
+        .filter(|e| e.outcome == Outcome::Ok && e.attempts == 1)
+        .filter_map(|e| Some((e.spans as f64, e.end_ms? - e.start_ms, e.bytes)))
+        .collect();
+    fit(&points).ok_or_else(|| {
+        SessionError::Calibration(format!(
+            "the calibration run exported {} batches; at least 2 are needed",
+            points.len()
+        ))
+    })
+}
+
+/// Least squares of duration on spans; a negative slope (noise) falls back to the mean.
+fn fit(points: &[(f64, f64, u64)]) -> Option<Calibration> {
+    let n = points.len() as f64;
+    let spans: f64 = points.iter().map(|p| p.0).sum();
+    if points.len() < 2 || spans <= 0.0 {
+        return None;
+    }
+    let (mx, my) = (spans / n, points.iter().map(|p| p.1).sum::<f64>() / n);
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let slope = if sxx > 0.0 { (sxy / sxx).max(0.0) } else { 0.0 };
+    let bytes: u64 = points.iter().map(|p| p.2).sum();
+    Some(Calibration {
+        bytes_per_span: bytes as f64 / spans,
+        per_batch_ms: (my - slope * mx).max(0.0),
+        per_span_ms: slope,
+        exports_measured: points.len() as u64,
+    })
+}
+
+/// Runs `settings` in virtual time and builds the report a real run would write.
+pub fn run_virtual(settings: &Settings, costs: Calibration) -> Result<Report, SimError> {
+    let outcome = sim::run(settings, costs)?;
+    let mut report = Report::build(&Record::new(), settings, None);
+    report.clock = "virtual";
+    report.calibration = Some(costs);
+    report.spans.counts = outcome.spans;
+    report.spans.unaccounted = outcome.spans.unaccounted();
+    report.spans.never_ended = outcome.shutdown.as_ref().map_or(0, |s| s.spans_never_ended);
+    let (r, q) = (&mut report.requests, outcome.requests);
+    (r.sent, r.completed, r.rejected, r.cancelled) = (q.sent, q.completed, q.rejected, q.cancelled);
+    (r.refused, r.returned, r.cut_off) = (q.refused, q.returned, q.cut_off);
+    report.http.attempts = outcome.http_attempts;
+    report.http.bytes = outcome.http_bytes;
+    report.shutdown = outcome.shutdown;
+    report.duration_ms = outcome.duration_ms;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fit_recovers_a_line_and_refuses_too_few_points() {
+        let points = [
+            (100.0, 3.0, 10_000),
+            (500.0, 7.0, 50_000),
+            (300.0, 5.0, 30_000),
+        ];
+        let c = fit(&points).unwrap();
+        assert!((c.per_span_ms - 0.01).abs() < 1e-9 && (c.per_batch_ms - 2.0).abs() < 1e-9);
+        assert_eq!(c.bytes_per_span, 100.0);
+        assert!(fit(&points[..1]).is_none());
+    }
+}

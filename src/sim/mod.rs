@@ -1,0 +1,236 @@
+//! The virtual-time engine: one runner's traffic, sampler, batch processor, exporter,
+//! backend faults and shutdown replayed as discrete events, so a scenario of an hour
+//! takes well under a second. Spans are counted, never materialised.
+//!
+//! It follows the same rule book as the threaded pipeline (`telemetry::rules`, the
+//! sampler's decision functions, `workload::arrival`), so the two cannot drift apart;
+//! what only the real pipeline knows (bytes per span, the cost of one export) comes in as
+//! [`Costs`], measured from a real run.
+
+mod exporter;
+mod lifecycle;
+mod processor;
+mod traffic;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+
+use crate::config::{Semantics, Settings, WorkloadKind};
+use crate::record::{ShutdownReport, SpanCounts};
+use crate::workload::arrival::Schedule;
+
+/// What a real run measured and the simulator charges per export.
+pub use crate::record::report::Calibration as Costs;
+
+/// Why a scenario cannot be simulated.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("{key} = {value} cannot run in virtual time: {why}")]
+    Unsupported {
+        key: &'static str,
+        value: String,
+        why: &'static str,
+    },
+}
+
+/// The outcome of one simulated run: the report's counts, and what the queue did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SimOutcome {
+    pub spans: SpanCounts,
+    pub requests: Requests,
+    pub shutdown: Option<ShutdownReport>,
+    pub killed: bool,
+    /// The most spans the processor's queue held at once.
+    pub peak_queue: u64,
+    pub http_attempts: u64,
+    pub http_bytes: u64,
+    /// Virtual milliseconds from the start of traffic to the end of the run.
+    pub duration_ms: f64,
+}
+
+/// Request counts, named as in the report.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Requests {
+    pub sent: u64,
+    pub completed: u64,
+    pub rejected: u64,
+    pub cancelled: u64,
+    pub refused: u64,
+    pub returned: u64,
+    pub cut_off: u64,
+}
+
+/// Simulates `settings` in virtual time.
+pub fn run(settings: &Settings, costs: Costs) -> Result<SimOutcome, SimError> {
+    check(settings)?;
+    let mut sim = Sim::new(settings, costs);
+    sim.start();
+    while let Some(Reverse((at, _, event))) = sim.events.pop() {
+        if sim.finished {
+            break;
+        }
+        sim.now = at;
+        sim.handle(event);
+    }
+    Ok(sim.outcome())
+}
+
+fn check(settings: &Settings) -> Result<(), SimError> {
+    let unsupported = |key, value: &str, why| {
+        Err(SimError::Unsupported {
+            key,
+            value: value.into(),
+            why,
+        })
+    };
+    if settings.tracing.semantics == Semantics::Sdk {
+        return unsupported(
+            "tracing.semantics",
+            "sdk",
+            "the stock processor's internals cannot be followed; use python or rust",
+        );
+    }
+    if settings.workload.kind == WorkloadKind::Model {
+        return unsupported(
+            "workload.kind",
+            "model",
+            "real inference has no virtual clock",
+        );
+    }
+    if settings.workload.flush_every_request {
+        return unsupported(
+            "workload.flush_every_request",
+            "true",
+            "per-request flushes are not simulated",
+        );
+    }
+    if settings.exporter.endpoint.is_some() {
+        return unsupported(
+            "exporter.endpoint",
+            "set",
+            "only the embedded collector's faults are known",
+        );
+    }
+    Ok(())
+}
+
+/// The discrete events, ordered by time and then by when they were scheduled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    Arrivals,
+    /// A serving slot's request reaches the end of its phase (valid if `at` matches).
+    SlotStep {
+        slot: usize,
+    },
+    /// The processor's worker wakes from its wait (valid if `epoch` matches).
+    WorkerWake {
+        epoch: u64,
+    },
+    /// The export in flight gets an answer or ends its retry wait.
+    Exporter {
+        epoch: u64,
+    },
+    Sigterm,
+    RoutingEnd,
+    Sigkill,
+    /// A wait of the runner's main thread runs out (flush or shutdown).
+    MainTimeout {
+        epoch: u64,
+    },
+}
+
+/// The whole simulated runner. Its parts live in the sibling files, each an `impl Sim`.
+struct Sim<'a> {
+    settings: &'a Settings,
+    costs: Costs,
+    rng: StdRng,
+    now: Duration,
+    seq: u64,
+    events: BinaryHeap<Reverse<(Duration, u64, Event)>>,
+    finished: bool,
+    spans: SpanCounts,
+    traffic: traffic::Traffic,
+    processor: processor::Processor,
+    exporter: exporter::Exporter,
+    life: lifecycle::Life,
+    out: SimOutcome,
+}
+
+impl<'a> Sim<'a> {
+    fn new(settings: &'a Settings, costs: Costs) -> Sim<'a> {
+        Sim {
+            settings,
+            costs,
+            // Not the arrival seed: the faults' and trace ids' draws must not shift the
+            // arrival times, which must be the real workload's.
+            rng: StdRng::seed_from_u64(settings.workload.seed ^ 0x9e37_79b9_7f4a_7c15),
+            now: Duration::ZERO,
+            seq: 0,
+            events: BinaryHeap::new(),
+            finished: false,
+            spans: SpanCounts::default(),
+            traffic: traffic::Traffic::new(settings, Schedule::new(&settings.workload)),
+            processor: processor::Processor::new(settings),
+            exporter: exporter::Exporter::default(),
+            life: lifecycle::Life::default(),
+            out: SimOutcome::default(),
+        }
+    }
+
+    fn at(&mut self, at: Duration, event: Event) {
+        self.seq += 1;
+        self.events.push(Reverse((at, self.seq, event)));
+    }
+
+    fn start(&mut self) {
+        self.processor_start();
+        self.traffic_start();
+        if let Some(at_s) = self.settings.shutdown.at_s {
+            let at = Duration::try_from_secs_f64(at_s).unwrap_or(Duration::ZERO);
+            self.at(at, Event::Sigterm);
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Arrivals => self.arrivals(),
+            Event::SlotStep { slot } => self.slot_step(slot),
+            Event::WorkerWake { epoch } => self.worker_wake(epoch),
+            Event::Exporter { epoch } => self.exporter_event(epoch),
+            Event::Sigterm => self.sigterm(),
+            Event::RoutingEnd => self.routing_end(),
+            Event::Sigkill => self.sigkill(),
+            Event::MainTimeout { epoch } => self.main_timeout(epoch),
+        }
+    }
+
+    /// `n` spans of one trace end now: counted as created, and handed to the processor
+    /// when sampled (both SDKs' processors skip unsampled spans).
+    fn end_spans(&mut self, n: u64, sampled: bool) {
+        self.spans.created += n;
+        if sampled {
+            self.spans.sampled += n;
+            for _ in 0..n {
+                self.processor_on_end();
+            }
+        } else {
+            self.spans.not_sampled += n;
+        }
+    }
+
+    fn outcome(mut self) -> SimOutcome {
+        self.out.spans = self.spans;
+        self.out.spans.dropped_queue_full = self.spans.dropped_oldest + self.spans.dropped_newest;
+        self.out.requests = self.traffic.requests;
+        self.out.duration_ms = self.now.as_secs_f64() * 1000.0;
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,375 @@
+//! The batch processor in virtual time: the queue as a count, the python worker and its
+//! export lock, the rust worker and its control messages, every decision taken from
+//! `telemetry::rules` (the same functions the threaded processor calls).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use super::{Event, Sim};
+use crate::config::{Semantics, Settings};
+use crate::telemetry::processor::Profile;
+use crate::telemetry::rules::python::{Strategy, should_export_batch, strategy_after_wait};
+use crate::telemetry::rules::rust::{next_chunk, next_wait};
+use crate::telemetry::rules::{self, BatchRules, FullQueue};
+
+/// Rust's control channel capacity (`sync_channel::<BatchMessage>(64)`).
+const MESSAGE_CAPACITY: usize = 64;
+
+/// Who runs python's `_export` loop under the export lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    Worker,
+    /// The worker's last `ExportAll` after shutdown (l. 177).
+    WorkerFinal,
+    Flush,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    owner: Owner,
+    strategy: Strategy,
+    iterations: usize,
+}
+
+/// Rust's `BatchMessage`s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Message {
+    ExportSpan,
+    ForceFlush,
+    Shutdown,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Worker {
+    Waiting,
+    Busy,
+    Done,
+}
+
+pub(super) struct Processor {
+    profile: Profile,
+    rules: &'static dyn BatchRules,
+    capacity: u64,
+    batch: usize,
+    delay: Duration,
+    /// Spans in the queue, and taken out into the export in flight.
+    pub(super) queue: u64,
+    pub(super) in_export: u64,
+    /// No span is accepted any more.
+    shutdown: bool,
+    worker: Worker,
+    /// Invalidates a scheduled wake once the worker was woken another way.
+    epoch: u64,
+    // Python
+    awaken: bool,
+    timeout_exceeded: bool,
+    active: Option<Run>,
+    blocked: Option<Run>,
+    // Rust
+    pending: u64,
+    message_sent: bool,
+    messages: VecDeque<Message>,
+    last_export: Duration,
+    target: u64,
+    total: u64,
+    current: Option<Message>,
+}
+
+impl Processor {
+    pub(super) fn new(settings: &Settings) -> Processor {
+        let profile = match settings.tracing.semantics {
+            Semantics::Rust | Semantics::Sdk => Profile::Rust,
+            Semantics::Python => Profile::Python,
+        };
+        Processor {
+            profile,
+            rules: rules::rules(profile),
+            capacity: settings.batch.max_queue_size.max(1) as u64,
+            batch: settings.batch.max_export_batch_size.max(1),
+            delay: Duration::from_millis(settings.batch.schedule_delay_ms),
+            queue: 0,
+            in_export: 0,
+            shutdown: false,
+            worker: Worker::Waiting,
+            epoch: 0,
+            awaken: false,
+            timeout_exceeded: false,
+            active: None,
+            blocked: None,
+            pending: 0,
+            message_sent: false,
+            messages: VecDeque::new(),
+            last_export: Duration::ZERO,
+            target: 0,
+            total: 0,
+            current: None,
+        }
+    }
+
+    pub(super) fn is_python(&self) -> bool {
+        self.profile == Profile::Python
+    }
+
+    pub(super) fn rules(&self) -> &'static dyn BatchRules {
+        self.rules
+    }
+}
+
+impl Sim<'_> {
+    pub(super) fn processor_start(&mut self) {
+        self.worker_wait();
+    }
+
+    /// `emit` (python) / `on_end` (rust) for one sampled span.
+    pub(super) fn processor_on_end(&mut self) {
+        let p = &mut self.processor;
+        if p.shutdown {
+            self.spans.dropped_after_shutdown += 1;
+            return;
+        }
+        if !p.is_python() {
+            p.pending += 1;
+        }
+        if p.queue >= p.capacity {
+            match p.rules.full_queue() {
+                FullQueue::EvictOldest => self.spans.dropped_oldest += 1,
+                FullQueue::RejectNewest => {
+                    p.pending -= 1;
+                    self.spans.dropped_newest += 1;
+                    return;
+                }
+            }
+        } else {
+            p.queue += 1;
+        }
+        self.out.peak_queue = self.out.peak_queue.max(p.queue);
+        let batch = p.batch;
+        if p.is_python() {
+            if p.rules.wakes_worker(p.queue as usize, batch, p.awaken) {
+                p.awaken = true;
+                self.notify_worker();
+            }
+        } else if p
+            .rules
+            .wakes_worker(p.pending as usize, batch, p.message_sent)
+        {
+            p.message_sent = true;
+            self.send(Message::ExportSpan);
+        }
+    }
+
+    fn notify_worker(&mut self) {
+        if self.processor.worker == Worker::Waiting {
+            self.processor.epoch += 1;
+            let epoch = self.processor.epoch;
+            self.at(self.now, Event::WorkerWake { epoch });
+        }
+    }
+
+    /// Rust's `try_send` on the control channel; false when it is full or closed.
+    pub(super) fn send(&mut self, message: Message) -> bool {
+        let p = &mut self.processor;
+        if p.worker == Worker::Done || p.messages.len() >= MESSAGE_CAPACITY {
+            if message == Message::ExportSpan {
+                p.message_sent = false;
+            }
+            return false;
+        }
+        p.messages.push_back(message);
+        self.notify_worker();
+        true
+    }
+
+    /// The worker's wait: python the full `schedule_delay` (l. 168); rust what is left of
+    /// it since the last export (`next_wait`), or at once with a message waiting.
+    fn worker_wait(&mut self) {
+        let p = &mut self.processor;
+        if p.is_python() && p.shutdown {
+            let run = Run {
+                owner: Owner::WorkerFinal,
+                strategy: Strategy::ExportAll,
+                iterations: 0,
+            };
+            self.start_run(run);
+            return;
+        }
+        p.worker = Worker::Waiting;
+        p.epoch += 1;
+        let epoch = p.epoch;
+        let wait = if p.is_python() {
+            p.delay
+        } else if !p.messages.is_empty() {
+            Duration::ZERO
+        } else {
+            next_wait(p.delay, self.now.saturating_sub(p.last_export))
+        };
+        self.at(self.now + wait, Event::WorkerWake { epoch });
+    }
+
+    pub(super) fn worker_wake(&mut self, epoch: u64) {
+        let p = &mut self.processor;
+        if epoch != p.epoch || p.worker != Worker::Waiting || self.life.killed {
+            return;
+        }
+        p.worker = Worker::Busy;
+        if p.is_python() {
+            if p.shutdown {
+                p.worker = Worker::Waiting;
+                self.worker_wait(); // l. 166: the loop ends; the final ExportAll
+                return;
+            }
+            let run = Run {
+                owner: Owner::Worker,
+                strategy: strategy_after_wait(p.awaken),
+                iterations: 0,
+            };
+            self.start_run(run);
+            return;
+        }
+        let message = p.messages.pop_front();
+        if message == Some(Message::ExportSpan) {
+            p.message_sent = false;
+        }
+        p.current = message;
+        p.target = p.pending;
+        p.total = 0;
+        self.rust_next_chunk();
+    }
+
+    /// Python `_export`: takes the export lock, or waits for it.
+    fn start_run(&mut self, run: Run) {
+        let p = &mut self.processor;
+        if run.owner != Owner::Flush {
+            p.worker = Worker::Busy;
+        }
+        if p.active.is_some() {
+            p.blocked = Some(run);
+            return;
+        }
+        p.active = Some(run);
+        self.python_next_batch();
+    }
+
+    /// `_export`'s loop: the next batch, or the end of the loop.
+    fn python_next_batch(&mut self) {
+        let p = &mut self.processor;
+        let Some(mut run) = p.active else { return };
+        let go_on = should_export_batch(
+            p.queue as usize,
+            p.batch,
+            p.timeout_exceeded,
+            run.strategy,
+            run.iterations,
+        );
+        if go_on && !self.life.killed {
+            run.iterations += 1;
+            p.active = Some(run);
+            let n = p.queue.min(p.batch as u64);
+            p.queue -= n;
+            p.in_export += n;
+            self.export_start(n);
+            return;
+        }
+        p.active = None;
+        self.end_run(run.owner);
+        if let Some(blocked) = self.processor.blocked.take() {
+            self.start_run(blocked);
+        }
+    }
+
+    fn end_run(&mut self, owner: Owner) {
+        match owner {
+            Owner::Worker => {
+                self.processor.awaken = false; // l. 176
+                self.worker_wait();
+            }
+            Owner::WorkerFinal => {
+                self.processor.worker = Worker::Done;
+                self.worker_done();
+            }
+            Owner::Flush => self.flush_done(Ok(())),
+        }
+    }
+
+    /// `get_spans_and_export`: the next chunk of what was counted at the start.
+    fn rust_next_chunk(&mut self) {
+        let p = &mut self.processor;
+        if self.life.killed {
+            return;
+        }
+        let chunk = next_chunk(p.batch, p.target as usize, p.total as usize);
+        let n = chunk.map_or(0, |limit| p.queue.min(limit as u64));
+        if n > 0 {
+            p.total += n;
+            p.last_export = self.now;
+            p.queue -= n;
+            p.in_export += n;
+            self.export_start(n);
+            return;
+        }
+        match p.current.take() {
+            Some(Message::ForceFlush) => self.flush_done(Ok(())),
+            Some(Message::Shutdown) => {
+                // The receiver is dropped: what was sent after the drain is lost.
+                p.shutdown = true;
+                p.worker = Worker::Done;
+                self.spans.dropped_after_shutdown += p.queue;
+                p.pending -= p.queue;
+                p.queue = 0;
+                self.worker_done();
+                return;
+            }
+            _ => {}
+        }
+        self.worker_wait();
+    }
+
+    /// The export in flight is over (its spans already booked).
+    pub(super) fn export_done(&mut self, spans: u64) {
+        let p = &mut self.processor;
+        p.in_export -= spans;
+        if p.is_python() {
+            self.python_next_batch();
+        } else {
+            p.pending -= spans;
+            self.rust_next_chunk();
+        }
+    }
+
+    /// teardown()'s force_flush on the runner's main thread.
+    pub(super) fn processor_flush(&mut self) {
+        if self.processor.is_python() {
+            if self.processor.shutdown {
+                return self.flush_done(Err("already shut down".into()));
+            }
+            let run = Run {
+                owner: Owner::Flush,
+                strategy: Strategy::ExportAll,
+                iterations: 0,
+            };
+            return self.start_run(run);
+        }
+        if !self.send(Message::ForceFlush) {
+            self.flush_done(Err("control channel is full or closed".into()));
+        }
+    }
+
+    /// The provider's shutdown: python stops accepting and wakes the worker for its last
+    /// `ExportAll`; rust sends `Shutdown`.
+    pub(super) fn processor_shutdown(&mut self) {
+        if self.processor.is_python() {
+            self.processor.shutdown = true;
+            self.processor.awaken = true;
+            return self.notify_worker();
+        }
+        if !self.send(Message::Shutdown) {
+            self.worker_done();
+        }
+    }
+
+    /// Python's join ran out: no further batch leaves, the exporter is shut down.
+    pub(super) fn processor_give_up(&mut self) {
+        self.processor.timeout_exceeded = true;
+        self.exporter.shutting_down = true;
+    }
+}

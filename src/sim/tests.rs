@@ -1,0 +1,122 @@
+//! The simulator on its own: the accounting identity, each rule book's drop, and the
+//! shutdown's verdict, on scenarios small enough to reason about.
+
+use super::*;
+use crate::config::{HandleExit, Settings, Source};
+
+/// Charged per export in these tests; real runs use measured costs.
+const COSTS: Costs = Costs {
+    exports_measured: 0,
+    bytes_per_span: 100.0,
+    per_batch_ms: 1.0,
+    per_span_ms: 0.01,
+};
+
+fn settings(pairs: &[(&str, &str)]) -> Settings {
+    let mut s = Settings::default();
+    for (k, v) in pairs {
+        s.set(k, v, Source::CommandLine).unwrap();
+    }
+    s.validate(Source::CommandLine).unwrap();
+    s
+}
+
+fn assert_identity(o: &SimOutcome) {
+    let s = &o.spans;
+    assert_eq!(
+        s.created,
+        s.not_sampled
+            + s.exported
+            + s.dropped_queue_full
+            + s.dropped_after_shutdown
+            + s.export_failed
+            + s.lost_at_kill
+            + s.queued,
+        "{s:?}"
+    );
+}
+
+#[test]
+fn a_healthy_run_exports_every_span_and_the_same_seed_gives_the_same_run() {
+    let s = settings(&[("workload.duration_s", "3"), ("workload.rate_per_s", "40")]);
+    let a = run(&s, COSTS).unwrap();
+    assert_identity(&a);
+    assert!(a.spans.created > 0);
+    assert_eq!(a.spans.exported, a.spans.created);
+    assert_eq!(a.spans.received, a.spans.exported);
+    let b = run(&s, COSTS).unwrap();
+    assert_eq!(format!("{:?}", a.spans), format!("{:?}", b.spans));
+}
+
+#[test]
+fn a_full_queue_drops_in_both_rule_books() {
+    for semantics in ["python", "rust"] {
+        let s = settings(&[
+            ("tracing.semantics", semantics),
+            ("batch.max_queue_size", "64"),
+            ("batch.max_export_batch_size", "32"),
+            ("collector.latency_ms", "500"),
+            ("workload.rate_per_s", "200"),
+            ("workload.duration_s", "3"),
+        ]);
+        let o = run(&s, COSTS).unwrap();
+        assert_identity(&o);
+        assert!(o.spans.dropped_queue_full > 0, "{semantics}: {:?}", o.spans);
+        let (oldest, newest) = (o.spans.dropped_oldest, o.spans.dropped_newest);
+        match semantics {
+            "python" => assert!(oldest > 0 && newest == 0),
+            _ => assert!(newest > 0 && oldest == 0),
+        }
+        assert!(o.peak_queue <= 64);
+    }
+}
+
+#[test]
+fn an_outage_fails_every_export_and_sampling_halves_the_traced_spans() {
+    let s = settings(&[("collector.outage", "true"), ("workload.duration_s", "2")]);
+    let o = run(&s, COSTS).unwrap();
+    assert_identity(&o);
+    assert_eq!(o.spans.exported, 0);
+    assert_eq!(o.spans.export_failed, o.spans.created);
+    let s = settings(&[
+        ("tracing.sample_rate", "0.5"),
+        ("workload.rate_per_s", "400"),
+    ]);
+    let o = run(&s, COSTS).unwrap();
+    let share = o.spans.not_sampled as f64 / o.spans.created as f64;
+    assert!((0.4..0.6).contains(&share), "{share}");
+}
+
+#[test]
+fn long_requests_are_killed_unless_handle_exit_cancels_them() {
+    let mut s = settings(&[
+        ("workload.inference_ms", "8000"),
+        ("workload.rate_per_s", "2"),
+        ("workload.duration_s", "12"),
+        ("shutdown.waiting", "serve"),
+        ("batch.schedule_delay_ms", "30000"),
+    ]);
+    s.shutdown.at_s = Some(9.0);
+    let killed = run(&s, COSTS).unwrap();
+    assert_identity(&killed);
+    assert!(killed.killed);
+    assert!(killed.spans.lost_at_kill > 0, "{:?}", killed.spans);
+    let r = killed.shutdown.as_ref().unwrap();
+    assert_eq!(
+        r.lost_at_kill.queued + r.lost_at_kill.in_flight_export,
+        killed.spans.lost_at_kill
+    );
+    s.shutdown.handle_exit = HandleExit::Cancel;
+    let saved = run(&s, COSTS).unwrap();
+    assert_identity(&saved);
+    assert!(!saved.killed, "{:?}", saved.shutdown);
+    assert_eq!(saved.spans.lost_at_kill, 0);
+    assert!(saved.requests.cancelled > 0);
+}
+
+#[test]
+fn unsupported_settings_are_named() {
+    let s = settings(&[("tracing.semantics", "sdk")]);
+    let e = run(&s, COSTS).unwrap_err().to_string();
+    assert!(e.starts_with("tracing.semantics = sdk"), "{e}");
+}

@@ -1,0 +1,248 @@
+//! The runner's traffic in virtual time: the seeded arrivals, the waiting line (with
+//! `shutdown.waiting` and the routing lag), the serving slots, each request's steps and
+//! spans, and `handle_exit` cancellation at the next step (as `workload/request.rs`).
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::{Event, Requests, Sim};
+use crate::config::{Semantics, Settings};
+use crate::telemetry::sampler::{python_decision, rust_decision};
+use crate::workload::arrival::Schedule;
+
+/// Where a request being served is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Inference,
+    Upload,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Serving {
+    started: Duration,
+    phase: Phase,
+    /// When the current phase ends; a `SlotStep` for another time is stale.
+    ends: Duration,
+    sampled: bool,
+    cancelled: bool,
+}
+
+pub(super) struct Traffic {
+    schedule: Schedule,
+    slots: Vec<Option<Serving>>,
+    pub(super) waiting: u64,
+    /// No more requests join (routing ended, or arrivals ended).
+    pub(super) closed: bool,
+    pub(super) only_to_a_free_slot: bool,
+    pub(super) routing_ends: Option<Duration>,
+    pub(super) cancel: bool,
+    /// Exited or killed: no more arrivals, not even refused ones.
+    pub(super) gone: bool,
+    pub(super) requests: Requests,
+}
+
+impl Traffic {
+    pub(super) fn new(settings: &Settings, schedule: Schedule) -> Traffic {
+        Traffic {
+            schedule,
+            slots: vec![None; settings.workload.concurrency],
+            waiting: 0,
+            closed: false,
+            only_to_a_free_slot: false,
+            routing_ends: None,
+            cancel: false,
+            gone: false,
+            requests: Requests::default(),
+        }
+    }
+
+    pub(super) fn in_flight(&self) -> u64 {
+        self.slots.iter().filter(|s| s.is_some()).count() as u64
+    }
+
+    fn idle_slot(&self) -> Option<usize> {
+        self.slots.iter().position(Option::is_none)
+    }
+}
+
+impl Sim<'_> {
+    pub(super) fn traffic_start(&mut self) {
+        match self.traffic.schedule.peek() {
+            Some(due) => self.at(due.at, Event::Arrivals),
+            None => self.at(self.traffic.schedule.end(), Event::Arrivals),
+        }
+    }
+
+    /// Offers the arrivals due now; at the end of traffic, closes the line.
+    pub(super) fn arrivals(&mut self) {
+        if self.traffic.gone {
+            return;
+        }
+        if self.now >= self.traffic.schedule.end() {
+            self.close_line();
+            return;
+        }
+        if let Some(due) = self.traffic.schedule.peek().filter(|d| d.at <= self.now) {
+            self.traffic.schedule.advance();
+            for _ in 0..due.count {
+                self.offer();
+            }
+        }
+        self.traffic_start();
+    }
+
+    /// `workload::offer`: refused after routing ends, handed back when it would have to
+    /// wait under `waiting = "return"`, rejected when the line is full.
+    fn offer(&mut self) {
+        let t = &mut self.traffic;
+        t.requests.sent += 1;
+        if t.routing_ends.is_some_and(|end| self.now >= end) || t.closed {
+            t.requests.refused += 1;
+            return;
+        }
+        if let Some(slot) = t.idle_slot() {
+            self.begin(slot);
+            return;
+        }
+        let capacity = if t.only_to_a_free_slot {
+            0
+        } else {
+            self.settings.workload.max_waiting as u64
+        };
+        if t.waiting >= capacity {
+            if t.only_to_a_free_slot {
+                t.requests.returned += 1;
+            } else {
+                t.requests.rejected += 1;
+            }
+            return;
+        }
+        t.waiting += 1;
+    }
+
+    /// A slot takes a request: cancelled at once after `handle_exit = cancel`, else its
+    /// root and `inference` spans start.
+    fn begin(&mut self, slot: usize) {
+        if self.traffic.cancel {
+            self.traffic.requests.cancelled += 1;
+            return;
+        }
+        let w = &self.settings.workload;
+        let inference = Duration::from_secs_f64(w.inference_ms.max(0.0) / 1000.0);
+        let sampled = self.settings.tracing.enabled && self.decide_sampled();
+        let serving = Serving {
+            started: self.now,
+            phase: Phase::Inference,
+            ends: self.now + inference,
+            sampled,
+            cancelled: false,
+        };
+        self.traffic.slots[slot] = Some(serving);
+        self.at(serving.ends, Event::SlotStep { slot });
+    }
+
+    /// `ParentBased(TraceIdRatioBased)`: the root's decision, by the same function the
+    /// live sampler calls, on a trace id drawn as the SDK's `RandomIdGenerator` does.
+    fn decide_sampled(&mut self) -> bool {
+        let trace_id: u128 = self.rng.random();
+        let rate = self.settings.tracing.sample_rate;
+        match self.settings.tracing.semantics {
+            Semantics::Python => python_decision(rate, trace_id),
+            Semantics::Rust | Semantics::Sdk => rust_decision(rate, trace_id),
+        }
+    }
+
+    pub(super) fn slot_step(&mut self, slot: usize) {
+        let Some(mut serving) = self.traffic.slots[slot].filter(|s| s.ends == self.now) else {
+            return; // rescheduled by a cancel, or cut off by SIGKILL
+        };
+        let traced = self.settings.tracing.enabled;
+        let w = &self.settings.workload;
+        match serving.phase {
+            Phase::Inference if serving.cancelled => {
+                // The inference span ends with an error, then the root: two spans.
+                if traced {
+                    self.end_spans(2, serving.sampled);
+                }
+                self.traffic.requests.cancelled += 1;
+                self.finish_request(slot);
+            }
+            Phase::Inference => {
+                if traced {
+                    self.end_spans(1, serving.sampled);
+                }
+                serving.phase = Phase::Upload;
+                serving.ends = self.now + Duration::from_secs_f64(w.upload_ms.max(0.0) / 1000.0);
+                self.traffic.slots[slot] = Some(serving);
+                self.at(serving.ends, Event::SlotStep { slot });
+            }
+            Phase::Upload => {
+                // upload, the extra spans, then the root.
+                if traced {
+                    self.end_spans(2 + w.extra_spans as u64, serving.sampled);
+                }
+                self.traffic.requests.completed += 1;
+                self.finish_request(slot);
+            }
+        }
+    }
+
+    /// The slot is free: it takes the next waiting request, or the drain may be over.
+    fn finish_request(&mut self, slot: usize) {
+        self.traffic.slots[slot] = None;
+        while self.traffic.waiting > 0 && self.traffic.slots[slot].is_none() {
+            self.traffic.waiting -= 1;
+            self.begin(slot);
+        }
+        self.check_drained();
+    }
+
+    /// `handle_exit = cancel`: each request in inference stops at its next step boundary
+    /// (`for _ in 0..steps { if cancel { break } pause(step) }`); a request past its last
+    /// step boundary, or uploading, runs to the end.
+    pub(super) fn cancel_in_flight(&mut self) {
+        self.traffic.cancel = true;
+        let w = &self.settings.workload;
+        let steps = w.steps.max(1) as f64;
+        let step = w.inference_ms.max(0.0) / 1000.0 / steps;
+        for slot in 0..self.traffic.slots.len() {
+            let Some(mut s) = self.traffic.slots[slot].filter(|s| s.phase == Phase::Inference)
+            else {
+                continue;
+            };
+            if w.steps == 0 || step <= 0.0 {
+                continue;
+            }
+            let done = ((self.now - s.started).as_secs_f64() / step).floor() + 1.0;
+            if done >= steps {
+                continue;
+            }
+            s.cancelled = true;
+            s.ends = s.started + Duration::from_secs_f64(done * step);
+            self.traffic.slots[slot] = Some(s);
+            self.at(s.ends, Event::SlotStep { slot });
+        }
+    }
+
+    /// SIGKILL: requests running or waiting are cut off; their open spans (the root and
+    /// the child in progress) never end.
+    pub(super) fn cut_off(&mut self) -> (u64, u64) {
+        let running = self.traffic.in_flight();
+        let cut_off = running + self.traffic.waiting;
+        let traced = if self.settings.tracing.enabled { 2 } else { 0 };
+        self.traffic.slots.iter_mut().for_each(|s| *s = None);
+        self.traffic.waiting = 0;
+        self.traffic.requests.cut_off += cut_off;
+        (cut_off, running * traced)
+    }
+
+    pub(super) fn close_line(&mut self) {
+        self.traffic.closed = true;
+        self.check_drained();
+    }
+
+    pub(super) fn drained(&self) -> bool {
+        self.traffic.closed && self.traffic.waiting == 0 && self.traffic.in_flight() == 0
+    }
+}

@@ -1,0 +1,54 @@
+//! The batch processors' and exporters' decisions as pure functions (state in, action
+//! out), one file per SDK: the threaded processor (`processor/`) drives them with real
+//! time and the simulator (`crate::sim`) with virtual time, so the two cannot drift.
+//!
+//! One more SDK is one more file here implementing [`BatchRules`], plus its exporter's
+//! retry schedule.
+
+pub mod python;
+pub mod retry;
+pub mod rust;
+
+use std::time::Duration;
+
+use super::processor::Profile;
+
+/// Which span a full queue drops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FullQueue {
+    /// The oldest queued span makes room (python's `deque(maxlen)`).
+    EvictOldest,
+    /// The span being ended is refused (rust's `try_send` on a full channel).
+    RejectNewest,
+}
+
+/// What a caller of `force_flush` waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushWait {
+    /// Until everything queued is exported, whatever the timeout (python).
+    Everything,
+    /// For the worker's answer, at most this long (rust).
+    AtMost(Duration),
+}
+
+/// The decisions every SDK's batch processor makes, whatever clock drives it.
+pub trait BatchRules: Sync {
+    /// Which span a full queue drops.
+    fn full_queue(&self) -> FullQueue;
+    /// Whether the span just counted must wake the worker: `counted` spans are waiting
+    /// for export (python: the queue; rust: `current_batch_size`), `signalled` says a
+    /// wake-up is already pending.
+    fn wakes_worker(&self, counted: usize, batch_size: usize, signalled: bool) -> bool;
+    /// What `force_flush(timeout)` waits for.
+    fn flush_wait(&self, timeout: Duration) -> FlushWait;
+    /// How long the provider's shutdown waits for the processor's final drain.
+    fn shutdown_wait(&self) -> Duration;
+}
+
+/// The rule book of a profile.
+pub fn rules(profile: Profile) -> &'static dyn BatchRules {
+    match profile {
+        Profile::Python => &python::Python,
+        Profile::Rust => &rust::Rust,
+    }
+}
