@@ -11,7 +11,6 @@
 //! The queue itself, the counters it keeps in the [`Record`], and SIGKILL are shared.
 
 mod python;
-mod reaper;
 mod rust;
 
 use std::collections::VecDeque;
@@ -71,8 +70,6 @@ struct Shared<E> {
     /// Oldest first. Boxed so a slot costs 16 bytes: `ArrayQueue` allocates every slot up
     /// front, and a `SpanData` is several hundred bytes.
     queue: ArrayQueue<Box<SpanData>>,
-    /// Python: frees the spans a full queue evicts, off the request threads.
-    reaper: Option<Arc<reaper::Reaper>>,
     /// No span is accepted any more (python `_shutdown`; rust: the channel is closed).
     shutdown: AtomicBool,
     /// Python: `_worker_awaken` (a `threading.Event`).
@@ -169,10 +166,6 @@ impl<E: SpanExporter + 'static> GraceBatchProcessor<E> {
             config,
             // The knob's lower bound is 1; `ArrayQueue::new(0)` would panic.
             queue: ArrayQueue::new(config.max_queue_size.max(1)),
-            reaper: match profile {
-                Profile::Python => reaper::Reaper::start(),
-                Profile::Rust => None,
-            },
             shutdown: AtomicBool::new(false),
             awaken: AtomicBool::new(false),
             shutdown_timeout_exceeded: AtomicBool::new(false),

@@ -24,12 +24,9 @@ pub(super) fn emit<E>(shared: &Shared<E>, span: SpanData) {
         return;
     }
     debug_assert_eq!(Python.full_queue(), FullQueue::EvictOldest);
-    if let Some(oldest) = shared.queue.force_push(Box::new(span)) {
+    if shared.queue.force_push(Box::new(span)).is_some() {
         // l. 216-220: "Queue full, dropping span." -- the deque drops from the old end.
         counters.dropped_oldest.fetch_add(1, Relaxed);
-        if let Some(reaper) = &shared.reaper {
-            reaper.bury(oldest); // freed off this thread: see `reaper`
-        }
     } else {
         counters.queued.fetch_add(1, Relaxed);
     }
