@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use gracetrace::collector::cli::{CollectArgs, run_collect};
-use gracetrace::config::{Settings, env, knobs};
+use gracetrace::config::{Settings, knobs};
 use gracetrace::lifecycle::process::runner_command;
+use gracetrace::record::report::ReportOut;
 use gracetrace::workload::model::{InferArgs, TrainArgs, infer_command, train_command};
 
 #[derive(Parser)]
@@ -90,7 +91,7 @@ fn main() -> ExitCode {
             mut overrides,
         } => {
             overrides.push(format!("exporter.endpoint={endpoint}"));
-            match Settings::load(&env::process_env, scenario.as_deref(), &overrides) {
+            match Settings::load_from_process(scenario.as_deref(), &overrides) {
                 Ok(settings) => runner_command(&settings, endpoint, runner_id),
                 Err(error) => {
                     eprintln!("gracetrace: {error}");
@@ -109,8 +110,15 @@ fn main() -> ExitCode {
 }
 
 fn run(scenario: Option<PathBuf>, overrides: &[String], json: Option<PathBuf>) -> ExitCode {
-    let settings = match Settings::load(&env::process_env, scenario.as_deref(), overrides) {
+    let settings = match Settings::load_from_process(scenario.as_deref(), overrides) {
         Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("gracetrace: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let out = match json.as_deref().map(ReportOut::check).transpose() {
+        Ok(out) => out,
         Err(error) => {
             eprintln!("gracetrace: {error}");
             return ExitCode::from(2);
@@ -124,26 +132,19 @@ fn run(scenario: Option<PathBuf>, overrides: &[String], json: Option<PathBuf>) -
         }
     };
     eprintln!("{}", report.summary());
-    let Some(path) = json else {
+    let Some(out) = out else {
         return ExitCode::SUCCESS;
     };
-    let text = match serde_json::to_string_pretty(&report) {
-        Ok(text) => text,
-        Err(error) => {
-            eprintln!("gracetrace: cannot encode the report: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let written = if path.as_os_str() == "-" {
-        println!("{text}");
-        Ok(())
-    } else {
-        std::fs::write(&path, text + "\n")
-    };
+    let written = serde_json::to_string_pretty(&report)
+        .map_err(|e| format!("cannot encode the report: {e}"))
+        .and_then(|text| {
+            out.write(&text)
+                .map_err(|e| format!("cannot write {out}: {e}"))
+        });
     match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("gracetrace: cannot write {}: {error}", path.display());
+            eprintln!("gracetrace: {error}");
             ExitCode::FAILURE
         }
     }

@@ -4,12 +4,13 @@
 //! must cost the sender a 4xx, never the collector its life or its counts.
 
 use std::borrow::Cow;
-use std::io::Read;
+use std::io::Read as _;
 
+use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, header};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
+
+use super::otlp::{self, Caps, Read, ReadError};
 
 use crate::record::wire::{REQUEST_ID_HEADER, RUNNER_HEADER};
 
@@ -219,29 +220,21 @@ fn content_encoding(headers: &HeaderMap) -> Result<bool, Rejection> {
     }
 }
 
-/// A decoded request and its number of spans.
+/// A request as the store keeps it (see `otlp.rs`), and its number of spans.
 #[derive(Debug)]
 pub(crate) struct Decoded {
-    pub request: ExportTraceServiceRequest,
+    pub read: Read,
     pub spans: u64,
 }
 
-/// Counts the spans of a request: the unit every counter of the project is in.
-pub(crate) fn span_count(request: &ExportTraceServiceRequest) -> u64 {
-    request
-        .resource_spans
-        .iter()
-        .flat_map(|rs| rs.scope_spans.iter())
-        .map(|ss| ss.spans.len() as u64)
-        .sum()
-}
-
-/// Gunzips (if asked) and decodes a body, never producing more than `max_body_bytes` of
-/// decompressed data: a small gzip bomb must not take the collector's memory.
+/// Gunzips (if asked) and reads a body, never producing more than `max_body_bytes` of
+/// decompressed data (a small gzip bomb must not take the collector's memory) and never
+/// building more of it than the store keeps (`caps`).
 pub(crate) fn decode_body(
-    body: &[u8],
+    body: Bytes,
     gzip: bool,
     max_body_bytes: usize,
+    caps: &Caps,
 ) -> Result<Decoded, Rejection> {
     if body.is_empty() {
         return Err(Rejection::new(
@@ -250,83 +243,86 @@ pub(crate) fn decode_body(
             "empty body",
         ));
     }
-    let unzipped;
-    let raw: &[u8] = if gzip {
-        let mut out = Vec::new();
-        let limit = (max_body_bytes as u64).saturating_add(1);
-        if let Err(e) = flate2::read::GzDecoder::new(body)
-            .take(limit)
-            .read_to_end(&mut out)
-        {
-            return Err(Rejection::new(
-                StatusCode::BAD_REQUEST,
-                Reason::BadGzip,
-                format!("body is not valid gzip: {e}"),
-            ));
-        }
-        if out.len() > max_body_bytes {
-            return Err(Rejection::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Reason::TooLarge,
-                format!("gunzipped body exceeds the limit of {max_body_bytes} bytes"),
-            ));
-        }
-        if out.is_empty() {
-            return Err(Rejection::new(
-                StatusCode::BAD_REQUEST,
-                Reason::Empty,
-                "empty body (after gunzip)",
-            ));
-        }
-        unzipped = out;
-        &unzipped
+    let raw = if gzip {
+        gunzip(&body, max_body_bytes)?
     } else {
         body
     };
-    let request = ExportTraceServiceRequest::decode(raw).map_err(|e| {
-        Rejection::new(
+    match otlp::read_request(raw, caps) {
+        Ok(read) => {
+            let spans = read.ids.len() as u64;
+            Ok(Decoded { read, spans })
+        }
+        Err(ReadError::Proto(e)) => Err(undecodable(e)),
+        Err(ReadError::Malformed(what)) => Err(undecodable(what)),
+        // Rejected as the OpenTelemetry Collector does: the duplicate and trace counters
+        // key on exactly 16-byte trace ids and 8-byte span ids.
+        Err(ReadError::BadId {
+            index,
+            field,
+            len,
+            want,
+        }) => Err(Rejection::new(
             StatusCode::BAD_REQUEST,
-            Reason::Undecodable,
-            format!("body is not an ExportTraceServiceRequest: {e}"),
-        )
-    })?;
-    check_ids(&request)?;
-    let spans = span_count(&request);
-    Ok(Decoded { request, spans })
+            Reason::BadId,
+            format!("span #{index} has a {field} of {len} bytes (must be {want})"),
+        )),
+    }
 }
 
-/// Rejects ids of the wrong length, as the OpenTelemetry Collector does: the duplicate and
-/// trace counters key on exactly 16-byte trace ids and 8-byte span ids.
-fn check_ids(request: &ExportTraceServiceRequest) -> Result<(), Rejection> {
-    let spans = request
-        .resource_spans
-        .iter()
-        .flat_map(|rs| rs.scope_spans.iter())
-        .flat_map(|ss| ss.spans.iter());
-    for (i, span) in spans.enumerate() {
-        let bad = if span.trace_id.len() != 16 {
-            Some(("trace_id", span.trace_id.len(), "16"))
-        } else if span.span_id.len() != 8 {
-            Some(("span_id", span.span_id.len(), "8"))
-        } else if !matches!(span.parent_span_id.len(), 0 | 8) {
-            Some(("parent_span_id", span.parent_span_id.len(), "0 or 8"))
-        } else {
-            None
-        };
-        if let Some((field, len, want)) = bad {
-            return Err(Rejection::new(
-                StatusCode::BAD_REQUEST,
-                Reason::BadId,
-                format!("span #{i} has a {field} of {len} bytes (must be {want})"),
-            ));
-        }
+fn undecodable(why: impl std::fmt::Display) -> Rejection {
+    Rejection::new(
+        StatusCode::BAD_REQUEST,
+        Reason::Undecodable,
+        format!("body is not an ExportTraceServiceRequest: {why}"),
+    )
+}
+
+/// Gunzips at most `max_body_bytes`; more, an empty result or bad gzip is a rejection.
+fn gunzip(body: &[u8], max_body_bytes: usize) -> Result<Bytes, Rejection> {
+    let mut out = Vec::new();
+    let limit = (max_body_bytes as u64).saturating_add(1);
+    if let Err(e) = flate2::read::GzDecoder::new(body)
+        .take(limit)
+        .read_to_end(&mut out)
+    {
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            Reason::BadGzip,
+            format!("body is not valid gzip: {e}"),
+        ));
     }
-    Ok(())
+    if out.len() > max_body_bytes {
+        return Err(Rejection::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Reason::TooLarge,
+            format!("gunzipped body exceeds the limit of {max_body_bytes} bytes"),
+        ));
+    }
+    if out.is_empty() {
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            Reason::Empty,
+            "empty body (after gunzip)",
+        ));
+    }
+    Ok(Bytes::from(out))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CAPS: Caps = Caps {
+        bytes: 1 << 20,
+        attributes: 128,
+        events: 128,
+        links: 128,
+    };
+
+    fn decode_body(body: &[u8], gzip: bool, max: usize) -> Result<Decoded, Rejection> {
+        super::decode_body(Bytes::copy_from_slice(body), gzip, max, &CAPS)
+    }
 
     #[test]
     fn garbage_and_empty_are_reasons_not_panics() {

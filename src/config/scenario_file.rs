@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::{ConfigError, Settings, env, knobs};
+use super::{ConfigError, Settings, knobs};
 
 /// Why a scenario file could not be read or written; each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +69,7 @@ pub fn load(path: &Path) -> Result<Settings, ScenarioFileError> {
     if path.as_os_str().is_empty() {
         return Err(ScenarioFileError::NoPath);
     }
-    Ok(Settings::load(&env::process_env, Some(path), &[])?)
+    Ok(Settings::load_from_process(Some(path), &[])?)
 }
 
 /// Writes `settings` as a scenario file at `path`.

@@ -59,6 +59,7 @@ impl Session {
             Some(_) => None,
             None => Some(Arc::new(Collector::start(CollectorConfig {
                 faults: settings.collector.clone(),
+                limits: settings.collector_limits.clone(),
                 ..CollectorConfig::default()
             })?)),
         };

@@ -45,6 +45,11 @@ pub type Exporter = InstrumentedExporter<opentelemetry_otlp::SpanExporter>;
 
 /// Python's `BatchProcessor.shutdown(timeout_millis=30000)` default.
 const PYTHON_SHUTDOWN_WAIT: Duration = Duration::from_secs(30);
+/// How long the exporter keeps an idle connection: shorter than the embedded collector's
+/// default header read timeout (30 s), which also closes idle connections, so that the
+/// exporter lets a connection go before the collector does instead of sending a request
+/// on it as it closes, a connection error the backend never caused.
+const POOL_IDLE: Duration = Duration::from_secs(15);
 /// `SdkTracerProvider::shutdown()` waits 5 s.
 const RUST_SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
@@ -161,6 +166,7 @@ impl Pipeline {
             .map_err(PipelineError::Runtime)?;
         let http = reqwest::Client::builder()
             .no_proxy()
+            .pool_idle_timeout(POOL_IDLE)
             .build()
             .map_err(PipelineError::HttpClient)?;
         let pipeline = Pipeline {

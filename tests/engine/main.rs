@@ -13,6 +13,7 @@ mod common;
 mod accounting;
 mod collect_cli;
 mod collector;
+mod collector_limits;
 mod config;
 mod live;
 mod real_process;
