@@ -2,6 +2,7 @@
 //! `run` a scenario headless, `collect` as a stand-alone OTLP/HTTP collector, list the
 //! `knobs`; `train` the inference model's weights and `infer` one image with them.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,6 +11,7 @@ use clap::{Parser, Subcommand};
 use gracetrace::collector::cli::{CollectArgs, run_collect};
 use gracetrace::config::{Settings, knobs};
 use gracetrace::lifecycle::process::runner_command;
+use gracetrace::record::ExitProgress;
 use gracetrace::record::report::ReportOut;
 use gracetrace::workload::model::{InferArgs, TrainArgs, infer_command, train_command};
 
@@ -124,13 +126,16 @@ fn run(scenario: Option<PathBuf>, overrides: &[String], json: Option<PathBuf>) -
             return ExitCode::from(2);
         }
     };
-    let report = match gracetrace::session::run(&settings) {
+    let report = match gracetrace::session::run_with_progress(&settings, &progress_line) {
         Ok(report) => report,
         Err(error) => {
             eprintln!("gracetrace: {error}");
             return ExitCode::FAILURE;
         }
     };
+    if report.exit.as_ref().is_some_and(|e| e.timed_out) && std::io::stderr().is_terminal() {
+        eprintln!(); // ends the progress line
+    }
     eprintln!("{}", report.summary());
     let Some(out) = out else {
         return ExitCode::SUCCESS;
@@ -147,6 +152,16 @@ fn run(scenario: Option<PathBuf>, overrides: &[String], json: Option<PathBuf>) -
             eprintln!("gracetrace: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What the end of the run waits for: redrawn in place every second on a terminal, a line
+/// every 5 s otherwise (a log keeps the story without a line a second).
+fn progress_line(progress: &ExitProgress) {
+    if std::io::stderr().is_terminal() {
+        eprint!("\r{progress}\x1b[K");
+    } else if (progress.waited_s as u64).is_multiple_of(5) {
+        eprintln!("{progress}");
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use serde::Serialize;
 
 use super::latency::{LatencySummary, ServiceSummary};
-use super::{CollectorStats, ShutdownReport};
+use super::{CollectorStats, ExitReport, ShutdownReport};
 use super::{ExportEvent, Marker, Record, Sample, SpanCounts};
 use crate::config::Settings;
 
@@ -107,6 +107,8 @@ pub struct Report {
     pub collector: Option<CollectorStats>,
     /// Filled by the shutdown lifecycle; `null` when the run ended without one.
     pub shutdown: Option<ShutdownReport>,
+    /// How a run without a shutdown ended (`null` with one, and in the window).
+    pub exit: Option<ExitReport>,
     pub device: DeviceReport,
     pub markers: Vec<Marker>,
     pub series: Vec<Sample>,
@@ -253,6 +255,7 @@ impl Report {
             },
             collector,
             shutdown: None,
+            exit: None,
             device: DeviceReport::of(record),
             markers: record.markers(),
             series: record.samples(),
@@ -267,7 +270,12 @@ impl Report {
             .shutdown
             .as_ref()
             .map_or(String::new(), |s| format!("\nshutdown: {}", s.verdict));
-        self.counts_summary() + &verdict
+        let exit = self
+            .exit
+            .as_ref()
+            .filter(|e| e.timed_out)
+            .map_or(String::new(), |e| format!("\nend: {}", e.verdict));
+        self.counts_summary() + &verdict + &exit
     }
 
     fn counts_summary(&self) -> String {

@@ -53,6 +53,18 @@ const POOL_IDLE: Duration = Duration::from_secs(15);
 /// `SdkTracerProvider::shutdown()` waits 5 s.
 const RUST_SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
+/// How long each SDK's provider shutdown waits for its processor to drain: python's
+/// `BatchProcessor.shutdown(timeout_millis=30000)` (opentelemetry-sdk 1.41.0
+/// `opentelemetry/sdk/_shared_internal/__init__.py` l. 224-232), rust's `shutdown_with_timeout(
+/// Duration::from_secs(5))` behind `SdkTracerProvider::shutdown` (opentelemetry_sdk 0.33.1
+/// `src/trace/provider.rs` l. 273-274).
+pub fn shutdown_timeout(semantics: Semantics) -> Duration {
+    match semantics {
+        Semantics::Python => PYTHON_SHUTDOWN_WAIT,
+        Semantics::Rust | Semantics::Sdk => RUST_SHUTDOWN_WAIT,
+    }
+}
+
 enum ProcessorHandle {
     Own(GraceBatchProcessor<Exporter>),
     Stock {
@@ -104,11 +116,9 @@ impl Generation {
 
     /// Clean shutdown: drains the queue through the exporter, as each SDK does.
     fn shutdown(&self, record: &Record, life: &RunnerLife) {
-        let wait = match self.semantics {
-            Semantics::Python => PYTHON_SHUTDOWN_WAIT,
-            Semantics::Rust | Semantics::Sdk => RUST_SHUTDOWN_WAIT,
-        };
-        let _ = self.provider.shutdown_with_timeout(wait);
+        let _ = self
+            .provider
+            .shutdown_with_timeout(shutdown_timeout(self.semantics));
         if let ProcessorHandle::Stock { accepted, handed } = &self.processor
             && !life.is_killed()
         {

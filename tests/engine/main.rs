@@ -17,6 +17,7 @@ mod collector_limits;
 mod config;
 mod live;
 mod real_process;
+mod run_ends;
 mod sampler;
 mod semantics;
 mod shutdown;
