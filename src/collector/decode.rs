@@ -350,4 +350,121 @@ mod tests {
         assert_eq!(err.reason, Reason::TooLarge);
         assert!(err.text.contains("1000"));
     }
+
+    /// Caps small enough that the seeds go past them.
+    const FUZZ_CAPS: Caps = Caps {
+        bytes: 2048,
+        attributes: 3,
+        events: 2,
+        links: 1,
+    };
+
+    /// The fuzz pass over the decoder (see `config/fuzzing.rs`): no input panics; what is
+    /// kept respects every cap; and every request prost decodes whole, with valid ids, is
+    /// read with the same spans, in the same order.
+    #[test]
+    fn fuzz_otlp_decoder() {
+        use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+        use crate::config::fuzzing;
+
+        let (read, compared) = (AtomicU64::new(0), AtomicU64::new(0));
+        let seeds = fuzzing::mutated(fuzzing::seeds("otlp"));
+        fuzzing::run("fuzz_otlp_decoder", seeds, |body| {
+            let (was_read, was_compared) = decoder_property(body)?;
+            read.fetch_add(u64::from(was_read), Relaxed);
+            compared.fetch_add(u64::from(was_compared), Relaxed);
+            Ok(())
+        });
+        println!(
+            "fuzz_otlp_decoder: {} inputs read whole, {} of them also decoded by prost and \
+             compared",
+            read.load(Relaxed),
+            compared.load(Relaxed)
+        );
+    }
+
+    /// The decoder's properties for one input; says whether it was read whole, and whether
+    /// prost's reading was compared with it.
+    fn decoder_property(
+        body: Vec<u8>,
+    ) -> Result<(bool, bool), proptest::test_runner::TestCaseError> {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use proptest::prelude::*;
+        use prost::Message;
+
+        use crate::collector::otlp::MAX_TEXT;
+
+        let gzip = body.starts_with(&[0x1f, 0x8b]);
+        let decoded = super::decode_body(Bytes::from(body.clone()), gzip, 1 << 20, &FUZZ_CAPS);
+        let Ok(d) = decoded else {
+            return Ok((false, false));
+        };
+        prop_assert_eq!(d.spans, d.read.ids.len() as u64);
+        let mut kept_before_last = 0;
+        for (i, (_, span, size)) in d.read.kept.iter().enumerate() {
+            prop_assert!(span.attributes.len() <= FUZZ_CAPS.attributes);
+            prop_assert!(span.events.len() <= FUZZ_CAPS.events);
+            prop_assert!(span.links.len() <= FUZZ_CAPS.links);
+            prop_assert!(span.name.len() <= MAX_TEXT);
+            for (k, v) in &span.attributes {
+                prop_assert!(k.len() <= MAX_TEXT && v.len() <= MAX_TEXT);
+            }
+            prop_assert_eq!(*size, span.size_bytes());
+            if i + 1 < d.read.kept.len() {
+                kept_before_last += size;
+            }
+        }
+        // A span is kept only while the request's share of the store is not spent.
+        prop_assert!(kept_before_last < FUZZ_CAPS.bytes);
+        let Ok(request) = ExportTraceServiceRequest::decode(body.as_slice()) else {
+            return Ok((true, false));
+        };
+        if gzip {
+            return Ok((true, false));
+        }
+        let ids: Vec<[u8; 24]> = request
+            .resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .flat_map(|ss| &ss.spans)
+            .filter(|s| s.trace_id.len() == 16 && s.span_id.len() == 8)
+            .map(|s| {
+                let mut key = [0u8; 24];
+                key[..16].copy_from_slice(&s.trace_id);
+                key[16..].copy_from_slice(&s.span_id);
+                key
+            })
+            .collect();
+        prop_assert_eq!(&ids, &d.read.ids);
+        Ok((true, true))
+    }
+
+    /// Every seed decodes as its name says.
+    #[test]
+    fn the_seeds_are_what_they_say() {
+        let seeds = crate::config::fuzzing::seeds("otlp");
+        let names = [
+            "bad_trace_id",
+            "deep_value",
+            "empty_resource_spans",
+            "many_attributes",
+            "three_spans",
+            "three_spans.gz",
+        ];
+        assert_eq!(seeds.len(), names.len());
+        let spans: Vec<Result<u64, Reason>> = seeds
+            .into_iter()
+            .map(|s| {
+                let gzip = s.starts_with(&[0x1f, 0x8b]);
+                super::decode_body(Bytes::from(s), gzip, 1 << 20, &CAPS)
+                    .map(|d| d.spans)
+                    .map_err(|r| r.reason)
+            })
+            .collect();
+        assert_eq!(
+            spans,
+            [Err(Reason::BadId), Ok(1), Ok(0), Ok(1), Ok(3), Ok(3)]
+        );
+    }
 }

@@ -9,6 +9,8 @@
 
 pub mod env;
 mod faults;
+#[cfg(test)]
+pub(crate) mod fuzzing;
 pub mod knobs;
 pub mod scenario;
 pub mod scenario_file;

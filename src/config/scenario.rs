@@ -277,4 +277,82 @@ mod tests {
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// A scenario made of lines a user might write: known and unknown sections and keys,
+    /// values of every TOML type in every integer radix.
+    fn scenario_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let keys: Vec<&'static str> = knobs::KNOBS.iter().map(|k| k.key).collect();
+        let value = prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            (0u64..100_000).prop_map(|n| format!("0x{n:x}")),
+            (0u64..100_000).prop_map(|n| format!("0o{n:o}")),
+            (0u64..4096).prop_map(|n| format!("0b{n:b}")),
+            (0u64..10_000_000).prop_map(|n| n.to_string().chars().rev().collect::<String>()),
+            any::<f64>().prop_map(|f| format!("{f:?}")),
+            any::<bool>().prop_map(|b| b.to_string()),
+            "[a-z0-9_.:/ -]{0,12}".prop_map(|t| format!("{t:?}")),
+            Just("[1, 2]".to_string()),
+            Just("{ a = 1 }".to_string()),
+        ];
+        let line = prop_oneof![
+            4 => (proptest::sample::select(keys), value)
+                .prop_map(|(key, v)| match key.split_once('.') {
+                    Some((section, name)) => format!("[{section}]\n{name} = {v}"),
+                    None => format!("{key} = {v}"),
+                }),
+            1 => "[a-z_.]{1,10}".prop_map(|t| format!("[{t}]")),
+            1 => "[a-z_]{1,10} = [0-9]{1,4}",
+            1 => "[ -~]{0,20}",
+        ];
+        proptest::collection::vec(line, 0..12).prop_map(|lines| lines.join("\n"))
+    }
+
+    /// The fuzz pass over the scenario parser (see `config/fuzzing.rs`): no input panics;
+    /// every error names `file:line` with a line of the file; every scenario that loads
+    /// saves (`scenario_file::to_toml`) and loads back to the same settings.
+    #[test]
+    fn fuzz_scenario_parser() {
+        use proptest::prelude::*;
+        use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+        use crate::config::fuzzing;
+
+        let loaded = AtomicU64::new(0);
+        let texts = prop_oneof![
+            fuzzing::mutated(fuzzing::seeds("scenario"))
+                .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+            scenario_text(),
+        ];
+        fuzzing::run("fuzz_scenario_parser", texts, |text| {
+            let mut s = Settings::default();
+            match apply_str(&mut s, &text, "f.toml") {
+                Err(e) => {
+                    let shown = e.to_string();
+                    let line: Option<usize> = shown
+                        .strip_prefix("f.toml:")
+                        .and_then(|rest| rest.split(':').next())
+                        .and_then(|n| n.parse().ok());
+                    let lines = text.lines().count().max(1) + 1;
+                    prop_assert!(
+                        line.is_some_and(|n| (1..=lines).contains(&n)),
+                        "{shown:?} for {text:?}"
+                    );
+                }
+                Ok(_) => {
+                    loaded.fetch_add(1, Relaxed);
+                    let saved = crate::config::scenario_file::to_toml(&s);
+                    let mut again = Settings::default();
+                    let reloaded = apply_str(&mut again, &saved, "saved.toml");
+                    prop_assert!(reloaded.is_ok(), "{reloaded:?} for {saved}");
+                    prop_assert_eq!(again, s);
+                }
+            }
+            Ok(())
+        });
+        println!(
+            "fuzz_scenario_parser: {} inputs loaded",
+            loaded.load(Relaxed)
+        );
+    }
 }
