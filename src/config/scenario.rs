@@ -278,6 +278,27 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// Found by the fuzz pass: a text knob holding digits was saved as an integer, which
+    /// the typed loader then refused.
+    #[test]
+    fn saved_scenarios_load_back_whatever_their_text() {
+        let mut s = Settings::default();
+        apply_str(
+            &mut s,
+            "name = \"64\"\n[tracing]\nservice_name = \"true\"\n",
+            "t",
+        )
+        .unwrap();
+        let saved = crate::config::scenario_file::to_toml(&s);
+        let mut again = Settings::default();
+        apply_str(&mut again, &saved, "saved.toml").unwrap();
+        assert_eq!(again, s);
+        assert!(
+            saved.contains("name = \"64\"") && saved.contains("sample_rate = 1.0"),
+            "{saved}"
+        );
+    }
+
     /// A scenario made of lines a user might write: known and unknown sections and keys,
     /// values of every TOML type in every integer radix.
     fn scenario_text() -> impl proptest::strategy::Strategy<Value = String> {
