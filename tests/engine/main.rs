@@ -16,6 +16,7 @@ mod collector;
 mod collector_limits;
 mod config;
 mod live;
+mod property;
 mod real_process;
 mod run_ends;
 mod sampler;
