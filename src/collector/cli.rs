@@ -4,11 +4,11 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use super::{Collector, CollectorConfig, DEFAULT_MAX_BODY_BYTES, DEFAULT_RECENT_TRACES, Faults};
+use super::{Collector, CollectorConfig, DEFAULT_RECENT_TRACES, Faults};
 use crate::config::knobs::{self, Invalid};
 use crate::config::{
-    DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_SPAN,
-    DEFAULT_MAX_STORED_BYTES, FaultError, Limits,
+    DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PER_SPAN, DEFAULT_MAX_STORED_BYTES, FaultError, Limits,
 };
 
 /// Run an OTLP/HTTP collector that counts spans exactly and injects faults.
@@ -46,8 +46,9 @@ pub struct CollectArgs {
     #[arg(long, allow_negative_numbers = true, help = flag_help("--ingest-limit",
         "Spans per second accepted before answering 429"))]
     pub ingest_limit: Option<i64>,
-    /// Largest request body, on the wire and after gunzip, in bytes (1..).
-    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES as i64, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES as i64, allow_negative_numbers = true,
+        help = flag_help("--max-body-bytes",
+        "Largest request body, on the wire and after gunzip, in bytes"))]
     pub max_body_bytes: i64,
     #[arg(long, default_value_t = DEFAULT_MAX_STORED_BYTES as i64, allow_negative_numbers = true,
         help = flag_help("--max-stored-bytes", "Bytes the recent-trace store keeps"))]
@@ -78,6 +79,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("--error-status", "collector.error_status"),
     ("--retry-after-s", "collector.retry_after_s"),
     ("--ingest-limit", "collector.ingest_limit_spans_per_s"),
+    ("--max-body-bytes", "collector.max_body_bytes"),
     ("--max-stored-bytes", "collector.max_stored_bytes"),
     (
         "--max-attributes-per-span",
@@ -134,13 +136,13 @@ impl From<FaultError> for FlagError {
 }
 
 /// A signed flag value as the unsigned number its knob takes; a negative one is refused
-/// with the knob's range (`or_expected` for a flag without a knob).
-fn unsigned(flag: &'static str, value: i64, or_expected: &str) -> Result<u64, FlagError> {
+/// with the knob's range.
+fn unsigned(flag: &'static str, value: i64) -> Result<u64, FlagError> {
     u64::try_from(value).map_err(|_| FlagError {
         flag,
         value: value.to_string(),
         invalid: Invalid {
-            expected: flag_range(flag).unwrap_or_else(|| or_expected.to_owned()),
+            expected: flag_range(flag).unwrap_or_else(|| "a whole number".to_owned()),
         },
     })
 }
@@ -149,22 +151,22 @@ impl CollectArgs {
     /// The faults these flags ask for, each checked with its knob's bounds; the error
     /// names the flag (not the internal field), because the flag is what the user typed.
     pub fn faults(&self) -> Result<Faults, FlagError> {
-        let status = unsigned("--error-status", self.error_status, "")?;
+        let status = unsigned("--error-status", self.error_status)?;
         let faults = Faults {
-            latency_ms: unsigned("--latency-ms", self.latency_ms, "")?,
-            jitter_ms: unsigned("--jitter-ms", self.jitter_ms, "")?,
+            latency_ms: unsigned("--latency-ms", self.latency_ms)?,
+            jitter_ms: unsigned("--jitter-ms", self.jitter_ms)?,
             error_rate: self.error_rate,
             // Out of u16 is out of 400..=599 too: saturate and let `validate` say so.
             error_status: u16::try_from(status).unwrap_or(u16::MAX),
             retry_after_s: self
                 .retry_after_s
-                .map(|v| unsigned("--retry-after-s", v, ""))
+                .map(|v| unsigned("--retry-after-s", v))
                 .transpose()?,
             outage: self.outage,
             black_hole: self.black_hole,
             ingest_limit_spans_per_s: self
                 .ingest_limit
-                .map(|v| unsigned("--ingest-limit", v, ""))
+                .map(|v| unsigned("--ingest-limit", v))
                 .transpose()?,
         };
         faults.validate().map_err(|e| match e.key {
@@ -181,19 +183,18 @@ impl CollectArgs {
     /// The limits these flags ask for, each checked with its knob's bounds.
     pub fn limits(&self) -> Result<Limits, FlagError> {
         let limits = Limits {
-            max_stored_bytes: unsigned("--max-stored-bytes", self.max_stored_bytes, "")?,
+            max_body_bytes: unsigned("--max-body-bytes", self.max_body_bytes)?,
+            max_stored_bytes: unsigned("--max-stored-bytes", self.max_stored_bytes)?,
             max_attributes_per_span: unsigned(
                 "--max-attributes-per-span",
                 self.max_attributes_per_span,
-                "",
             )?,
-            max_events_per_span: unsigned("--max-events-per-span", self.max_events_per_span, "")?,
-            max_links_per_span: unsigned("--max-links-per-span", self.max_links_per_span, "")?,
-            max_connections: unsigned("--max-connections", self.max_connections, "")?,
+            max_events_per_span: unsigned("--max-events-per-span", self.max_events_per_span)?,
+            max_links_per_span: unsigned("--max-links-per-span", self.max_links_per_span)?,
+            max_connections: unsigned("--max-connections", self.max_connections)?,
             header_read_timeout_ms: unsigned(
                 "--header-read-timeout-ms",
                 self.header_read_timeout_ms,
-                "",
             )?,
         };
         limits.validate()?;
@@ -202,22 +203,10 @@ impl CollectArgs {
 
     /// The whole configuration these flags ask for, or the first flag out of range.
     pub fn config(&self) -> Result<CollectorConfig, FlagError> {
-        let body_range = "a whole number of at least 1";
-        let max_body_bytes = unsigned("--max-body-bytes", self.max_body_bytes, body_range)?;
-        if max_body_bytes == 0 {
-            return Err(FlagError {
-                flag: "--max-body-bytes",
-                value: self.max_body_bytes.to_string(),
-                invalid: Invalid {
-                    expected: body_range.into(),
-                },
-            });
-        }
         Ok(CollectorConfig {
             listen: self.listen,
             faults: self.faults()?,
             limits: self.limits()?,
-            max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             recent_traces: DEFAULT_RECENT_TRACES,
         })
     }
@@ -366,7 +355,7 @@ mod tests {
             (
                 "--max-body-bytes",
                 "-1",
-                "expected a whole number of at least 1",
+                "expected a whole number from 1 to 1073741824",
             ),
             (
                 "--header-read-timeout-ms",

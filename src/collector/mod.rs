@@ -38,9 +38,6 @@ pub use store::{
     StoredTrace, TRACE_WINDOW,
 };
 
-/// Default `max_body_bytes`: well above the SDK's largest batch (512 spans is ~100 KB), far
-/// below what would hurt memory.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
 /// Default size of the recent-trace store: enough for the waterfall view to pick from.
 pub const DEFAULT_RECENT_TRACES: usize = 200;
 /// How long `shutdown` lets tasks finish before dropping them: bounded, so it never hangs.
@@ -53,9 +50,6 @@ pub struct CollectorConfig {
     pub listen: SocketAddr,
     /// Faults in force from the first request.
     pub faults: Faults,
-    /// Largest body accepted, on the wire and after gunzip, so one request cannot take the
-    /// collector's memory.
-    pub max_body_bytes: usize,
     /// How many traces the recent-trace store keeps (0 keeps none).
     pub recent_traces: usize,
     /// What the store keeps, and how many connections are served (the `collector.max_*`
@@ -69,7 +63,6 @@ impl Default for CollectorConfig {
         CollectorConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             faults: Faults::default(),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             recent_traces: DEFAULT_RECENT_TRACES,
             limits: Limits::default(),
         }
@@ -94,15 +87,6 @@ pub enum CollectorError {
     /// A fault or limit setting out of range (the knob table's bounds).
     #[error("collector settings: {0}")]
     InvalidFaults(#[from] crate::config::FaultError),
-    /// A configuration value out of range.
-    #[error("collector config: {field} = {value} is out of range (allowed {allowed})")]
-    InvalidConfig {
-        /// The `CollectorConfig` field.
-        field: &'static str,
-        value: String,
-        /// The allowed values, in words.
-        allowed: &'static str,
-    },
 }
 
 /// State shared by the accept loop, the handlers and the `Collector` handle.
@@ -133,13 +117,6 @@ impl Collector {
     pub fn start(config: CollectorConfig) -> Result<Collector, CollectorError> {
         config.faults.validate()?;
         config.limits.validate()?;
-        if config.max_body_bytes == 0 {
-            return Err(CollectorError::InvalidConfig {
-                field: "max_body_bytes",
-                value: config.max_body_bytes.to_string(),
-                allowed: "1..",
-            });
-        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("gracetrace-collector")
@@ -172,7 +149,7 @@ impl Collector {
             links: count(limits.max_links_per_span),
         };
         let shared = Arc::new(Shared {
-            max_body_bytes: config.max_body_bytes,
+            max_body_bytes: usize::try_from(config.limits.max_body_bytes).unwrap_or(usize::MAX),
             caps,
             limits: config.limits.clone(),
             faults: watch::Sender::new(config.faults),

@@ -101,6 +101,9 @@ impl Faults {
     }
 }
 
+/// Default largest request body, on the wire and after gunzip: well above the SDK's
+/// largest batch (512 spans is about 100 KB), far below what would hurt memory.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 << 20;
 /// Default byte budget of the collector's recent-trace store: room for a few hundred
 /// waterfall-sized traces, far below what would hurt a desktop.
 pub const DEFAULT_MAX_STORED_BYTES: u64 = 64 << 20;
@@ -119,6 +122,9 @@ pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 30_000;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
+    /// Largest request body, on the wire and after gunzip: one request cannot take the
+    /// collector's memory (a gzip bomb included).
+    pub max_body_bytes: u64,
     /// Bytes the recent-trace store may hold, counting names, attribute keys and values,
     /// events and links; the oldest traces go first. 0 keeps none.
     pub max_stored_bytes: u64,
@@ -139,6 +145,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_stored_bytes: DEFAULT_MAX_STORED_BYTES,
             max_attributes_per_span: DEFAULT_MAX_PER_SPAN,
             max_events_per_span: DEFAULT_MAX_PER_SPAN,
@@ -152,6 +159,7 @@ impl Default for Limits {
 impl Limits {
     /// Checks every field with the knob table's bounds (`collector.<field>`).
     pub fn validate(&self) -> Result<(), FaultError> {
+        int("collector.max_body_bytes", self.max_body_bytes)?;
         int("collector.max_stored_bytes", self.max_stored_bytes)?;
         int(
             "collector.max_attributes_per_span",

@@ -378,6 +378,8 @@ macro_rules! names {
 }
 
 const MAX_QUEUE: u64 = 10_000_000;
+/// Largest request body: 1 GiB, far past any exporter's batch.
+const MAX_BODY_BYTES: u64 = 1 << 30;
 /// Largest recent-trace store: 4 GiB, more than any desktop should give a waterfall.
 const MAX_STORED_BYTES: u64 = 4 << 30;
 /// Most attributes, events or links stored per span.
@@ -754,6 +756,18 @@ pub static KNOBS: &[Knob] = &[
                 .unwrap_or(0)
                 .to_string()
         },
+    },
+    Knob {
+        key: "collector.max_body_bytes",
+        env: None,
+        help: "Largest request body the collector reads, on the wire and after gunzip; a \
+               larger one is answered 413.",
+        bounds: Bounds::Int {
+            min: 1,
+            max: MAX_BODY_BYTES,
+            set: |s, v| s.collector_limits.max_body_bytes = v,
+        },
+        get: |s| s.collector_limits.max_body_bytes.to_string(),
     },
     Knob {
         key: "collector.max_stored_bytes",

@@ -312,6 +312,15 @@ fn a_flood_of_slow_connections_stays_within_the_limit() {
         stats.connections_replaced, stats.connections_refused, stats.connections_timed_out
     );
     assert_eq!(stats.spans_received, u64::from(answered));
-    assert!(stats.connections_replaced >= 200 - limit, "{stats:?}");
+    // Every slow client was replaced at the limit, timed out, refused, or is still open.
+    let slow = stats.connections_replaced
+        + stats.connections_timed_out
+        + stats.connections_refused
+        + stats.connections_open;
+    assert!(slow >= 200, "{stats:?}");
+    assert!(
+        stats.connections_replaced > 0,
+        "the limit was reached: {stats:?}"
+    );
     assert!(stats.connections_open <= limit);
 }
