@@ -137,10 +137,12 @@ fn check(scenario: Scenario) -> Result<String, TestCaseError> {
     prop_assert_eq!(report.spans.unaccounted, 0, "{:#?} in {:?}", s, overrides);
     prop_assert_eq!(s.dropped_queue_full, s.dropped_oldest + s.dropped_newest);
     // What the collector counted was exported, or lost at SIGKILL in an export it had
-    // not answered yet, with one exception that is not a fault: an answer can cross the
-    // exporter's timeout (the collector counts, then the exporter gives up before the
-    // answer arrives: `latency_ms` close to `exporter.timeout_ms`), so spans of exports
-    // that ended without any answer may have arrived too, as with a real backend.
+    // not answered yet, with one exception that is not a fault: when `latency_ms` is close
+    // to `exporter.timeout_ms`, the exporter can give up on an answer the collector is
+    // about to send. Its HTTP client (hyper, under reqwest) keeps the connection open (a
+    // look at the socket at the decision found the client still there), so the collector
+    // counts the request, as a real backend would. Spans of exports that ended without
+    // any answer may therefore have arrived too.
     let (exports, forgotten) = (&report.exports, report.exports_forgotten);
     prop_assert_eq!(forgotten, 0);
     let unanswered: u64 = exports
