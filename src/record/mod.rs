@@ -381,14 +381,15 @@ impl Record {
         saved
     }
 
-    /// The HTTP attempts so far of the oldest export still in flight, if one is.
+    /// The HTTP attempts started so far by the oldest export still in flight (the one
+    /// under way included), if one is.
     pub fn oldest_export_attempts(&self) -> Option<u32> {
         let rings = self.rings();
         rings
             .exports
             .iter()
             .find(|e| e.outcome == Outcome::InFlight)
-            .map(|e| e.attempts)
+            .map(|e| e.attempts.max(e.request_ids.len() as u32))
     }
 
     /// Notes that the exporter waits `wait` before its next retry (`None`: it stopped).
