@@ -2,14 +2,17 @@
 //! `run` a scenario headless, `collect` as a stand-alone OTLP/HTTP collector, list the
 //! `knobs`; `train` the inference model's weights and `infer` one image with them.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use gracetrace::collector::cli::{CollectArgs, run_collect};
-use gracetrace::config::{Settings, env, knobs};
+use gracetrace::config::{Settings, knobs};
 use gracetrace::lifecycle::process::runner_command;
+use gracetrace::record::ExitProgress;
+use gracetrace::record::report::ReportOut;
 use gracetrace::workload::model::{InferArgs, TrainArgs, infer_command, train_command};
 
 #[derive(Parser)]
@@ -95,7 +98,7 @@ fn main() -> ExitCode {
             mut overrides,
         } => {
             overrides.push(format!("exporter.endpoint={endpoint}"));
-            match Settings::load(&env::process_env, scenario.as_deref(), &overrides) {
+            match Settings::load_from_process(scenario.as_deref(), &overrides) {
                 Ok(settings) => runner_command(&settings, endpoint, runner_id),
                 Err(error) => {
                     eprintln!("gracetrace: {error}");
@@ -131,7 +134,8 @@ fn report_on(
         ExitCode::from(code)
     };
     match clock {
-        Clock::Real => gracetrace::session::run(settings).map_err(|e| fail(&e, 1)),
+        Clock::Real => gracetrace::session::run_with_progress(settings, &progress_line)
+            .map_err(|e| fail(&e, 1)),
         Clock::Virtual => {
             let costs = gracetrace::session::virtual_clock::calibrate().map_err(|e| fail(&e, 1))?;
             gracetrace::session::virtual_clock::run_virtual(settings, costs)
@@ -146,8 +150,15 @@ fn run(
     json: Option<PathBuf>,
     clock: Clock,
 ) -> ExitCode {
-    let settings = match Settings::load(&env::process_env, scenario.as_deref(), overrides) {
+    let settings = match Settings::load_from_process(scenario.as_deref(), overrides) {
         Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("gracetrace: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let out = match json.as_deref().map(ReportOut::check).transpose() {
+        Ok(out) => out,
         Err(error) => {
             eprintln!("gracetrace: {error}");
             return ExitCode::from(2);
@@ -157,29 +168,35 @@ fn run(
         Ok(report) => report,
         Err(code) => return code,
     };
+    if report.exit.as_ref().is_some_and(|e| e.timed_out) && std::io::stderr().is_terminal() {
+        eprintln!(); // ends the progress line
+    }
     eprintln!("{}", report.summary());
-    let Some(path) = json else {
+    let Some(out) = out else {
         return ExitCode::SUCCESS;
     };
-    let text = match serde_json::to_string_pretty(&report) {
-        Ok(text) => text,
-        Err(error) => {
-            eprintln!("gracetrace: cannot encode the report: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let written = if path.as_os_str() == "-" {
-        println!("{text}");
-        Ok(())
-    } else {
-        std::fs::write(&path, text + "\n")
-    };
+    let written = serde_json::to_string_pretty(&report)
+        .map_err(|e| format!("cannot encode the report: {e}"))
+        .and_then(|text| {
+            out.write(&text)
+                .map_err(|e| format!("cannot write {out}: {e}"))
+        });
     match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("gracetrace: cannot write {}: {error}", path.display());
+            eprintln!("gracetrace: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What the end of the run waits for: redrawn in place every second on a terminal, a line
+/// every 5 s otherwise (a log keeps the story without a line a second).
+fn progress_line(progress: &ExitProgress) {
+    if std::io::stderr().is_terminal() {
+        eprint!("\r{progress}\x1b[K");
+    } else if (progress.waited_s as u64).is_multiple_of(5) {
+        eprintln!("{progress}");
     }
 }
 

@@ -478,7 +478,7 @@ fn finished_run() -> Snapshot {
         name: name.into(),
         start_unix_nano: from_ms * 1_000_000,
         end_unix_nano: to_ms * 1_000_000,
-        attributes: Vec::new(),
+        ..StoredSpan::default()
     };
     Snapshot {
         report,

@@ -4,49 +4,74 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use super::{Collector, CollectorConfig, DEFAULT_MAX_BODY_BYTES, DEFAULT_RECENT_TRACES, Faults};
-use crate::config::FaultError;
+use super::{Collector, CollectorConfig, DEFAULT_RECENT_TRACES, Faults};
 use crate::config::knobs::{self, Invalid};
+use crate::config::{
+    DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PER_SPAN, DEFAULT_MAX_STORED_BYTES, FaultError, Limits,
+};
 
 /// Run an OTLP/HTTP collector that counts spans exactly and injects faults.
 ///
-/// Each fault flag is checked with the bounds of its scenario knob (`collector.*`), and its
-/// help shows them, so `collect` and a scenario accept the same values.
+/// Each fault and limit flag is checked with the bounds of its scenario knob
+/// (`collector.*`), and its help shows them, so `collect` and a scenario accept the same
+/// values. Numbers are read signed, so that a negative one reaches that check and its
+/// message instead of the argument parser's "unexpected argument".
 #[derive(Clone, Debug, clap::Args)]
 pub struct CollectArgs {
     /// Address to listen on (OTLP/HTTP's usual port is 4318).
     #[arg(long, default_value = "127.0.0.1:4318")]
     pub listen: SocketAddr,
-    #[arg(long, default_value_t = 0, help = flag_help("--latency-ms",
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, help = flag_help("--latency-ms",
         "Latency added before every answer, in milliseconds"))]
-    pub latency_ms: u64,
-    #[arg(long, default_value_t = 0, help = flag_help("--jitter-ms",
+    pub latency_ms: i64,
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, help = flag_help("--jitter-ms",
         "Extra random latency, uniform in 0..=jitter, in milliseconds"))]
-    pub jitter_ms: u64,
-    #[arg(long, default_value_t = 0.0, help = flag_help("--error-rate",
+    pub jitter_ms: i64,
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, help = flag_help("--error-rate",
         "Fraction of requests answered with --error-status"))]
     pub error_rate: f64,
-    #[arg(long, default_value_t = 503, help = flag_help("--error-status",
+    #[arg(long, default_value_t = 503, allow_negative_numbers = true, help = flag_help("--error-status",
         "Status of injected errors"))]
-    pub error_status: u16,
-    #[arg(long, help = flag_help("--retry-after-s",
+    pub error_status: i64,
+    #[arg(long, allow_negative_numbers = true, help = flag_help("--retry-after-s",
         "Retry-After seconds sent with injected 429 and 503 answers"))]
-    pub retry_after_s: Option<u64>,
+    pub retry_after_s: Option<i64>,
     /// Start in an outage: connections are refused.
     #[arg(long)]
     pub outage: bool,
     /// Accept requests and never answer them.
     #[arg(long)]
     pub black_hole: bool,
-    #[arg(long, help = flag_help("--ingest-limit",
+    #[arg(long, allow_negative_numbers = true, help = flag_help("--ingest-limit",
         "Spans per second accepted before answering 429"))]
-    pub ingest_limit: Option<u64>,
-    /// Largest request body, on the wire and after gunzip, in bytes (1..).
-    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
-    pub max_body_bytes: usize,
+    pub ingest_limit: Option<i64>,
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES as i64, allow_negative_numbers = true,
+        help = flag_help("--max-body-bytes",
+        "Largest request body, on the wire and after gunzip, in bytes"))]
+    pub max_body_bytes: i64,
+    #[arg(long, default_value_t = DEFAULT_MAX_STORED_BYTES as i64, allow_negative_numbers = true,
+        help = flag_help("--max-stored-bytes", "Bytes the recent-trace store keeps"))]
+    pub max_stored_bytes: i64,
+    #[arg(long, default_value_t = DEFAULT_MAX_PER_SPAN as i64, allow_negative_numbers = true,
+        help = flag_help("--max-attributes-per-span", "Attributes stored per span"))]
+    pub max_attributes_per_span: i64,
+    #[arg(long, default_value_t = DEFAULT_MAX_PER_SPAN as i64, allow_negative_numbers = true,
+        help = flag_help("--max-events-per-span", "Events stored per span"))]
+    pub max_events_per_span: i64,
+    #[arg(long, default_value_t = DEFAULT_MAX_PER_SPAN as i64, allow_negative_numbers = true,
+        help = flag_help("--max-links-per-span", "Links stored per span"))]
+    pub max_links_per_span: i64,
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS as i64, allow_negative_numbers = true,
+        help = flag_help("--max-connections", "Connections open at once"))]
+    pub max_connections: i64,
+    #[arg(long, default_value_t = DEFAULT_HEADER_READ_TIMEOUT_MS as i64,
+        allow_negative_numbers = true, help = flag_help("--header-read-timeout-ms",
+        "Time to send a request's headers, or to sit idle, in milliseconds"))]
+    pub header_read_timeout_ms: i64,
 }
 
-/// Each fault flag and the knob whose bounds it shares.
+/// Each flag and the knob whose bounds it shares.
 const FLAGS: &[(&str, &str)] = &[
     ("--latency-ms", "collector.latency_ms"),
     ("--jitter-ms", "collector.jitter_ms"),
@@ -54,6 +79,19 @@ const FLAGS: &[(&str, &str)] = &[
     ("--error-status", "collector.error_status"),
     ("--retry-after-s", "collector.retry_after_s"),
     ("--ingest-limit", "collector.ingest_limit_spans_per_s"),
+    ("--max-body-bytes", "collector.max_body_bytes"),
+    ("--max-stored-bytes", "collector.max_stored_bytes"),
+    (
+        "--max-attributes-per-span",
+        "collector.max_attributes_per_span",
+    ),
+    ("--max-events-per-span", "collector.max_events_per_span"),
+    ("--max-links-per-span", "collector.max_links_per_span"),
+    ("--max-connections", "collector.max_connections"),
+    (
+        "--header-read-timeout-ms",
+        "collector.header_read_timeout_ms",
+    ),
 ];
 
 /// The flag that sets a fault knob (`collector.error_rate` -> `--error-rate`).
@@ -61,14 +99,18 @@ pub fn flag_for(key: &str) -> Option<&'static str> {
     FLAGS.iter().find(|(_, k)| *k == key).map(|(flag, _)| *flag)
 }
 
-/// A flag's `--help` line: what it does, then its knob's range.
-fn flag_help(flag: &str, what: &str) -> String {
-    let range = FLAGS
+/// The range of a flag's knob, in words.
+fn flag_range(flag: &str) -> Option<String> {
+    FLAGS
         .iter()
         .find(|(f, _)| *f == flag)
         .and_then(|(_, key)| knobs::find(key))
-        .map(|knob| knob.bounds.value_range());
-    match range {
+        .map(|knob| knob.bounds.value_range())
+}
+
+/// A flag's `--help` line: what it does, then its knob's range.
+fn flag_help(flag: &str, what: &str) -> String {
+    match flag_range(flag) {
         Some(range) => format!("{what} ({range})"),
         None => what.to_owned(),
     }
@@ -93,34 +135,80 @@ impl From<FaultError> for FlagError {
     }
 }
 
+/// A signed flag value as the unsigned number its knob takes; a negative one is refused
+/// with the knob's range.
+fn unsigned(flag: &'static str, value: i64) -> Result<u64, FlagError> {
+    u64::try_from(value).map_err(|_| FlagError {
+        flag,
+        value: value.to_string(),
+        invalid: Invalid {
+            expected: flag_range(flag).unwrap_or_else(|| "a whole number".to_owned()),
+        },
+    })
+}
+
 impl CollectArgs {
-    /// The faults these flags ask for.
-    pub fn faults(&self) -> Faults {
-        Faults {
-            latency_ms: self.latency_ms,
-            jitter_ms: self.jitter_ms,
+    /// The faults these flags ask for, each checked with its knob's bounds; the error
+    /// names the flag (not the internal field), because the flag is what the user typed.
+    pub fn faults(&self) -> Result<Faults, FlagError> {
+        let status = unsigned("--error-status", self.error_status)?;
+        let faults = Faults {
+            latency_ms: unsigned("--latency-ms", self.latency_ms)?,
+            jitter_ms: unsigned("--jitter-ms", self.jitter_ms)?,
             error_rate: self.error_rate,
-            error_status: self.error_status,
-            retry_after_s: self.retry_after_s,
+            // Out of u16 is out of 400..=599 too: saturate and let `validate` say so.
+            error_status: u16::try_from(status).unwrap_or(u16::MAX),
+            retry_after_s: self
+                .retry_after_s
+                .map(|v| unsigned("--retry-after-s", v))
+                .transpose()?,
             outage: self.outage,
             black_hole: self.black_hole,
-            ingest_limit_spans_per_s: self.ingest_limit,
-        }
+            ingest_limit_spans_per_s: self
+                .ingest_limit
+                .map(|v| unsigned("--ingest-limit", v))
+                .transpose()?,
+        };
+        faults.validate().map_err(|e| match e.key {
+            // Report the status as typed, not saturated.
+            "collector.error_status" => FlagError {
+                value: self.error_status.to_string(),
+                ..FlagError::from(e)
+            },
+            _ => FlagError::from(e),
+        })?;
+        Ok(faults)
     }
 
-    /// Checks the flags, naming the flag (not the internal field) in the message, because
-    /// the flag is what the user typed.
-    pub fn validate(&self) -> Result<(), FlagError> {
-        if self.max_body_bytes == 0 {
-            return Err(FlagError {
-                flag: "--max-body-bytes",
-                value: self.max_body_bytes.to_string(),
-                invalid: Invalid {
-                    expected: "a whole number of at least 1".into(),
-                },
-            });
-        }
-        Ok(self.faults().validate()?)
+    /// The limits these flags ask for, each checked with its knob's bounds.
+    pub fn limits(&self) -> Result<Limits, FlagError> {
+        let limits = Limits {
+            max_body_bytes: unsigned("--max-body-bytes", self.max_body_bytes)?,
+            max_stored_bytes: unsigned("--max-stored-bytes", self.max_stored_bytes)?,
+            max_attributes_per_span: unsigned(
+                "--max-attributes-per-span",
+                self.max_attributes_per_span,
+            )?,
+            max_events_per_span: unsigned("--max-events-per-span", self.max_events_per_span)?,
+            max_links_per_span: unsigned("--max-links-per-span", self.max_links_per_span)?,
+            max_connections: unsigned("--max-connections", self.max_connections)?,
+            header_read_timeout_ms: unsigned(
+                "--header-read-timeout-ms",
+                self.header_read_timeout_ms,
+            )?,
+        };
+        limits.validate()?;
+        Ok(limits)
+    }
+
+    /// The whole configuration these flags ask for, or the first flag out of range.
+    pub fn config(&self) -> Result<CollectorConfig, FlagError> {
+        Ok(CollectorConfig {
+            listen: self.listen,
+            faults: self.faults()?,
+            limits: self.limits()?,
+            recent_traces: DEFAULT_RECENT_TRACES,
+        })
     }
 }
 
@@ -128,15 +216,12 @@ impl CollectArgs {
 /// (so a script can keep them) and exits 0. Bad flags exit 2, like clap's own errors; a port
 /// that cannot be bound exits 1.
 pub fn run_collect(args: CollectArgs) -> ExitCode {
-    if let Err(error) = args.validate() {
-        eprintln!("gracetrace collect: {error}");
-        return ExitCode::from(2);
-    }
-    let config = CollectorConfig {
-        listen: args.listen,
-        faults: args.faults(),
-        max_body_bytes: args.max_body_bytes,
-        recent_traces: DEFAULT_RECENT_TRACES,
+    let config = match args.config() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("gracetrace collect: {error}");
+            return ExitCode::from(2);
+        }
     };
     let collector = match Collector::start(config) {
         Ok(c) => c,
@@ -145,12 +230,18 @@ pub fn run_collect(args: CollectArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Caught from before the line that says we listen, so that a supervisor that stops
+    // us as soon as it reads it gets the stats, not the default action of SIGTERM.
+    let signals = match StopSignals::catch() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("gracetrace collect: cannot catch signals: {e}");
+            collector.shutdown();
+            return ExitCode::FAILURE;
+        }
+    };
     eprintln!("collector listening on {}", collector.traces_endpoint());
-    if let Err(e) = wait_for_stop_signal() {
-        eprintln!("gracetrace collect: cannot wait for signals: {e}");
-        collector.shutdown();
-        return ExitCode::FAILURE;
-    }
+    signals.wait();
     let stats = collector.stats();
     collector.shutdown();
     match serde_json::to_string_pretty(&stats) {
@@ -165,26 +256,43 @@ pub fn run_collect(args: CollectArgs) -> ExitCode {
     }
 }
 
-/// Blocks until SIGINT or (on Unix) SIGTERM, the two ways a terminal or a supervisor stops us.
-fn wait_for_stop_signal() -> std::io::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    rt.block_on(async {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let mut term = signal(SignalKind::terminate())?;
+/// SIGINT and SIGTERM, the two ways a terminal or a supervisor stops us, caught from the
+/// moment this is built.
+struct StopSignals {
+    runtime: tokio::runtime::Runtime,
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn catch() -> std::io::Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        let (interrupt, terminate) = {
+            let _inside = runtime.enter();
+            (
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            )
+        };
+        Ok(StopSignals {
+            runtime,
+            interrupt,
+            terminate,
+        })
+    }
+
+    /// Blocks until one of them arrives.
+    fn wait(mut self) {
+        self.runtime.block_on(async {
             tokio::select! {
-                r = tokio::signal::ctrl_c() => r,
-                _ = term.recv() => Ok(()),
+                _ = self.interrupt.recv() => {}
+                _ = self.terminate.recv() => {}
             }
-        }
-        #[cfg(not(unix))]
-        {
-            tokio::signal::ctrl_c().await
-        }
-    })
+        });
+    }
 }
 
 #[cfg(test)]
@@ -202,35 +310,79 @@ mod tests {
     fn defaults_and_flag_names_in_errors() {
         let cli = Cli::parse_from(["x"]);
         assert_eq!(cli.args.listen, "127.0.0.1:4318".parse().unwrap());
-        assert_eq!(cli.args.faults(), Faults::default());
-        assert_eq!(cli.args.validate(), Ok(()));
+        assert_eq!(cli.args.faults(), Ok(Faults::default()));
+        assert_eq!(cli.args.limits(), Ok(Limits::default()));
+        assert!(cli.args.config().is_ok());
         let cli = Cli::parse_from(["x", "--error-rate", "2"]);
-        let msg = cli.args.validate().unwrap_err().to_string();
+        let msg = cli.args.config().unwrap_err().to_string();
         assert_eq!(
             msg,
             "--error-rate 2 is out of range: expected a number from 0 to 1"
         );
         let cli = Cli::parse_from(["x", "--ingest-limit", "0"]);
-        let err = cli.args.validate().unwrap_err();
+        let err = cli.args.config().unwrap_err();
         assert_eq!(err.flag, "--ingest-limit");
         assert!(err.to_string().starts_with("--ingest-limit 0 "), "{err}");
         let cli = Cli::parse_from(["x", "--max-body-bytes", "0"]);
-        assert_eq!(cli.args.validate().unwrap_err().flag, "--max-body-bytes");
+        assert_eq!(cli.args.config().unwrap_err().flag, "--max-body-bytes");
+    }
+
+    /// Negative numbers reach the range check, which names the flag, value and range.
+    #[test]
+    fn negative_numbers_reach_the_range_check() {
+        let cases = [
+            ("--error-rate", "-0.5", "expected a number from 0 to 1"),
+            (
+                "--latency-ms",
+                "-1",
+                "expected a whole number from 0 to 600000",
+            ),
+            (
+                "--error-status",
+                "-503",
+                "expected a whole number from 400 to 599",
+            ),
+            (
+                "--error-status",
+                "70000",
+                "expected a whole number from 400 to 599",
+            ),
+            (
+                "--max-connections",
+                "-1",
+                "expected a whole number from 1 to 1000000",
+            ),
+            (
+                "--max-body-bytes",
+                "-1",
+                "expected a whole number from 1 to 1073741824",
+            ),
+            (
+                "--header-read-timeout-ms",
+                "0",
+                "expected a whole number from 1 to 600000",
+            ),
+        ];
+        for (flag, value, expected) in cases {
+            let cli = Cli::try_parse_from(["x", flag, value]).unwrap_or_else(|e| panic!("{e}"));
+            let msg = cli.args.config().unwrap_err().to_string();
+            assert_eq!(msg, format!("{flag} {value} is out of range: {expected}"));
+        }
     }
 
     /// The flags accept what the scenario knobs accept, no more (they once disagreed).
     #[test]
     fn flags_share_the_scenario_bounds() {
         let cli = Cli::parse_from(["x", "--retry-after-s", "3600"]);
-        assert_eq!(cli.args.validate(), Ok(()));
+        assert!(cli.args.config().is_ok());
         let cli = Cli::parse_from(["x", "--retry-after-s", "7200"]);
-        let msg = cli.args.validate().unwrap_err().to_string();
+        let msg = cli.args.config().unwrap_err().to_string();
         assert_eq!(
             msg,
             "--retry-after-s 7200 is out of range: expected a whole number from 0 to 3600"
         );
         let cli = Cli::parse_from(["x", "--ingest-limit", "1000000000"]);
-        assert!(cli.args.validate().is_err());
+        assert!(cli.args.config().is_err());
         for (flag, key) in FLAGS {
             assert!(knobs::find(key).is_some(), "{flag}: no knob {key}");
             assert!(flag_help(flag, "x").starts_with("x (a "), "{flag}");

@@ -4,12 +4,13 @@
 //! must cost the sender a 4xx, never the collector its life or its counts.
 
 use std::borrow::Cow;
-use std::io::Read;
+use std::io::Read as _;
 
+use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, header};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
+
+use super::otlp::{self, Caps, Read, ReadError};
 
 use crate::record::wire::{REQUEST_ID_HEADER, RUNNER_HEADER};
 
@@ -219,29 +220,21 @@ fn content_encoding(headers: &HeaderMap) -> Result<bool, Rejection> {
     }
 }
 
-/// A decoded request and its number of spans.
+/// A request as the store keeps it (see `otlp.rs`), and its number of spans.
 #[derive(Debug)]
 pub(crate) struct Decoded {
-    pub request: ExportTraceServiceRequest,
+    pub read: Read,
     pub spans: u64,
 }
 
-/// Counts the spans of a request: the unit every counter of the project is in.
-pub(crate) fn span_count(request: &ExportTraceServiceRequest) -> u64 {
-    request
-        .resource_spans
-        .iter()
-        .flat_map(|rs| rs.scope_spans.iter())
-        .map(|ss| ss.spans.len() as u64)
-        .sum()
-}
-
-/// Gunzips (if asked) and decodes a body, never producing more than `max_body_bytes` of
-/// decompressed data: a small gzip bomb must not take the collector's memory.
+/// Gunzips (if asked) and reads a body, never producing more than `max_body_bytes` of
+/// decompressed data (a small gzip bomb must not take the collector's memory) and never
+/// building more of it than the store keeps (`caps`).
 pub(crate) fn decode_body(
-    body: &[u8],
+    body: Bytes,
     gzip: bool,
     max_body_bytes: usize,
+    caps: &Caps,
 ) -> Result<Decoded, Rejection> {
     if body.is_empty() {
         return Err(Rejection::new(
@@ -250,83 +243,86 @@ pub(crate) fn decode_body(
             "empty body",
         ));
     }
-    let unzipped;
-    let raw: &[u8] = if gzip {
-        let mut out = Vec::new();
-        let limit = (max_body_bytes as u64).saturating_add(1);
-        if let Err(e) = flate2::read::GzDecoder::new(body)
-            .take(limit)
-            .read_to_end(&mut out)
-        {
-            return Err(Rejection::new(
-                StatusCode::BAD_REQUEST,
-                Reason::BadGzip,
-                format!("body is not valid gzip: {e}"),
-            ));
-        }
-        if out.len() > max_body_bytes {
-            return Err(Rejection::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Reason::TooLarge,
-                format!("gunzipped body exceeds the limit of {max_body_bytes} bytes"),
-            ));
-        }
-        if out.is_empty() {
-            return Err(Rejection::new(
-                StatusCode::BAD_REQUEST,
-                Reason::Empty,
-                "empty body (after gunzip)",
-            ));
-        }
-        unzipped = out;
-        &unzipped
+    let raw = if gzip {
+        gunzip(&body, max_body_bytes)?
     } else {
         body
     };
-    let request = ExportTraceServiceRequest::decode(raw).map_err(|e| {
-        Rejection::new(
+    match otlp::read_request(raw, caps) {
+        Ok(read) => {
+            let spans = read.ids.len() as u64;
+            Ok(Decoded { read, spans })
+        }
+        Err(ReadError::Proto(e)) => Err(undecodable(e)),
+        Err(ReadError::Malformed(what)) => Err(undecodable(what)),
+        // Rejected as the OpenTelemetry Collector does: the duplicate and trace counters
+        // key on exactly 16-byte trace ids and 8-byte span ids.
+        Err(ReadError::BadId {
+            index,
+            field,
+            len,
+            want,
+        }) => Err(Rejection::new(
             StatusCode::BAD_REQUEST,
-            Reason::Undecodable,
-            format!("body is not an ExportTraceServiceRequest: {e}"),
-        )
-    })?;
-    check_ids(&request)?;
-    let spans = span_count(&request);
-    Ok(Decoded { request, spans })
+            Reason::BadId,
+            format!("span #{index} has a {field} of {len} bytes (must be {want})"),
+        )),
+    }
 }
 
-/// Rejects ids of the wrong length, as the OpenTelemetry Collector does: the duplicate and
-/// trace counters key on exactly 16-byte trace ids and 8-byte span ids.
-fn check_ids(request: &ExportTraceServiceRequest) -> Result<(), Rejection> {
-    let spans = request
-        .resource_spans
-        .iter()
-        .flat_map(|rs| rs.scope_spans.iter())
-        .flat_map(|ss| ss.spans.iter());
-    for (i, span) in spans.enumerate() {
-        let bad = if span.trace_id.len() != 16 {
-            Some(("trace_id", span.trace_id.len(), "16"))
-        } else if span.span_id.len() != 8 {
-            Some(("span_id", span.span_id.len(), "8"))
-        } else if !matches!(span.parent_span_id.len(), 0 | 8) {
-            Some(("parent_span_id", span.parent_span_id.len(), "0 or 8"))
-        } else {
-            None
-        };
-        if let Some((field, len, want)) = bad {
-            return Err(Rejection::new(
-                StatusCode::BAD_REQUEST,
-                Reason::BadId,
-                format!("span #{i} has a {field} of {len} bytes (must be {want})"),
-            ));
-        }
+fn undecodable(why: impl std::fmt::Display) -> Rejection {
+    Rejection::new(
+        StatusCode::BAD_REQUEST,
+        Reason::Undecodable,
+        format!("body is not an ExportTraceServiceRequest: {why}"),
+    )
+}
+
+/// Gunzips at most `max_body_bytes`; more, an empty result or bad gzip is a rejection.
+fn gunzip(body: &[u8], max_body_bytes: usize) -> Result<Bytes, Rejection> {
+    let mut out = Vec::new();
+    let limit = (max_body_bytes as u64).saturating_add(1);
+    if let Err(e) = flate2::read::GzDecoder::new(body)
+        .take(limit)
+        .read_to_end(&mut out)
+    {
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            Reason::BadGzip,
+            format!("body is not valid gzip: {e}"),
+        ));
     }
-    Ok(())
+    if out.len() > max_body_bytes {
+        return Err(Rejection::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Reason::TooLarge,
+            format!("gunzipped body exceeds the limit of {max_body_bytes} bytes"),
+        ));
+    }
+    if out.is_empty() {
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            Reason::Empty,
+            "empty body (after gunzip)",
+        ));
+    }
+    Ok(Bytes::from(out))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CAPS: Caps = Caps {
+        bytes: 1 << 20,
+        attributes: 128,
+        events: 128,
+        links: 128,
+    };
+
+    fn decode_body(body: &[u8], gzip: bool, max: usize) -> Result<Decoded, Rejection> {
+        super::decode_body(Bytes::copy_from_slice(body), gzip, max, &CAPS)
+    }
 
     #[test]
     fn garbage_and_empty_are_reasons_not_panics() {
@@ -353,5 +349,122 @@ mod tests {
         let err = decode_body(&zipped, true, 1000).unwrap_err();
         assert_eq!(err.reason, Reason::TooLarge);
         assert!(err.text.contains("1000"));
+    }
+
+    /// Caps small enough that the seeds go past them.
+    const FUZZ_CAPS: Caps = Caps {
+        bytes: 2048,
+        attributes: 3,
+        events: 2,
+        links: 1,
+    };
+
+    /// The fuzz pass over the decoder (see `config/fuzzing.rs`): no input panics; what is
+    /// kept respects every cap; and every request prost decodes whole, with valid ids, is
+    /// read with the same spans, in the same order.
+    #[test]
+    fn fuzz_otlp_decoder() {
+        use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+        use crate::config::fuzzing;
+
+        let (read, compared) = (AtomicU64::new(0), AtomicU64::new(0));
+        let seeds = fuzzing::mutated(fuzzing::seeds("otlp"));
+        fuzzing::run("fuzz_otlp_decoder", seeds, |body| {
+            let (was_read, was_compared) = decoder_property(body)?;
+            read.fetch_add(u64::from(was_read), Relaxed);
+            compared.fetch_add(u64::from(was_compared), Relaxed);
+            Ok(())
+        });
+        println!(
+            "fuzz_otlp_decoder: {} inputs read whole, {} of them also decoded by prost and \
+             compared",
+            read.load(Relaxed),
+            compared.load(Relaxed)
+        );
+    }
+
+    /// The decoder's properties for one input; says whether it was read whole, and whether
+    /// prost's reading was compared with it.
+    fn decoder_property(
+        body: Vec<u8>,
+    ) -> Result<(bool, bool), proptest::test_runner::TestCaseError> {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use proptest::prelude::*;
+        use prost::Message;
+
+        use crate::collector::otlp::MAX_TEXT;
+
+        let gzip = body.starts_with(&[0x1f, 0x8b]);
+        let decoded = super::decode_body(Bytes::from(body.clone()), gzip, 1 << 20, &FUZZ_CAPS);
+        let Ok(d) = decoded else {
+            return Ok((false, false));
+        };
+        prop_assert_eq!(d.spans, d.read.ids.len() as u64);
+        let mut kept_before_last = 0;
+        for (i, (_, span, size)) in d.read.kept.iter().enumerate() {
+            prop_assert!(span.attributes.len() <= FUZZ_CAPS.attributes);
+            prop_assert!(span.events.len() <= FUZZ_CAPS.events);
+            prop_assert!(span.links.len() <= FUZZ_CAPS.links);
+            prop_assert!(span.name.len() <= MAX_TEXT);
+            for (k, v) in &span.attributes {
+                prop_assert!(k.len() <= MAX_TEXT && v.len() <= MAX_TEXT);
+            }
+            prop_assert_eq!(*size, span.size_bytes());
+            if i + 1 < d.read.kept.len() {
+                kept_before_last += size;
+            }
+        }
+        // A span is kept only while the request's share of the store is not spent.
+        prop_assert!(kept_before_last < FUZZ_CAPS.bytes);
+        let Ok(request) = ExportTraceServiceRequest::decode(body.as_slice()) else {
+            return Ok((true, false));
+        };
+        if gzip {
+            return Ok((true, false));
+        }
+        let ids: Vec<[u8; 24]> = request
+            .resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .flat_map(|ss| &ss.spans)
+            .filter(|s| s.trace_id.len() == 16 && s.span_id.len() == 8)
+            .map(|s| {
+                let mut key = [0u8; 24];
+                key[..16].copy_from_slice(&s.trace_id);
+                key[16..].copy_from_slice(&s.span_id);
+                key
+            })
+            .collect();
+        prop_assert_eq!(&ids, &d.read.ids);
+        Ok((true, true))
+    }
+
+    /// Every seed decodes as its name says.
+    #[test]
+    fn the_seeds_are_what_they_say() {
+        let seeds = crate::config::fuzzing::seeds("otlp");
+        let names = [
+            "bad_trace_id",
+            "deep_value",
+            "empty_resource_spans",
+            "many_attributes",
+            "three_spans",
+            "three_spans.gz",
+        ];
+        assert_eq!(seeds.len(), names.len());
+        let spans: Vec<Result<u64, Reason>> = seeds
+            .into_iter()
+            .map(|s| {
+                let gzip = s.starts_with(&[0x1f, 0x8b]);
+                super::decode_body(Bytes::from(s), gzip, 1 << 20, &CAPS)
+                    .map(|d| d.spans)
+                    .map_err(|r| r.reason)
+            })
+            .collect();
+        assert_eq!(
+            spans,
+            [Err(Reason::BadId), Ok(1), Ok(0), Ok(1), Ok(3), Ok(3)]
+        );
     }
 }

@@ -15,6 +15,7 @@
 pub mod cli;
 mod decode;
 mod faults;
+mod otlp;
 mod routes;
 mod server;
 mod store;
@@ -27,17 +28,16 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use crate::config::{Faults, MAX_INGEST_LIMIT, MAX_LATENCY_MS, MAX_RETRY_AFTER_S};
+pub use crate::config::{Faults, Limits, MAX_INGEST_LIMIT, MAX_LATENCY_MS, MAX_RETRY_AFTER_S};
 pub use crate::record::CollectorStats;
 pub use crate::record::wire::{KillWitness, REQUEST_ID_HEADER, RUNNER_HEADER};
 pub use decode::MAX_REQUEST_ID_LEN;
+pub use otlp::MAX_TEXT;
 pub use store::{
-    ACK_WINDOW, DUPLICATE_WINDOW, MAX_SPANS_PER_STORED_TRACE, StoredSpan, StoredTrace, TRACE_WINDOW,
+    ACK_WINDOW, DUPLICATE_WINDOW, MAX_SPANS_PER_STORED_TRACE, StoredEvent, StoredLink, StoredSpan,
+    StoredTrace, TRACE_WINDOW,
 };
 
-/// Default `max_body_bytes`: well above the SDK's largest batch (512 spans is ~100 KB), far
-/// below what would hurt memory.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
 /// Default size of the recent-trace store: enough for the waterfall view to pick from.
 pub const DEFAULT_RECENT_TRACES: usize = 200;
 /// How long `shutdown` lets tasks finish before dropping them: bounded, so it never hangs.
@@ -50,11 +50,11 @@ pub struct CollectorConfig {
     pub listen: SocketAddr,
     /// Faults in force from the first request.
     pub faults: Faults,
-    /// Largest body accepted, on the wire and after gunzip, so one request cannot take the
-    /// collector's memory.
-    pub max_body_bytes: usize,
     /// How many traces the recent-trace store keeps (0 keeps none).
     pub recent_traces: usize,
+    /// What the store keeps, and how many connections are served (the `collector.max_*`
+    /// knobs).
+    pub limits: Limits,
 }
 
 impl Default for CollectorConfig {
@@ -63,8 +63,8 @@ impl Default for CollectorConfig {
         CollectorConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             faults: Faults::default(),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             recent_traces: DEFAULT_RECENT_TRACES,
+            limits: Limits::default(),
         }
     }
 }
@@ -84,23 +84,17 @@ pub enum CollectorError {
     /// Threads could not be created (resource exhaustion).
     #[error("collector cannot start its runtime: {0}")]
     Runtime(#[source] std::io::Error),
-    /// A fault setting out of range (the knob table's bounds).
-    #[error("collector faults: {0}")]
+    /// A fault or limit setting out of range (the knob table's bounds).
+    #[error("collector settings: {0}")]
     InvalidFaults(#[from] crate::config::FaultError),
-    /// A configuration value out of range.
-    #[error("collector config: {field} = {value} is out of range (allowed {allowed})")]
-    InvalidConfig {
-        /// The `CollectorConfig` field.
-        field: &'static str,
-        value: String,
-        /// The allowed values, in words.
-        allowed: &'static str,
-    },
 }
 
 /// State shared by the accept loop, the handlers and the `Collector` handle.
 pub(crate) struct Shared {
     max_body_bytes: usize,
+    /// How much of each request the store keeps.
+    caps: otlp::Caps,
+    limits: Limits,
     /// A watch, so the accept loop and waiting requests wake on a change instead of polling.
     faults: watch::Sender<Faults>,
     /// Bumped on every `runner_killed`, to wake requests of that runner waiting in a fault.
@@ -122,13 +116,7 @@ impl Collector {
     /// including from inside another tokio runtime.
     pub fn start(config: CollectorConfig) -> Result<Collector, CollectorError> {
         config.faults.validate()?;
-        if config.max_body_bytes == 0 {
-            return Err(CollectorError::InvalidConfig {
-                field: "max_body_bytes",
-                value: config.max_body_bytes.to_string(),
-                allowed: "1..",
-            });
-        }
+        config.limits.validate()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("gracetrace-collector")
@@ -152,12 +140,22 @@ impl Collector {
                 });
             }
         };
+        let limits = &config.limits;
+        let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        let caps = otlp::Caps {
+            bytes: limits.max_stored_bytes,
+            attributes: count(limits.max_attributes_per_span),
+            events: count(limits.max_events_per_span),
+            links: count(limits.max_links_per_span),
+        };
         let shared = Arc::new(Shared {
-            max_body_bytes: config.max_body_bytes,
+            max_body_bytes: usize::try_from(config.limits.max_body_bytes).unwrap_or(usize::MAX),
+            caps,
+            limits: config.limits.clone(),
             faults: watch::Sender::new(config.faults),
             kill_epoch: watch::Sender::new(0),
             shutdown: watch::Sender::new(false),
-            store: store::Store::new(config.recent_traces),
+            store: store::Store::new(config.recent_traces, config.limits.max_stored_bytes),
         });
         let router = routes::router(shared.clone());
         let serving = shared.clone();

@@ -23,7 +23,7 @@ use prost::Message;
 
 use super::Shared;
 use super::decode::{self, Reason, Rejection};
-use super::store::{Counters, Verdict};
+use super::store::{Counters, StoredTrace, Verdict, sorted};
 
 /// After a body passes `max_body_bytes`, this much more is read and thrown away before the
 /// connection is closed. Closing a socket with unread data makes the kernel send RST, and the
@@ -86,7 +86,9 @@ async fn traces(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let input = match (head_problem, body) {
         (Some(problem), _) => Err(problem),
         (None, Err(problem)) => Err(problem),
-        (None, Ok(bytes)) => decode::decode_body(&bytes, meta.gzip, shared.max_body_bytes),
+        (None, Ok(bytes)) => {
+            decode::decode_body(bytes, meta.gzip, shared.max_body_bytes, &shared.caps)
+        }
     };
     // Read the faults at decision time: a change made during the latency applies.
     let faults = shared.faults.borrow().clone();
@@ -254,7 +256,61 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     json(&shared.store.stats())
 }
 
-/// `GET /traces`: the recent-trace store, so the stand-alone collector's traces can be seen.
+/// `GET /traces`: the recent-trace store, newest trace first, so the stand-alone
+/// collector's traces can be seen. Streamed one trace at a time from a snapshot of shared
+/// pointers: the answer never holds more than one trace's JSON beyond the store itself.
 async fn recent_traces(State(shared): State<Arc<Shared>>) -> Response {
-    json(&shared.store.recent_traces())
+    let body = TracesBody {
+        traces: shared.store.snapshot().into_iter(),
+        started: false,
+        done: false,
+    };
+    let mut resp = Response::new(Body::new(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// A JSON array written one trace per frame.
+struct TracesBody {
+    traces: std::vec::IntoIter<Arc<StoredTrace>>,
+    started: bool,
+    done: bool,
+}
+
+impl hyper::body::Body for TracesBody {
+    type Data = Bytes;
+    type Error = serde_json::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let mut chunk = Vec::new();
+        match self.traces.next() {
+            Some(trace) => {
+                chunk.extend_from_slice(if self.started { b",\n" } else { b"[\n" });
+                self.started = true;
+                if let Err(e) = serde_json::to_writer(&mut chunk, &sorted(&trace)) {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+            None => {
+                chunk.extend_from_slice(if self.started { b"\n]\n" } else { b"[]\n" });
+                self.done = true;
+            }
+        }
+        Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(chunk)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
 }

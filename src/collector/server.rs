@@ -3,9 +3,13 @@
 //! closing the listening socket does, and because open keep-alive connections must be cut
 //! when an outage begins.
 
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -13,7 +17,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::Shared;
 use super::faults::Faults;
@@ -48,6 +52,7 @@ pub(crate) async fn serve(
     let mut faults = shared.faults.subscribe();
     let mut shutdown = shared.shutdown.subscribe();
     let mut listener = Some(listener);
+    let connections = Arc::new(Connections::default());
     loop {
         if *shutdown.borrow_and_update() {
             return;
@@ -81,13 +86,18 @@ pub(crate) async fn serve(
                 tokio::select! {
                     accepted = l.accept() => match accepted {
                         Ok((stream, _peer)) => {
+                            let Some(slot) = connections.admit(&shared) else {
+                                // Every open connection has a request in progress: close
+                                // this one now rather than go past the limit.
+                                continue;
+                            };
                             // Small requests and answers: do not let Nagle add 40 ms.
                             let _ = stream.set_nodelay(true);
                             tokio::spawn(serve_connection(
                                 stream,
                                 router.clone(),
-                                shared.faults.subscribe(),
-                                shared.shutdown.subscribe(),
+                                shared.clone(),
+                                slot,
                             ));
                         }
                         Err(_) => {
@@ -104,28 +114,161 @@ pub(crate) async fn serve(
     }
 }
 
-/// Serves one connection until it ends, an outage begins, or the collector shuts down; in
-/// the last two cases the connection is dropped, which closes the socket and drops any
-/// request still waiting in a fault (it then counts as abandoned).
+/// The open connections, oldest first, for `max_connections`. A connection that has no
+/// request in progress (idle between requests, or still sending its headers, as a slow
+/// or hostile client does) can be closed to make room for a new one: so a flood of slow
+/// clients never keeps `/stats` or an exporter out, and the limit always holds.
+#[derive(Default)]
+struct Connections {
+    table: Mutex<ConnTable>,
+}
+
+#[derive(Default)]
+struct ConnTable {
+    next_id: u64,
+    /// By id, which is the order of acceptance.
+    open: BTreeMap<u64, Conn>,
+}
+
+/// One open connection: its requests in progress and the signal that closes it.
+#[derive(Clone)]
+struct Conn {
+    busy: Arc<AtomicU64>,
+    close: Arc<Notify>,
+}
+
+/// A connection's place in the table, held by its task, which leaves it when it ends.
+struct Slot {
+    id: u64,
+    conn: Conn,
+    table: Arc<Connections>,
+}
+
+impl Connections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ConnTable> {
+        // The table is consistent after every statement; a panic elsewhere cannot break it.
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A slot for a new connection: at the limit, the oldest connection without a request
+    /// in progress is closed for it; `None` (counted) when every one has one.
+    fn admit(self: &Arc<Self>, shared: &Shared) -> Option<Slot> {
+        let counters = &shared.store.counters;
+        let limit = usize::try_from(shared.limits.max_connections).unwrap_or(usize::MAX);
+        let mut table = self.lock();
+        if table.open.len() >= limit {
+            let idle = table
+                .open
+                .iter()
+                .find(|(_, c)| c.busy.load(Relaxed) == 0)
+                .map(|(id, _)| *id);
+            let Some(id) = idle else {
+                counters.connections_refused.fetch_add(1, Relaxed);
+                return None;
+            };
+            if let Some(old) = table.open.remove(&id) {
+                // `notify_one` keeps the signal if the connection is not waiting yet.
+                old.close.notify_one();
+                counters.connections_replaced.fetch_add(1, Relaxed);
+            }
+        }
+        let slot = Slot {
+            id: table.next_id,
+            conn: Conn {
+                busy: Arc::new(AtomicU64::new(0)),
+                close: Arc::new(Notify::new()),
+            },
+            table: self.clone(),
+        };
+        table.next_id += 1;
+        table.open.insert(slot.id, slot.conn.clone());
+        counters
+            .connections_open
+            .store(table.open.len() as u64, Relaxed);
+        Some(slot)
+    }
+
+    fn remove(&self, id: u64, shared: &Shared) {
+        let mut table = self.lock();
+        table.open.remove(&id);
+        shared
+            .store
+            .counters
+            .connections_open
+            .store(table.open.len() as u64, Relaxed);
+    }
+}
+
+/// The router, counting the connection's requests in progress while each is handled (from
+/// its complete headers to its answer's headers).
+struct Tracked<S> {
+    inner: S,
+    busy: Arc<AtomicU64>,
+}
+
+/// Counts one request in progress until dropped, answered or abandoned alike.
+struct Busy(Arc<AtomicU64>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+impl<S, R> hyper::service::Service<R> for Tracked<S>
+where
+    S: hyper::service::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn call(&self, req: R) -> Self::Future {
+        self.busy.fetch_add(1, Relaxed);
+        let busy = Busy(self.busy.clone());
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let answered = answer.await;
+            drop(busy);
+            answered
+        })
+    }
+}
+
+/// Serves one connection until it ends, an outage begins, the collector shuts down, or it
+/// is closed to make room at `max_connections`; in all but the first case the connection
+/// is dropped, which closes the socket and drops any request still waiting in a fault (it
+/// then counts as abandoned).
 async fn serve_connection(
     stream: tokio::net::TcpStream,
     router: Router,
-    faults: watch::Receiver<Faults>,
-    shutdown: watch::Receiver<bool>,
+    shared: Arc<Shared>,
+    slot: Slot,
 ) {
+    let timeout = Duration::from_millis(shared.limits.header_read_timeout_ms);
+    let service = Tracked {
+        inner: TowerToHyperService::new(router),
+        busy: slot.conn.busy.clone(),
+    };
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        // hyper's default 30 s header timeout also runs while a keep-alive connection is
-        // idle, and closing idle connections races with the exporter's pool reusing them:
-        // spurious connection errors that would be counted as backend failures. Peers are
-        // local; outage and shutdown close connections anyway.
-        .header_read_timeout(None)
-        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
+        // Also bounds how long a keep-alive connection may sit idle. The exporter's own
+        // pool lets idle connections go sooner (`telemetry`), so it never sends a request
+        // on a connection as this timeout closes it.
+        .header_read_timeout(Some(timeout))
+        .serve_connection(TokioIo::new(stream), service);
     tokio::select! {
-        // A connection error is the peer's business (reset, garbage); nothing to count.
-        _ = conn => {}
-        _ = outage_or_shutdown(faults, shutdown) => {}
+        // Any other connection error is the peer's business (reset, garbage).
+        served = conn => {
+            if served.as_ref().is_err_and(hyper::Error::is_timeout) {
+                shared.store.counters.connections_timed_out.fetch_add(1, Relaxed);
+            }
+        }
+        _ = outage_or_shutdown(shared.faults.subscribe(), shared.shutdown.subscribe()) => {}
+        _ = slot.conn.close.notified() => {}
     }
+    slot.table.remove(slot.id, &shared);
 }
 
 async fn outage_or_shutdown(

@@ -5,19 +5,18 @@
 //! and `was_acknowledged` agrees with `spans_received` at every instant. Counters are atomics
 //! written under that lock, so `stats()` can read them from the UI thread without the lock.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use http::StatusCode;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
-use opentelemetry_proto::tonic::trace::v1::Span;
 use serde::Serialize;
 
 use super::CollectorStats;
 use super::decode::{Decoded, Reason, Rejection, RequestMeta};
 use super::faults::{Faults, TokenBucket};
+use super::otlp::hex;
 use super::window::{FifoMap, FifoSet};
 
 /// How many (trace id, span id) pairs the duplicate check remembers. A span re-sent after
@@ -32,7 +31,7 @@ pub const ACK_WINDOW: usize = 100_000;
 pub const MAX_SPANS_PER_STORED_TRACE: usize = 256;
 
 /// One trace of the recent-trace store, for the UI's waterfall view.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct StoredTrace {
     /// 32 lowercase hex digits, as the UI and every tracing backend show it.
     pub trace_id: String,
@@ -41,7 +40,9 @@ pub struct StoredTrace {
 }
 
 /// One span of a stored trace, with everything a waterfall row needs and nothing more.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Texts are cut at `MAX_TEXT` bytes; attributes, events and links at the collector's
+/// limits (what was not stored is counted in `/stats`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct StoredSpan {
     /// 16 lowercase hex digits.
     pub span_id: String,
@@ -55,6 +56,68 @@ pub struct StoredSpan {
     pub end_unix_nano: u64,
     /// Values rendered as text: the UI only displays them.
     pub attributes: Vec<(String, String)>,
+    /// The span's events (a model request has one per denoising step).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<StoredEvent>,
+    /// The span's links.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<StoredLink>,
+}
+
+/// One event of a stored span.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StoredEvent {
+    pub time_unix_nano: u64,
+    pub name: String,
+    pub attributes: Vec<(String, String)>,
+}
+
+/// One link of a stored span, ids in hex.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StoredLink {
+    pub trace_id: String,
+    pub span_id: String,
+    pub attributes: Vec<(String, String)>,
+}
+
+/// Heap and inline bytes of attributes: what the store's budget counts for each.
+fn attributes_bytes(attributes: &[(String, String)]) -> u64 {
+    let each = std::mem::size_of::<(String, String)>();
+    attributes
+        .iter()
+        .map(|(k, v)| (each + k.capacity() + v.capacity()) as u64)
+        .sum()
+}
+
+impl StoredSpan {
+    /// The bytes this span holds, as the store's budget counts them: the struct, its
+    /// texts, and its attributes', events' and links' keys and values.
+    pub fn size_bytes(&self) -> u64 {
+        let events: u64 = self
+            .events
+            .iter()
+            .map(|e| {
+                (std::mem::size_of::<StoredEvent>() + e.name.capacity()) as u64
+                    + attributes_bytes(&e.attributes)
+            })
+            .sum();
+        let links: u64 = self
+            .links
+            .iter()
+            .map(|l| {
+                (std::mem::size_of::<StoredLink>() + l.trace_id.capacity() + l.span_id.capacity())
+                    as u64
+                    + attributes_bytes(&l.attributes)
+            })
+            .sum();
+        let texts = self.span_id.capacity()
+            + self.parent_span_id.as_ref().map_or(0, String::capacity)
+            + self.name.capacity();
+        (std::mem::size_of::<StoredSpan>() + texts) as u64
+            + attributes_bytes(&self.attributes)
+            + events
+            + links
+    }
 }
 
 /// The counters behind `CollectorStats`.
@@ -72,6 +135,17 @@ pub(crate) struct Counters {
     pub duplicates: AtomicU64,
     pub bytes_received: AtomicU64,
     pub traces_seen: AtomicU64,
+    pub spans_not_stored: AtomicU64,
+    pub attributes_not_stored: AtomicU64,
+    pub events_not_stored: AtomicU64,
+    pub links_not_stored: AtomicU64,
+    pub texts_cut: AtomicU64,
+    /// The recent-trace store's size now (a gauge, written under the lock).
+    pub stored_bytes: AtomicU64,
+    pub connections_open: AtomicU64,
+    pub connections_replaced: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub connections_timed_out: AtomicU64,
     fixed_reasons: [AtomicU64; Reason::FIXED.len()],
     /// Injected errors by status, index `status - 400` (statuses are validated to 400..=599).
     injected: [AtomicU64; 200],
@@ -102,6 +176,16 @@ impl Counters {
             duplicates: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
             traces_seen: AtomicU64::new(0),
+            spans_not_stored: AtomicU64::new(0),
+            attributes_not_stored: AtomicU64::new(0),
+            events_not_stored: AtomicU64::new(0),
+            links_not_stored: AtomicU64::new(0),
+            texts_cut: AtomicU64::new(0),
+            stored_bytes: AtomicU64::new(0),
+            connections_open: AtomicU64::new(0),
+            connections_replaced: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            connections_timed_out: AtomicU64::new(0),
             fixed_reasons: std::array::from_fn(|_| AtomicU64::new(0)),
             injected: std::array::from_fn(|_| AtomicU64::new(0)),
         }
@@ -155,22 +239,61 @@ pub(crate) enum Verdict {
     Rejected(Rejection),
 }
 
-/// The recent traces, by first arrival. Spans are kept as received (behind `Arc`, so that a
-/// snapshot copies pointers under the lock and converts to text outside it).
+/// The recent traces, by first arrival, within a byte budget and a number of traces:
+/// the oldest go first. Each trace sits behind an `Arc`, so that a snapshot (`GET
+/// /traces`, the window) copies pointers under the lock and serializes outside it, and
+/// a trace that grows while a snapshot holds it is copied, not the whole store.
 #[derive(Debug)]
 struct TraceStore {
-    traces: FifoMap<[u8; 16], Vec<Arc<Span>>>,
+    traces: HashMap<[u8; 16], (Arc<StoredTrace>, u64)>,
+    order: VecDeque<[u8; 16]>,
+    bytes: u64,
+    budget: u64,
+    max_traces: usize,
 }
 
 impl TraceStore {
-    fn add(&mut self, trace_id: [u8; 16], span: Span) {
-        if let Some(spans) = self.traces.get_mut(&trace_id) {
-            if spans.len() < MAX_SPANS_PER_STORED_TRACE {
-                spans.push(Arc::new(span));
-            }
-        } else {
-            self.traces.insert(trace_id, vec![Arc::new(span)]);
+    fn new(max_traces: usize, budget: u64) -> Self {
+        TraceStore {
+            traces: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+            budget,
+            max_traces,
         }
+    }
+
+    /// Stores a span of `size` bytes; false when it was not stored (larger than the
+    /// whole budget, no traces kept at all, or its trace is full).
+    fn add(&mut self, trace_id: [u8; 16], span: StoredSpan, size: u64) -> bool {
+        if size > self.budget || self.max_traces == 0 {
+            return false;
+        }
+        match self.traces.get_mut(&trace_id) {
+            Some((trace, _)) if trace.spans.len() >= MAX_SPANS_PER_STORED_TRACE => return false,
+            Some((trace, bytes)) => {
+                Arc::make_mut(trace).spans.push(span);
+                *bytes += size;
+            }
+            None => {
+                let trace = StoredTrace {
+                    trace_id: hex(&trace_id),
+                    spans: vec![span],
+                };
+                self.traces.insert(trace_id, (Arc::new(trace), size));
+                self.order.push_back(trace_id);
+            }
+        }
+        self.bytes += size;
+        while self.bytes > self.budget || self.order.len() > self.max_traces {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some((_, bytes)) = self.traces.remove(&oldest) {
+                self.bytes -= bytes;
+            }
+        }
+        true
     }
 }
 
@@ -193,7 +316,7 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    pub(crate) fn new(recent_traces: usize) -> Self {
+    pub(crate) fn new(recent_traces: usize, max_stored_bytes: u64) -> Self {
         Store {
             counters: Counters::new(),
             ledger: Mutex::new(Ledger {
@@ -201,9 +324,7 @@ impl Store {
                 span_ids: FifoSet::new(DUPLICATE_WINDOW),
                 trace_ids: FifoSet::new(TRACE_WINDOW),
                 acks: FifoMap::new(ACK_WINDOW),
-                traces: TraceStore {
-                    traces: FifoMap::new(recent_traces),
-                },
+                traces: TraceStore::new(recent_traces, max_stored_bytes),
                 bucket: TokenBucket::new(),
             }),
         }
@@ -289,32 +410,33 @@ impl Store {
 
     fn count(&self, ledger: &mut Ledger, meta: &RequestMeta, decoded: Decoded) {
         let c = &self.counters;
-        let spans = decoded
-            .request
-            .resource_spans
-            .into_iter()
-            .flat_map(|rs| rs.scope_spans)
-            .flat_map(|ss| ss.spans);
         let (mut duplicates, mut new_traces) = (0, 0);
-        for span in spans {
-            // Lengths were checked in decode; the fallbacks are never taken.
-            let trace_id: [u8; 16] = span.trace_id.as_slice().try_into().unwrap_or([0; 16]);
-            let span_id: [u8; 8] = span.span_id.as_slice().try_into().unwrap_or([0; 8]);
-            let mut key = [0u8; 24];
-            key[..16].copy_from_slice(&trace_id);
-            key[16..].copy_from_slice(&span_id);
-            if !ledger.span_ids.insert(key) {
+        for key in &decoded.read.ids {
+            if !ledger.span_ids.insert(*key) {
                 duplicates += 1;
             }
+            let mut trace_id = [0u8; 16];
+            trace_id.copy_from_slice(&key[..16]);
             if ledger.trace_ids.insert(trace_id) {
                 new_traces += 1;
             }
-            ledger.traces.add(trace_id, span);
+        }
+        let mut not_stored = decoded.read.not_stored;
+        for (trace_id, span, size) in decoded.read.kept {
+            if !ledger.traces.add(trace_id, span, size) {
+                not_stored.spans += 1;
+            }
         }
         add(&c.spans_received, decoded.spans);
         add(&c.duplicates, duplicates);
         add(&c.traces_seen, new_traces);
         add(&c.requests_accepted, 1);
+        add(&c.spans_not_stored, not_stored.spans);
+        add(&c.attributes_not_stored, not_stored.attributes);
+        add(&c.events_not_stored, not_stored.events);
+        add(&c.links_not_stored, not_stored.links);
+        add(&c.texts_cut, not_stored.texts_cut);
+        c.stored_bytes.store(ledger.traces.bytes, Ordering::Relaxed);
         if let Some(id) = &meta.request_id {
             ledger.acks.insert(id.clone(), decoded.spans);
         }
@@ -336,83 +458,41 @@ impl Store {
             spans_rejected: get(&c.spans_rejected),
             requests_abandoned: get(&c.requests_abandoned),
             requests_in_flight: get(&c.requests_in_flight),
+            spans_not_stored: get(&c.spans_not_stored),
+            attributes_not_stored: get(&c.attributes_not_stored),
+            events_not_stored: get(&c.events_not_stored),
+            links_not_stored: get(&c.links_not_stored),
+            texts_cut: get(&c.texts_cut),
+            stored_bytes: get(&c.stored_bytes),
+            connections_open: get(&c.connections_open),
+            connections_replaced: get(&c.connections_replaced),
+            connections_refused: get(&c.connections_refused),
+            connections_timed_out: get(&c.connections_timed_out),
         }
     }
 
-    /// Newest trace first. Copies `Arc`s under the lock and renders text outside it, so the
-    /// counting path is never held up by a UI refresh.
-    pub(crate) fn recent_traces(&self) -> Vec<StoredTrace> {
-        let snapshot: Vec<([u8; 16], Vec<Arc<Span>>)> = {
-            let ledger = self.lock();
-            ledger
-                .traces
-                .traces
-                .iter_oldest_first()
-                .map(|(id, spans)| (*id, spans.clone()))
-                .collect()
-        };
-        snapshot
-            .into_iter()
+    /// The stored traces, newest first, as shared pointers: copied under the lock, read
+    /// outside it.
+    pub(crate) fn snapshot(&self) -> Vec<Arc<StoredTrace>> {
+        let ledger = self.lock();
+        let traces = &ledger.traces;
+        traces
+            .order
+            .iter()
             .rev()
-            .map(|(id, spans)| {
-                let mut spans: Vec<StoredSpan> = spans.iter().map(|s| stored_span(s)).collect();
-                spans.sort_by_key(|s| s.start_unix_nano);
-                StoredTrace {
-                    trace_id: hex(&id),
-                    spans,
-                }
-            })
+            .filter_map(|id| traces.traces.get(id).map(|(t, _)| t.clone()))
             .collect()
     }
-}
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-fn stored_span(span: &Span) -> StoredSpan {
-    StoredSpan {
-        span_id: hex(&span.span_id),
-        parent_span_id: (!span.parent_span_id.is_empty()).then(|| hex(&span.parent_span_id)),
-        name: span.name.clone(),
-        start_unix_nano: span.start_time_unix_nano,
-        end_unix_nano: span.end_time_unix_nano,
-        attributes: span
-            .attributes
-            .iter()
-            .map(|kv| (kv.key.clone(), any_to_text(kv.value.as_ref())))
-            .collect(),
+    /// Newest trace first, spans ordered by start.
+    pub(crate) fn recent_traces(&self) -> Vec<StoredTrace> {
+        self.snapshot().iter().map(|t| sorted(t)).collect()
     }
 }
 
-/// Renders an attribute value for display. Nesting is bounded by prost's decode recursion
-/// limit, so the recursion here is bounded too.
-fn any_to_text(value: Option<&AnyValue>) -> String {
-    use any_value::Value;
-    match value.and_then(|v| v.value.as_ref()) {
-        None => String::new(),
-        Some(Value::StringValue(s)) => s.clone(),
-        Some(Value::BoolValue(b)) => b.to_string(),
-        Some(Value::IntValue(i)) => i.to_string(),
-        Some(Value::DoubleValue(d)) => d.to_string(),
-        Some(Value::BytesValue(b)) => hex(b),
-        Some(Value::ArrayValue(a)) => {
-            let items: Vec<String> = a.values.iter().map(|v| any_to_text(Some(v))).collect();
-            format!("[{}]", items.join(", "))
-        }
-        Some(Value::KvlistValue(kv)) => {
-            let items: Vec<String> = kv
-                .values
-                .iter()
-                .map(|kv| format!("{}: {}", kv.key, any_to_text(kv.value.as_ref())))
-                .collect();
-            format!("{{{}}}", items.join(", "))
-        }
-        Some(Value::StringValueStrindex(i)) => format!("(string table #{i})"),
-    }
+/// A copy of `trace` with its spans ordered by start, as a waterfall draws them.
+pub(crate) fn sorted(trace: &StoredTrace) -> StoredTrace {
+    let mut trace = trace.clone();
+    trace.spans.sort_by_key(|s| s.start_unix_nano);
+    trace
 }

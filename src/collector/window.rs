@@ -85,17 +85,6 @@ impl<K: Hash + Eq + Clone, V> FifoMap<K, V> {
     {
         self.map.get(key)
     }
-
-    pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        self.map.get_mut(key)
-    }
-
-    /// Entries from oldest to newest.
-    pub(crate) fn iter_oldest_first(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.order
-            .iter()
-            .filter_map(|k| self.map.get(k).map(|v| (k, v)))
-    }
 }
 
 #[cfg(test)]
@@ -122,7 +111,6 @@ mod tests {
         assert_eq!(m.get(&"a"), Some(&3));
         m.insert("c", 4);
         assert_eq!(m.get(&"a"), None);
-        let keys: Vec<_> = m.iter_oldest_first().map(|(k, _)| *k).collect();
-        assert_eq!(keys, vec!["b", "c"]);
+        assert_eq!((m.get(&"b"), m.get(&"c")), (Some(&2), Some(&4)));
     }
 }

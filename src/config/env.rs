@@ -93,7 +93,58 @@ fn sampler_from_env(
     settings.set("tracing.sample_rate", &rate, Source::Env(var.into()))
 }
 
-/// The process environment, as the loader's lookup function.
+/// The process environment, as the loader's lookup function. A value that is not UTF-8
+/// reads as unset here; [`check_process_env`] refuses it before the loader runs.
 pub fn process_env(var: &str) -> Option<String> {
     std::env::var(var).ok()
+}
+
+/// Every variable the loader reads: the knob table's `env` column and [`SPECIAL`].
+pub fn variables() -> impl Iterator<Item = &'static str> {
+    knobs::KNOBS
+        .iter()
+        .filter_map(|k| k.env)
+        .chain(SPECIAL.iter().map(|(var, _)| *var))
+}
+
+/// Refuses a variable the loader reads whose value is not UTF-8, naming it, since no
+/// knob can take such a value and ignoring it would run with the default unannounced.
+pub fn check_process_env() -> Result<(), ConfigError> {
+    check_env(&|var| std::env::var_os(var))
+}
+
+/// [`check_process_env`] over any lookup, so that it can be tested without touching the
+/// process environment.
+pub fn check_env(get: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Result<(), ConfigError> {
+    for var in variables() {
+        if let Some(value) = get(var)
+            && value.to_str().is_none()
+        {
+            return Err(ConfigError {
+                source: Source::Env(var.to_string()),
+                key: key_of(var).to_string(),
+                value: value.to_string_lossy().into_owned(),
+                allowed: "the value is not valid UTF-8".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The knob a variable sets.
+fn key_of(var: &str) -> &'static str {
+    knobs::KNOBS
+        .iter()
+        .find(|k| k.env == Some(var))
+        .map(|k| k.key)
+        .or_else(|| SPECIAL.iter().find(|(v, _)| *v == var).map(|(_, k)| *k))
+        .unwrap_or("")
+}
+
+/// The variable to blame for a rule over `keys`: the first of them that a set variable
+/// sets (checked in the knobs' order), else the batch variables as a group.
+pub fn blame(keys: &[&str], get: &dyn Fn(&str) -> Option<String>) -> Source {
+    let set_by = |key: &str| variables().find(|var| key_of(var) == key && get(var).is_some());
+    let var = keys.iter().find_map(|key| set_by(key));
+    Source::Env(var.unwrap_or("OTEL_BSP_*").to_string())
 }

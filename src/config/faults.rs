@@ -101,6 +101,80 @@ impl Faults {
     }
 }
 
+/// Default largest request body, on the wire and after gunzip: well above the SDK's
+/// largest batch (512 spans is about 100 KB), far below what would hurt memory.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 << 20;
+/// Default byte budget of the collector's recent-trace store: room for a few hundred
+/// waterfall-sized traces, far below what would hurt a desktop.
+pub const DEFAULT_MAX_STORED_BYTES: u64 = 64 << 20;
+/// Default attributes, events and links kept per stored span: OpenTelemetry's default
+/// span limits (`OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT` and the others are 128).
+pub const DEFAULT_MAX_PER_SPAN: u64 = 128;
+/// Default limit on open connections: far above the handful an exporter opens, and under
+/// a process's usual file limit of 1024, so accept() never runs out of descriptors.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 256;
+/// Default time a client has to send a request's headers (and the longest a connection
+/// may sit idle between requests): 30 s, hyper's own default.
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 30_000;
+
+/// What the collector keeps and how many clients it serves: fixed when it starts (unlike
+/// the faults), so that no input can take its memory or its descriptors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body, on the wire and after gunzip: one request cannot take the
+    /// collector's memory (a gzip bomb included).
+    pub max_body_bytes: u64,
+    /// Bytes the recent-trace store may hold, counting names, attribute keys and values,
+    /// events and links; the oldest traces go first. 0 keeps none.
+    pub max_stored_bytes: u64,
+    /// Attributes kept per stored span (and per event and link); the rest are counted in
+    /// `/stats` and not stored.
+    pub max_attributes_per_span: u64,
+    /// Events kept per stored span.
+    pub max_events_per_span: u64,
+    /// Links kept per stored span.
+    pub max_links_per_span: u64,
+    /// Connections open at once. At the limit a new connection replaces the oldest one
+    /// that has no request in progress; when every one has, the new one is closed.
+    pub max_connections: u64,
+    /// Time allowed to send a request's headers, and to sit idle between requests.
+    pub header_read_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_stored_bytes: DEFAULT_MAX_STORED_BYTES,
+            max_attributes_per_span: DEFAULT_MAX_PER_SPAN,
+            max_events_per_span: DEFAULT_MAX_PER_SPAN,
+            max_links_per_span: DEFAULT_MAX_PER_SPAN,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
+        }
+    }
+}
+
+impl Limits {
+    /// Checks every field with the knob table's bounds (`collector.<field>`).
+    pub fn validate(&self) -> Result<(), FaultError> {
+        int("collector.max_body_bytes", self.max_body_bytes)?;
+        int("collector.max_stored_bytes", self.max_stored_bytes)?;
+        int(
+            "collector.max_attributes_per_span",
+            self.max_attributes_per_span,
+        )?;
+        int("collector.max_events_per_span", self.max_events_per_span)?;
+        int("collector.max_links_per_span", self.max_links_per_span)?;
+        int("collector.max_connections", self.max_connections)?;
+        int(
+            "collector.header_read_timeout_ms",
+            self.header_read_timeout_ms,
+        )
+    }
+}
+
 /// The bounds of a fault's knob. Every field of `Faults` has one: a unit test checks it.
 fn bounds(key: &'static str) -> &'static Bounds {
     match knobs::find(key) {

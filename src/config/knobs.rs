@@ -30,6 +30,42 @@ impl Knob {
     pub fn set(&self, settings: &mut Settings, raw: &str) -> Result<(), Invalid> {
         self.bounds.apply(settings, raw)
     }
+
+    /// Checks a value as its source typed it and stores it (see [`Value`]).
+    pub fn set_value(&self, settings: &mut Settings, value: Value<'_>) -> Result<(), Invalid> {
+        self.bounds.apply_value(settings, value)
+    }
+}
+
+/// A value as its source typed it. The environment and `--set` give text, which each knob
+/// parses; a TOML file gives typed values, which must already be of the knob's type: a
+/// string is never read as a number or a boolean, and an integer means what TOML says
+/// (`0x800` is 2048).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value<'a> {
+    /// Text to parse (environment, `--set`), already trimmed.
+    Raw(&'a str),
+    /// A TOML string: only text, choice and endpoint knobs take it.
+    Str(&'a str),
+    /// A TOML integer, of any radix, already converted. `i128` holds every `u64` (the
+    /// seed's range) and every negative `i64`.
+    Int(i128),
+    /// A TOML float.
+    Float(f64),
+    /// A TOML boolean.
+    Bool(bool),
+}
+
+impl Value<'_> {
+    /// The name of the TOML type, for "expected ..., not a string".
+    fn type_name(&self) -> &'static str {
+        match self {
+            Value::Raw(_) | Value::Str(_) => "a string",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a float",
+            Value::Bool(_) => "a boolean",
+        }
+    }
 }
 
 /// Why a value was refused: what would have been accepted, in words.
@@ -101,8 +137,8 @@ impl Bounds {
                 format!("{none} ({means}) or {}", self.value_range())
             }
             Bounds::Choice { names, .. } => one_of(&names()),
-            Bounds::Endpoint(_) => "an http:// URL ending in /v1/traces, or \"embedded\" \
-                                    (https is not built in)"
+            Bounds::Endpoint(_) => "an http:// URL with a host and a port from 1 to 65535, \
+                                    ending in /v1/traces, or \"embedded\" (https is not built in)"
                 .into(),
             Bounds::Int { .. } | Bounds::Float { .. } => self.value_range(),
         }
@@ -200,6 +236,62 @@ impl Bounds {
         Ok(())
     }
 
+    /// Checks a typed value (see [`Value`]) and hands it to the setter. A value of the
+    /// wrong type is refused with the range and the type that was given.
+    fn apply_value(&self, s: &mut Settings, value: Value<'_>) -> Result<(), Invalid> {
+        let wrong_type = || Invalid {
+            expected: format!("{}, not {}", self.range(), value.type_name()),
+        };
+        match (self, value) {
+            (_, Value::Raw(raw)) => return self.apply(s, raw),
+            (
+                Bounds::Text(_) | Bounds::NonEmpty(_) | Bounds::Choice { .. } | Bounds::Endpoint(_),
+                Value::Str(text),
+            ) => return self.apply(s, text),
+            (Bounds::Bool(set), Value::Bool(b)) => set(s, b),
+            (Bounds::Int { set, .. }, Value::Int(n)) => set(s, self.whole(n)?),
+            (Bounds::OptionalInt { none, set, .. }, Value::Int(n)) => set(
+                s,
+                (n != i128::from(*none))
+                    .then(|| self.whole(n))
+                    .transpose()?,
+            ),
+            (Bounds::Float { set, .. }, Value::Int(_) | Value::Float(_)) => {
+                set(s, self.checked_float(value)?)
+            }
+            (Bounds::OptionalFloat { none, set, .. }, Value::Int(_) | Value::Float(_)) => {
+                let v = self.checked_float(value)?;
+                set(s, (v != *none).then_some(v))
+            }
+            _ => return Err(wrong_type()),
+        }
+        Ok(())
+    }
+
+    /// A TOML integer in the knob's range (a negative one is out of every whole range).
+    fn whole(&self, n: i128) -> Result<u64, Invalid> {
+        let value = u64::try_from(n).map_err(|_| self.invalid())?;
+        self.check_int(value).map_err(|_| self.invalid())?;
+        Ok(value)
+    }
+
+    /// A TOML integer or float as a number in the knob's range; integers beyond 2^53
+    /// round, which no float knob's range comes near.
+    fn checked_float(&self, value: Value<'_>) -> Result<f64, Invalid> {
+        let v = match value {
+            Value::Int(n) => n as f64,
+            Value::Float(f) => f,
+            _ => return Err(self.invalid()),
+        };
+        if let Bounds::OptionalFloat { none, .. } = *self
+            && v == none
+        {
+            return Ok(v);
+        }
+        self.check_float(v).map_err(|_| self.invalid())?;
+        Ok(v)
+    }
+
     fn int(&self, raw: &str) -> Result<u64, Invalid> {
         let value = number::<u64>(raw).ok_or_else(|| self.invalid())?;
         self.check_int(value).map_err(|_| self.invalid())?;
@@ -243,12 +335,39 @@ pub(super) fn boolean(raw: &str) -> Result<bool, Invalid> {
     }
 }
 
-/// `None` for the embedded collector; `Some(None)` for a URL that is not `http://`.
+/// `Some(None)` for the embedded collector, `Some(Some(url))` for an `http://` URL with a
+/// host and, if given, a port from 1 to 65535; `None` for anything else, so that a URL the
+/// exporter could never reach (`http://`, port 99999) is refused where it was written
+/// instead of failing every export of the run.
 fn endpoint(raw: &str) -> Option<Option<String>> {
     if raw.is_empty() || raw == "embedded" {
         return Some(None);
     }
-    raw.starts_with("http://").then(|| Some(raw.to_string()))
+    let rest = raw.strip_prefix("http://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let (host, port) = match authority.strip_prefix('[') {
+        // An IPv6 literal: `[::1]:4318`.
+        Some(v6) => {
+            let (host, after) = v6.split_once(']')?;
+            let port = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':')?),
+            };
+            (host, port)
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && !host
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '@');
+    let port_ok = port.is_none_or(|p| {
+        p.bytes().all(|b| b.is_ascii_digit()) && matches!(p.parse::<u16>(), Ok(1..))
+    });
+    (host_ok && port_ok && raw.parse::<http::Uri>().is_ok()).then(|| Some(raw.to_string()))
 }
 
 /// The names of a choice, from the values' own `name()`, in the order of `all`.
@@ -259,6 +378,14 @@ macro_rules! names {
 }
 
 const MAX_QUEUE: u64 = 10_000_000;
+/// Largest request body: 1 GiB, far past any exporter's batch.
+const MAX_BODY_BYTES: u64 = 1 << 30;
+/// Largest recent-trace store: 4 GiB, more than any desktop should give a waterfall.
+const MAX_STORED_BYTES: u64 = 4 << 30;
+/// Most attributes, events or links stored per span.
+const MAX_PER_SPAN: u64 = 100_000;
+/// Most connections: far above a process's usual descriptor limit, which binds first.
+const MAX_CONNECTIONS: u64 = 1_000_000;
 const MAX_MS: u64 = 3_600_000;
 /// Longest run, burst period and shutdown time, seconds.
 const MAX_S: f64 = 3600.0;
@@ -629,6 +756,88 @@ pub static KNOBS: &[Knob] = &[
                 .unwrap_or(0)
                 .to_string()
         },
+    },
+    Knob {
+        key: "collector.max_body_bytes",
+        env: None,
+        help: "Largest request body the collector reads, on the wire and after gunzip; a \
+               larger one is answered 413.",
+        bounds: Bounds::Int {
+            min: 1,
+            max: MAX_BODY_BYTES,
+            set: |s, v| s.collector_limits.max_body_bytes = v,
+        },
+        get: |s| s.collector_limits.max_body_bytes.to_string(),
+    },
+    Knob {
+        key: "collector.max_stored_bytes",
+        env: None,
+        help: "Bytes the recent-trace store keeps (names, attribute keys and values, events, \
+               links); the oldest traces go first, and what is not stored is counted in /stats.",
+        bounds: Bounds::Int {
+            min: 0,
+            max: MAX_STORED_BYTES,
+            set: |s, v| s.collector_limits.max_stored_bytes = v,
+        },
+        get: |s| s.collector_limits.max_stored_bytes.to_string(),
+    },
+    Knob {
+        key: "collector.max_attributes_per_span",
+        env: None,
+        help: "Attributes stored per span (and per event and link); the rest are counted, \
+               not stored.",
+        bounds: Bounds::Int {
+            min: 0,
+            max: MAX_PER_SPAN,
+            set: |s, v| s.collector_limits.max_attributes_per_span = v,
+        },
+        get: |s| s.collector_limits.max_attributes_per_span.to_string(),
+    },
+    Knob {
+        key: "collector.max_events_per_span",
+        env: None,
+        help: "Events stored per span; the rest are counted, not stored.",
+        bounds: Bounds::Int {
+            min: 0,
+            max: MAX_PER_SPAN,
+            set: |s, v| s.collector_limits.max_events_per_span = v,
+        },
+        get: |s| s.collector_limits.max_events_per_span.to_string(),
+    },
+    Knob {
+        key: "collector.max_links_per_span",
+        env: None,
+        help: "Links stored per span; the rest are counted, not stored.",
+        bounds: Bounds::Int {
+            min: 0,
+            max: MAX_PER_SPAN,
+            set: |s, v| s.collector_limits.max_links_per_span = v,
+        },
+        get: |s| s.collector_limits.max_links_per_span.to_string(),
+    },
+    Knob {
+        key: "collector.max_connections",
+        env: None,
+        help: "Connections open at once; at the limit a new one replaces the oldest idle or \
+               still-sending-headers one.",
+        bounds: Bounds::Int {
+            min: 1,
+            max: MAX_CONNECTIONS,
+            set: |s, v| s.collector_limits.max_connections = v,
+        },
+        get: |s| s.collector_limits.max_connections.to_string(),
+    },
+    Knob {
+        key: "collector.header_read_timeout_ms",
+        env: None,
+        help: "Time a client has to send a request's headers, and to sit idle between \
+               requests, before its connection is closed; milliseconds.",
+        bounds: Bounds::Int {
+            min: 1,
+            max: MAX_LATENCY_MS,
+            set: |s, v| s.collector_limits.header_read_timeout_ms = v,
+        },
+        get: |s| s.collector_limits.header_read_timeout_ms.to_string(),
     },
     Knob {
         key: "shutdown.at_s",

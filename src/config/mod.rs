@@ -9,6 +9,8 @@
 
 pub mod env;
 mod faults;
+#[cfg(test)]
+pub(crate) mod fuzzing;
 pub mod knobs;
 pub mod scenario;
 pub mod scenario_file;
@@ -79,10 +81,22 @@ impl std::error::Error for ConfigError {}
 impl Settings {
     /// Sets one knob from its raw text, validating it; `source` is only for the error.
     pub fn set(&mut self, key: &str, raw: &str, source: Source) -> Result<(), ConfigError> {
+        self.set_value(key, knobs::Value::Raw(raw.trim()), raw, source)
+    }
+
+    /// Sets one knob from a value as its source typed it; `shown` is the value as the user
+    /// wrote it and `source` where, both only for the error.
+    pub fn set_value(
+        &mut self,
+        key: &str,
+        value: knobs::Value<'_>,
+        shown: &str,
+        source: Source,
+    ) -> Result<(), ConfigError> {
         let error = |allowed: String| ConfigError {
             source: source.clone(),
             key: key.to_string(),
-            value: raw.to_string(),
+            value: shown.to_string(),
             allowed,
         };
         let knob = knobs::find(key).ok_or_else(|| {
@@ -95,16 +109,23 @@ impl Settings {
                     .join(", ")
             ))
         })?;
-        knob.set(self, raw.trim())
+        knob.set_value(self, value)
             .map_err(|invalid| error(invalid.to_string()))
     }
 
     /// Checks the rules that span several knobs, after every layer has been applied.
     /// `source` says which layer to blame (the last one that could have caused it).
     pub fn validate(&self, source: Source) -> Result<(), ConfigError> {
+        self.validate_blaming(&|_| source.clone())
+    }
+
+    /// As [`Settings::validate`], blaming `blame(keys)`: the input that set one of the
+    /// knobs a rule involves (they come first the knob the error names), so that a batch
+    /// larger than the queue is reported at the line or variable that set one of them.
+    pub fn validate_blaming(&self, blame: &dyn Fn(&[&str]) -> Source) -> Result<(), ConfigError> {
         if self.batch.max_export_batch_size > self.batch.max_queue_size {
             return Err(ConfigError {
-                source,
+                source: blame(&["batch.max_export_batch_size", "batch.max_queue_size"]),
                 key: "batch.max_export_batch_size".into(),
                 value: self.batch.max_export_batch_size.to_string(),
                 allowed: format!(
@@ -113,12 +134,16 @@ impl Settings {
                 ),
             });
         }
-        self.collector.validate().map_err(|fault| ConfigError {
-            source,
-            key: fault.key.into(),
-            value: fault.value,
-            allowed: fault.invalid.to_string(),
-        })
+        let limits = self.collector_limits.validate();
+        self.collector
+            .validate()
+            .and(limits)
+            .map_err(|fault| ConfigError {
+                source: blame(&[fault.key]),
+                key: fault.key.into(),
+                value: fault.value,
+                allowed: fault.invalid.to_string(),
+            })
     }
 
     /// Applies `key=value` pairs from the command line.
@@ -137,7 +162,9 @@ impl Settings {
         Ok(())
     }
 
-    /// The whole layered load used by `gracetrace run`.
+    /// The whole layered load used by `gracetrace run`. A rule that spans several knobs
+    /// (the batch must fit the queue) is checked after each layer and blamed on the input
+    /// of that layer that set one of its knobs: the variable, or the file's line.
     pub fn load(
         env: &dyn Fn(&str) -> Option<String>,
         scenario_path: Option<&std::path::Path>,
@@ -145,16 +172,30 @@ impl Settings {
     ) -> Result<Settings, ConfigError> {
         let mut settings = Settings::default();
         env::apply(&mut settings, env)?;
-        settings.validate(Source::Env("OTEL_BSP_*".into()))?;
+        settings.validate_blaming(&|keys| env::blame(keys, env))?;
         if let Some(path) = scenario_path {
-            scenario::apply_file(&mut settings, path)?;
-            settings.validate(Source::File {
-                path: path.display().to_string(),
-                line: 1,
+            let lines = scenario::apply_file(&mut settings, path)?;
+            let shown = path.display().to_string();
+            settings.validate_blaming(&|keys| {
+                let line = keys.iter().find_map(|k| lines.get(*k).copied());
+                Source::File {
+                    path: shown.clone(),
+                    line: line.unwrap_or(1),
+                }
             })?;
         }
         settings.apply_overrides(overrides)?;
         settings.validate(Source::CommandLine)?;
         Ok(settings)
+    }
+
+    /// [`Settings::load`] from the process environment, refusing first any variable it
+    /// reads whose value is not UTF-8 (instead of silently ignoring it).
+    pub fn load_from_process(
+        scenario_path: Option<&std::path::Path>,
+        overrides: &[String],
+    ) -> Result<Settings, ConfigError> {
+        env::check_process_env()?;
+        Settings::load(&env::process_env, scenario_path, overrides)
     }
 }

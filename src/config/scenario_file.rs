@@ -5,7 +5,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::{ConfigError, Settings, env, knobs};
+use super::knobs::{self, Bounds};
+use super::{ConfigError, Settings};
 
 /// Why a scenario file could not be read or written; each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -40,26 +41,24 @@ pub fn to_toml(settings: &Settings) -> String {
             let _ = write!(out, "\n[{table}]\n");
             section = table;
         }
-        let _ = writeln!(out, "{name} = {}", toml_value(&value));
+        let _ = writeln!(out, "{name} = {}", toml_value(&knob.bounds, &value));
     }
     out
 }
 
-/// Typed where the text is a TOML boolean or number (so the file reads naturally),
-/// quoted otherwise; the loader hands both forms to the same setter.
-fn toml_value(raw: &str) -> String {
-    if raw == "true" || raw == "false" || raw.parse::<i64>().is_ok() {
-        return raw.to_string();
-    }
-    match raw.parse::<f64>() {
-        Ok(v) if v.is_finite() => {
-            if raw.contains(['.', 'e', 'E']) {
-                raw.to_string()
-            } else {
-                format!("{raw}.0")
-            }
+/// The knob's value in the TOML type its bounds take (a boolean, an integer, a float or
+/// a string), so that the file reads naturally and loads back to the same value: a text
+/// knob holding `64` is written `"64"`, since the loader reads an integer there as an
+/// error.
+fn toml_value(bounds: &Bounds, raw: &str) -> String {
+    match bounds {
+        Bounds::Bool(_) | Bounds::Int { .. } | Bounds::OptionalInt { .. } => raw.to_string(),
+        // `f64`'s Display never writes an exponent, and a whole number without its `.0`.
+        Bounds::Float { .. } | Bounds::OptionalFloat { .. } if raw.contains('.') => raw.to_string(),
+        Bounds::Float { .. } | Bounds::OptionalFloat { .. } => format!("{raw}.0"),
+        Bounds::Text(_) | Bounds::NonEmpty(_) | Bounds::Choice { .. } | Bounds::Endpoint(_) => {
+            toml::Value::String(raw.to_string()).to_string()
         }
-        _ => toml::Value::String(raw.to_string()).to_string(),
     }
 }
 
@@ -69,7 +68,7 @@ pub fn load(path: &Path) -> Result<Settings, ScenarioFileError> {
     if path.as_os_str().is_empty() {
         return Err(ScenarioFileError::NoPath);
     }
-    Ok(Settings::load(&env::process_env, Some(path), &[])?)
+    Ok(Settings::load_from_process(Some(path), &[])?)
 }
 
 /// Writes `settings` as a scenario file at `path`.

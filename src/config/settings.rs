@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Faults;
+use super::{Faults, Limits};
 
 /// Which SDK's batch processor (and exporter retry rules) to imitate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -310,6 +310,9 @@ pub struct Settings {
     pub workload: WorkloadSettings,
     /// Faults injected into the embedded collector.
     pub collector: Faults,
+    /// What the embedded collector keeps and serves (the `collector.max_*` knobs).
+    #[serde(default)]
+    pub collector_limits: Limits,
     pub shutdown: ShutdownSettings,
 }
 
@@ -351,6 +354,7 @@ impl Default for Settings {
                 step_events: true,
             },
             collector: Faults::default(),
+            collector_limits: Limits::default(),
             shutdown: ShutdownSettings {
                 at_s: None,
                 platform: Platform::Fal,

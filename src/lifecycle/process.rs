@@ -173,6 +173,7 @@ pub fn run_child(
     let at_s = settings.shutdown.at_s.ok_or(ChildError::NoShutdownTime)?;
     let collector = Collector::start(CollectorConfig {
         faults: settings.collector.clone(),
+        limits: settings.collector_limits.clone(),
         ..CollectorConfig::default()
     })?;
     let mut child = spawn_runner(bin, scenario_args, &collector.traces_endpoint(), RUNNER_ID)?;

@@ -41,4 +41,29 @@ pub struct CollectorStats {
     pub requests_abandoned: u64,
     /// Requests being read, held by a fault, or decided right now.
     pub requests_in_flight: u64,
+    /// Spans of accepted requests that the recent-trace store did not keep (its byte
+    /// budget spent by the request, a trace's span limit reached, a span larger than the
+    /// budget). They are counted in `spans_received` like every other.
+    pub spans_not_stored: u64,
+    /// Attributes not stored past `max_attributes_per_span`, on stored spans and on
+    /// their stored events and links.
+    pub attributes_not_stored: u64,
+    /// Events not stored past `max_events_per_span`, on stored spans.
+    pub events_not_stored: u64,
+    /// Links not stored past `max_links_per_span`, on stored spans.
+    pub links_not_stored: u64,
+    /// Stored texts (attribute values, keys, names) cut at 4096 bytes.
+    pub texts_cut: u64,
+    /// Bytes the recent-trace store holds now (at most `max_stored_bytes`).
+    pub stored_bytes: u64,
+    /// Connections open now (at most `max_connections`).
+    pub connections_open: u64,
+    /// Connections closed to make room for a new one at `max_connections`: the oldest
+    /// that had no request in progress (idle, or still sending its headers).
+    pub connections_replaced: u64,
+    /// New connections closed at once because every open one had a request in progress.
+    pub connections_refused: u64,
+    /// Connections closed because their headers did not arrive within
+    /// `header_read_timeout_ms`.
+    pub connections_timed_out: u64,
 }

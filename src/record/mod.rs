@@ -7,6 +7,7 @@
 //! stays bounded however long a run lasts.
 
 mod collector_stats;
+mod exit;
 mod latency;
 mod model;
 pub mod report;
@@ -14,6 +15,7 @@ mod shutdown;
 pub mod wire;
 
 pub use collector_stats::CollectorStats;
+pub use exit::{ExitProgress, ExitReport};
 pub use latency::{LatencyHistogram, ServiceTimes};
 pub use model::{DeviceInfo, LastImage, ModelStatus, SharedModelStatus};
 pub use shutdown::{KillLosses, Phase as ShutdownPhase, ShutdownReport};
@@ -77,6 +79,9 @@ pub struct Counters {
 
     /// HTTP attempts the exporter made (retries included) and their body bytes.
     pub http_attempts: AtomicU64,
+    /// While the exporter waits to retry: when it will (record ms, as `f64` bits); 0
+    /// otherwise. For the progress line at the end of a run.
+    pub retry_at_ms: AtomicU64,
     pub http_bytes: AtomicU64,
 }
 
@@ -356,6 +361,49 @@ impl Record {
         c.lost_at_kill.fetch_add(lost, Relaxed);
         c.exported.fetch_add(saved, Relaxed);
         (lost, saved)
+    }
+
+    /// The end of a run: settles the exports in flight whose request the backend had
+    /// accepted (`acknowledged` says so) as exported, since the spans did arrive, and
+    /// leaves the others in flight, still counted in `queued`. Returns the spans saved.
+    pub fn settle_delivered_exports(&self, acknowledged: &dyn Fn(&str) -> bool) -> u64 {
+        let end_ms = self.now_ms();
+        let mut saved = 0;
+        let mut rings = self.rings();
+        for e in rings.exports.iter_mut().filter(|e| {
+            e.outcome == Outcome::InFlight && e.request_ids.iter().any(|id| acknowledged(id))
+        }) {
+            e.end_ms = Some(end_ms);
+            e.outcome = Outcome::Ok;
+            saved += e.spans;
+        }
+        drop(rings);
+        self.counters.in_export.fetch_sub(saved as i64, Relaxed);
+        self.counters.exported.fetch_add(saved, Relaxed);
+        saved
+    }
+
+    /// The HTTP attempts started so far by the oldest export still in flight (the one
+    /// under way included), if one is.
+    pub fn oldest_export_attempts(&self) -> Option<u32> {
+        let rings = self.rings();
+        rings
+            .exports
+            .iter()
+            .find(|e| e.outcome == Outcome::InFlight)
+            .map(|e| e.attempts.max(e.request_ids.len() as u32))
+    }
+
+    /// Notes that the exporter waits `wait` before its next retry (`None`: it stopped).
+    pub fn retry_waits(&self, wait: Option<Duration>) {
+        let at = wait.map_or(0, |w| (self.now_ms() + w.as_secs_f64() * 1000.0).to_bits());
+        self.counters.retry_at_ms.store(at, Relaxed);
+    }
+
+    /// Seconds until the exporter's next retry, while it waits for one.
+    pub fn next_retry_in_s(&self) -> Option<f64> {
+        let at = self.counters.retry_at_ms.load(Relaxed);
+        (at != 0).then(|| ((f64::from_bits(at) - self.now_ms()) / 1000.0).max(0.0))
     }
 
     /// Notes one HTTP attempt of an export in flight.

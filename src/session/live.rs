@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::{FIRST_RUNNER, Session, SessionError};
 use crate::collector::{CollectorError, StoredTrace};
 use crate::config::scenario_file::{self, ScenarioFileError};
-use crate::config::{ConfigError, Settings, Source, env};
+use crate::config::{ConfigError, Settings, Source};
 use crate::lifecycle;
 use crate::record::report::Report;
 use crate::record::{LastImage, ShutdownReport};
@@ -137,10 +137,10 @@ impl Snapshot {
 /// `gracetrace run`).
 pub fn initial_settings(scenario: Option<&Path>) -> Result<Settings, ConfigError> {
     match scenario {
-        Some(path) => Settings::load(&env::process_env, Some(path), &[]),
+        Some(path) => Settings::load_from_process(Some(path), &[]),
         None => match scenario_file::load_last() {
             Some(settings) => Ok(settings),
-            None => Settings::load(&env::process_env, None, &[]),
+            None => Settings::load_from_process(None, &[]),
         },
     }
 }

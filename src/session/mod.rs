@@ -4,6 +4,7 @@
 //! [`live`] drives one from the window, taking commands and publishing snapshots. Both
 //! build the same [`Report`].
 
+mod exit;
 pub mod live;
 pub mod virtual_clock;
 
@@ -15,7 +16,7 @@ use crate::collector::{Collector, CollectorConfig, CollectorError};
 use crate::config::Settings;
 use crate::lifecycle;
 use crate::record::report::Report;
-use crate::record::{Record, SAMPLE_EVERY};
+use crate::record::{ExitProgress, Record, SAMPLE_EVERY};
 use crate::telemetry::{Pipeline, PipelineError};
 use crate::workload::Traffic;
 use crate::workload::model::ModelError;
@@ -63,6 +64,7 @@ impl Session {
             Some(_) => None,
             None => Some(Arc::new(Collector::start(CollectorConfig {
                 faults: settings.collector.clone(),
+                limits: settings.collector_limits.clone(),
                 ..CollectorConfig::default()
             })?)),
         };
@@ -143,9 +145,18 @@ fn endpoint(settings: &Settings, collector: Option<&Collector>) -> Result<String
 }
 
 /// Runs a scenario to the end and reports: with `shutdown.at_s`, the platform's
-/// SIGTERM -> SIGKILL sequence at that moment; without it, a clean end of traffic and
-/// a clean shutdown of the pipeline.
+/// SIGTERM -> SIGKILL sequence at that moment; without it, the end of traffic and the
+/// provider's shutdown within its SDK's own timeout (see `exit.rs`).
 pub fn run(settings: &Settings) -> Result<Report, SessionError> {
+    run_with_progress(settings, &|_| {})
+}
+
+/// [`run`], telling `progress` every second what the end of a run without a shutdown is
+/// still waiting for (the terminal's progress line).
+pub fn run_with_progress(
+    settings: &Settings,
+    progress: &dyn Fn(&ExitProgress),
+) -> Result<Report, SessionError> {
     if settings.workload.kind == crate::config::WorkloadKind::Model {
         // Loads the weights (an error naming the file if they cannot be) and starts the
         // warm-up in the background before anything else, so it overlaps the set-up.
@@ -153,26 +164,23 @@ pub fn run(settings: &Settings) -> Result<Report, SessionError> {
     }
     let session = Session::start(settings)?;
     let traffic = Traffic::start(&settings.workload, session.pipeline.clone());
-    let shutdown = match settings.shutdown.at_s {
+    let (shutdown, exit) = match settings.shutdown.at_s {
         Some(at_s) => {
             std::thread::sleep(Duration::from_secs_f64(at_s));
             let collector = session.collector.as_deref();
-            Some(lifecycle::shutdown(
-                &session.pipeline,
-                traffic,
-                collector,
-                &settings.shutdown,
-            ))
+            let shutdown =
+                lifecycle::shutdown(&session.pipeline, traffic, collector, &settings.shutdown);
+            (Some(shutdown), None)
         }
-        None => {
-            traffic.wait();
-            // The collector counts a request before answering it, so once the pipeline
-            // has shut down every acknowledged span is already in its stats.
-            session.pipeline.shutdown();
-            None
-        }
+        // The collector counts a request before answering it, so once the pipeline has
+        // shut down every acknowledged span is already in its stats.
+        None => (
+            None,
+            Some(exit::end_of_traffic(&session, traffic, settings, progress)),
+        ),
     };
     let mut report = session.finish(settings);
     report.shutdown = shutdown;
+    report.exit = exit;
     Ok(report)
 }

@@ -46,6 +46,25 @@ pub type Exporter = InstrumentedExporter<opentelemetry_otlp::SpanExporter>;
 
 use rules::BatchRules;
 
+/// How long the exporter keeps an idle connection: shorter than the embedded collector's
+/// default header read timeout (30 s), which also closes idle connections, so that the
+/// exporter lets a connection go before the collector does instead of sending a request
+/// on it as it closes, a connection error the backend never caused.
+const POOL_IDLE: Duration = Duration::from_secs(15);
+
+/// How long each SDK's provider shutdown waits for its processor to drain: python's
+/// `BatchProcessor.shutdown(timeout_millis=30000)` (opentelemetry-sdk 1.41.0
+/// `opentelemetry/sdk/_shared_internal/__init__.py` l. 224-232), rust's `shutdown_with_timeout(
+/// Duration::from_secs(5))` behind `SdkTracerProvider::shutdown` (opentelemetry_sdk 0.33.1
+/// `src/trace/provider.rs` l. 273-274).
+/// The rule books hold the values.
+pub fn shutdown_timeout(semantics: Semantics) -> Duration {
+    match semantics {
+        Semantics::Python => rules::python::Python.shutdown_wait(),
+        Semantics::Rust | Semantics::Sdk => rules::rust::Rust.shutdown_wait(),
+    }
+}
+
 enum ProcessorHandle {
     Own(GraceBatchProcessor<Exporter>),
     Stock {
@@ -97,11 +116,9 @@ impl Generation {
 
     /// Clean shutdown: drains the queue through the exporter, as each SDK does.
     fn shutdown(&self, record: &Record, life: &RunnerLife) {
-        let wait = match self.semantics {
-            Semantics::Python => rules::python::Python.shutdown_wait(),
-            Semantics::Rust | Semantics::Sdk => rules::rust::Rust.shutdown_wait(),
-        };
-        let _ = self.provider.shutdown_with_timeout(wait);
+        let _ = self
+            .provider
+            .shutdown_with_timeout(shutdown_timeout(self.semantics));
         if let ProcessorHandle::Stock { accepted, handed } = &self.processor
             && !life.is_killed()
         {
@@ -159,6 +176,7 @@ impl Pipeline {
             .map_err(PipelineError::Runtime)?;
         let http = reqwest::Client::builder()
             .no_proxy()
+            .pool_idle_timeout(POOL_IDLE)
             .build()
             .map_err(PipelineError::HttpClient)?;
         let pipeline = Pipeline {

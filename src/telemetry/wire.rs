@@ -241,7 +241,10 @@ impl WireClient {
                 return ok(result);
             };
             // l. 220: self._shutdown_in_progress.wait(backoff_seconds)
-            if self.wait_unless_shutdown(wait).await {
+            self.record.retry_waits(Some(wait));
+            let stopped = self.wait_unless_shutdown(wait).await;
+            self.record.retry_waits(None);
+            if stopped {
                 return ok(result);
             }
         }

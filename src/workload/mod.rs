@@ -184,6 +184,14 @@ impl Traffic {
         }
     }
 
+    /// Waits for arrivals to end by themselves (the scenario's `duration_s`); requests
+    /// accepted may still be running.
+    pub fn wait_arrivals(&mut self) {
+        if let Some(dispatcher) = self.dispatcher.take() {
+            let _ = dispatcher.join();
+        }
+    }
+
     /// Waits for arrivals to end and every accepted request to finish.
     pub fn wait(mut self) {
         if let Some(dispatcher) = self.dispatcher.take() {

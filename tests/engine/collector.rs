@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Instant;
 
 use crate::common::{PATIENCE, wait_until};
-use gracetrace::collector::{Collector, CollectorConfig, Faults};
+use gracetrace::collector::{Collector, CollectorConfig, Faults, Limits};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -183,7 +183,10 @@ fn start(config: CollectorConfig) -> Collector {
 #[test]
 fn bad_input_gets_a_reason_and_valid_input_is_still_counted() {
     let c = start(CollectorConfig {
-        max_body_bytes: 4096,
+        limits: Limits {
+            max_body_bytes: 4096,
+            ..Limits::default()
+        },
         ..Default::default()
     });
     let a = c.addr();

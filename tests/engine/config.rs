@@ -143,7 +143,7 @@ fn bad_environment_values_name_variable_value_and_range() {
         ),
         (
             ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://x/v1/traces"),
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=\"https://x/v1/traces\" is invalid (exporter.endpoint): expected an http:// URL ending in /v1/traces, or \"embedded\" (https is not built in)",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=\"https://x/v1/traces\" is invalid (exporter.endpoint): expected an http:// URL with a host and a port from 1 to 65535, ending in /v1/traces, or \"embedded\" (https is not built in)",
         ),
     ];
     for ((var, value), expected) in cases {
@@ -267,5 +267,124 @@ fn the_binary_rejects_bad_input_with_exit_code_2() {
         );
         assert!(!stderr.contains("panicked"));
     }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Runs `gracetrace run ARGS` with only `vars` in its environment; returns the exit code
+/// and stderr.
+fn run_binary(vars: &[(&str, &std::ffi::OsStr)], args: &[String]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_gracetrace"))
+        .arg("run")
+        .args(args)
+        .env_clear()
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
+}
+
+/// Issue 11's hostile inputs: each exits 2 before anything runs, with one line naming the
+/// input and the value.
+#[test]
+fn hostile_inputs_exit_2_naming_the_input() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::env::temp_dir().join(format!("gracetrace-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let string_number = file("string.toml", "[batch]\nmax_queue_size = \"64\"\n");
+    let empty_section = file("section.toml", "name = \"x\"\n[foo]\n");
+    let not_utf8 = std::ffi::OsStr::from_bytes(b"20\xff48");
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let no_dir = dir.join("no-such-dir").join("r.json").display().to_string();
+    type Case<'a> = (Vec<(&'a str, &'a std::ffi::OsStr)>, Vec<String>, String);
+    let cases: Vec<Case> = vec![
+        (
+            vec![],
+            vec!["--scenario".into(), string_number.clone()],
+            format!("{string_number}:2: batch.max_queue_size = \"64\" is invalid: expected a whole number from 1 to 10000000, not a string"),
+        ),
+        (
+            vec![],
+            vec!["--scenario".into(), empty_section.clone()],
+            format!("{empty_section}:2: [foo] is not a section"),
+        ),
+        (
+            vec![("OTEL_BSP_MAX_QUEUE_SIZE", not_utf8)],
+            vec![],
+            "OTEL_BSP_MAX_QUEUE_SIZE=\"20\u{fffd}48\" is invalid (batch.max_queue_size): the value is not valid UTF-8".into(),
+        ),
+        (
+            vec![("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", os("http://"))],
+            vec![],
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=\"http://\" is invalid (exporter.endpoint)".into(),
+        ),
+        (
+            vec![("OTEL_EXPORTER_OTLP_ENDPOINT", os("http://127.0.0.1:99999"))],
+            vec![],
+            "OTEL_EXPORTER_OTLP_ENDPOINT=\"http://127.0.0.1:99999/v1/traces\" is invalid (exporter.endpoint)".into(),
+        ),
+        (
+            vec![],
+            vec!["--json".into(), no_dir.clone(), "--set".into(), "workload.duration_s=60".into()],
+            format!("--json {no_dir}: cannot write the report there: no folder"),
+        ),
+    ];
+    for (vars, args, expected) in cases {
+        let (code, stderr) = run_binary(&vars, &args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains(&expected),
+            "expected {expected:?} in {stderr:?}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Endpoints: a host and a port in range, or refused where they were written.
+#[test]
+fn endpoints_need_a_host_and_a_valid_port() {
+    for good in [
+        "http://127.0.0.1:4318/v1/traces",
+        "http://collector/v1/traces",
+        "http://[::1]:1/v1/traces",
+        "embedded",
+    ] {
+        assert!(
+            load(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", good)], &[]).is_ok(),
+            "{good}"
+        );
+    }
+    for bad in [
+        "http://",
+        "http://:4318/v1/traces",
+        "http://h:0/v1/traces",
+        "http://h:65536/v1/traces",
+        "http://h:x/v1/traces",
+        "ftp://h/v1/traces",
+        "http://[::1/v1/traces",
+    ] {
+        let err = load(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", bad)], &[]).unwrap_err();
+        assert!(
+            err.starts_with(&format!("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=\"{bad}\"")),
+            "{err}"
+        );
+    }
+}
+
+/// A hex integer in a scenario file means what TOML says, through the whole load.
+#[test]
+fn hex_queue_size_is_2048() {
+    let dir = std::env::temp_dir().join(format!("gracetrace-hex-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("hex.toml");
+    std::fs::write(&path, "[batch]\nmax_queue_size = 0x800\n").unwrap();
+    let s = Settings::load(&crate::common::no_env, Some(&path), &[]).unwrap();
+    assert_eq!(s.batch.max_queue_size, 2048);
     std::fs::remove_dir_all(&dir).ok();
 }
