@@ -1,6 +1,7 @@
 //! The `gracetrace` command: the desktop window (`gui`, the default with no subcommand),
-//! `run` a scenario headless, `collect` as a stand-alone OTLP/HTTP collector, list the
-//! `knobs`; `train` the inference model's weights and `infer` one image with them.
+//! `run` a scenario headless, `sweep` one over a grid of knob values in virtual time,
+//! `collect` as a stand-alone OTLP/HTTP collector, list the `knobs`; `train` the inference
+//! model's weights and `infer` one image with them.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use clap::{Parser, Subcommand};
 use gracetrace::collector::cli::{CollectArgs, run_collect};
 use gracetrace::config::{Settings, env, knobs};
 use gracetrace::lifecycle::process::runner_command;
+use gracetrace::session::sweep::cli::{SweepArgs, sweep_command};
 use gracetrace::workload::model::{InferArgs, TrainArgs, infer_command, train_command};
 
 #[derive(Parser)]
@@ -61,6 +63,9 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Run a scenario in virtual time for every combination of knob values (`--vary`), in
+    /// parallel; a table of spans lost per cell, and JSON/CSV for a notebook.
+    Sweep(SweepArgs),
     /// Run the OTLP/HTTP collector alone, with optional injected faults.
     Collect(CollectArgs),
     /// List every knob: key, environment variable, range and default.
@@ -103,6 +108,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Sweep(args) => sweep_command(args),
         Command::Collect(args) => run_collect(args),
         Command::Knobs => {
             print_knobs();

@@ -5,6 +5,7 @@
 //! build the same [`Report`].
 
 pub mod live;
+pub mod sweep;
 pub mod virtual_clock;
 
 use std::sync::Arc;

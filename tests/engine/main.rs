@@ -21,3 +21,4 @@ mod real_process;
 mod sampler;
 mod semantics;
 mod shutdown;
+mod sweep_cli;
