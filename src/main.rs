@@ -1,7 +1,8 @@
 //! The `gracetrace` command: the desktop window (`gui`, the default with no subcommand),
 //! `run` a scenario headless, `sweep` one over a grid of knob values in virtual time,
-//! `collect` as a stand-alone OTLP/HTTP collector, list the `knobs`; `train` the inference
-//! model's weights and `infer` one image with them.
+//! `advise` the settings that lose nothing, `collect` as a stand-alone OTLP/HTTP
+//! collector, list the `knobs`; `train` the inference model's weights and `infer` one
+//! image with them.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use clap::{Parser, Subcommand};
 use gracetrace::collector::cli::{CollectArgs, run_collect};
 use gracetrace::config::{Settings, env, knobs};
 use gracetrace::lifecycle::process::runner_command;
+use gracetrace::session::advise::cli::{AdviseArgs, advise_command};
 use gracetrace::session::sweep::cli::{SweepArgs, sweep_command};
 use gracetrace::workload::model::{InferArgs, TrainArgs, infer_command, train_command};
 
@@ -66,6 +68,9 @@ enum Command {
     /// Run a scenario in virtual time for every combination of knob values (`--vary`), in
     /// parallel; a table of spans lost per cell, and JSON/CSV for a notebook.
     Sweep(SweepArgs),
+    /// The settings that lose no span for a scenario (queue size, schedule delay, shutdown
+    /// changes) and their ingestion cost, each found by simulated runs.
+    Advise(AdviseArgs),
     /// Run the OTLP/HTTP collector alone, with optional injected faults.
     Collect(CollectArgs),
     /// List every knob: key, environment variable, range and default.
@@ -109,6 +114,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Sweep(args) => sweep_command(args),
+        Command::Advise(args) => advise_command(args),
         Command::Collect(args) => run_collect(args),
         Command::Knobs => {
             print_knobs();

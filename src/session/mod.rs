@@ -4,6 +4,7 @@
 //! [`live`] drives one from the window, taking commands and publishing snapshots. Both
 //! build the same [`Report`].
 
+pub mod advise;
 pub mod live;
 pub mod sweep;
 pub mod virtual_clock;

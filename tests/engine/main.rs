@@ -11,6 +11,7 @@
 mod common;
 
 mod accounting;
+mod advise;
 mod agreement;
 mod collect_cli;
 mod collector;
