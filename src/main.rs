@@ -1,6 +1,8 @@
 //! The `gracetrace` command: the desktop window (`gui`, the default with no subcommand),
-//! `run` a scenario headless, `collect` as a stand-alone OTLP/HTTP collector, list the
-//! `knobs`; `train` the inference model's weights and `infer` one image with them.
+//! `run` a scenario headless, `sweep` one over a grid of knob values in virtual time,
+//! `advise` the settings that lose nothing, `collect` as a stand-alone OTLP/HTTP
+//! collector, list the `knobs`; `train` the inference model's weights and `infer` one
+//! image with them.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -13,6 +15,8 @@ use gracetrace::config::{Settings, knobs};
 use gracetrace::lifecycle::process::runner_command;
 use gracetrace::record::ExitProgress;
 use gracetrace::record::report::ReportOut;
+use gracetrace::session::advise::cli::{AdviseArgs, advise_command};
+use gracetrace::session::sweep::cli::{SweepArgs, sweep_command};
 use gracetrace::workload::model::{InferArgs, TrainArgs, infer_command, train_command};
 
 #[derive(Parser)]
@@ -64,6 +68,12 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Run a scenario in virtual time for every combination of knob values (`--vary`), in
+    /// parallel; a table of spans lost per cell, and JSON/CSV for a notebook.
+    Sweep(SweepArgs),
+    /// The settings that lose no span for a scenario (queue size, schedule delay, shutdown
+    /// changes) and their ingestion cost, each found by simulated runs.
+    Advise(AdviseArgs),
     /// Run the OTLP/HTTP collector alone, with optional injected faults.
     Collect(CollectArgs),
     /// List every knob: key, environment variable, range and default.
@@ -106,6 +116,8 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Sweep(args) => sweep_command(args),
+        Command::Advise(args) => advise_command(args),
         Command::Collect(args) => run_collect(args),
         Command::Knobs => {
             print_knobs();

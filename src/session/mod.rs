@@ -4,8 +4,10 @@
 //! [`live`] drives one from the window, taking commands and publishing snapshots. Both
 //! build the same [`Report`].
 
+pub mod advise;
 mod exit;
 pub mod live;
+pub mod sweep;
 pub mod virtual_clock;
 
 use std::sync::Arc;

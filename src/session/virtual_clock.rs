@@ -3,9 +3,9 @@
 //! of the embedded collector ([`calibrate`]).
 
 use crate::config::{Settings, Source};
-use crate::record::report::{Calibration, Report};
+use crate::record::report::{Calibration, Report, SpanReport};
 use crate::record::{Outcome, Record};
-use crate::sim::{self, SimError};
+use crate::sim::{self, SimError, SimOutcome};
 
 use super::SessionError;
 
@@ -68,15 +68,22 @@ fn fit(points: &[(f64, f64, u64)]) -> Option<Calibration> {
     })
 }
 
+/// A simulated run's spans as the report writes them (`sweep` writes them so too).
+pub fn span_report(outcome: &SimOutcome) -> SpanReport {
+    SpanReport {
+        counts: outcome.spans,
+        unaccounted: outcome.spans.unaccounted(),
+        never_ended: outcome.shutdown.as_ref().map_or(0, |s| s.spans_never_ended),
+    }
+}
+
 /// Runs `settings` in virtual time and builds the report a real run would write.
 pub fn run_virtual(settings: &Settings, costs: Calibration) -> Result<Report, SimError> {
     let outcome = sim::run(settings, costs)?;
     let mut report = Report::build(&Record::new(), settings, None);
     report.clock = "virtual";
     report.calibration = Some(costs);
-    report.spans.counts = outcome.spans;
-    report.spans.unaccounted = outcome.spans.unaccounted();
-    report.spans.never_ended = outcome.shutdown.as_ref().map_or(0, |s| s.spans_never_ended);
+    report.spans = span_report(&outcome);
     let (r, q) = (&mut report.requests, outcome.requests);
     (r.sent, r.completed, r.rejected, r.cancelled) = (q.sent, q.completed, q.rejected, q.cancelled);
     (r.refused, r.returned, r.cut_off) = (q.refused, q.returned, q.cut_off);

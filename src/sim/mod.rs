@@ -80,7 +80,9 @@ pub fn run(settings: &Settings, costs: Costs) -> Result<SimOutcome, SimError> {
     Ok(sim.outcome())
 }
 
-fn check(settings: &Settings) -> Result<(), SimError> {
+/// Refuses, naming the setting, what the simulator cannot follow; [`run`] calls it first,
+/// and a sweep calls it for every cell before running any.
+pub fn check(settings: &Settings) -> Result<(), SimError> {
     let unsupported = |key, value: &str, why| {
         Err(SimError::Unsupported {
             key,

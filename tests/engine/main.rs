@@ -11,6 +11,7 @@
 mod common;
 
 mod accounting;
+mod advise;
 mod agreement;
 mod collect_cli;
 mod collector;
@@ -24,3 +25,4 @@ mod run_ends;
 mod sampler;
 mod semantics;
 mod shutdown;
+mod sweep_cli;

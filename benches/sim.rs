@@ -1,0 +1,96 @@
+//! The virtual clock's speed: what the issue promises, measured rather than timed in a
+//! test. `hour`: one hour of 1,000 requests/s x 5 spans (18 million spans) with bursts
+//! against a slow, jittery backend, simulated on one core. `sweep_6x6`: 36 cells of a
+//! 60 s scenario (max_queue_size x schedule_delay_ms), in parallel on every core, as
+//! `gracetrace sweep` runs them.
+//!
+//! The costs each run charges come from one real calibration run at the start (1.5 s),
+//! as `run --clock virtual` and `sweep` measure them. Each bench checks once, outside the
+//! timing, that the scenario made the spans it claims and that every span is accounted
+//! for: a fast simulation of the wrong thing would be meaningless.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+use gracetrace::config::{Settings, Source};
+use gracetrace::session::sweep::{self, Grid, Vary};
+use gracetrace::session::virtual_clock::calibrate;
+use gracetrace::sim::{self, Costs};
+
+/// 1,000 requests/s, each a root span, `inference`, `upload` and 2 extra: 5 spans; a
+/// burst of 2,000 requests every 10 s; a backend 300 ms away with up to 100 ms jitter.
+fn traffic(duration_s: &str) -> Settings {
+    let mut s = Settings::default();
+    for (key, value) in [
+        ("name", "bench-sim"),
+        ("workload.duration_s", duration_s),
+        ("workload.rate_per_s", "1000"),
+        ("workload.extra_spans", "2"),
+        ("workload.inference_ms", "20"),
+        ("workload.upload_ms", "1"),
+        ("workload.concurrency", "64"),
+        ("workload.max_waiting", "5000"),
+        ("workload.burst_every_s", "10"),
+        ("workload.burst_size", "2000"),
+        ("collector.latency_ms", "300"),
+        ("collector.jitter_ms", "100"),
+    ] {
+        if let Err(e) = s.set(key, value, Source::Default) {
+            panic!("bench scenario: {e}");
+        }
+    }
+    s
+}
+
+fn costs() -> Costs {
+    calibrate().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn hour(c: &mut Criterion, costs: Costs) {
+    let settings = traffic("3600");
+    let once = sim::run(&settings, costs).unwrap_or_else(|e| panic!("{e}"));
+    assert!(once.spans.created >= 18_000_000, "{:?}", once.spans);
+    assert_eq!(once.spans.unaccounted(), 0, "{:?}", once.spans);
+    println!("hour: {:?}, peak queue {}", once.spans, once.peak_queue);
+    let mut group = c.benchmark_group("sim");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(once.spans.created));
+    group.bench_function("hour_1000rps_x5_bursts_slow_backend", |b| {
+        b.iter(|| sim::run(&settings, costs))
+    });
+    group.finish();
+}
+
+fn sweep_6x6(c: &mut Criterion, costs: Costs) {
+    let settings = traffic("60");
+    let varies = [
+        "batch.max_queue_size=512..16384x2",
+        "batch.schedule_delay_ms=100..3200x2",
+    ]
+    .map(|arg| Vary::parse(arg).unwrap_or_else(|e| panic!("{e}")));
+    let grid = Grid::new(varies.to_vec()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(grid.len(), 36);
+    let once = sweep::run(&settings, &grid, 1, costs, &|_, _| {}).unwrap_or_else(|e| panic!("{e}"));
+    for cell in &once.cells {
+        assert_eq!(
+            cell.median().outcome.spans.unaccounted(),
+            0,
+            "{:?}",
+            cell.values
+        );
+    }
+    let mut group = c.benchmark_group("sweep");
+    group.sample_size(10);
+    group.bench_function("6x6_cells_of_60s", |b| {
+        b.iter(|| sweep::run(&settings, &grid, 1, costs, &|_, _| {}))
+    });
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let costs = costs();
+    hour(c, costs);
+    sweep_6x6(c, costs);
+}
+
+criterion_group!(sim_benches, benches);
+criterion_main!(sim_benches);

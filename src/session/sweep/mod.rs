@@ -1,0 +1,227 @@
+//! `gracetrace sweep`: one scenario simulated (`crate::sim`) for every cell of a grid of
+//! knob values, each cell with one or more arrival seeds, the runs in parallel on every
+//! core. [`grid`] parses the grid, [`output`] writes the table, JSON and CSV, [`cli`] is
+//! the command.
+
+pub mod cli;
+pub mod grid;
+pub mod output;
+
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use rayon::prelude::*;
+
+use crate::config::Settings;
+use crate::sim::{self, Costs, SimError, SimOutcome};
+
+pub use grid::{Grid, MAX_CELLS, Vary, VaryError};
+
+/// Why a sweep cannot run; each names the input or the cell.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Vary(#[from] VaryError),
+    /// A cell the simulator cannot follow (the `sdk` semantics, the model workload, ...).
+    #[error("cell {cell}: {error}")]
+    Unsupported { cell: String, error: SimError },
+}
+
+/// One simulated run of a cell.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// The arrival seed (`workload.seed`) it ran with.
+    pub seed: u64,
+    pub outcome: SimOutcome,
+}
+
+impl Run {
+    /// Sampled spans that never reached the collector: dropped (queue full or ended after
+    /// shutdown), failed to export, or lost at SIGKILL.
+    pub fn lost(&self) -> u64 {
+        let s = &self.outcome.spans;
+        s.dropped_queue_full + s.dropped_after_shutdown + s.export_failed + s.lost_at_kill
+    }
+
+    /// [`Run::lost`] as a percentage of the sampled spans (0 when none were sampled).
+    pub fn loss_pct(&self) -> f64 {
+        let sampled = self.outcome.spans.sampled;
+        if sampled == 0 {
+            0.0
+        } else {
+            self.lost() as f64 * 100.0 / sampled as f64
+        }
+    }
+}
+
+/// One cell: its values and its runs, ordered by spans lost (then seed).
+#[derive(Clone, Debug)]
+pub struct Cell {
+    pub values: Vec<(&'static str, String)>,
+    /// The export batch size it ran with (lower than the scenario's when the queue was
+    /// varied below it).
+    pub batch_size: usize,
+    pub runs: Vec<Run>,
+}
+
+impl Cell {
+    /// The median run by spans lost (the lower middle one of an even count).
+    pub fn median(&self) -> &Run {
+        &self.runs[(self.runs.len() - 1) / 2]
+    }
+
+    /// The run that lost the most spans.
+    pub fn worst(&self) -> &Run {
+        &self.runs[self.runs.len() - 1]
+    }
+}
+
+/// A finished sweep.
+#[derive(Clone, Debug)]
+pub struct Sweep {
+    pub scenario: String,
+    pub semantics: &'static str,
+    pub varied: Vec<&'static str>,
+    /// Runs per cell: arrival seeds `seed`, `seed + 1`, ...
+    pub repeats: usize,
+    /// What each run charged per export and per span (bytes per span on the wire).
+    pub costs: Costs,
+    pub cells: Vec<Cell>,
+}
+
+/// Builds every cell's settings and asks the simulator whether it can follow them, so a
+/// bad cell is refused, naming it, before any run starts.
+pub fn check(base: &Settings, grid: &Grid) -> Result<(), SweepError> {
+    for index in 0..grid.len() {
+        let settings = grid.settings(base, index)?;
+        sim::check(&settings).map_err(|error| SweepError::Unsupported {
+            cell: grid::describe(&grid.values(index)),
+            error,
+        })?;
+    }
+    Ok(())
+}
+
+/// Runs every cell `repeats` times (arrival seeds `seed..seed + repeats`) in virtual time,
+/// in parallel; `progress(done, total)` is called after each run, from the worker that
+/// finished it.
+pub fn run(
+    base: &Settings,
+    grid: &Grid,
+    repeats: usize,
+    costs: Costs,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Sweep, SweepError> {
+    check(base, grid)?;
+    let repeats = repeats.max(1);
+    let total = grid.len() * repeats;
+    let done = AtomicUsize::new(0);
+    let runs: Vec<Run> = (0..total)
+        .into_par_iter()
+        .map(|job| {
+            let mut settings = grid.settings(base, job / repeats)?;
+            let seed = settings.workload.seed.wrapping_add((job % repeats) as u64);
+            settings.workload.seed = seed;
+            let outcome = sim::run(&settings, costs).map_err(|error| SweepError::Unsupported {
+                cell: grid::describe(&grid.values(job / repeats)),
+                error,
+            })?;
+            progress(done.fetch_add(1, Relaxed) + 1, total);
+            Ok(Run { seed, outcome })
+        })
+        .collect::<Result<_, SweepError>>()?;
+    let cells = runs
+        .chunks(repeats)
+        .enumerate()
+        .map(|(index, runs)| {
+            let mut runs = runs.to_vec();
+            runs.sort_by_key(|r| (r.lost(), r.seed));
+            Ok(Cell {
+                values: owned(grid.values(index)),
+                batch_size: grid.settings(base, index)?.batch.max_export_batch_size,
+                runs,
+            })
+        })
+        .collect::<Result<_, SweepError>>()?;
+    Ok(Sweep {
+        scenario: base.name.clone(),
+        semantics: base.tracing.semantics.name(),
+        varied: grid.keys(),
+        repeats,
+        costs,
+        cells,
+    })
+}
+
+fn owned(values: Vec<(&'static str, &str)>) -> Vec<(&'static str, String)> {
+    values
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Charged per export in these tests; real sweeps use measured costs.
+    const COSTS: Costs = Costs {
+        exports_measured: 0,
+        bytes_per_span: 100.0,
+        per_batch_ms: 1.0,
+        per_span_ms: 0.01,
+    };
+
+    fn base() -> Settings {
+        let mut s = Settings::default();
+        for (k, v) in [
+            ("workload.duration_s", "3"),
+            ("workload.rate_per_s", "200"),
+            ("collector.latency_ms", "500"),
+            ("batch.max_export_batch_size", "32"),
+        ] {
+            s.set(k, v, crate::config::Source::CommandLine).unwrap();
+        }
+        s
+    }
+
+    #[test]
+    fn a_bigger_queue_drops_fewer_spans_and_cells_keep_their_order() {
+        let grid = Grid::new(vec![
+            Vary::parse("batch.max_queue_size=64,256,100000").unwrap(),
+        ])
+        .unwrap();
+        let calls = AtomicUsize::new(0);
+        let sweep = run(&base(), &grid, 3, COSTS, &|_, total| {
+            assert_eq!(total, 9);
+            calls.fetch_add(1, Relaxed);
+        })
+        .unwrap();
+        assert_eq!(calls.load(Relaxed), 9);
+        let queues: Vec<&str> = sweep.cells.iter().map(|c| c.values[0].1.as_str()).collect();
+        assert_eq!(queues, ["64", "256", "100000"]);
+        let dropped: Vec<u64> = sweep
+            .cells
+            .iter()
+            .map(|c| c.median().outcome.spans.dropped_queue_full)
+            .collect();
+        assert!(dropped[0] > dropped[1] && dropped[1] > 0, "{dropped:?}");
+        assert_eq!(dropped[2], 0);
+        for cell in &sweep.cells {
+            let seeds: std::collections::BTreeSet<u64> = cell.runs.iter().map(|r| r.seed).collect();
+            assert_eq!(seeds.len(), 3);
+            assert!(cell.median().lost() <= cell.worst().lost());
+        }
+    }
+
+    #[test]
+    fn a_cell_the_simulator_cannot_follow_is_named_before_any_run() {
+        let grid = Grid::new(vec![Vary::parse("tracing.semantics=python,sdk").unwrap()]).unwrap();
+        let e = run(&base(), &grid, 1, COSTS, &|_, _| panic!("no run may start"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cell tracing.semantics=sdk: tracing.semantics = sdk"),
+            "{e}"
+        );
+    }
+}
