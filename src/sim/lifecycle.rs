@@ -142,6 +142,16 @@ impl Sim<'_> {
         }
     }
 
+    /// The real run stops waiting here (`session::run`): what the runner still holds is
+    /// reported as queued, requests still running never end their spans.
+    pub(super) fn run_deadline(&mut self) {
+        if self.life.main != Main::Exited {
+            self.processor_give_up();
+            self.traffic.gone = true;
+            self.finish();
+        }
+    }
+
     fn exit(&mut self) {
         self.life.main = Main::Exited;
         self.traffic.gone = true;

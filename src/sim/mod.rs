@@ -144,6 +144,9 @@ enum Event {
     MainTimeout {
         epoch: u64,
     },
+    /// A run without a shutdown has waited its SDK's provider-shutdown timeout since the
+    /// traffic ended, as `session::run` waits at most that long.
+    RunDeadline,
 }
 
 /// The whole simulated runner. Its parts live in the sibling files, each an `impl Sim`.
@@ -195,6 +198,11 @@ impl<'a> Sim<'a> {
         if let Some(at_s) = self.settings.shutdown.at_s {
             let at = Duration::try_from_secs_f64(at_s).unwrap_or(Duration::ZERO);
             self.at(at, Event::Sigterm);
+        } else {
+            let traffic = Duration::try_from_secs_f64(self.settings.workload.duration_s)
+                .unwrap_or(Duration::ZERO);
+            let wait = self.processor.rules().shutdown_wait();
+            self.at(traffic + wait, Event::RunDeadline);
         }
     }
 
@@ -208,6 +216,7 @@ impl<'a> Sim<'a> {
             Event::RoutingEnd => self.routing_end(),
             Event::Sigkill => self.sigkill(),
             Event::MainTimeout { epoch } => self.main_timeout(epoch),
+            Event::RunDeadline => self.run_deadline(),
         }
     }
 

@@ -70,6 +70,8 @@ pub(super) struct Processor {
     message_sent: bool,
     messages: VecDeque<Message>,
     last_export: Duration,
+    /// Rust: the worker already took a zero wait at this instant without exporting.
+    zero_wait_at: Option<Duration>,
     target: u64,
     total: u64,
     current: Option<Message>,
@@ -100,6 +102,7 @@ impl Processor {
             message_sent: false,
             messages: VecDeque::new(),
             last_export: Duration::ZERO,
+            zero_wait_at: None,
             target: 0,
             total: 0,
             current: None,
@@ -201,7 +204,19 @@ impl Sim<'_> {
         } else if !p.messages.is_empty() {
             Duration::ZERO
         } else {
-            next_wait(p.delay, self.now.saturating_sub(p.last_export))
+            // The real worker's `recv_timeout(0)` returns at once and its next look at
+            // the clock finds the delay overdue, so it waits in full; virtual time does
+            // not move between the two, so without this the worker would wake at this
+            // same instant forever.
+            let wait = next_wait(p.delay, self.now.saturating_sub(p.last_export));
+            if wait.is_zero() && p.zero_wait_at == Some(self.now) {
+                p.delay
+            } else {
+                if wait.is_zero() {
+                    p.zero_wait_at = Some(self.now);
+                }
+                wait
+            }
         };
         self.at(self.now + wait, Event::WorkerWake { epoch });
     }

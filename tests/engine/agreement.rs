@@ -6,6 +6,8 @@
 use gracetrace::config::Settings;
 use gracetrace::record::report::Report;
 use gracetrace::session::{self, virtual_clock};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use crate::common::{assert_accounted, no_env, scenario_path};
 
@@ -101,4 +103,131 @@ fn every_shipped_scenario_agrees_in_both_clocks() {
         "the clocks disagree:\n{}",
         failures.join("\n")
     );
+}
+
+/// One random scenario the simulator can run (python or rust rules, synthetic traffic, no
+/// flush per request): every backend fault, bursts, queues down to one span, with and
+/// without a shutdown.
+fn random_overrides(rng: &mut StdRng) -> Vec<String> {
+    let semantics = ["python", "rust"][rng.random_range(0..2)];
+    let queue = [1, 4, 16, 64, 256, 2048][rng.random_range(0..6)];
+    let batch = rng.random_range(1..=queue.min(512));
+    let mut o = vec![
+        format!("tracing.semantics={semantics}"),
+        format!(
+            "tracing.sample_rate={}",
+            [1.0, 0.5, 0.1][rng.random_range(0..3)]
+        ),
+        format!("batch.max_queue_size={queue}"),
+        format!("batch.max_export_batch_size={batch}"),
+        format!("batch.schedule_delay_ms={}", rng.random_range(20..1000)),
+        format!("exporter.timeout_ms={}", rng.random_range(200..2000)),
+        format!("workload.duration_s={:.2}", rng.random_range(0.5..1.5)),
+        format!("workload.rate_per_s={:.0}", rng.random_range(20.0..200.0)),
+        format!("workload.concurrency={}", rng.random_range(1..8)),
+        format!("workload.inference_ms={}", rng.random_range(1..30)),
+        format!("workload.upload_ms=1"),
+        format!("workload.extra_spans={}", rng.random_range(0..4)),
+        format!("workload.seed={}", rng.random_range(1..1000)),
+    ];
+    if rng.random_bool(0.3) {
+        o.push("workload.burst_every_s=0.4".into());
+        o.push(format!("workload.burst_size={}", rng.random_range(10..200)));
+    }
+    o.extend(match rng.random_range(0..6) {
+        0 => vec![],
+        1 => vec![format!("collector.latency_ms={}", rng.random_range(1..400))],
+        2 => vec![
+            format!("collector.error_rate={:.2}", rng.random_range(0.1..0.9)),
+            format!(
+                "collector.error_status={}",
+                [429, 500, 503][rng.random_range(0..3)]
+            ),
+        ],
+        3 => vec!["collector.outage=true".into()],
+        4 => vec!["collector.black_hole=true".into()],
+        _ => vec![format!(
+            "collector.ingest_limit_spans_per_s={}",
+            rng.random_range(10..500)
+        )],
+    });
+    if rng.random_bool(0.5) {
+        o.push(format!("shutdown.at_s={:.2}", rng.random_range(0.2..0.5)));
+        o.push(format!("shutdown.grace_ms={}", rng.random_range(50..1500)));
+        o.push(format!(
+            "shutdown.handle_exit={}",
+            ["none", "cancel"][rng.random_range(0..2)]
+        ));
+    }
+    o
+}
+
+/// Random scenarios in both clocks. Each takes a few real seconds, so the test is ignored
+/// by default and `.ci/run` runs a short form:
+///
+/// ```text
+/// GRACETRACE_AGREEMENT_CASES=100 cargo test --test engine agreement -- --ignored --nocapture
+/// ```
+#[test]
+#[ignore = "a few real seconds per scenario; .ci/run runs a short form"]
+fn random_scenarios_agree_in_both_clocks() {
+    let cases: usize = std::env::var("GRACETRACE_AGREEMENT_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let costs = virtual_clock::calibrate().expect("the calibration run");
+    let mut rng = StdRng::seed_from_u64(2026_11_30);
+    let mut failures = Vec::new();
+    let mut disagreeing = 0;
+    for case in 0..cases {
+        let overrides = random_overrides(&mut rng);
+        let settings = Settings::load(&no_env, None, &overrides).expect("in range");
+        let real = session::run(&settings).expect("the real run");
+        let virt = virtual_clock::run_virtual(&settings, costs).expect("the virtual run");
+        assert_accounted(&real.spans.counts);
+        assert_accounted(&virt.spans.counts);
+        let name = format!("random {case}");
+        println!(
+            "{}\n{}",
+            row(&name, "real", &real),
+            row(&name, "virtual", &virt)
+        );
+        let found = disagreements(&settings, &real, &virt);
+        disagreeing += usize::from(!found.is_empty());
+        for d in found {
+            failures.push(format!("{name} {overrides:?}: {d}"));
+        }
+    }
+    println!("{disagreeing} of {cases} scenarios disagree");
+    assert!(
+        failures.is_empty(),
+        "the clocks disagree:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The simulator ends every random scenario, with the identity exact. Virtual time
+/// cannot stall a real clock, so a rule applied at an exact instant could wake the worker
+/// at that same instant forever (it did: rust's "exactly the delay since the last export"
+/// gave a zero wait); a run that does not end within `PATIENCE` fails here instead of
+/// hanging a sweep.
+#[test]
+fn random_scenarios_end_in_virtual_time() {
+    let costs = virtual_clock::calibrate().expect("the calibration run");
+    let mut rng = StdRng::seed_from_u64(2026_11_30);
+    let scenarios: Vec<Settings> = (0..300)
+        .map(|_| Settings::load(&no_env, None, &random_overrides(&mut rng)).expect("in range"))
+        .collect();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for settings in &scenarios {
+            let report = virtual_clock::run_virtual(settings, costs).expect("a virtual run");
+            assert_accounted(&report.spans.counts);
+        }
+        let _ = done.send(scenarios.len());
+    });
+    let ran = finished
+        .recv_timeout(crate::common::PATIENCE)
+        .expect("300 virtual runs ended (a panic above says which failed)");
+    assert_eq!(ran, 300);
 }
