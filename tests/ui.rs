@@ -762,3 +762,39 @@ fn snapshot_of_the_what_if_view() {
     let advised = h.query_all_by_label_contains("Apply batch.").count();
     assert!(advised >= 1, "a button per recommendation");
 }
+
+#[test]
+fn the_advisor_in_the_window_recommends_a_queue_and_its_apply_reaches_the_runner() {
+    let mut h = live(bursty());
+    wait_for_snapshot(&mut h, "the session to run", running);
+    h.get_by_label("What if (virtual time)").click_accesskit();
+    h.step();
+    h.get_by_label("Advise").click_accesskit();
+    h.step();
+    wait_for_snapshot(&mut h, "the advice", |s| {
+        s.what_if.advice.last.is_some() && s.what_if.advice.running.is_none()
+    });
+    let snapshot = h.state().snapshot();
+    assert_eq!(snapshot.what_if.advice.error, None);
+    let advice = snapshot.what_if.advice.last.clone().expect("advice");
+    assert!(advice.text.starts_with("advise ui-test"), "{}", advice.text);
+    let queue = advice
+        .recommendations
+        .iter()
+        .find(|r| r.change.len() == 1 && r.change[0].0 == "batch.max_queue_size")
+        .expect("a queue that drops nothing")
+        .change[0]
+        .1
+        .clone();
+    let label = format!("Apply batch.max_queue_size={queue}");
+    h.get_by_label(&label).click_accesskit();
+    h.step();
+    let wanted: usize = queue.parse().expect("a whole number");
+    wait_for_snapshot(&mut h, "the runner to take the advised queue", |s| {
+        s.report.settings.batch.max_queue_size == wanted
+    });
+    assert!(
+        h.state().snapshot().what_if.advice.stale,
+        "advice on the old settings"
+    );
+}
