@@ -271,7 +271,8 @@ fn chart(ui: &mut egui::Ui, result: &SweepResult) -> Option<usize> {
                         .color(colour),
                 );
             }
-            if let Some(now) = result.current {
+            // On a log axis a value of 0 has no place: then the table's blue row alone marks it.
+            if let Some(now) = result.current.filter(|&now| now > 0.0 || !geometric) {
                 let name = format!("now: {}", number(now));
                 plot.vline(VLine::new(name, x_of(result, now)).color(theme::QUEUE));
             }
