@@ -19,8 +19,11 @@ use gracetrace::record::ShutdownReport;
 use gracetrace::record::report::{DeviceReport, Report};
 use gracetrace::record::{ExportEvent, LastImage, Marker, Outcome, Record, Sample};
 use gracetrace::session::live::{Phase, Snapshot};
+use gracetrace::session::whatif::{self, SweepResult};
 use gracetrace::ui::GraceApp;
+use gracetrace::ui::app::Centre;
 use gracetrace::ui::counters::latest_rate;
+use gracetrace::ui::whatif as whatif_form;
 use gracetrace::workload::model::DeviceChoice;
 
 use common::PATIENCE;
@@ -499,6 +502,7 @@ fn finished_run() -> Snapshot {
         rejected: 0,
         last_error: None,
         last_image: Some(fixture_image()),
+        what_if: Default::default(),
     }
 }
 
@@ -643,4 +647,160 @@ fn a_refused_change_leaves_the_settings_in_force_on_screen() {
     }
     assert_eq!(h.state().edited, in_force, "and nothing drifts afterwards");
     assert!(h.query_by_label_contains("not applied:").is_some());
+}
+
+// ---- the What-if view ----
+
+/// Bursts of 200 requests every 0.5 s against a slow backend: a small queue drops.
+fn bursty() -> Settings {
+    let mut s = quick();
+    s.workload.rate_per_s = 20.0;
+    s.workload.burst_every_s = 0.5;
+    s.workload.burst_size = 200;
+    s.workload.concurrency = 64;
+    s.collector.latency_ms = 300;
+    s
+}
+
+fn swept(s: &Snapshot) -> Option<Arc<SweepResult>> {
+    s.what_if.sweep.last.clone()
+}
+
+#[test]
+fn what_if_sweeps_the_queue_in_virtual_time_and_a_cell_applies_live() {
+    let mut h = live(bursty());
+    wait_for_snapshot(&mut h, "the session to run", running);
+    h.get_by_label("What if (virtual time)").click_accesskit();
+    h.step();
+    assert_eq!(h.state().centre, Centre::WhatIf);
+    // The range the person types: 16 to 4096, 9 values (geometric: it spans decades).
+    let form = &mut h.state_mut().what_if;
+    assert_eq!(form.key, "batch.max_queue_size");
+    (form.from, form.to, form.steps) = (16.0, 4096.0, 9);
+    h.get_by_label("Sweep").click_accesskit();
+    h.step();
+    wait_for_snapshot(&mut h, "the sweep's results", |s| {
+        swept(s).is_some_and(|r| r.points.len() == 9) && s.what_if.sweep.running.is_none()
+    });
+    let result = swept(&h.state().snapshot()).expect("a sweep");
+    assert_eq!(h.state().snapshot().what_if.sweep.error, None);
+    // The sweep ran on the engine's worker: the frames drawn meanwhile are printed (their
+    // build time depends on the machine's load, so it is not bounded here).
+    eprintln!(
+        "frame build time (median, p99 ms) while sweeping: {:?}",
+        h.state().frame_stats()
+    );
+    let values: Vec<&str> = result.points.iter().map(|p| p.value.as_str()).collect();
+    assert_eq!(
+        values,
+        [
+            "16", "32", "64", "128", "256", "512", "1024", "2048", "4096"
+        ]
+    );
+    assert_eq!(
+        result.current,
+        Some(2048.0),
+        "the setting in force is marked"
+    );
+    let (small, big) = (&result.points[0], &result.points[8]);
+    assert!(
+        small.dropped_queue_full > 0,
+        "16 spans cannot hold a burst: {small:?}"
+    );
+    assert_eq!(big.dropped_queue_full, 0, "4096 holds it: {big:?}");
+    assert!(small.created > 0 && small.lost >= small.dropped_queue_full);
+    // The chart and its rows are drawn.
+    for label in ["lost in all", "lost at SIGKILL", "Apply 16", "Apply 4096"] {
+        assert!(h.query_by_label(label).is_some(), "{label} is shown");
+    }
+    // Apply a cell: the live runner takes it.
+    h.get_by_label("Apply 64").click_accesskit();
+    h.step();
+    assert_eq!(h.state().edited.batch.max_queue_size, 64);
+    wait_for_snapshot(&mut h, "the runner to take queue 64", |s| {
+        s.report.settings.batch.max_queue_size == 64
+    });
+    let applied = h.state().snapshot().report.settings.clone();
+    assert_eq!(
+        applied.batch.max_export_batch_size, 64,
+        "the batch followed"
+    );
+    assert_eq!(applied.workload.burst_size, 200, "the rest stayed");
+    // The settings changed, so the sweep runs again on them, now marking 64.
+    wait_for_snapshot(&mut h, "the sweep again on the new settings", |s| {
+        swept(s).is_some_and(|r| r.base == s.report.settings)
+    });
+    let again = swept(&h.state().snapshot()).expect("a sweep");
+    assert_eq!(again.current, Some(64.0));
+    assert!(!h.state().snapshot().what_if.sweep.stale);
+}
+
+/// The What-if view of a finished sweep and advice, both simulated here with fixed export
+/// costs (the window measures them), so the picture is the same on every run.
+#[test]
+fn snapshot_of_the_what_if_view() {
+    let costs = gracetrace::sim::Costs {
+        exports_measured: 40,
+        bytes_per_span: 390.0,
+        per_batch_ms: 1.5,
+        per_span_ms: 0.004,
+    };
+    let request = whatif::Request {
+        key: "batch.max_queue_size",
+        from: 16.0,
+        to: 4096.0,
+        steps: 9,
+    };
+    let on = bursty();
+    let sweep = whatif::sweep(&request, &on, costs, &|_, _| {}).expect("the sweep runs");
+    let advice = whatif::advise(&on, costs, Some(0.30)).expect("the advisor runs");
+    assert!(!advice.recommendations.is_empty(), "{}", advice.text);
+    let mut snapshot = finished_run();
+    snapshot.what_if.sweep.last = Some(Arc::new(sweep));
+    snapshot.what_if.advice.last = Some(Arc::new(advice));
+    let mut app = GraceApp::fixed(snapshot);
+    app.show_frame_time = false;
+    app.centre = Centre::WhatIf;
+    app.what_if = whatif_form::Form::for_request(&request);
+    let mut h = fixed_window(app);
+    h.snapshot_options("whatif_sweep", &snapshot_options());
+    assert!(h.query_by_label("Apply 2048").is_some());
+    let advised = h.query_all_by_label_contains("Apply batch.").count();
+    assert!(advised >= 1, "a button per recommendation");
+}
+
+#[test]
+fn the_advisor_in_the_window_recommends_a_queue_and_its_apply_reaches_the_runner() {
+    let mut h = live(bursty());
+    wait_for_snapshot(&mut h, "the session to run", running);
+    h.get_by_label("What if (virtual time)").click_accesskit();
+    h.step();
+    h.get_by_label("Advise").click_accesskit();
+    h.step();
+    wait_for_snapshot(&mut h, "the advice", |s| {
+        s.what_if.advice.last.is_some() && s.what_if.advice.running.is_none()
+    });
+    let snapshot = h.state().snapshot();
+    assert_eq!(snapshot.what_if.advice.error, None);
+    let advice = snapshot.what_if.advice.last.clone().expect("advice");
+    assert!(advice.text.starts_with("advise ui-test"), "{}", advice.text);
+    let queue = advice
+        .recommendations
+        .iter()
+        .find(|r| r.change.len() == 1 && r.change[0].0 == "batch.max_queue_size")
+        .expect("a queue that drops nothing")
+        .change[0]
+        .1
+        .clone();
+    let label = format!("Apply batch.max_queue_size={queue}");
+    h.get_by_label(&label).click_accesskit();
+    h.step();
+    let wanted: usize = queue.parse().expect("a whole number");
+    wait_for_snapshot(&mut h, "the runner to take the advised queue", |s| {
+        s.report.settings.batch.max_queue_size == wanted
+    });
+    assert!(
+        h.state().snapshot().what_if.advice.stale,
+        "advice on the old settings"
+    );
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{FIRST_RUNNER, Session, SessionError};
+use super::{FIRST_RUNNER, Session, SessionError, whatif};
 use crate::collector::{CollectorError, StoredTrace};
 use crate::config::scenario_file::{self, ScenarioFileError};
 use crate::config::{ConfigError, Settings, Source};
@@ -39,6 +39,12 @@ pub enum Command {
     Open(PathBuf),
     /// Write these settings as a scenario file.
     Save(PathBuf, Box<Settings>),
+    /// Sweep one knob over a range in virtual time, on the settings in force, in the
+    /// background; again whenever they change (see [`whatif::Worker`]).
+    WhatIf(whatif::Request),
+    /// Run the advisor on the settings in force, in the background, pricing its options
+    /// at this price per million spans.
+    Advise(Option<f64>),
 }
 
 /// Why the engine refused a command; shown in the window's status line.
@@ -110,6 +116,8 @@ pub struct Snapshot {
     pub rejected: u64,
     /// The picture the last model request produced, with its trace id.
     pub last_image: Option<LastImage>,
+    /// The what-if sweep and the advisor: progress and last results.
+    pub what_if: whatif::View,
 }
 
 impl Snapshot {
@@ -128,6 +136,7 @@ impl Snapshot {
             opened: 0,
             rejected: 0,
             last_image: None,
+            what_if: whatif::View::default(),
         }
     }
 }
@@ -207,6 +216,7 @@ struct Driver {
     file_message: Option<String>,
     opened: u64,
     rejected: u64,
+    what_if: whatif::Worker,
 }
 
 fn publish(latest: &Mutex<Arc<Snapshot>>, snapshot: Snapshot, repaint: &dyn Fn()) {
@@ -245,6 +255,7 @@ fn drive(
         file_message: None,
         opened: 0,
         rejected: 0,
+        what_if: whatif::Worker::default(),
     };
     let mut next_publish = Instant::now();
     loop {
@@ -278,6 +289,14 @@ impl Driver {
             Command::NewRunner => self.new_runner(),
             Command::Open(path) => self.open(&path),
             Command::Save(path, settings) => self.save(&path, &settings),
+            Command::WhatIf(request) => {
+                self.what_if.sweep(request, &self.applied);
+                Ok(())
+            }
+            Command::Advise(price) => {
+                self.what_if.advise(&self.applied, price);
+                Ok(())
+            }
         };
         // The latest outcome wins: a later success clears an earlier complaint.
         self.last_error = result.err().map(|e| e.to_string());
@@ -329,6 +348,9 @@ impl Driver {
             }
         }
         let old = std::mem::replace(&mut self.applied, new);
+        if old != self.applied {
+            self.what_if.settings_changed();
+        }
         if self.phase == Phase::Running && old.workload != self.applied.workload {
             self.restart_traffic();
         }
@@ -411,6 +433,7 @@ impl Driver {
 
     /// Housekeeping between snapshots: a finished shutdown, an hour of traffic over.
     fn tick(&mut self) {
+        self.what_if.tick(&self.applied);
         if let Some(done) = &self.shutdown_done {
             match done.try_recv() {
                 Ok(report) => {
@@ -467,6 +490,7 @@ impl Driver {
             opened: self.opened,
             rejected: self.rejected,
             last_image: self.session.record.last_image(),
+            what_if: self.what_if.view(&self.applied),
         }
     }
 }

@@ -9,6 +9,7 @@ mod exit;
 pub mod live;
 pub mod sweep;
 pub mod virtual_clock;
+pub mod whatif;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};

@@ -11,7 +11,7 @@ use super::controls::{self, Action};
 use super::time_axis::{TimeWindow, Zoom};
 use super::{
     copy_as_code, counters, exports_view, model_view, queue_view, shutdown_timeline, status_bar,
-    trace_view,
+    trace_view, whatif,
 };
 use crate::config::{Settings, Source};
 use crate::session::live::{Command, Engine, Phase, Snapshot};
@@ -21,6 +21,15 @@ const FRAME_HISTORY: usize = 600;
 /// A dragged slider sends at most this often, so a drag does not rebuild the batch
 /// processor sixty times a second; the change still lands well within a second.
 const SEND_EVERY: Duration = Duration::from_millis(200);
+
+/// What the centre column shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Centre {
+    /// The queue, the exports and the shutdown on one time axis.
+    Timeline,
+    /// A knob swept in virtual time, and the advisor.
+    WhatIf,
+}
 
 /// Where the window's numbers come from.
 enum Feed {
@@ -51,6 +60,9 @@ pub struct GraceApp {
     pub code_kind: copy_as_code::CodeKind,
     /// The time range the user zoomed or panned to, shared by every time plot.
     pub zoom: Zoom,
+    /// The centre column's view, and the What-if view's form.
+    pub centre: Centre,
+    pub what_if: whatif::Form,
     /// The last generated picture, as a texture.
     images: model_view::ImageCache,
     /// Off for image snapshots, whose pixels must not depend on the machine's speed.
@@ -88,6 +100,8 @@ impl GraceApp {
             code_kind: copy_as_code::CodeKind::Python,
             show_frame_time: true,
             zoom: Zoom::default(),
+            centre: Centre::Timeline,
+            what_if: whatif::Form::default(),
             images: model_view::ImageCache::default(),
             frame_ms: VecDeque::with_capacity(FRAME_HISTORY),
             whole_frame_ms: VecDeque::with_capacity(FRAME_HISTORY),
@@ -136,6 +150,22 @@ impl GraceApp {
             Action::Open(path) => Command::Open(path),
             Action::Save(path) => Command::Save(path, Box::new(self.edited.clone())),
         });
+    }
+
+    /// Carries out what a press in the What-if view asked for. A value to apply goes to
+    /// the engine at once, and the controls show it.
+    pub fn carry_out_what_if(&mut self, action: whatif::Action) {
+        match action {
+            whatif::Action::Sweep(request) => self.send(Command::WhatIf(request)),
+            whatif::Action::Advise => self.send(Command::Advise(Some(self.price_per_million))),
+            whatif::Action::Apply(settings) => {
+                self.edited = (*settings).clone();
+                self.sent = *settings;
+                self.last_send = Instant::now();
+                self.panel.refused = None;
+                self.send(Command::Apply(Box::new(self.edited.clone())));
+            }
+        }
     }
 
     /// Takes what the engine has done: its file message, the settings of a scenario it
@@ -229,33 +259,20 @@ impl GraceApp {
         egui::CentralPanel::default().show(ui, |ui| {
             // Plots take the width they are given: keep it the panel's, never wider.
             ui.set_max_width(ui.available_width());
+            ui.horizontal(|ui| {
+                ui.selectable_value(&mut self.centre, Centre::Timeline, "Timeline");
+                ui.selectable_value(&mut self.centre, Centre::WhatIf, "What if (virtual time)");
+            });
             egui::ScrollArea::vertical()
                 .auto_shrink(false)
-                .show(ui, |ui| {
-                    ui.label(
-                        egui::RichText::new(
-                            "Spans wait in the queue, leave in export batches, and arrive at the \
-                         backend. Red is lost. One time axis (seconds) for all three.",
-                        )
-                        .italics(),
-                    );
-                    ui.horizontal(|ui| match self.zoom.pinned {
-                        Some((from, to)) => {
-                            ui.label(format!("Showing {from:.1} s to {to:.1} s."));
-                            if ui.button("Follow live").clicked() {
-                                self.zoom.pinned = None;
-                            }
+                .show(ui, |ui| match self.centre {
+                    Centre::Timeline => self.timeline(ui, &snapshot, &window),
+                    Centre::WhatIf => {
+                        let pressed = whatif::show(ui, &snapshot, &mut self.what_if, &self.edited);
+                        if let Some(action) = pressed {
+                            self.carry_out_what_if(action);
                         }
-                        None => {
-                            ui.weak(
-                                "Drag a plot to pan, ctrl+wheel to zoom; double-click to \
-                                 follow live again.",
-                            );
-                        }
-                    });
-                    queue_view::show(ui, &snapshot, &window, &mut self.zoom);
-                    exports_view::show(ui, &snapshot, &window, &mut self.zoom);
-                    shutdown_timeline::show(ui, &snapshot, &window, &mut self.zoom);
+                    }
                 });
         });
 
@@ -265,6 +282,33 @@ impl GraceApp {
             ui.ctx().request_repaint_after(Duration::from_millis(50));
         }
         self.record_frame(started.elapsed());
+    }
+
+    /// The queue, the exports and the shutdown timeline on one time axis.
+    fn timeline(&mut self, ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow) {
+        ui.label(
+            egui::RichText::new(
+                "Spans wait in the queue, leave in export batches, and arrive at the \
+                 backend. Red is lost. One time axis (seconds) for all three.",
+            )
+            .italics(),
+        );
+        ui.horizontal(|ui| match self.zoom.pinned {
+            Some((from, to)) => {
+                ui.label(format!("Showing {from:.1} s to {to:.1} s."));
+                if ui.button("Follow live").clicked() {
+                    self.zoom.pinned = None;
+                }
+            }
+            None => {
+                ui.weak(
+                    "Drag a plot to pan, ctrl+wheel to zoom; double-click to follow live again.",
+                );
+            }
+        });
+        queue_view::show(ui, snapshot, window, &mut self.zoom);
+        exports_view::show(ui, snapshot, window, &mut self.zoom);
+        shutdown_timeline::show(ui, snapshot, window, &mut self.zoom);
     }
 
     fn record_frame(&mut self, took: Duration) {

@@ -17,6 +17,7 @@ pub mod status_bar;
 pub mod theme;
 pub mod time_axis;
 pub mod trace_view;
+pub mod whatif;
 
 use std::path::Path;
 
