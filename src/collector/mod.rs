@@ -219,6 +219,17 @@ impl Collector {
             .send_modify(|e| *e = e.wrapping_add(1));
     }
 
+    /// Traces whose spans arrived without their root (see `record::Orphans`); one pass
+    /// over the last `TRACE_WINDOW` traces, so for the end of a run, not every frame.
+    pub fn orphans(&self) -> crate::record::Orphans {
+        self.shared.store.orphans()
+    }
+
+    /// What the app says about itself in its latest resource (service name, SDK).
+    pub fn app_resource(&self) -> Option<crate::record::AppResource> {
+        self.shared.store.resource()
+    }
+
     /// Whether the request with this `x-gracetrace-request-id` was counted, and with how many
     /// spans: at a kill, this tells an export in flight that arrived from one that did not.
     /// Remembers the last `ACK_WINDOW` (100,000) acknowledged ids.

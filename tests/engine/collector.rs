@@ -643,3 +643,88 @@ async fn starts_and_stops_inside_another_runtime() {
     .unwrap_err();
     assert!(err.to_string().contains("192.0.2.1:9"), "{err}");
 }
+
+/// A resource naming the app and its SDK, as every OpenTelemetry SDK sends one.
+fn with_resource(spans: Vec<Span>, language: &str) -> Vec<u8> {
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    let attr = |key: &str, value: &str| KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    };
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    attr("service.name", "my-app"),
+                    attr("telemetry.sdk.language", language),
+                    attr("telemetry.sdk.version", "1.41.0"),
+                ],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// The probe's view: a trace whose children arrive without their root is an orphan until
+/// the root arrives, a duplicate child does not count twice, and the app's resource is kept.
+#[test]
+fn orphans_and_the_apps_resource() {
+    let c = start(CollectorConfig::default());
+    assert_eq!(c.app_resource(), None);
+    let children = vec![span(7, 2, Some(1), "child"), span(7, 3, Some(1), "child")];
+    assert_eq!(
+        post(c.addr(), &[], &with_resource(children, "python")).status,
+        200
+    );
+    assert_eq!(post(c.addr(), &[], &three_spans()).status, 200);
+    // A retry of one child: a duplicate, not a third orphan span.
+    assert_eq!(
+        post(c.addr(), &[], &request(vec![span(7, 2, Some(1), "child")])).status,
+        200
+    );
+    let orphans = c.orphans();
+    assert_eq!((orphans.traces, orphans.spans), (1, 2));
+    let resource = c.app_resource().expect("a resource arrived");
+    assert_eq!(resource.service_name.as_deref(), Some("my-app"));
+    assert_eq!(resource.rules(), Some("python"));
+    assert_eq!(
+        resource.describe(),
+        "opentelemetry-python 1.41.0, so the python rules apply"
+    );
+    // The root arrives late: no orphan left.
+    assert_eq!(
+        post(c.addr(), &[], &request(vec![span(7, 1, None, "root")])).status,
+        200
+    );
+    assert_eq!(c.orphans(), gracetrace::record::Orphans::default());
+}
+
+/// A body that ends before its Content-Length (the sender was killed mid-write) is counted
+/// as `body_read_error`, and its spans are not.
+#[test]
+fn a_body_cut_off_midway_is_counted_apart() {
+    let c = start(CollectorConfig::default());
+    let body = three_spans();
+    let mut s = TcpStream::connect(c.addr()).expect("connect");
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("head");
+    s.write_all(&body[..body.len() / 2]).expect("half a body");
+    drop(s);
+    wait_until("the cut-off request to be decided", PATIENCE, || {
+        c.stats().rejected_by_reason.get("body_read_error") == Some(&1)
+    });
+    assert_eq!(c.stats().spans_received, 0);
+}
