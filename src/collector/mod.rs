@@ -1,6 +1,6 @@
 //! The embedded OTLP/HTTP collector: the backend every exported span is counted against.
 //!
-//! It receives `POST /v1/traces` (protobuf, optionally gzip) on loopback, counts every span
+//! It receives `POST /v1/traces` (protobuf or OTLP/JSON, optionally gzip) on loopback, counts every span
 //! of every request it answers 2xx exactly once, and can misbehave on demand (latency,
 //! errors, refused connections, a black hole, an ingestion quota) so that the exporter's
 //! retry and drop behaviour can be watched. It runs on its own tokio runtime on background

@@ -40,7 +40,7 @@ const APP_KNOBS: [&str; 6] = [
 
 /// The OTLP protocols an app may ask for (`OTEL_EXPORTER_OTLP_PROTOCOL`) that the embedded
 /// collector takes.
-const PROTOCOLS: [&str; 1] = ["http/protobuf"];
+const PROTOCOLS: [&str; 2] = ["http/protobuf", "http/json"];
 
 /// When SIGTERM is sent.
 #[derive(Debug)]
@@ -333,5 +333,37 @@ fn section(
             language: resource.sdk_language,
             version: resource.sdk_version,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The protocol check: unset and the HTTP encodings pass, gRPC is refused naming the
+    /// variable the app set, and the traces-only variable wins as in the SDKs.
+    #[test]
+    fn protocols_the_collector_takes() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |var: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == var)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(check_protocol(&env(&[])).is_ok());
+        assert!(check_protocol(&env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")])).is_ok());
+        let err = check_protocol(&env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "OTEL_EXPORTER_OTLP_PROTOCOL=grpc: the embedded collector takes http/protobuf, \
+             http/json"
+        );
+        let both = env(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ]);
+        assert!(check_protocol(&both).is_ok());
     }
 }
