@@ -1,6 +1,7 @@
 //! The `gracetrace` command: the desktop window (`gui`, the default with no subcommand),
 //! `run` a scenario headless, `sweep` one over a grid of knob values in virtual time,
-//! `advise` the settings that lose nothing, `collect` as a stand-alone OTLP/HTTP
+//! `advise` the settings that lose nothing, `probe` your own app under the same
+//! shutdown, `collect` as a stand-alone OTLP/HTTP
 //! collector, list the `knobs`; `train` the inference model's weights and `infer` one
 //! image with them.
 
@@ -12,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 use gracetrace::collector::cli::{CollectArgs, run_collect};
 use gracetrace::config::{Settings, knobs};
+use gracetrace::lifecycle::probe::cli::{ProbeArgs, probe_command};
 use gracetrace::lifecycle::process::runner_command;
 use gracetrace::record::ExitProgress;
 use gracetrace::record::report::ReportOut;
@@ -74,6 +76,9 @@ enum Command {
     /// The settings that lose no span for a scenario (queue size, schedule delay, shutdown
     /// changes) and their ingestion cost, each found by simulated runs.
     Advise(AdviseArgs),
+    /// Run your own app (`-- CMD ARGS...`) against the embedded collector, send it a real
+    /// SIGTERM and, at the end of the grace period, SIGKILL; report what arrived.
+    Probe(ProbeArgs),
     /// Run the OTLP/HTTP collector alone, with optional injected faults.
     Collect(CollectArgs),
     /// List every knob: key, environment variable, range and default.
@@ -119,6 +124,7 @@ fn main() -> ExitCode {
         Command::Sweep(args) => sweep_command(args),
         Command::Advise(args) => advise_command(args),
         Command::Collect(args) => run_collect(args),
+        Command::Probe(args) => probe_command(args),
         Command::Knobs => {
             print_knobs();
             ExitCode::SUCCESS

@@ -99,6 +99,8 @@ pub(crate) struct RequestMeta {
     pub runner: Option<u64>,
     pub request_id: Option<String>,
     pub gzip: bool,
+    /// OTLP/JSON (`application/json`) rather than protobuf: decoded, and answered, as JSON.
+    pub json: bool,
 }
 
 /// Parses the headers that matter; the first problem found is returned next to what could
@@ -111,12 +113,13 @@ pub(crate) fn check_head(parts: &Parts) -> (RequestMeta, Option<Rejection>) {
     let runner = keep_first(runner_header(headers), &mut problem);
     let request_id = keep_first(request_id_header(headers), &mut problem);
     keep_first(check_method(&parts.method), &mut problem);
-    keep_first(check_content_type(headers), &mut problem);
+    let json = keep_first(check_content_type(headers), &mut problem);
     let gzip = keep_first(content_encoding(headers), &mut problem);
     let meta = RequestMeta {
         runner,
         request_id,
         gzip,
+        json,
     };
     (meta, problem)
 }
@@ -176,9 +179,9 @@ fn check_method(method: &Method) -> Result<(), Rejection> {
     ))
 }
 
-/// Only binary protobuf is decoded. OTLP/HTTP also allows JSON, so a JSON sender is told
-/// plainly that this collector does not take it.
-fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
+/// The body's encoding, from its Content-Type: binary protobuf or OTLP/JSON, the two
+/// that OTLP/HTTP allows. Anything else is answered 415 naming both.
+fn check_content_type(headers: &HeaderMap) -> Result<bool, Rejection> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
@@ -190,14 +193,14 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
         ))
     };
     match content_type.map(|ct| ct.split(';').next().unwrap_or("").trim()) {
-        Some(ct) if ct.eq_ignore_ascii_case("application/x-protobuf") => Ok(()),
-        Some(ct) if ct.eq_ignore_ascii_case("application/json") => unsupported(
-            "OTLP/JSON is not supported; send Content-Type: application/x-protobuf".into(),
-        ),
+        Some(ct) if ct.eq_ignore_ascii_case("application/x-protobuf") => Ok(false),
+        Some(ct) if ct.eq_ignore_ascii_case("application/json") => Ok(true),
         Some(ct) => unsupported(format!(
-            "unsupported Content-Type {ct:?}; send application/x-protobuf"
+            "unsupported Content-Type {ct:?}; send application/x-protobuf or application/json"
         )),
-        None => unsupported("missing Content-Type; send application/x-protobuf".into()),
+        None => unsupported(
+            "missing Content-Type; send application/x-protobuf or application/json".into(),
+        ),
     }
 }
 
@@ -227,15 +230,24 @@ pub(crate) struct Decoded {
     pub spans: u64,
 }
 
-/// Gunzips (if asked) and reads a body, never producing more than `max_body_bytes` of
-/// decompressed data (a small gzip bomb must not take the collector's memory) and never
-/// building more of it than the store keeps (`caps`).
-pub(crate) fn decode_body(
+/// Decodes a body in the encoding its headers name (see [`decode_body`] and
+/// [`decode_json_body`]).
+pub(crate) fn decode(
     body: Bytes,
-    gzip: bool,
+    meta: &RequestMeta,
     max_body_bytes: usize,
     caps: &Caps,
 ) -> Result<Decoded, Rejection> {
+    if meta.json {
+        decode_json_body(body, meta.gzip, max_body_bytes, caps)
+    } else {
+        decode_body(body, meta.gzip, max_body_bytes, caps)
+    }
+}
+
+/// The body as sent, gunzipped if asked: never more than `max_body_bytes` of decompressed
+/// data (a small gzip bomb must not take the collector's memory), never empty.
+fn raw_body(body: Bytes, gzip: bool, max_body_bytes: usize) -> Result<Bytes, Rejection> {
     if body.is_empty() {
         return Err(Rejection::new(
             StatusCode::BAD_REQUEST,
@@ -243,11 +255,52 @@ pub(crate) fn decode_body(
             "empty body",
         ));
     }
-    let raw = if gzip {
-        gunzip(&body, max_body_bytes)?
+    if gzip {
+        gunzip(&body, max_body_bytes)
     } else {
-        body
-    };
+        Ok(body)
+    }
+}
+
+/// Gunzips (if asked) and reads a protobuf body, never building more of it than the store
+/// keeps (`caps`).
+pub(crate) fn decode_body(
+    body: Bytes,
+    gzip: bool,
+    max_body_bytes: usize,
+    caps: &Caps,
+) -> Result<Decoded, Rejection> {
+    read(raw_body(body, gzip, max_body_bytes)?, caps)
+}
+
+/// Gunzips (if asked) and reads an OTLP/JSON body: parsed whole into the proto types with
+/// their own serde mapping (hex ids, 64-bit integers as strings, camelCase names), then
+/// encoded as protobuf for the same reader as a protobuf body, so both count and store
+/// alike. Unlike protobuf, the whole request is built: its memory is a small multiple of
+/// the body, which `max_body_bytes` bounds; serde_json's recursion limit (128) bounds the
+/// nesting of values.
+pub(crate) fn decode_json_body(
+    body: Bytes,
+    gzip: bool,
+    max_body_bytes: usize,
+    caps: &Caps,
+) -> Result<Decoded, Rejection> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message as _;
+    let raw = raw_body(body, gzip, max_body_bytes)?;
+    let request: ExportTraceServiceRequest = serde_json::from_slice(&raw).map_err(|e| {
+        Rejection::new(
+            StatusCode::BAD_REQUEST,
+            Reason::Undecodable,
+            format!("body is not an OTLP/JSON ExportTraceServiceRequest: {e}"),
+        )
+    })?;
+    drop(raw);
+    read(Bytes::from(request.encode_to_vec()), caps)
+}
+
+/// Reads a protobuf request, mapping the reader's errors to rejections.
+fn read(raw: Bytes, caps: &Caps) -> Result<Decoded, Rejection> {
     match otlp::read_request(raw, caps) {
         Ok(read) => {
             let spans = read.ids.len() as u64;

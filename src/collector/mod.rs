@@ -1,6 +1,6 @@
 //! The embedded OTLP/HTTP collector: the backend every exported span is counted against.
 //!
-//! It receives `POST /v1/traces` (protobuf, optionally gzip) on loopback, counts every span
+//! It receives `POST /v1/traces` (protobuf or OTLP/JSON, optionally gzip) on loopback, counts every span
 //! of every request it answers 2xx exactly once, and can misbehave on demand (latency,
 //! errors, refused connections, a black hole, an ingestion quota) so that the exporter's
 //! retry and drop behaviour can be watched. It runs on its own tokio runtime on background
@@ -217,6 +217,17 @@ impl Collector {
         self.shared
             .kill_epoch
             .send_modify(|e| *e = e.wrapping_add(1));
+    }
+
+    /// Traces whose spans arrived without their root (see `record::Orphans`); one pass
+    /// over the last `TRACE_WINDOW` traces, so for the end of a run, not every frame.
+    pub fn orphans(&self) -> crate::record::Orphans {
+        self.shared.store.orphans()
+    }
+
+    /// What the app says about itself in its latest resource (service name, SDK).
+    pub fn app_resource(&self) -> Option<crate::record::AppResource> {
+        self.shared.store.resource()
     }
 
     /// Whether the request with this `x-gracetrace-request-id` was counted, and with how many

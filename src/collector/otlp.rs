@@ -16,6 +16,7 @@ use prost::DecodeError;
 use prost::encoding::{DecodeContext, WireType, check_wire_type, decode_key, decode_varint};
 
 use super::store::{StoredEvent, StoredLink, StoredSpan};
+use crate::record::AppResource;
 
 /// Longest text kept for one attribute value, key, name or id; the rest is cut and the
 /// cut counted. A prompt or a URL fits; a 16 MB value does not pin 16 MB of store.
@@ -57,6 +58,11 @@ pub(crate) struct Read {
     /// Spans the store may keep, with their trace id and their size in bytes.
     pub kept: Vec<([u8; 16], StoredSpan, u64)>,
     pub not_stored: NotStored,
+    /// The trace ids of root spans (no parent), one per root: a trace whose children
+    /// arrive without its root is an orphan (the root was lost).
+    pub roots: Vec<[u8; 16]>,
+    /// What the first resource of the request says about the app (`gracetrace probe`).
+    pub resource: Option<AppResource>,
     kept_bytes: u64,
 }
 
@@ -96,9 +102,34 @@ pub(crate) fn read_request(body: Bytes, caps: &Caps) -> Result<Read> {
 
 fn resource_spans(buf: Bytes, caps: &Caps, read: &mut Read) -> Result<()> {
     fields(buf, |tag, wire, buf| match tag {
+        1 if read.resource.is_none() => {
+            read.resource = Some(resource(message(wire, buf)?)?);
+            Ok(())
+        }
         2 => scope_spans(message(wire, buf)?, caps, read),
         _ => skip(tag, wire, buf),
     })
+}
+
+/// The three resource attributes that say which app and SDK sent the spans; the others
+/// are framed and skipped. Values are bounded by [`MAX_TEXT`] like every kept text.
+fn resource(buf: Bytes) -> Result<AppResource> {
+    let mut r = AppResource::default();
+    let mut uncounted = NotStored::default();
+    fields(buf, |tag, wire, buf| match tag {
+        1 => {
+            let (key, value) = key_value(message(wire, buf)?, &mut uncounted)?;
+            match key.as_str() {
+                "service.name" => r.service_name = Some(value),
+                "telemetry.sdk.language" => r.sdk_language = Some(value),
+                "telemetry.sdk.version" => r.sdk_version = Some(value),
+                _ => {}
+            }
+            Ok(())
+        }
+        _ => skip(tag, wire, buf),
+    })?;
+    Ok(r)
 }
 
 fn scope_spans(buf: Bytes, caps: &Caps, read: &mut Read) -> Result<()> {
@@ -150,6 +181,9 @@ fn span(buf: Bytes, caps: &Caps, read: &mut Read) -> Result<()> {
     key[..16].copy_from_slice(&trace_id);
     key[16..].copy_from_slice(&span_id);
     read.ids.push(key);
+    if parent.is_empty() {
+        read.roots.push(trace_id);
+    }
     if !keep {
         read.not_stored.spans += 1;
         return Ok(());

@@ -1,4 +1,4 @@
-//! The HTTP routes: `POST /v1/traces` (the OTLP receiver), `GET /stats`, `GET /traces`.
+//! The HTTP routes: `POST /v1/traces` (the OTLP receiver, protobuf or JSON), `GET /stats`, `GET /traces`.
 //!
 //! A request to `/v1/traces` goes through, in order: head checks, reading the body (bounded),
 //! black hole, latency, then one locked decision in `Store::decide` (killed runner, bad input,
@@ -86,15 +86,13 @@ async fn traces(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let input = match (head_problem, body) {
         (Some(problem), _) => Err(problem),
         (None, Err(problem)) => Err(problem),
-        (None, Ok(bytes)) => {
-            decode::decode_body(bytes, meta.gzip, shared.max_body_bytes, &shared.caps)
-        }
+        (None, Ok(bytes)) => decode::decode(bytes, &meta, shared.max_body_bytes, &shared.caps),
     };
     // Read the faults at decision time: a change made during the latency applies.
     let faults = shared.faults.borrow().clone();
     let verdict = shared.store.decide(&meta, input, &faults);
     guard.answered = true;
-    respond(verdict)
+    respond(verdict, meta.json)
 }
 
 /// Reads the body up to `max_body_bytes`, counting every byte that arrives.
@@ -199,8 +197,18 @@ async fn wait_killed(shared: &Shared, runner: Option<u64>) {
     }
 }
 
-fn respond(verdict: Verdict) -> Response {
+/// The answer, a success in the request's own encoding (OTLP/HTTP asks for the same
+/// Content-Type back).
+fn respond(verdict: Verdict, json: bool) -> Response {
     match verdict {
+        Verdict::Accepted if json => {
+            let mut resp = Response::new(Body::from("{}"));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
         Verdict::Accepted => {
             let body = ExportTraceServiceResponse::default().encode_to_vec();
             let mut resp = Response::new(Body::from(body));

@@ -18,6 +18,7 @@ use super::decode::{Decoded, Reason, Rejection, RequestMeta};
 use super::faults::{Faults, TokenBucket};
 use super::otlp::hex;
 use super::window::{FifoMap, FifoSet};
+use crate::record::{AppResource, Orphans};
 
 /// How many (trace id, span id) pairs the duplicate check remembers. A span re-sent after
 /// more than this many newer spans counts as new, not as a duplicate: exactness for any
@@ -302,10 +303,21 @@ impl TraceStore {
 struct Ledger {
     killed: HashSet<u64>,
     span_ids: FifoSet<[u8; 24]>,
-    trace_ids: FifoSet<[u8; 16]>,
+    /// Every trace seen (within `TRACE_WINDOW`), with its span count and whether its root
+    /// arrived: `traces_seen` counts new keys, `orphans` reads the rest.
+    trace_ids: FifoMap<[u8; 16], TraceTally>,
     acks: FifoMap<String, u64>,
     traces: TraceStore,
     bucket: TokenBucket,
+    /// The resource of the latest accepted request that carried one.
+    resource: Option<AppResource>,
+}
+
+/// What arrived of one trace: its distinct spans, and whether a root span was among them.
+#[derive(Clone, Copy, Debug, Default)]
+struct TraceTally {
+    spans: u64,
+    root: bool,
 }
 
 /// The collector's memory of what arrived.
@@ -322,10 +334,11 @@ impl Store {
             ledger: Mutex::new(Ledger {
                 killed: HashSet::new(),
                 span_ids: FifoSet::new(DUPLICATE_WINDOW),
-                trace_ids: FifoSet::new(TRACE_WINDOW),
+                trace_ids: FifoMap::new(TRACE_WINDOW),
                 acks: FifoMap::new(ACK_WINDOW),
                 traces: TraceStore::new(recent_traces, max_stored_bytes),
                 bucket: TokenBucket::new(),
+                resource: None,
             }),
         }
     }
@@ -412,14 +425,21 @@ impl Store {
         let c = &self.counters;
         let (mut duplicates, mut new_traces) = (0, 0);
         for key in &decoded.read.ids {
-            if !ledger.span_ids.insert(*key) {
+            let new_span = ledger.span_ids.insert(*key);
+            if !new_span {
                 duplicates += 1;
             }
             let mut trace_id = [0u8; 16];
             trace_id.copy_from_slice(&key[..16]);
-            if ledger.trace_ids.insert(trace_id) {
-                new_traces += 1;
-            }
+            let (tally, new_trace) = ledger.trace_ids.get_or_default(trace_id);
+            tally.spans += u64::from(new_span);
+            new_traces += u64::from(new_trace);
+        }
+        for trace_id in &decoded.read.roots {
+            ledger.trace_ids.get_or_default(*trace_id).0.root = true;
+        }
+        if let Some(resource) = decoded.read.resource {
+            ledger.resource = Some(resource);
         }
         let mut not_stored = decoded.read.not_stored;
         for (trace_id, span, size) in decoded.read.kept {
@@ -469,6 +489,24 @@ impl Store {
             connections_refused: get(&c.connections_refused),
             connections_timed_out: get(&c.connections_timed_out),
         }
+    }
+
+    /// Traces (within `TRACE_WINDOW`) whose spans arrived but whose root did not, and how
+    /// many spans they hold. One pass over the window under the lock: for the end of a
+    /// probe, not for every frame.
+    pub(crate) fn orphans(&self) -> Orphans {
+        let ledger = self.lock();
+        let mut orphans = Orphans::default();
+        for tally in ledger.trace_ids.values().filter(|t| !t.root) {
+            orphans.traces += 1;
+            orphans.spans += tally.spans;
+        }
+        orphans
+    }
+
+    /// What the app says about itself in its latest resource, if any arrived.
+    pub(crate) fn resource(&self) -> Option<AppResource> {
+        self.lock().resource.clone()
     }
 
     /// The stored traces, newest first, as shared pointers: copied under the lock, read

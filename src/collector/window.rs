@@ -78,6 +78,34 @@ impl<K: Hash + Eq + Clone, V> FifoMap<K, V> {
         }
     }
 
+    /// The value under `key`, inserted as `V::default()` (possibly forgetting the oldest)
+    /// if absent; true when it was inserted. With capacity 0 nothing is kept and the
+    /// value returned is a scratch one.
+    pub(crate) fn get_or_default(&mut self, key: K) -> (&mut V, bool)
+    where
+        V: Default,
+    {
+        if self.capacity == 0 {
+            self.map.clear();
+            return (self.map.entry(key).or_default(), true);
+        }
+        let new = !self.map.contains_key(&key);
+        if new {
+            self.order.push_back(key.clone());
+            if self.order.len() > self.capacity
+                && let Some(old) = self.order.pop_front()
+            {
+                self.map.remove(&old);
+            }
+        }
+        (self.map.entry(key).or_default(), new)
+    }
+
+    /// Every value kept, in no particular order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
+        self.map.values()
+    }
+
     pub(crate) fn get<Q>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,

@@ -8,6 +8,7 @@
 //! exited by `sigterm + grace`, it is killed (simulated in-process, see
 //! [`crate::telemetry::Pipeline::kill`]) and its main thread is abandoned.
 
+pub mod probe;
 pub mod process;
 
 use std::sync::Arc;

@@ -10,6 +10,7 @@ mod collector_stats;
 mod exit;
 mod latency;
 mod model;
+pub mod probe;
 pub mod report;
 mod shutdown;
 pub mod wire;
@@ -18,6 +19,7 @@ pub use collector_stats::CollectorStats;
 pub use exit::{ExitProgress, ExitReport};
 pub use latency::{LatencyHistogram, ServiceTimes};
 pub use model::{DeviceInfo, LastImage, ModelStatus, SharedModelStatus};
+pub use probe::{AppResource, Orphans};
 pub use shutdown::{KillLosses, Phase as ShutdownPhase, ShutdownReport};
 
 use std::collections::VecDeque;

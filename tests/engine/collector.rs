@@ -226,12 +226,13 @@ fn bad_input_gets_a_reason_and_valid_input_is_still_counted() {
         a,
         "POST",
         "/v1/traces",
-        &[("Content-Type", "application/json")],
+        &[("Content-Type", "text/plain")],
         b"{}",
     )
     .unwrap();
     assert_eq!(r.status, 415);
     assert!(r.text().contains("application/x-protobuf"), "{}", r.text());
+    assert!(r.text().contains("application/json"), "{}", r.text());
 
     let r = http(a, "GET", "/v1/traces", &[], b"").unwrap();
     assert_eq!(r.status, 405);
@@ -642,4 +643,186 @@ async fn starts_and_stops_inside_another_runtime() {
     })
     .unwrap_err();
     assert!(err.to_string().contains("192.0.2.1:9"), "{err}");
+}
+
+/// A resource naming the app and its SDK, as every OpenTelemetry SDK sends one.
+fn with_resource(spans: Vec<Span>, language: &str) -> Vec<u8> {
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    let attr = |key: &str, value: &str| KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    };
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    attr("service.name", "my-app"),
+                    attr("telemetry.sdk.language", language),
+                    attr("telemetry.sdk.version", "1.41.0"),
+                ],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// The probe's view: a trace whose children arrive without their root is an orphan until
+/// the root arrives, a duplicate child does not count twice, and the app's resource is kept.
+#[test]
+fn orphans_and_the_apps_resource() {
+    let c = start(CollectorConfig::default());
+    assert_eq!(c.app_resource(), None);
+    let children = vec![span(7, 2, Some(1), "child"), span(7, 3, Some(1), "child")];
+    assert_eq!(
+        post(c.addr(), &[], &with_resource(children, "python")).status,
+        200
+    );
+    assert_eq!(post(c.addr(), &[], &three_spans()).status, 200);
+    // A retry of one child: a duplicate, not a third orphan span.
+    assert_eq!(
+        post(c.addr(), &[], &request(vec![span(7, 2, Some(1), "child")])).status,
+        200
+    );
+    let orphans = c.orphans();
+    assert_eq!((orphans.traces, orphans.spans), (1, 2));
+    let resource = c.app_resource().expect("a resource arrived");
+    assert_eq!(resource.service_name.as_deref(), Some("my-app"));
+    assert_eq!(resource.rules(), Some("python"));
+    assert_eq!(
+        resource.describe(),
+        "opentelemetry-python 1.41.0, so the python rules apply"
+    );
+    // The root arrives late: no orphan left.
+    assert_eq!(
+        post(c.addr(), &[], &request(vec![span(7, 1, None, "root")])).status,
+        200
+    );
+    assert_eq!(c.orphans(), gracetrace::record::Orphans::default());
+}
+
+/// A body that ends before its Content-Length (the sender was killed mid-write) is counted
+/// as `body_read_error`, and its spans are not.
+#[test]
+fn a_body_cut_off_midway_is_counted_apart() {
+    let c = start(CollectorConfig::default());
+    let body = three_spans();
+    let mut s = TcpStream::connect(c.addr()).expect("connect");
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("head");
+    s.write_all(&body[..body.len() / 2]).expect("half a body");
+    drop(s);
+    wait_until("the cut-off request to be decided", PATIENCE, || {
+        c.stats().rejected_by_reason.get("body_read_error") == Some(&1)
+    });
+    assert_eq!(c.stats().spans_received, 0);
+}
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+/// An OTLP/JSON request as the specification writes one (hex ids, nanoseconds as
+/// strings, camelCase names): a root and its child in one trace.
+const SPEC_JSON: &str = r#"{"resourceSpans":[{"resource":{"attributes":[
+  {"key":"service.name","value":{"stringValue":"json-app"}},
+  {"key":"telemetry.sdk.language","value":{"stringValue":"nodejs"}}]},
+ "scopeSpans":[{"scope":{"name":"t"},"spans":[
+  {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
+   "name":"root","kind":2,"startTimeUnixNano":"1544712660000000000",
+   "endTimeUnixNano":"1544712661000000000",
+   "attributes":[{"key":"n","value":{"intValue":"42"}}]},
+  {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b173",
+   "parentSpanId":"eee19b7ec3c1b174","name":"child","kind":1,
+   "startTimeUnixNano":"1544712660100000000","endTimeUnixNano":"1544712660900000000"}
+ ]}]}]}"#;
+
+/// OTLP/HTTP with JSON bodies: the same spans sent as protobuf, as JSON and as gzipped JSON
+/// give identical counts and stored spans; the specification's own shape is read; a
+/// malformed or too deep body is a 400 and the collector counts on.
+#[test]
+fn json_bodies_count_as_protobuf_does() {
+    let proto = start(CollectorConfig::default());
+    let json = start(CollectorConfig::default());
+    let spans = vec![
+        span(1, 1, None, "root"),
+        span(1, 2, Some(1), "child"),
+        span(2, 3, None, "other"),
+    ];
+    let message = ExportTraceServiceRequest::decode(request(spans).as_slice()).unwrap();
+    let text = serde_json::to_vec(&message).expect("the request as OTLP/JSON");
+    assert_eq!(
+        post(proto.addr(), &[], &message.encode_to_vec()).status,
+        200
+    );
+    let r = http(json.addr(), "POST", "/v1/traces", &[JSON], &text).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    // Everything but the bytes on the wire (JSON is larger) and the connection still open.
+    let counts = |c: &Collector| gracetrace::collector::CollectorStats {
+        bytes_received: 0,
+        connections_open: 0,
+        ..c.stats()
+    };
+    assert_eq!(counts(&proto), counts(&json));
+    assert_eq!(proto.recent_traces(), json.recent_traces());
+    // Gzipped JSON: the same spans again, all duplicates.
+    let zipped = gzip(&text);
+    let headers = [JSON, ("Content-Encoding", "gzip")];
+    let r = http(json.addr(), "POST", "/v1/traces", &headers, &zipped).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(json.stats().spans_received, 6);
+    assert_eq!(json.stats().duplicates, 3);
+
+    let spec = start(CollectorConfig::default());
+    let r = http(
+        spec.addr(),
+        "POST",
+        "/v1/traces",
+        &[JSON],
+        SPEC_JSON.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(spec.stats().spans_received, 2);
+    assert_eq!(spec.orphans(), gracetrace::record::Orphans::default());
+    let trace = &spec.recent_traces()[0];
+    assert_eq!(trace.trace_id, "5b8efff798038103d269b633813fc60c");
+    assert_eq!(
+        trace.spans[0].attributes,
+        [("n".to_owned(), "42".to_owned())]
+    );
+    let resource = spec.app_resource().expect("resource");
+    assert_eq!(resource.service_name.as_deref(), Some("json-app"));
+
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    for bad in [
+        &b"{not json"[..],
+        b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"zz\"}]}]}]}",
+        deep.as_bytes(),
+    ] {
+        let r = http(spec.addr(), "POST", "/v1/traces", &[JSON], bad).unwrap();
+        assert_eq!(r.status, 400, "{}", r.text());
+    }
+    assert_eq!(spec.stats().rejected_by_reason.get("undecodable"), Some(&3));
+    let r = http(
+        spec.addr(),
+        "POST",
+        "/v1/traces",
+        &[JSON],
+        SPEC_JSON.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(spec.stats().spans_received, 4);
 }

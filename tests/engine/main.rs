@@ -19,6 +19,7 @@ mod collector_limits;
 mod config;
 mod kill_under_load;
 mod live;
+mod probe;
 mod property;
 mod real_process;
 mod run_ends;

@@ -1,0 +1,369 @@
+//! `gracetrace probe -- CMD`: the user's own app under the platform's shutdown. The app is
+//! started with the OTLP variables pointing at an embedded collector (with any fault from
+//! the settings), gets a real SIGTERM when asked and a real SIGKILL at the end of the grace
+//! period, and everything is reported from the collector's side, as a backend sees it.
+//!
+//! Files: this one (the run: environment, signals, the watch loop), `cli` (arguments,
+//! summary, the JSON report).
+
+pub mod cli;
+
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{Duration, Instant};
+
+use crate::collector::{Collector, CollectorConfig, CollectorError, CollectorStats};
+use crate::config::{Settings, knobs};
+use crate::record::probe::{ProbeReport, ProbeSample, ProbeSection, Sdk};
+
+/// How often the collector's counts are sampled into the timeline.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// How often the child is polled: the precision of the measured exit and signal times.
+const POLL: Duration = Duration::from_millis(1);
+/// After the app ended, how long requests still held by the collector (a latency fault)
+/// may take to be decided or abandoned before the counts are read.
+const SETTLE: Duration = Duration::from_secs(5);
+/// Timeline samples kept: an hour at 10 Hz; later ones are dropped (the totals stay exact).
+const MAX_SAMPLES: usize = 36_000;
+
+/// The knobs whose values reach the app as environment variables: the seed's own
+/// switches and the batch processor's settings, so the sliders reach the real app too.
+const APP_KNOBS: [&str; 6] = [
+    "tracing.enabled",
+    "tracing.sample_rate",
+    "batch.max_queue_size",
+    "batch.max_export_batch_size",
+    "batch.schedule_delay_ms",
+    "batch.export_timeout_ms",
+];
+
+/// The OTLP protocols an app may ask for (`OTEL_EXPORTER_OTLP_PROTOCOL`) that the embedded
+/// collector takes.
+const PROTOCOLS: [&str; 2] = ["http/protobuf", "http/json"];
+
+/// When SIGTERM is sent.
+#[derive(Debug)]
+pub enum SigtermWhen {
+    /// This long after the app started.
+    After(Duration),
+    /// When the receiver gets a message (Enter on stdin, or a signal to the probe).
+    OnSignal(Receiver<()>),
+}
+
+/// Why the probe could not run; each message names the input at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// No command after `--`.
+    #[error("no command to probe: give it after --, e.g. gracetrace probe -- python3 app.py")]
+    NoCommand,
+    /// The app asks for an OTLP protocol the collector does not take.
+    #[error("{var}={value}: the embedded collector takes {}", PROTOCOLS.join(", "))]
+    Protocol { var: &'static str, value: String },
+    #[error("cannot start the collector: {0}")]
+    Collector(#[from] CollectorError),
+    /// The command could not be executed.
+    #[error("cannot start {program:?}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for the child failed.
+    #[error("cannot watch the app (pid {pid}): {source}")]
+    Wait {
+        pid: u32,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The protocol the app will use, from its environment (`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`
+/// wins over `OTEL_EXPORTER_OTLP_PROTOCOL`, as in every SDK); `None` leaves the SDK's own
+/// default, which we set to http/protobuf.
+pub fn check_protocol(env: &dyn Fn(&str) -> Option<String>) -> Result<(), ProbeError> {
+    for var in [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ] {
+        if let Some(value) = env(var) {
+            let value = value.trim().to_owned();
+            if PROTOCOLS.contains(&value.as_str()) {
+                return Ok(());
+            }
+            return Err(ProbeError::Protocol { var, value });
+        }
+    }
+    Ok(())
+}
+
+/// The variables the app is started with: where to export, and the settings' values.
+pub fn app_env(settings: &Settings, collector: &Collector) -> Vec<(String, String)> {
+    let base = format!("http://{}", collector.addr());
+    let mut vars = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), base),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT".to_owned(),
+            collector.traces_endpoint(),
+        ),
+    ];
+    if std::env::var_os("OTEL_EXPORTER_OTLP_PROTOCOL").is_none() {
+        vars.push(("OTEL_EXPORTER_OTLP_PROTOCOL".into(), PROTOCOLS[0].into()));
+    }
+    for key in APP_KNOBS {
+        if let Some(knob) = knobs::find(key)
+            && let Some(env) = knob.env
+        {
+            vars.push((env.to_owned(), (knob.get)(settings)));
+        }
+    }
+    vars
+}
+
+/// Runs `command` against a fresh collector and reports what it saw. The app's stdout and
+/// stderr are the probe's own (passed through unchanged); its stdin too unless SIGTERM
+/// waits for Enter, which the probe reads.
+pub fn run_probe(
+    settings: &Settings,
+    command: &[String],
+    sigterm: SigtermWhen,
+) -> Result<ProbeReport, ProbeError> {
+    let (program, args) = command.split_first().ok_or(ProbeError::NoCommand)?;
+    let collector = Collector::start(CollectorConfig {
+        faults: settings.collector.clone(),
+        limits: settings.collector_limits.clone(),
+        ..CollectorConfig::default()
+    })?;
+    let stdin = match sigterm {
+        SigtermWhen::After(_) => Stdio::inherit(),
+        SigtermWhen::OnSignal(_) => Stdio::null(),
+    };
+    let mut child = Command::new(program)
+        .args(args)
+        .envs(app_env(settings, &collector))
+        .stdin(stdin)
+        // A group of its own: the probe's terminal signals (Ctrl-C) are not the app's, and
+        // SIGKILL reaches every process the app started, so none is left behind.
+        .process_group(0)
+        .spawn()
+        .map_err(|source| ProbeError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+    let started = Instant::now();
+    let grace = Duration::from_millis(settings.shutdown.grace_ms);
+    let watched = watch(&mut child, &collector, started, sigterm, grace);
+    // Whatever happened, nothing the app started outlives the probe.
+    kill_group(child.id());
+    let watched = watched?;
+    wait_settled(&collector);
+    let section = section(command, child.id(), &watched, &collector, grace);
+    let mut timeline = watched.timeline;
+    timeline.push(sample(&collector, started));
+    let report = ProbeReport {
+        collector: collector.stats(),
+        probe: section,
+        timeline,
+    };
+    collector.shutdown();
+    Ok(report)
+}
+
+/// What the watch loop saw.
+#[derive(Debug)]
+struct Watched {
+    status: ExitStatus,
+    sigterm_ms: Option<f64>,
+    sigkill_ms: Option<f64>,
+    exit_ms: f64,
+    /// The collector's counts when SIGTERM was sent.
+    at_sigterm: Option<CollectorStats>,
+    timeline: Vec<ProbeSample>,
+}
+
+/// Polls the child every millisecond: sends SIGTERM when due, SIGKILL at the end of the
+/// grace period, samples the collector every 100 ms, until the child has ended.
+fn watch(
+    child: &mut Child,
+    collector: &Collector,
+    started: Instant,
+    sigterm: SigtermWhen,
+    grace: Duration,
+) -> Result<Watched, ProbeError> {
+    let pid = child.id();
+    let ms = |at: Instant| at.saturating_duration_since(started).as_secs_f64() * 1000.0;
+    let mut w = Watched {
+        status: ExitStatus::from_raw(0),
+        sigterm_ms: None,
+        sigkill_ms: None,
+        exit_ms: 0.0,
+        at_sigterm: None,
+        timeline: Vec::new(),
+    };
+    let (mut sigterm_at, mut next_sample) = (None, started);
+    loop {
+        let now = Instant::now();
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|source| ProbeError::Wait { pid, source })?
+        {
+            (w.status, w.exit_ms) = (status, ms(now));
+            return Ok(w);
+        }
+        if sigterm_at.is_none() && sigterm_due(&sigterm, now - started) {
+            w.at_sigterm = Some(collector.stats());
+            signal(pid, libc::SIGTERM);
+            sigterm_at = Some(now);
+            w.sigterm_ms = Some(ms(now));
+        }
+        if let Some(at) = sigterm_at
+            && w.sigkill_ms.is_none()
+            && now >= at + grace
+        {
+            // As the platform does at the deadline: every process of the app, at once.
+            kill_group(pid);
+            w.sigkill_ms = Some(ms(now));
+        }
+        if now >= next_sample && w.timeline.len() < MAX_SAMPLES {
+            w.timeline.push(sample(collector, started));
+            next_sample += SAMPLE_EVERY;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Whether SIGTERM is due `elapsed` after the start. A closed channel (stdin at its end,
+/// the signal thread gone) counts as asked: the user can no longer ask otherwise.
+fn sigterm_due(when: &SigtermWhen, elapsed: Duration) -> bool {
+    match when {
+        SigtermWhen::After(at) => elapsed >= *at,
+        SigtermWhen::OnSignal(asked) => !matches!(asked.try_recv(), Err(TryRecvError::Empty)),
+    }
+}
+
+/// Sends `sig` to the app's main process, as the platform sends SIGTERM to a container's
+/// first process. A failure means it has already ended, which the watch loop sees next.
+fn signal(pid: u32, sig: libc::c_int) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill(2) takes two integers and touches no memory of ours. The pid is our
+    // child's, which is not reaped before the watch loop has seen it end, so it cannot
+    // have been recycled.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// SIGKILL to the app's whole process group (its id is the app's pid: `process_group(0)`).
+/// Harmless when the group is already empty (ESRCH).
+fn kill_group(pid: u32) {
+    let Ok(pgid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: as in `signal`; a negative pid names the process group the probe created
+    // for the app, which holds only the app and what it started.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// Waits (at most [`SETTLE`]) until no request is still held by the collector: those of a
+/// killed app are abandoned as their connections close, those of an app that exited were
+/// answered before it exited.
+fn wait_settled(collector: &Collector) {
+    let deadline = Instant::now() + SETTLE;
+    while collector.stats().requests_in_flight > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn sample(collector: &Collector, started: Instant) -> ProbeSample {
+    let stats = collector.stats();
+    ProbeSample {
+        t_ms: started.elapsed().as_secs_f64() * 1000.0,
+        spans_received: stats.spans_received,
+        requests_accepted: stats.requests_accepted,
+        requests: stats.requests,
+    }
+}
+
+/// The `probe` section, from what the watch loop saw and the collector's final counts.
+fn section(
+    command: &[String],
+    pid: u32,
+    w: &Watched,
+    collector: &Collector,
+    grace: Duration,
+) -> ProbeSection {
+    let end = collector.stats();
+    let at_sigterm = w.at_sigterm.clone();
+    let after = |f: fn(&CollectorStats) -> u64| {
+        at_sigterm
+            .as_ref()
+            .map_or(0, |s| f(&end).saturating_sub(f(s)))
+    };
+    let resource = collector.app_resource().unwrap_or_default();
+    let orphans = collector.orphans();
+    ProbeSection {
+        command: command.to_vec(),
+        pid,
+        exit_code: w.status.code(),
+        killed: w.sigkill_ms.is_some() && w.status.signal() == Some(libc::SIGKILL),
+        signal: w.status.signal(),
+        sigterm_ms: w.sigterm_ms,
+        exit_ms: Some(w.exit_ms),
+        sigkill_ms: w.sigkill_ms,
+        grace_ms: u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+        spans_after_sigterm: after(|s| s.spans_received),
+        requests_after_sigterm: after(|s| s.requests_accepted),
+        requests_cut_off: end
+            .rejected_by_reason
+            .get("body_read_error")
+            .copied()
+            .unwrap_or(0),
+        requests_abandoned: end.requests_abandoned,
+        orphan_spans: orphans.spans,
+        orphan_traces: orphans.traces,
+        rules: resource.rules().map(str::to_owned),
+        service_name: resource.service_name.clone(),
+        sdk: Sdk {
+            language: resource.sdk_language,
+            version: resource.sdk_version,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The protocol check: unset and the HTTP encodings pass, gRPC is refused naming the
+    /// variable the app set, and the traces-only variable wins as in the SDKs.
+    #[test]
+    fn protocols_the_collector_takes() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |var: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == var)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(check_protocol(&env(&[])).is_ok());
+        assert!(check_protocol(&env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")])).is_ok());
+        let err = check_protocol(&env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "OTEL_EXPORTER_OTLP_PROTOCOL=grpc: the embedded collector takes http/protobuf, \
+             http/json"
+        );
+        let both = env(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ]);
+        assert!(check_protocol(&both).is_ok());
+    }
+}

@@ -1,0 +1,248 @@
+//! `gracetrace probe -- CMD`, run as a user runs it: real apps (the seed-shaped Python app in
+//! tests/apps/, and shell one-liners for the bad cases), real SIGTERM and SIGKILL, the
+//! counts read from the JSON report and compared with what the app says it ended.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::common::{PATIENCE, wait_until};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gracetrace");
+
+/// A fresh path for one test's report.
+fn report_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "gracetrace-probe-{name}-{}.json",
+        std::process::id()
+    ))
+}
+
+/// Runs `gracetrace probe ARGS -- CMD`, with no OTEL_* variable of the machine's leaking in.
+fn probe(args: &[&str], command: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("probe").args(args).arg("--").args(command);
+    for (var, _) in std::env::vars() {
+        if var.starts_with("OTEL_") || var == "ENABLE_TRACING" {
+            cmd.env_remove(var);
+        }
+    }
+    cmd.output().expect("run gracetrace probe")
+}
+
+fn read_report(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("the report was written");
+    let _ = std::fs::remove_file(path);
+    serde_json::from_str(&text).expect("the report is JSON")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Whether python3 with the SDK and the OTLP/HTTP exporter is on PATH. CI installs them
+/// (.ci/run); elsewhere the test says how to get them and, unless GRACETRACE_REQUIRE_PYTHON
+/// is set, passes without checking.
+fn python_ready() -> bool {
+    let found = Command::new("python3")
+        .args([
+            "-c",
+            "import opentelemetry.sdk.trace, opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        ])
+        .output();
+    if matches!(found, Ok(ref out) if out.status.success()) {
+        return true;
+    }
+    let message = "python3 with opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http \
+                   1.41.0 is needed for this check (python3 -m venv .venv && .venv/bin/pip \
+                   install opentelemetry-sdk==1.41.0 opentelemetry-exporter-otlp-proto-http==1.41.0, \
+                   then put .venv/bin first on PATH)";
+    assert!(
+        std::env::var_os("GRACETRACE_REQUIRE_PYTHON").is_none(),
+        "{message}"
+    );
+    eprintln!("SKIPPED: {message}");
+    false
+}
+
+fn seed_app() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/apps/seed_app.py")
+        .display()
+        .to_string()
+}
+
+/// The number the app printed as `spans ended: N`.
+fn spans_ended(out: &str) -> u64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix("spans ended: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the app did not print its span count:\n{out}"))
+}
+
+fn u(v: &serde_json::Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+/// A clean shutdown loses nothing: the collector counts exactly the spans the app ended,
+/// every trace has its root, and the resource names the Python SDK.
+#[test]
+fn python_app_clean_shutdown_loses_nothing() {
+    if !python_ready() {
+        return;
+    }
+    let json = report_path("clean");
+    let app = seed_app();
+    let out = probe(
+        // A grace far longer than the flush needs, even on a loaded machine.
+        &[
+            "--sigterm-at",
+            "1",
+            "--grace-ms",
+            "60000",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        &["python3", &app],
+    );
+    assert!(out.status.success(), "probe failed: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("got SIGTERM"), "{text}");
+    let ended = spans_ended(&text);
+    assert!(ended > 0);
+    let r = read_report(&json);
+    let p = &r["probe"];
+    assert_eq!(u(&r["collector"]["spans_received"]), ended, "{r:#}");
+    assert_eq!(p["exit_code"], 0);
+    assert_eq!(p["killed"], false);
+    assert!(p["sigkill_ms"].is_null());
+    assert_eq!(u(&p["orphan_spans"]), 0);
+    // The teardown's force_flush exported after SIGTERM.
+    assert!(u(&p["spans_after_sigterm"]) > 0, "{p:#}");
+    assert_eq!(p["sdk"]["language"], "python");
+    assert_eq!(p["sdk"]["version"], "1.41.0");
+    assert_eq!(p["service_name"], "seed-app");
+    assert_eq!(p["rules"], "python");
+    assert!(stderr(&out).contains("so the python rules apply"));
+}
+
+/// A slow backend and a short grace: force_flush is still waiting on its export when the
+/// grace runs out, the app is SIGKILLed, and the spans it ended are missing.
+#[test]
+fn python_app_killed_by_a_slow_backend() {
+    if !python_ready() {
+        return;
+    }
+    let json = report_path("killed");
+    let app = seed_app();
+    let out = probe(
+        &[
+            "--sigterm-at",
+            "1",
+            "--grace-ms",
+            "1000",
+            "--set",
+            "collector.latency_ms=20000",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        &["python3", &app],
+    );
+    assert!(out.status.success(), "probe failed: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("got SIGTERM"), "{text}");
+    assert!(!text.contains("teardown done"), "{text}");
+    let ended = spans_ended(&text);
+    let r = read_report(&json);
+    let p = &r["probe"];
+    assert_eq!(p["killed"], true, "{p:#}");
+    assert!(p["exit_code"].is_null());
+    let sigterm = p["sigterm_ms"].as_f64().expect("sigterm_ms");
+    let sigkill = p["sigkill_ms"].as_f64().expect("sigkill_ms");
+    assert!(sigkill - sigterm >= 1000.0, "{p:#}");
+    // Every answer takes 20 s: nothing was accepted, and the export the kill cut off was
+    // sent whole and never answered.
+    let received = u(&r["collector"]["spans_received"]);
+    assert_eq!(received, 0);
+    assert!(ended > received);
+    assert!(u(&p["requests_abandoned"]) >= 1, "{p:#}");
+    assert!(stderr(&out).contains("was SIGKILLed"));
+}
+
+/// A command that does not exist: one line naming it, exit 2.
+#[test]
+fn a_missing_command_is_bad_input() {
+    let out = probe(&["--sigterm-at", "1"], &["/no/such/gracetrace-app"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("/no/such/gracetrace-app"), "{err}");
+}
+
+/// Bad flags name themselves and exit 2 before anything starts.
+#[test]
+fn bad_flags_are_named() {
+    for (args, named) in [
+        (vec!["--sigterm-at", "-1"], "--sigterm-at -1"),
+        (vec!["--grace-ms", "soon"], "shutdown.grace_ms"),
+        (vec!["--platform", "mars"], "shutdown.platform"),
+    ] {
+        let out = probe(&args, &["true"]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(named), "{args:?}: {err}");
+    }
+}
+
+/// An app that exits before SIGTERM was due: its exit code is reported and the probe
+/// exits 1 (no shutdown was probed), the report written all the same.
+#[test]
+fn an_app_that_exits_at_once() {
+    let json = report_path("exits");
+    let out = probe(
+        &["--sigterm-at", "600", "--json", json.to_str().unwrap()],
+        &["sh", "-c", "exit 3"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("before SIGTERM"));
+    let r = read_report(&json);
+    assert_eq!(r["probe"]["exit_code"], 3);
+    assert!(r["probe"]["sigterm_ms"].is_null());
+}
+
+/// An app that ignores SIGTERM (and started a child that ignores it too) is SIGKILLed at the
+/// deadline, with everything it started: no process outlives the probe.
+#[test]
+fn an_app_that_ignores_sigterm_is_killed_with_its_children() {
+    let json = report_path("ignores");
+    let script = "trap 'echo got SIGTERM' TERM; sleep 600 & echo child $!; \
+                  while true; do wait; done";
+    let out = probe(
+        &[
+            "--sigterm-at",
+            "0.5",
+            "--grace-ms",
+            "500",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        &["sh", "-c", script],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("got SIGTERM"), "{text}");
+    let r = read_report(&json);
+    assert_eq!(r["probe"]["killed"], true, "{r:#}");
+    let child: u32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("child "))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no child pid in {text}"));
+    wait_until("the app's child to be gone", PATIENCE, || {
+        !Path::new(&format!("/proc/{child}")).exists()
+    });
+}
