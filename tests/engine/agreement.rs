@@ -162,14 +162,14 @@ fn random_overrides(rng: &mut StdRng) -> Vec<String> {
     o
 }
 
-/// Random scenarios in both clocks. Each takes a few real seconds, so the test is ignored
-/// by default and `.ci/run` runs a short form:
+/// Random scenarios in both clocks. Each takes a few real seconds (up to the SDK's 30 s
+/// shutdown wait behind a black hole), so the test is ignored and run by hand:
 ///
 /// ```text
 /// GRACETRACE_AGREEMENT_CASES=100 cargo test --test engine agreement -- --ignored --nocapture
 /// ```
 #[test]
-#[ignore = "a few real seconds per scenario; .ci/run runs a short form"]
+#[ignore = "a few real seconds per scenario; run by hand, see the doc comment"]
 fn random_scenarios_agree_in_both_clocks() {
     let cases: usize = std::env::var("GRACETRACE_AGREEMENT_CASES")
         .ok()
