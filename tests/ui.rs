@@ -22,7 +22,6 @@ use gracetrace::session::live::{Phase, Snapshot};
 use gracetrace::session::whatif::{self, SweepResult};
 use gracetrace::ui::GraceApp;
 use gracetrace::ui::app::Centre;
-use gracetrace::ui::counters::latest_rate;
 use gracetrace::ui::whatif as whatif_form;
 use gracetrace::workload::model::DeviceChoice;
 
@@ -87,7 +86,7 @@ fn running(s: &Snapshot) -> bool {
 }
 
 fn created_per_s(h: &Harness<'_, GraceApp>) -> f64 {
-    latest_rate(&h.state().snapshot().report.series, |s| s.created)
+    h.state().snapshot().report.rates.created_per_s
 }
 
 #[test]
@@ -451,6 +450,12 @@ fn finished_run() -> Snapshot {
         bytes_received: exported * 390,
         ..CollectorStats::default()
     });
+    // As `Report::build` computes them, from the fixture's own series and counts.
+    report.rates = gracetrace::record::rates::RateReport::of(
+        &report.series,
+        &report.spans.counts,
+        report.collector.as_ref(),
+    );
     let lost = report.spans.counts.lost_at_kill;
     let shutdown = ShutdownReport {
         platform: "lambda".into(),

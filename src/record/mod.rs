@@ -11,6 +11,7 @@ mod exit;
 mod latency;
 mod model;
 pub mod probe;
+pub mod rates;
 pub mod report;
 mod shutdown;
 pub mod wire;

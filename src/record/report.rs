@@ -130,6 +130,8 @@ pub struct Report {
     pub device: DeviceReport,
     pub markers: Vec<Marker>,
     pub series: Vec<Sample>,
+    /// The last second's rates and the wire size per span, as the window shows them.
+    pub rates: super::rates::RateReport,
     pub duration_ms: f64,
     pub settings: Settings,
 }
@@ -241,6 +243,8 @@ impl Report {
         let mut counts = record.span_counts();
         counts.received = collector.as_ref().map_or(0, |c| c.spans_received);
         let (exports, exports_forgotten) = record.exports();
+        let series = record.samples();
+        let rates = super::rates::RateReport::of(&series, &counts, collector.as_ref());
         Report {
             clock: "real",
             calibration: None,
@@ -282,7 +286,8 @@ impl Report {
             exit: None,
             device: DeviceReport::of(record),
             markers: record.markers(),
-            series: record.samples(),
+            series,
+            rates,
             duration_ms: record.now_ms(),
             settings: settings.clone(),
         }

@@ -3,22 +3,14 @@
 
 use eframe::egui::{self, Color32, RichText};
 
-use super::exports_view::rates;
 use super::theme;
-use crate::record::Sample;
 use crate::record::SpanCounts;
-use crate::record::report::{Report, RequestReport, SpanReport};
+use crate::record::rates::RateReport;
+use crate::record::report::{RequestReport, SpanReport};
 use crate::session::live::Snapshot;
 
 /// Seconds in a 30-day month, for the monthly cost.
 const MONTH_S: f64 = 30.0 * 24.0 * 3600.0;
-
-/// The latest per-second rate of one series field (the report's series differentiated
-/// over its last second).
-pub fn latest_rate(series: &[Sample], field: fn(&Sample) -> u64) -> f64 {
-    let from = series.len().saturating_sub(16);
-    rates(&series[from..], field).last().map_or(0.0, |r| r[1])
-}
 
 /// One row of the identity: its sign, the bucket's name (help on hover) and its count.
 fn row(ui: &mut egui::Ui, sign: &str, name: &str, value: u64, colour: Color32, help: &str) {
@@ -32,20 +24,20 @@ fn row(ui: &mut egui::Ui, sign: &str, name: &str, value: u64, colour: Color32, h
 /// The right panel's accounting, top to bottom: spans, rates, ingestion and cost, requests.
 pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, price_per_million: &mut f64) {
     let report = &snapshot.report;
-    every_span(ui, &report.spans);
+    every_span(ui, &report.spans, &report.rates);
 
     ui.add_space(6.0);
-    let received = last_second_rates(ui, &report.series);
+    last_second_rates(ui, &report.rates);
 
     ui.add_space(6.0);
-    ingestion_and_cost(ui, report, received, price_per_million);
+    ingestion_and_cost(ui, &report.rates, price_per_million);
 
     ui.add_space(6.0);
     requests(ui, &report.requests);
 }
 
 /// "Every span": the identity's rows, whether it closes, and the sampled fraction.
-fn every_span(ui: &mut egui::Ui, spans: &SpanReport) {
+fn every_span(ui: &mut egui::Ui, spans: &SpanReport, rates: &RateReport) {
     let c = &spans.counts;
     ui.label(RichText::new("Every span").strong().size(15.0));
     egui::Grid::new("accounting")
@@ -53,11 +45,7 @@ fn every_span(ui: &mut egui::Ui, spans: &SpanReport) {
         .spacing([8.0, 2.0])
         .show(ui, |ui| identity_rows(ui, c));
     identity_check(ui, spans.unaccounted);
-    let sampled_pct = if c.created > 0 {
-        100.0 * c.sampled as f64 / c.created as f64
-    } else {
-        0.0
-    };
+    let sampled_pct = 100.0 * rates.sampled_fraction.unwrap_or(0.0);
     ui.label(format!(
         "sampled {:.1} %, collector received {}",
         sampled_pct, c.received
@@ -149,13 +137,16 @@ fn identity_check(ui: &mut egui::Ui, unaccounted: i64) {
     }
 }
 
-/// "Rates (last second)": created, exported, received, dropped per second; returns received/s.
-fn last_second_rates(ui: &mut egui::Ui, series: &[Sample]) -> f64 {
+/// "Rates (last second)": created, exported, received, dropped per second.
+fn last_second_rates(ui: &mut egui::Ui, rates: &RateReport) {
     ui.label(RichText::new("Rates (last second)").strong());
-    let created = latest_rate(series, |s| s.created);
-    let exported = latest_rate(series, |s| s.exported);
-    let received = latest_rate(series, |s| s.received);
-    let dropped = latest_rate(series, |s| s.dropped);
+    let RateReport {
+        created_per_s: created,
+        exported_per_s: exported,
+        received_per_s: received,
+        dropped_per_s: dropped,
+        ..
+    } = *rates;
     egui::Grid::new("rates").num_columns(2).show(ui, |ui| {
         for (name, value, colour) in [
             ("created/s", created, Color32::WHITE),
@@ -168,24 +159,13 @@ fn last_second_rates(ui: &mut egui::Ui, series: &[Sample]) -> f64 {
             ui.end_row();
         }
     });
-    received
 }
 
 /// "Ingestion at the backend": spans/s and kB/s received, the price field, the monthly cost.
-fn ingestion_and_cost(
-    ui: &mut egui::Ui,
-    report: &Report,
-    received: f64,
-    price_per_million: &mut f64,
-) {
+fn ingestion_and_cost(ui: &mut egui::Ui, rates: &RateReport, price_per_million: &mut f64) {
     ui.label(RichText::new("Ingestion at the backend").strong());
-    let bytes_per_span = report.collector.as_ref().map_or(0.0, |s| {
-        if s.spans_received > 0 {
-            s.bytes_received as f64 / s.spans_received as f64
-        } else {
-            0.0
-        }
-    });
+    let received = rates.received_per_s;
+    let bytes_per_span = rates.bytes_per_span.unwrap_or(0.0);
     ui.label(format!(
         "{received:.0} spans/s, {:.1} kB/s ({bytes_per_span:.0} B/span)",
         received * bytes_per_span / 1000.0

@@ -6,6 +6,7 @@ use egui_plot::{Bar, BarChart, Legend, Line, PlotPoint, PlotPoints, PlotResponse
 
 use super::theme;
 use super::time_axis::{self, TimeWindow, Zoom};
+use crate::record::rates::per_second;
 use crate::record::{ExportEvent, Outcome, Sample};
 use crate::session::live::Snapshot;
 
@@ -19,26 +20,6 @@ const OUTCOMES: [Outcome; 4] = [
     Outcome::InFlight,
     Outcome::LostAtKill,
 ];
-
-/// Per-second rates between consecutive samples about one second apart: the report's
-/// series differentiated, nothing else.
-pub fn rates(series: &[Sample], field: fn(&Sample) -> u64) -> Vec<[f64; 2]> {
-    let mut out = Vec::new();
-    let mut j = 0;
-    for (i, s) in series.iter().enumerate() {
-        while j < i && s.t_ms - series[j].t_ms > 1000.0 {
-            j += 1;
-        }
-        if j < i {
-            let dt = (s.t_ms - series[j].t_ms) / 1000.0;
-            if dt > 0.0 {
-                let dv = field(s).saturating_sub(field(&series[j])) as f64;
-                out.push([s.t_ms / 1000.0, dv / dt]);
-            }
-        }
-    }
-    out
-}
 
 /// Bars for the exports in the window; overlapping exports go to separate lanes.
 fn bars(exports: &[ExportEvent], window: &TimeWindow) -> (Vec<(Outcome, Bar)>, Vec<Text>) {
@@ -158,10 +139,10 @@ fn rates_plot(ui: &mut egui::Ui, series: &[Sample], window: &TimeWindow) -> Plot
         .filter(|s| s.t_ms / 1000.0 >= window.start_s - 1.5)
         .copied()
         .collect();
-    let created = rates(&series, |s| s.created);
-    let exported = rates(&series, |s| s.exported);
-    let received = rates(&series, |s| s.received);
-    let dropped = rates(&series, |s| s.dropped);
+    let created = per_second(&series, |s| s.created);
+    let exported = per_second(&series, |s| s.exported);
+    let received = per_second(&series, |s| s.received);
+    let dropped = per_second(&series, |s| s.dropped);
     let top = [&created, &exported, &received, &dropped]
         .iter()
         .flat_map(|r| r.iter().filter(|p| window.contains(p[0])).map(|p| p[1]))
