@@ -68,6 +68,7 @@ impl Session {
             None => Some(Arc::new(Collector::start(CollectorConfig {
                 faults: settings.collector.clone(),
                 limits: settings.collector_limits.clone(),
+                forward: settings.collector_forward.clone(),
                 ..CollectorConfig::default()
             })?)),
         };

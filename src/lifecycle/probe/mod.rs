@@ -132,6 +132,7 @@ pub fn run_probe(
     let collector = Collector::start(CollectorConfig {
         faults: settings.collector.clone(),
         limits: settings.collector_limits.clone(),
+        forward: settings.collector_forward.clone(),
         ..CollectorConfig::default()
     })?;
     let stdin = match sigterm {
