@@ -124,7 +124,9 @@ fn main() -> ExitCode {
         Command::Sweep(args) => sweep_command(args),
         Command::Advise(args) => advise_command(args),
         Command::Collect(args) => run_collect(args),
-        Command::Probe(args) => probe_command(args),
+        Command::Probe(args) => probe_command(args, &|settings, report| {
+            gracetrace::session::probe_predict::predict(settings, report).map_err(|e| e.to_string())
+        }),
         Command::Knobs => {
             print_knobs();
             ExitCode::SUCCESS

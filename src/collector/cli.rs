@@ -69,7 +69,15 @@ pub struct CollectArgs {
         allow_negative_numbers = true, help = flag_help("--header-read-timeout-ms",
         "Time to send a request's headers, or to sit idle, in milliseconds"))]
     pub header_read_timeout_ms: i64,
+    /// Pass every accepted batch on to this OTLP/HTTP backend (`http://host:port`, which
+    /// gets /v1/traces, or a full URL); what it refuses or never answers is counted apart
+    /// (`forward_*` in /stats). Empty: off.
+    #[arg(long, value_name = "URL")]
+    pub forward: Option<String>,
 }
+
+/// How long `collect` waits at exit for batches still queued for the forward backend.
+const FORWARD_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Each flag and the knob whose bounds it shares.
 const FLAGS: &[(&str, &str)] = &[
@@ -201,6 +209,18 @@ impl CollectArgs {
         Ok(limits)
     }
 
+    /// `--forward` checked as `collector.forward` is; the error names the flag.
+    pub fn forward(&self) -> Result<Option<String>, FlagError> {
+        let Some(raw) = &self.forward else {
+            return Ok(None);
+        };
+        knobs::forward_url(raw).map_err(|invalid| FlagError {
+            flag: "--forward",
+            value: raw.clone(),
+            invalid,
+        })
+    }
+
     /// The whole configuration these flags ask for, or the first flag out of range.
     pub fn config(&self) -> Result<CollectorConfig, FlagError> {
         Ok(CollectorConfig {
@@ -208,6 +228,7 @@ impl CollectArgs {
             faults: self.faults()?,
             limits: self.limits()?,
             recent_traces: DEFAULT_RECENT_TRACES,
+            forward: self.forward()?,
         })
     }
 }
@@ -241,7 +262,13 @@ pub fn run_collect(args: CollectArgs) -> ExitCode {
         }
     };
     eprintln!("collector listening on {}", collector.traces_endpoint());
+    if let Some(url) = &collector.stats().forward_url {
+        eprintln!("collector forwarding accepted batches to {url}");
+    }
     signals.wait();
+    // Batches accepted just before the signal get a bounded chance to reach the backend,
+    // so the printed counts say what became of them.
+    collector.wait_forwarded(FORWARD_DRAIN);
     let stats = collector.stats();
     collector.shutdown();
     match serde_json::to_string_pretty(&stats) {
@@ -367,6 +394,40 @@ mod tests {
             let cli = Cli::try_parse_from(["x", flag, value]).unwrap_or_else(|e| panic!("{e}"));
             let msg = cli.args.config().unwrap_err().to_string();
             assert_eq!(msg, format!("{flag} {value} is out of range: {expected}"));
+        }
+    }
+
+    /// `--forward`: off by default, an http URL with host and port (a bare one gets
+    /// /v1/traces), anything else refused naming the flag.
+    #[test]
+    fn forward_flag_is_checked_as_its_knob() {
+        let cli = Cli::parse_from(["x"]);
+        assert_eq!(cli.args.config().unwrap().forward, None);
+        let cli = Cli::parse_from(["x", "--forward", "http://127.0.0.1:4318"]);
+        assert_eq!(
+            cli.args.config().unwrap().forward.as_deref(),
+            Some("http://127.0.0.1:4318/v1/traces")
+        );
+        let cli = Cli::parse_from(["x", "--forward", "http://h:9/custom/path"]);
+        assert_eq!(
+            cli.args.forward().unwrap().as_deref(),
+            Some("http://h:9/custom/path")
+        );
+        for bad in [
+            "https://h:1",
+            "h:4318",
+            "http://h:0",
+            "http://h:65536",
+            "http://:80",
+            "embedded",
+        ] {
+            let cli = Cli::parse_from(["x", "--forward", bad]);
+            let err = cli.args.config().unwrap_err();
+            assert_eq!(err.flag, "--forward", "{bad}");
+            assert!(
+                err.to_string().starts_with(&format!("--forward {bad} ")),
+                "{err}"
+            );
         }
     }
 

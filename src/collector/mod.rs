@@ -9,12 +9,13 @@
 //!
 //! Files: `faults` (what can go wrong), `decode` (body to request or reason), `store`
 //! (counts, duplicates, recent traces, acknowledgements), `routes` (HTTP handlers and the
-//! fault waits), `server` (accept loop, outage), `window` (bounded FIFO sets), `cli`
-//! (`gracetrace collect`).
+//! fault waits), `server` (accept loop, outage), `window` (bounded FIFO sets), `forward`
+//! (accepted batches passed on to a real backend), `cli` (`gracetrace collect`).
 
 pub mod cli;
 mod decode;
 mod faults;
+mod forward;
 mod otlp;
 mod routes;
 mod server;
@@ -55,6 +56,9 @@ pub struct CollectorConfig {
     /// What the store keeps, and how many connections are served (the `collector.max_*`
     /// knobs).
     pub limits: Limits,
+    /// Where accepted batches are passed on (`collector.forward`, already checked with
+    /// `config::knobs::forward_url`); `None` keeps them.
+    pub forward: Option<String>,
 }
 
 impl Default for CollectorConfig {
@@ -65,6 +69,7 @@ impl Default for CollectorConfig {
             faults: Faults::default(),
             recent_traces: DEFAULT_RECENT_TRACES,
             limits: Limits::default(),
+            forward: None,
         }
     }
 }
@@ -87,6 +92,9 @@ pub enum CollectorError {
     /// A fault or limit setting out of range (the knob table's bounds).
     #[error("collector settings: {0}")]
     InvalidFaults(#[from] crate::config::FaultError),
+    /// The forwarding client could not be built; the URL is named.
+    #[error(transparent)]
+    Forward(#[from] forward::ForwardError),
 }
 
 /// State shared by the accept loop, the handlers and the `Collector` handle.
@@ -101,6 +109,18 @@ pub(crate) struct Shared {
     kill_epoch: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
     store: store::Store,
+    forward: Option<forward::Forwarder>,
+}
+
+impl Shared {
+    /// The store's counters and the forwarder's, in one snapshot.
+    fn stats(&self) -> CollectorStats {
+        let mut stats = self.store.stats();
+        if let Some(forward) = &self.forward {
+            forward.fill(&mut stats);
+        }
+        stats
+    }
 }
 
 /// A running collector. Dropping it shuts it down, like `shutdown`.
@@ -140,6 +160,14 @@ impl Collector {
                 });
             }
         };
+        let (forward, worker) = match config.forward.as_deref().map(forward::start) {
+            None => (None, None),
+            Some(Ok((f, w))) => (Some(f), Some(w)),
+            Some(Err(e)) => {
+                runtime.shutdown_background();
+                return Err(e.into());
+            }
+        };
         let limits = &config.limits;
         let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         let caps = otlp::Caps {
@@ -156,7 +184,11 @@ impl Collector {
             kill_epoch: watch::Sender::new(0),
             shutdown: watch::Sender::new(false),
             store: store::Store::new(config.recent_traces, config.limits.max_stored_bytes),
+            forward,
         });
+        if let Some(worker) = worker {
+            runtime.spawn(worker.run());
+        }
         let router = routes::router(shared.clone());
         let serving = shared.clone();
         let thread = std::thread::Builder::new()
@@ -188,7 +220,23 @@ impl Collector {
     /// Fields are read one by one: while requests are being decided, two fields may be one
     /// request apart; once traffic stops, the snapshot is exact.
     pub fn stats(&self) -> CollectorStats {
-        self.shared.store.stats()
+        self.shared.stats()
+    }
+
+    /// Waits, at most `limit`, until every accepted batch has been forwarded (or refused,
+    /// failed or dropped); true when none is left pending. True at once without forwarding.
+    pub fn wait_forwarded(&self, limit: Duration) -> bool {
+        let Some(forward) = &self.shared.forward else {
+            return true;
+        };
+        let deadline = std::time::Instant::now() + limit;
+        while forward.pending() > 0 {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
     }
 
     /// The faults in force now.

@@ -23,6 +23,7 @@ use prost::Message;
 
 use super::Shared;
 use super::decode::{self, Reason, Rejection};
+use super::forward::Batch;
 use super::store::{Counters, StoredTrace, Verdict, sorted};
 
 /// After a body passes `max_body_bytes`, this much more is read and thrown away before the
@@ -83,14 +84,29 @@ async fn traces(State(shared): State<Arc<Shared>>, req: Request) -> Response {
 
     wait_for_faults(&shared, meta.runner).await;
 
+    // The raw body is kept (a reference count, not a copy) for forwarding.
+    let mut raw = None;
     let input = match (head_problem, body) {
         (Some(problem), _) => Err(problem),
         (None, Err(problem)) => Err(problem),
-        (None, Ok(bytes)) => decode::decode(bytes, &meta, shared.max_body_bytes, &shared.caps),
+        (None, Ok(bytes)) => {
+            raw = shared.forward.is_some().then(|| bytes.clone());
+            decode::decode(bytes, &meta, shared.max_body_bytes, &shared.caps)
+        }
     };
+    let spans = input.as_ref().map_or(0, |d| d.spans);
     // Read the faults at decision time: a change made during the latency applies.
     let faults = shared.faults.borrow().clone();
     let verdict = shared.store.decide(&meta, input, &faults);
+    if let (Verdict::Accepted, Some(forward), Some(body)) = (&verdict, &shared.forward, raw) {
+        let header = |name| parts.headers.get(name).cloned();
+        forward.offer(Batch {
+            body,
+            content_type: header(header::CONTENT_TYPE),
+            content_encoding: header(header::CONTENT_ENCODING),
+            spans,
+        });
+    }
     guard.answered = true;
     respond(verdict, meta.json)
 }
@@ -261,7 +277,7 @@ fn json<T: serde::Serialize>(value: &T) -> Response {
 
 /// `GET /stats`: the counters, for the stand-alone collector and for scripts.
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
-    json(&shared.store.stats())
+    json(&shared.stats())
 }
 
 /// `GET /traces`: the recent-trace store, newest trace first, so the stand-alone

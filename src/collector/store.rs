@@ -488,6 +488,8 @@ impl Store {
             connections_replaced: get(&c.connections_replaced),
             connections_refused: get(&c.connections_refused),
             connections_timed_out: get(&c.connections_timed_out),
+            // Filled in by the forwarder, which keeps its own counters.
+            ..CollectorStats::default()
         }
     }
 

@@ -121,6 +121,8 @@ pub enum Bounds {
     },
     /// `embedded` (or nothing) for the embedded collector, or an `http://` URL.
     Endpoint(fn(&mut Settings, Option<String>)),
+    /// Nothing (off), or an `http://` URL with a host and a valid port (see [`forward_url`]).
+    Url(fn(&mut Settings, Option<String>)),
 }
 
 impl Bounds {
@@ -140,6 +142,7 @@ impl Bounds {
             Bounds::Endpoint(_) => "an http:// URL with a host and a port from 1 to 65535, \
                                     ending in /v1/traces, or \"embedded\" (https is not built in)"
                 .into(),
+            Bounds::Url(_) => URL_RANGE.into(),
             Bounds::Int { .. } | Bounds::Float { .. } => self.value_range(),
         }
     }
@@ -232,6 +235,7 @@ impl Bounds {
                 set(s, index.ok_or_else(|| self.invalid())?);
             }
             Bounds::Endpoint(set) => set(s, endpoint(raw).ok_or_else(|| self.invalid())?),
+            Bounds::Url(set) => set(s, forward_url(raw)?),
         }
         Ok(())
     }
@@ -245,7 +249,11 @@ impl Bounds {
         match (self, value) {
             (_, Value::Raw(raw)) => return self.apply(s, raw),
             (
-                Bounds::Text(_) | Bounds::NonEmpty(_) | Bounds::Choice { .. } | Bounds::Endpoint(_),
+                Bounds::Text(_)
+                | Bounds::NonEmpty(_)
+                | Bounds::Choice { .. }
+                | Bounds::Endpoint(_)
+                | Bounds::Url(_),
                 Value::Str(text),
             ) => return self.apply(s, text),
             (Bounds::Bool(set), Value::Bool(b)) => set(s, b),
@@ -368,6 +376,28 @@ fn endpoint(raw: &str) -> Option<Option<String>> {
         p.bytes().all(|b| b.is_ascii_digit()) && matches!(p.parse::<u16>(), Ok(1..))
     });
     (host_ok && port_ok && raw.parse::<http::Uri>().is_ok()).then(|| Some(raw.to_string()))
+}
+
+const URL_RANGE: &str = "nothing (off) or an http:// URL with a host and a port from 1 to 65535 (https is not built in)";
+
+/// A forwarding target (`collector.forward`, `collect --forward`): empty for none, else an
+/// `http://` URL with a host and a port in 1..=65535. A URL without a path gets OTLP's
+/// `/v1/traces`, as `OTEL_EXPORTER_OTLP_ENDPOINT` does, so `http://host:4318` works.
+pub fn forward_url(raw: &str) -> Result<Option<String>, Invalid> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || Invalid {
+        expected: URL_RANGE.into(),
+    };
+    // `endpoint` reads "embedded" as "no URL"; here it is no URL at all.
+    let url = endpoint(raw).flatten().ok_or_else(invalid)?;
+    let uri: http::Uri = url.parse().map_err(|_| invalid())?;
+    Ok(Some(match uri.path_and_query().map(|p| p.as_str()) {
+        None | Some("") | Some("/") => format!("{}/v1/traces", url.trim_end_matches('/')),
+        Some(_) => url,
+    }))
 }
 
 /// The names of a choice, from the values' own `name()`, in the order of `all`.
@@ -838,6 +868,14 @@ pub static KNOBS: &[Knob] = &[
             set: |s, v| s.collector_limits.header_read_timeout_ms = v,
         },
         get: |s| s.collector_limits.header_read_timeout_ms.to_string(),
+    },
+    Knob {
+        key: "collector.forward",
+        env: None,
+        help: "Pass every accepted batch on to this backend over OTLP/HTTP (empty: off); \
+               what it refuses or never answers is counted apart in /stats.",
+        bounds: Bounds::Url(|s, v| s.collector_forward = v),
+        get: |s| s.collector_forward.clone().unwrap_or_default(),
     },
     Knob {
         key: "shutdown.at_s",

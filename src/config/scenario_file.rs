@@ -56,9 +56,11 @@ fn toml_value(bounds: &Bounds, raw: &str) -> String {
         // `f64`'s Display never writes an exponent, and a whole number without its `.0`.
         Bounds::Float { .. } | Bounds::OptionalFloat { .. } if raw.contains('.') => raw.to_string(),
         Bounds::Float { .. } | Bounds::OptionalFloat { .. } => format!("{raw}.0"),
-        Bounds::Text(_) | Bounds::NonEmpty(_) | Bounds::Choice { .. } | Bounds::Endpoint(_) => {
-            toml::Value::String(raw.to_string()).to_string()
-        }
+        Bounds::Text(_)
+        | Bounds::NonEmpty(_)
+        | Bounds::Choice { .. }
+        | Bounds::Endpoint(_)
+        | Bounds::Url(_) => toml::Value::String(raw.to_string()).to_string(),
     }
 }
 

@@ -313,6 +313,10 @@ pub struct Settings {
     /// What the embedded collector keeps and serves (the `collector.max_*` knobs).
     #[serde(default)]
     pub collector_limits: Limits,
+    /// Where the embedded collector passes accepted batches on (`collector.forward`); `None`
+    /// keeps them. Not a fault: forwarding never changes what the app is answered.
+    #[serde(default)]
+    pub collector_forward: Option<String>,
     pub shutdown: ShutdownSettings,
 }
 
@@ -355,6 +359,7 @@ impl Default for Settings {
             },
             collector: Faults::default(),
             collector_limits: Limits::default(),
+            collector_forward: None,
             shutdown: ShutdownSettings {
                 at_s: None,
                 platform: Platform::Fal,

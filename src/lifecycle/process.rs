@@ -174,6 +174,7 @@ pub fn run_child(
     let collector = Collector::start(CollectorConfig {
         faults: settings.collector.clone(),
         limits: settings.collector_limits.clone(),
+        forward: settings.collector_forward.clone(),
         ..CollectorConfig::default()
     })?;
     let mut child = spawn_runner(bin, scenario_args, &collector.traces_endpoint(), RUNNER_ID)?;

@@ -66,4 +66,19 @@ pub struct CollectorStats {
     /// Connections closed because their headers did not arrive within
     /// `header_read_timeout_ms`.
     pub connections_timed_out: u64,
+    /// Where accepted batches are forwarded (`collector.forward`); absent when not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward_url: Option<String>,
+    /// Forwarded batches the backend answered 2xx, and their spans.
+    pub forward_accepted: u64,
+    pub forward_spans_accepted: u64,
+    /// Forwarded batches the backend answered with an error status.
+    pub forward_refused: u64,
+    /// Forwards with no answer: refused connection, reset, or no answer in 10 s.
+    pub forward_failed: u64,
+    /// Accepted batches not forwarded because the queue was full (a backend far slower
+    /// than the app). Every accepted batch is accepted, refused, failed, dropped or pending.
+    pub forward_dropped: u64,
+    /// Batches queued or being sent now.
+    pub forward_pending: u64,
 }

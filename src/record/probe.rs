@@ -96,6 +96,90 @@ pub struct ProbeSection {
     pub service_name: Option<String>,
     /// The semantics profile that describes the SDK (see [`AppResource::rules`]).
     pub rules: Option<String>,
+    /// What the app says it ended, from a `spans ended: N` line on its stdout (the
+    /// convention of the seed's test apps); `None` when it printed none.
+    pub spans_ended: Option<u64>,
+    /// The collector's counts when SIGTERM was sent; `None` without a SIGTERM.
+    pub before_sigterm: Option<BeforeSigterm>,
+}
+
+/// What had arrived when SIGTERM was sent: the traffic the prediction is built from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct BeforeSigterm {
+    pub spans: u64,
+    pub requests: u64,
+    /// Distinct trace ids among those spans.
+    pub traces: u64,
+    /// The first and the last timeline sample (100 ms apart) in which the span count grew
+    /// before SIGTERM: exports arrive in batches, so the rate is measured between them.
+    pub first_arrival_ms: Option<f64>,
+    pub last_arrival_ms: Option<f64>,
+    /// Spans counted at the first of those samples.
+    pub spans_at_first_arrival: u64,
+    /// The earliest start among the first spans to arrive (the app's clock), ms after the
+    /// app was started: about when its traffic began.
+    pub first_span_start_ms: Option<f64>,
+    /// Spans ended per second, from the end times of the spans the collector kept (up to
+    /// its 200 most recent traces), and how many end times that was.
+    pub ended_per_s: Option<f64>,
+    pub ends_measured: u64,
+}
+
+/// gracetrace's own prediction for the probed app: the simulator (`--clock virtual`) run
+/// with the probe's settings and the traffic measured before SIGTERM. An estimate: it
+/// cannot see inside the app (its queue, its request durations, how it handles SIGTERM).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Prediction {
+    /// Always `"estimate"`, so that no reader takes it for a measurement.
+    pub kind: &'static str,
+    pub inputs: PredictionInputs,
+    pub predicted: PredictedSpans,
+    /// Spans the app ended minus spans received; `None` when the app did not say.
+    pub observed_missing: Option<u64>,
+    /// What the prediction could not know, in words.
+    pub caveats: Vec<String>,
+}
+
+/// The measured traffic and the settings the simulation ran with.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PredictionInputs {
+    pub spans_per_s: f64,
+    pub spans_per_trace: f64,
+    /// Mean spans per export request before SIGTERM.
+    pub batch_spans_mean: f64,
+    /// How the rate was measured: from the spans' end times, between the first and last
+    /// arrivals, or (one arrival only) over the whole time before SIGTERM (a lower bound).
+    pub rate_measured: &'static str,
+    /// `python` or `rust`: the rules the simulator applied, from the app's resource.
+    pub semantics: String,
+    /// Where `semantics` came from: `resource`, or `settings` when the app's SDK has no
+    /// rule book here (or sent no resource).
+    pub semantics_from: &'static str,
+    /// Simulated requests per second and spans each (at least 3: the simulated request's
+    /// own root, inference and upload), so that spans per second is as measured.
+    pub requests_per_s: f64,
+    pub spans_per_request: u64,
+    /// When the app's traffic began (the first span's start, or the first export less its
+    /// spans over the rate): the simulation's traffic starts there.
+    pub traffic_start_ms: f64,
+    /// SIGTERM, seconds after `traffic_start_ms`.
+    pub sigterm_s: f64,
+    pub grace_ms: u64,
+    pub max_queue_size: usize,
+    pub max_export_batch_size: usize,
+    pub schedule_delay_ms: u64,
+}
+
+/// What the simulator predicts for the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct PredictedSpans {
+    pub ended: u64,
+    pub received: u64,
+    /// Queued or in an export with no answer when SIGKILL came.
+    pub lost_at_kill: u64,
+    pub dropped_queue_full: u64,
+    pub export_failed: u64,
+    pub killed: bool,
 }
 
 /// The collector's counts at one moment of the probe.
@@ -115,4 +199,9 @@ pub struct ProbeReport {
     pub probe: ProbeSection,
     /// The collector's counts sampled every 100 ms, the last one at the end.
     pub timeline: Vec<ProbeSample>,
+    /// gracetrace's estimate for the same settings and traffic; `None` when it could not
+    /// be made (no SIGTERM, nothing arrived before it), with the reason in `prediction_error`.
+    pub prediction: Option<Prediction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prediction_error: Option<String>,
 }

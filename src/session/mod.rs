@@ -7,6 +7,7 @@
 pub mod advise;
 mod exit;
 pub mod live;
+pub mod probe_predict;
 pub mod sweep;
 pub mod virtual_clock;
 pub mod whatif;
@@ -68,6 +69,7 @@ impl Session {
             None => Some(Arc::new(Collector::start(CollectorConfig {
                 faults: settings.collector.clone(),
                 limits: settings.collector_limits.clone(),
+                forward: settings.collector_forward.clone(),
                 ..CollectorConfig::default()
             })?)),
         };

@@ -64,3 +64,27 @@ fn collect_rejects_a_bad_flag_with_exit_code_2() {
         "{stderr}"
     );
 }
+
+/// `--forward` with a URL that is not an http URL with a host and a port: one line naming
+/// the flag and the value, exit code 2, nothing started.
+#[test]
+fn collect_rejects_a_bad_forward_url_with_exit_code_2() {
+    for bad in [
+        "localhost:4318",
+        "https://example.com:4318",
+        "http://h:0",
+        "http://:9",
+    ] {
+        let output = Command::new(BIN)
+            .args(["collect", "--listen", "127.0.0.1:0", "--forward", bad])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{bad}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(&format!("--forward {bad} ")) && stderr.contains("http://"),
+            "{stderr}"
+        );
+    }
+}

@@ -826,3 +826,116 @@ fn json_bodies_count_as_protobuf_does() {
     assert_eq!(r.status, 200);
     assert_eq!(spec.stats().spans_received, 4);
 }
+
+/// Forwarding (`collector.forward`): a second embedded collector as the backend receives
+/// exactly what the first accepted, protobuf, gzip and JSON alike, and nothing of what a
+/// fault on the first refused.
+#[test]
+fn forwarding_passes_on_exactly_what_was_accepted() {
+    let backend = start(CollectorConfig::default());
+    let front = start(CollectorConfig {
+        forward: Some(backend.traces_endpoint()),
+        ..Default::default()
+    });
+    for seed in 0..5 {
+        assert_eq!(post(front.addr(), &[], &n_spans(8, seed)).status, 200);
+    }
+    let gzipped = post(
+        front.addr(),
+        &[("Content-Encoding", "gzip")],
+        &gzip(&n_spans(4, 9)),
+    );
+    assert_eq!(gzipped.status, 200, "{}", gzipped.text());
+    // A fault on the first collector: these are refused and must not reach the backend.
+    front
+        .set_faults(Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        })
+        .unwrap();
+    for seed in 10..13 {
+        assert_eq!(post(front.addr(), &[], &n_spans(8, seed)).status, 503);
+    }
+    front.set_faults(Faults::default()).unwrap();
+    let json = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","name":"j"}]}]}]}"#;
+    let answer = http(
+        front.addr(),
+        "POST",
+        "/v1/traces",
+        &[("Content-Type", "application/json")],
+        json.as_bytes(),
+    )
+    .expect("request");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+
+    assert!(front.wait_forwarded(PATIENCE), "forwards still pending");
+    let (f, b) = (front.stats(), backend.stats());
+    assert_eq!(f.spans_received, 5 * 8 + 4 + 1);
+    assert_eq!(f.requests_rejected, 3);
+    assert_eq!(
+        b.spans_received, f.spans_received,
+        "backend got what was accepted"
+    );
+    assert_eq!(b.requests_accepted, f.requests_accepted);
+    assert_eq!(b.requests_rejected, 0);
+    assert_eq!(f.forward_accepted, f.requests_accepted);
+    assert_eq!(f.forward_spans_accepted, f.spans_received);
+    assert_eq!(
+        (
+            f.forward_refused,
+            f.forward_failed,
+            f.forward_dropped,
+            f.forward_pending
+        ),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(f.forward_url, Some(backend.traces_endpoint()));
+}
+
+/// A backend that is down (nothing listens) or refuses everything: the app is answered and
+/// counted as without forwarding, and each batch is counted failed or refused.
+#[test]
+fn a_backend_down_or_refusing_never_changes_the_intake_counts() {
+    // A port that was free a moment ago and now has no listener: connections are refused.
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let refusing = start(CollectorConfig {
+        faults: Faults {
+            error_rate: 1.0,
+            error_status: 500,
+            ..Faults::default()
+        },
+        ..Default::default()
+    });
+    for (url, failed, refused) in [
+        (format!("http://{down}/v1/traces"), 4, 0),
+        (refusing.traces_endpoint(), 0, 4),
+    ] {
+        let front = start(CollectorConfig {
+            forward: Some(url.clone()),
+            ..Default::default()
+        });
+        for seed in 0..4 {
+            assert_eq!(
+                post(front.addr(), &[], &n_spans(5, seed)).status,
+                200,
+                "{url}"
+            );
+        }
+        assert!(
+            front.wait_forwarded(PATIENCE),
+            "{url}: forwards still pending"
+        );
+        let f = front.stats();
+        assert_eq!((f.spans_received, f.requests_accepted), (20, 4), "{url}");
+        assert_eq!(
+            (f.forward_failed, f.forward_refused),
+            (failed, refused),
+            "{url}"
+        );
+        assert_eq!((f.forward_accepted, f.forward_dropped), (0, 0), "{url}");
+    }
+    assert_eq!(refusing.stats().spans_received, 0);
+    assert_eq!(refusing.stats().spans_rejected, 20);
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::{ProbeError, SigtermWhen, check_protocol, run_probe};
 use crate::config::Settings;
-use crate::record::probe::ProbeReport;
+use crate::record::probe::{Prediction, ProbeReport};
 use crate::record::report::ReportOut;
 
 /// Longest `--sigterm-at`: an hour, like every other time in the settings.
@@ -75,9 +75,13 @@ impl ProbeArgs {
     }
 }
 
-/// `gracetrace probe`: checks every input before starting anything, runs the app, prints
-/// the summary on stderr and writes the report.
-pub fn probe_command(args: ProbeArgs) -> ExitCode {
+/// Builds gracetrace's own prediction for a finished probe run (`session::probe_predict`,
+/// passed in: the simulator is not below this layer), or says why it could not.
+pub type Predictor = dyn Fn(&Settings, &ProbeReport) -> Result<Prediction, String>;
+
+/// `gracetrace probe`: checks every input before starting anything, runs the app, adds the
+/// prediction, prints the summary on stderr and writes the report.
+pub fn probe_command(args: ProbeArgs, predict: &Predictor) -> ExitCode {
     let bad = |error: &dyn std::fmt::Display| {
         eprintln!("gracetrace probe: {error}");
         ExitCode::from(2)
@@ -110,7 +114,7 @@ pub fn probe_command(args: ProbeArgs) -> ExitCode {
             }
         },
     };
-    let report = match run_probe(&settings, &args.command, sigterm) {
+    let mut report = match run_probe(&settings, &args.command, sigterm) {
         Ok(report) => report,
         Err(error @ (ProbeError::Spawn { .. } | ProbeError::NoCommand)) => return bad(&error),
         Err(error) => {
@@ -118,6 +122,10 @@ pub fn probe_command(args: ProbeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    match predict(&settings, &report) {
+        Ok(prediction) => report.prediction = Some(prediction),
+        Err(why) => report.prediction_error = Some(why),
+    }
     eprintln!("{}", summary(&report));
     if let Some(out) = out {
         let written = serde_json::to_string_pretty(&report)
@@ -209,7 +217,8 @@ pub fn summary(report: &ProbeReport) -> String {
          collector: {} spans in {} requests; after SIGTERM {} spans in {} requests; \
          {} cut off mid-body, {} abandoned unanswered; {} orphan spans in {} traces \
          (root never arrived)\n\
-         {app}",
+         {app}\n\
+         {}",
         c.spans_received,
         c.requests_accepted,
         p.spans_after_sigterm,
@@ -218,5 +227,33 @@ pub fn summary(report: &ProbeReport) -> String {
         p.requests_abandoned,
         p.orphan_spans,
         p.orphan_traces,
+        prediction_line(report),
+    )
+}
+
+/// "estimate: predicted N lost at SIGKILL, observed M missing", or why there is none.
+fn prediction_line(report: &ProbeReport) -> String {
+    let Some(prediction) = &report.prediction else {
+        let why = report.prediction_error.as_deref().unwrap_or("not made");
+        return format!("prediction: none ({why})");
+    };
+    let (i, n) = (&prediction.inputs, &prediction.predicted);
+    let observed = match prediction.observed_missing {
+        Some(missing) => format!("observed {missing} missing"),
+        None => format!(
+            "observed {} received (the app did not say how many it ended)",
+            report.collector.spans_received
+        ),
+    };
+    format!(
+        "estimate ({} rules, {:.0} spans/s, {:.1} spans/trace, batches of {:.0}): predicted {} \
+         lost at SIGKILL ({} received of {} ended), {observed}",
+        i.semantics,
+        i.spans_per_s,
+        i.spans_per_trace,
+        i.batch_spans_mean,
+        n.lost_at_kill,
+        n.received,
+        n.ended,
     )
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::collector::{Collector, CollectorConfig, CollectorError, CollectorStats};
 use crate::config::{Settings, knobs};
-use crate::record::probe::{ProbeReport, ProbeSample, ProbeSection, Sdk};
+use crate::record::probe::{BeforeSigterm, ProbeReport, ProbeSample, ProbeSection, Sdk};
 
 /// How often the collector's counts are sampled into the timeline.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
@@ -132,6 +132,7 @@ pub fn run_probe(
     let collector = Collector::start(CollectorConfig {
         faults: settings.collector.clone(),
         limits: settings.collector_limits.clone(),
+        forward: settings.collector_forward.clone(),
         ..CollectorConfig::default()
     })?;
     let stdin = match sigterm {
@@ -142,6 +143,8 @@ pub fn run_probe(
         .args(args)
         .envs(app_env(settings, &collector))
         .stdin(stdin)
+        // Piped and echoed line by line (`echo_stdout`), to read the app's own count.
+        .stdout(Stdio::piped())
         // A group of its own: the probe's terminal signals (Ctrl-C) are not the app's, and
         // SIGKILL reaches every process the app started, so none is left behind.
         .process_group(0)
@@ -151,22 +154,124 @@ pub fn run_probe(
             source,
         })?;
     let started = Instant::now();
+    let echo = child.stdout.take().map(echo_stdout);
     let grace = Duration::from_millis(settings.shutdown.grace_ms);
     let watched = watch(&mut child, &collector, started, sigterm, grace);
     // Whatever happened, nothing the app started outlives the probe.
     kill_group(child.id());
+    let spans_ended = echo.and_then(finish_echo);
     let watched = watched?;
     wait_settled(&collector);
-    let section = section(command, child.id(), &watched, &collector, grace);
+    let mut section = section(command, child.id(), &watched, &collector, grace);
+    section.spans_ended = spans_ended;
     let mut timeline = watched.timeline;
     timeline.push(sample(&collector, started));
     let report = ProbeReport {
         collector: collector.stats(),
         probe: section,
         timeline,
+        prediction: None,
+        prediction_error: None,
     };
     collector.shutdown();
     Ok(report)
+}
+
+/// Copies the app's stdout to ours, line by line and byte for byte, and keeps the last
+/// `spans ended: N` it printed (the convention of the seed's test apps). A thread, so the
+/// app never blocks on a full pipe while the watch loop polls.
+fn echo_stdout(from: std::process::ChildStdout) -> std::thread::JoinHandle<Option<u64>> {
+    std::thread::spawn(move || {
+        use std::io::{BufRead as _, Write as _};
+        let mut reader = std::io::BufReader::new(from);
+        let mut line = Vec::new();
+        let mut ended = None;
+        // Ends at EOF (every process of the app is gone) or a read error.
+        while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            let mut out = std::io::stdout().lock();
+            // Our stdout closed: keep reading, so the app's writes never block.
+            let _ = out.write_all(&line).and_then(|()| out.flush());
+            if let Some(n) = spans_ended_in(&line) {
+                ended = Some(n);
+            }
+            line.clear();
+        }
+        ended
+    })
+}
+
+/// `spans ended: N` as the seed's apps print it, or `None`.
+fn spans_ended_in(line: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(line).ok()?;
+    text.trim()
+        .strip_prefix("spans ended:")?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Waits for the echo to reach the end of the app's output: bounded, because a process
+/// that left the app's group could hold the pipe open; its count is then unknown.
+fn finish_echo(echo: std::thread::JoinHandle<Option<u64>>) -> Option<u64> {
+    let deadline = Instant::now() + SETTLE;
+    while !echo.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if echo.is_finished() {
+        echo.join().ok().flatten()
+    } else {
+        None
+    }
+}
+
+fn unix_ns(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The earliest start among the spans the collector keeps (Unix ns, as the app sent it).
+fn first_span_start(collector: &Collector) -> Option<u64> {
+    let traces = collector.recent_traces();
+    let starts = traces.iter().flat_map(|t| t.spans.iter());
+    starts.map(|s| s.start_unix_nano).filter(|&ns| ns > 0).min()
+}
+
+/// Spans ended per second, from the end times of the spans the collector keeps (its
+/// recent traces): the app's own pace, which export batching and backend latency hide
+/// from the arrival times. `None` with fewer than two distinct end times.
+fn ended_per_s(collector: &Collector) -> Option<(f64, u64)> {
+    let traces = collector.recent_traces();
+    let mut ends: Vec<u64> = traces
+        .iter()
+        .flat_map(|t| t.spans.iter().map(|s| s.end_unix_nano))
+        .filter(|&ns| ns > 0)
+        .collect();
+    ends.sort_unstable();
+    let (first, last) = (*ends.first()?, *ends.last()?);
+    let span_s = (last - first) as f64 / 1e9;
+    (span_s > 0.0).then(|| ((ends.len() - 1) as f64 / span_s, ends.len() as u64))
+}
+
+/// What had arrived at SIGTERM, and between which samples it arrived.
+fn before_sigterm(w: &Watched) -> Option<BeforeSigterm> {
+    let (at, sigterm_ms) = (w.at_sigterm.as_ref()?, w.sigterm_ms?);
+    let mut grew = w.timeline.windows(2).filter_map(|pair| {
+        (pair[1].t_ms <= sigterm_ms && pair[1].spans_received > pair[0].spans_received)
+            .then_some(pair[1])
+    });
+    let first = grew.next();
+    let last = grew.next_back().or(first);
+    Some(BeforeSigterm {
+        spans: at.spans_received,
+        requests: at.requests_accepted,
+        traces: at.traces_seen,
+        first_arrival_ms: first.map(|s| s.t_ms),
+        last_arrival_ms: last.map(|s| s.t_ms),
+        spans_at_first_arrival: first.map_or(0, |s| s.spans_received),
+        first_span_start_ms: w.first_span_start_ms,
+        ended_per_s: w.ended_per_s.map(|(rate, _)| rate),
+        ends_measured: w.ended_per_s.map_or(0, |(_, n)| n),
+    })
 }
 
 /// What the watch loop saw.
@@ -178,6 +283,10 @@ struct Watched {
     exit_ms: f64,
     /// The collector's counts when SIGTERM was sent.
     at_sigterm: Option<CollectorStats>,
+    /// The earliest span start among the first spans to arrive, ms since the app started.
+    first_span_start_ms: Option<f64>,
+    /// At SIGTERM: spans ended per second and how many span ends it was measured from.
+    ended_per_s: Option<(f64, u64)>,
     timeline: Vec<ProbeSample>,
 }
 
@@ -198,8 +307,11 @@ fn watch(
         sigkill_ms: None,
         exit_ms: 0.0,
         at_sigterm: None,
+        first_span_start_ms: None,
+        ended_per_s: None,
         timeline: Vec::new(),
     };
+    let started_unix_ns = unix_ns(std::time::SystemTime::now());
     let (mut sigterm_at, mut next_sample) = (None, started);
     loop {
         let now = Instant::now();
@@ -212,6 +324,7 @@ fn watch(
         }
         if sigterm_at.is_none() && sigterm_due(&sigterm, now - started) {
             w.at_sigterm = Some(collector.stats());
+            w.ended_per_s = ended_per_s(collector);
             signal(pid, libc::SIGTERM);
             sigterm_at = Some(now);
             w.sigterm_ms = Some(ms(now));
@@ -225,7 +338,12 @@ fn watch(
             w.sigkill_ms = Some(ms(now));
         }
         if now >= next_sample && w.timeline.len() < MAX_SAMPLES {
-            w.timeline.push(sample(collector, started));
+            let sampled = sample(collector, started);
+            if w.first_span_start_ms.is_none() && sampled.spans_received > 0 {
+                w.first_span_start_ms = first_span_start(collector)
+                    .map(|ns| ns.saturating_sub(started_unix_ns) as f64 / 1e6);
+            }
+            w.timeline.push(sampled);
             next_sample += SAMPLE_EVERY;
         }
         std::thread::sleep(POLL);
@@ -333,6 +451,8 @@ fn section(
             language: resource.sdk_language,
             version: resource.sdk_version,
         },
+        spans_ended: None,
+        before_sigterm: before_sigterm(w),
     }
 }
 
