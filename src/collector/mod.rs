@@ -74,6 +74,19 @@ impl Default for CollectorConfig {
     }
 }
 
+impl CollectorConfig {
+    /// The embedded collector a run's settings describe: their faults, limits and forward
+    /// target, on a free loopback port.
+    pub fn for_settings(settings: &crate::config::Settings) -> Self {
+        CollectorConfig {
+            faults: settings.collector.clone(),
+            limits: settings.collector_limits.clone(),
+            forward: settings.collector_forward.clone(),
+            ..CollectorConfig::default()
+        }
+    }
+}
+
 /// Why a collector could not start; each message names what was wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum CollectorError {

@@ -171,12 +171,7 @@ pub fn run_child(
 ) -> Result<ChildRun, ChildError> {
     const RUNNER_ID: u64 = 2;
     let at_s = settings.shutdown.at_s.ok_or(ChildError::NoShutdownTime)?;
-    let collector = Collector::start(CollectorConfig {
-        faults: settings.collector.clone(),
-        limits: settings.collector_limits.clone(),
-        forward: settings.collector_forward.clone(),
-        ..CollectorConfig::default()
-    })?;
+    let collector = Collector::start(CollectorConfig::for_settings(settings))?;
     let mut child = spawn_runner(bin, scenario_args, &collector.traces_endpoint(), RUNNER_ID)?;
     let stdout = child.stdout.take().ok_or(ChildError::NoStdout)?;
     let printed = forward_lines(stdout);

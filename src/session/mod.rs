@@ -66,12 +66,9 @@ impl Session {
         let record = Arc::new(Record::new());
         let collector = match &settings.exporter.endpoint {
             Some(_) => None,
-            None => Some(Arc::new(Collector::start(CollectorConfig {
-                faults: settings.collector.clone(),
-                limits: settings.collector_limits.clone(),
-                forward: settings.collector_forward.clone(),
-                ..CollectorConfig::default()
-            })?)),
+            None => Some(Arc::new(Collector::start(CollectorConfig::for_settings(
+                settings,
+            ))?)),
         };
         let endpoint = endpoint(settings, collector.as_deref())?;
         let pipeline = Arc::new(Pipeline::start(

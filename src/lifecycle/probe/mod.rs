@@ -129,12 +129,7 @@ pub fn run_probe(
     sigterm: SigtermWhen,
 ) -> Result<ProbeReport, ProbeError> {
     let (program, args) = command.split_first().ok_or(ProbeError::NoCommand)?;
-    let collector = Collector::start(CollectorConfig {
-        faults: settings.collector.clone(),
-        limits: settings.collector_limits.clone(),
-        forward: settings.collector_forward.clone(),
-        ..CollectorConfig::default()
-    })?;
+    let collector = Collector::start(CollectorConfig::for_settings(settings))?;
     let stdin = match sigterm {
         SigtermWhen::After(_) => Stdio::inherit(),
         SigtermWhen::OnSignal(_) => Stdio::null(),
