@@ -507,13 +507,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const COSTS: Costs = Costs {
-        exports_measured: 0,
-        bytes_per_span: 100.0,
-        per_batch_ms: 1.0,
-        per_span_ms: 0.01,
-    };
+    use crate::sim::TEST_COSTS as COSTS;
 
     fn request(key: &'static str, from: f64, to: f64, steps: usize) -> Request {
         Request {

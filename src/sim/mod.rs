@@ -65,6 +65,29 @@ pub struct Requests {
     pub cut_off: u64,
 }
 
+/// Export costs for unit tests here and in the session's sweep, what-if and advisor:
+/// round numbers, so what a test expects does not hang on a calibration run. Real runs
+/// use measured costs.
+#[cfg(test)]
+pub(crate) const TEST_COSTS: Costs = Costs {
+    exports_measured: 0,
+    bytes_per_span: 100.0,
+    per_batch_ms: 1.0,
+    per_span_ms: 0.01,
+};
+
+/// Settings from `key=value` pairs, checked as the command line checks them, for unit
+/// tests; a bad pair is the test's own typo, so it panics.
+#[cfg(test)]
+pub(crate) fn test_settings(pairs: &[(&str, &str)]) -> Settings {
+    let mut s = Settings::default();
+    for (k, v) in pairs {
+        s.set(k, v, crate::config::Source::CommandLine).unwrap();
+    }
+    s.validate(crate::config::Source::CommandLine).unwrap();
+    s
+}
+
 /// Simulates `settings` in virtual time.
 pub fn run(settings: &Settings, costs: Costs) -> Result<SimOutcome, SimError> {
     check(settings)?;

@@ -2,24 +2,8 @@
 //! shutdown's verdict, on scenarios small enough to reason about.
 
 use super::*;
-use crate::config::{HandleExit, Settings, Source};
-
-/// Charged per export in these tests; real runs use measured costs.
-const COSTS: Costs = Costs {
-    exports_measured: 0,
-    bytes_per_span: 100.0,
-    per_batch_ms: 1.0,
-    per_span_ms: 0.01,
-};
-
-fn settings(pairs: &[(&str, &str)]) -> Settings {
-    let mut s = Settings::default();
-    for (k, v) in pairs {
-        s.set(k, v, Source::CommandLine).unwrap();
-    }
-    s.validate(Source::CommandLine).unwrap();
-    s
-}
+use super::{TEST_COSTS as COSTS, test_settings as settings};
+use crate::config::HandleExit;
 
 fn assert_identity(o: &SimOutcome) {
     let s = &o.spans;

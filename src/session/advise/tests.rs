@@ -2,23 +2,7 @@
 //! next to it does, and a shutdown's options are each backed by their runs.
 
 use super::*;
-
-/// Charged per export in these tests; real advice uses measured costs.
-const COSTS: Costs = Costs {
-    exports_measured: 0,
-    bytes_per_span: 100.0,
-    per_batch_ms: 1.0,
-    per_span_ms: 0.01,
-};
-
-fn settings(pairs: &[(&str, &str)]) -> Settings {
-    let mut s = Settings::default();
-    for (k, v) in pairs {
-        s.set(k, v, Source::CommandLine).unwrap();
-    }
-    s.validate(Source::CommandLine).unwrap();
-    s
-}
+use crate::sim::{TEST_COSTS as COSTS, test_settings as settings};
 
 #[test]
 fn the_recommended_queue_drops_nothing_and_one_less_drops() {

@@ -163,13 +163,7 @@ fn owned(values: Vec<(&'static str, &str)>) -> Vec<(&'static str, String)> {
 mod tests {
     use super::*;
 
-    /// Charged per export in these tests; real sweeps use measured costs.
-    const COSTS: Costs = Costs {
-        exports_measured: 0,
-        bytes_per_span: 100.0,
-        per_batch_ms: 1.0,
-        per_span_ms: 0.01,
-    };
+    use crate::sim::TEST_COSTS as COSTS;
 
     fn base() -> Settings {
         let mut s = Settings::default();
