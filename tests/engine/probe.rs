@@ -75,6 +75,23 @@ fn seed_app() -> String {
         .to_string()
 }
 
+/// Runs the seed app under `gracetrace probe FLAGS --json REPORT`, asserts the probe
+/// succeeded, and returns its output and the JSON report; `None` when python is not
+/// ready (see `python_ready`).
+fn probe_seed_app(name: &str, flags: &[&str]) -> Option<(Output, serde_json::Value)> {
+    if !python_ready() {
+        return None;
+    }
+    let json = report_path(name);
+    let app = seed_app();
+    let mut args = flags.to_vec();
+    args.extend(["--json", json.to_str().unwrap()]);
+    let out = probe(&args, &["python3", &app]);
+    assert!(out.status.success(), "probe failed: {}", stderr(&out));
+    let report = read_report(&json);
+    Some((out, report))
+}
+
 /// The number the app printed as `spans ended: N`.
 fn spans_ended(out: &str) -> u64 {
     out.lines()
@@ -91,14 +108,10 @@ fn u(v: &serde_json::Value) -> u64 {
 /// every trace has its root, and the resource names the Python SDK.
 #[test]
 fn python_app_clean_shutdown_loses_nothing() {
-    if !python_ready() {
-        return;
-    }
-    let json = report_path("clean");
-    let app = seed_app();
-    let out = probe(
-        // A grace far longer than the flush needs, even on a loaded machine; exports every
-        // 200 ms, so that traffic arrives before SIGTERM for the prediction to measure.
+    // A grace far longer than the flush needs, even on a loaded machine; exports every
+    // 200 ms, so that traffic arrives before SIGTERM for the prediction to measure.
+    let Some((out, r)) = probe_seed_app(
+        "clean",
         &[
             "--sigterm-at",
             "1.5",
@@ -106,17 +119,14 @@ fn python_app_clean_shutdown_loses_nothing() {
             "60000",
             "--set",
             "batch.schedule_delay_ms=200",
-            "--json",
-            json.to_str().unwrap(),
         ],
-        &["python3", &app],
-    );
-    assert!(out.status.success(), "probe failed: {}", stderr(&out));
+    ) else {
+        return;
+    };
     let text = stdout(&out);
     assert!(text.contains("got SIGTERM"), "{text}");
     let ended = spans_ended(&text);
     assert!(ended > 0);
-    let r = read_report(&json);
     let p = &r["probe"];
     assert_eq!(u(&r["collector"]["spans_received"]), ended, "{r:#}");
     assert_eq!(p["exit_code"], 0);
@@ -159,12 +169,8 @@ fn python_app_clean_shutdown_loses_nothing() {
 /// are in the commit that added this test, not asserted: the machine's load moves them).
 #[test]
 fn python_app_prediction_beside_the_observation() {
-    if !python_ready() {
-        return;
-    }
-    let json = report_path("predicted");
-    let app = seed_app();
-    let out = probe(
+    let Some((out, r)) = probe_seed_app(
+        "predicted",
         &[
             "--sigterm-at",
             "5",
@@ -172,14 +178,12 @@ fn python_app_prediction_beside_the_observation() {
             "1000",
             "--set",
             "collector.latency_ms=1500",
-            "--json",
-            json.to_str().unwrap(),
         ],
-        &["python3", &app],
-    );
-    assert!(out.status.success(), "probe failed: {}", stderr(&out));
-    let ended = spans_ended(&stdout(&out));
-    let r = read_report(&json);
+    ) else {
+        return;
+    };
+    let text = stdout(&out);
+    let ended = spans_ended(&text);
     let p = &r["probe"];
     assert_eq!(p["killed"], true, "{p:#}");
     let received = u(&r["collector"]["spans_received"]);
@@ -223,12 +227,8 @@ fn python_app_prediction_beside_the_observation() {
 /// grace runs out, the app is SIGKILLed, and the spans it ended are missing.
 #[test]
 fn python_app_killed_by_a_slow_backend() {
-    if !python_ready() {
-        return;
-    }
-    let json = report_path("killed");
-    let app = seed_app();
-    let out = probe(
+    let Some((out, r)) = probe_seed_app(
+        "killed",
         &[
             "--sigterm-at",
             "1",
@@ -236,17 +236,14 @@ fn python_app_killed_by_a_slow_backend() {
             "1000",
             "--set",
             "collector.latency_ms=20000",
-            "--json",
-            json.to_str().unwrap(),
         ],
-        &["python3", &app],
-    );
-    assert!(out.status.success(), "probe failed: {}", stderr(&out));
+    ) else {
+        return;
+    };
     let text = stdout(&out);
     assert!(text.contains("got SIGTERM"), "{text}");
     assert!(!text.contains("teardown done"), "{text}");
     let ended = spans_ended(&text);
-    let r = read_report(&json);
     let p = &r["probe"];
     assert_eq!(p["killed"], true, "{p:#}");
     assert!(p["exit_code"].is_null());
