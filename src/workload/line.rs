@@ -114,15 +114,6 @@ impl WaitingLine {
         state.waiting.clear();
         returned
     }
-
-    /// Requests waiting right now.
-    pub fn len(&self) -> usize {
-        self.lock().waiting.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]
@@ -157,7 +148,7 @@ mod tests {
         }
         assert_eq!(line.take(POLL, || false), Some(now));
         assert_eq!(line.hand_back(), 6);
-        assert!(line.is_empty());
+        assert_eq!(line.hand_back(), 0, "nothing is left waiting");
         line.close();
         assert_eq!(line.take(POLL, || false), None);
     }
