@@ -679,7 +679,7 @@ fn what_if_sweeps_the_queue_in_virtual_time_and_a_cell_applies_live() {
     h.step();
     assert_eq!(h.state().centre, Centre::WhatIf);
     // The range the person types: 16 to 4096, 9 values (geometric: it spans decades).
-    let form = &mut h.state_mut().what_if;
+    let form = &mut h.state_mut().what_if.first;
     assert_eq!(form.key, "batch.max_queue_size");
     (form.from, form.to, form.steps) = (16.0, 4096.0, 9);
     h.get_by_label("Sweep").click_accesskit();
@@ -740,22 +740,32 @@ fn what_if_sweeps_the_queue_in_virtual_time_and_a_cell_applies_live() {
     assert!(!h.state().snapshot().what_if.sweep.stale);
 }
 
-/// The What-if view of a finished sweep and advice, both simulated here with fixed export
-/// costs (the window measures them), so the picture is the same on every run.
-#[test]
-fn snapshot_of_the_what_if_view() {
-    let costs = gracetrace::sim::Costs {
-        exports_measured: 40,
-        bytes_per_span: 390.0,
-        per_batch_ms: 1.5,
-        per_span_ms: 0.004,
-    };
-    let request = whatif::Request {
+/// The queue from 16 to 4096, 9 values (geometric: it spans decades).
+fn queue_axis() -> whatif::Axis {
+    whatif::Axis {
         key: "batch.max_queue_size",
         from: 16.0,
         to: 4096.0,
         steps: 9,
-    };
+    }
+}
+
+/// Export costs fixed for image snapshots (the window measures them).
+fn fixed_costs() -> gracetrace::sim::Costs {
+    gracetrace::sim::Costs {
+        exports_measured: 40,
+        bytes_per_span: 390.0,
+        per_batch_ms: 1.5,
+        per_span_ms: 0.004,
+    }
+}
+
+/// The What-if view of a finished sweep and advice, both simulated here with fixed export
+/// costs (the window measures them), so the picture is the same on every run.
+#[test]
+fn snapshot_of_the_what_if_view() {
+    let costs = fixed_costs();
+    let request = whatif::Request::one(queue_axis());
     let on = bursty();
     let sweep = whatif::sweep(&request, &on, costs, &|_, _| {}).expect("the sweep runs");
     let advice = whatif::advise(&on, costs, Some(0.30)).expect("the advisor runs");

@@ -1,8 +1,9 @@
-//! The window's "What if" and advisor, run by the live engine: one knob swept over a range
-//! ([`super::sweep`]) or the advisor ([`super::advise`]), both in virtual time on a worker
-//! thread, on the settings in force. The virtual clock is calibrated once per window (a
-//! 1.5 s real run, [`calibrate`]). The engine publishes progress and results in its
-//! snapshot ([`View`]); the window only draws them and sends commands.
+//! The window's "What if" and advisor, run by the live engine: one knob swept over a range,
+//! or two knobs over the grid of their ranges ([`super::sweep`]), or the advisor
+//! ([`super::advise`]), all in virtual time on a worker thread, on the settings in force.
+//! The virtual clock is calibrated once per window (a 1.5 s real run, [`calibrate`]). The
+//! engine publishes progress and results in its snapshot ([`View`]); the window only draws
+//! them and sends commands.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, TryRecvError, channel};
@@ -25,10 +26,14 @@ pub const REPEATS: usize = 3;
 const ADVISE_SEEDS: usize = 3;
 /// The most values one what-if range may have.
 pub const MAX_STEPS: usize = 60;
+/// The most cells one what-if may have (`gracetrace sweep` allows far more): a 20 x 20
+/// heatmap still reads cell by cell, and its 1,200 simulated runs of a short scenario
+/// take seconds, not minutes.
+pub const MAX_CELLS: usize = 400;
 
-/// One knob and the range the window asks to sweep.
+/// One knob and the range the window asks to sweep it over.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Request {
+pub struct Axis {
     pub key: &'static str,
     pub from: f64,
     pub to: f64,
@@ -36,13 +41,13 @@ pub struct Request {
     pub steps: usize,
 }
 
-impl Request {
+impl Axis {
     /// A range spanning a decade or more is stepped geometrically, else arithmetically.
     pub fn geometric(&self) -> bool {
         self.from > 0.0 && self.to >= 10.0 * self.from
     }
 
-    /// The `--vary` argument of `gracetrace sweep` that runs the same cells.
+    /// The `--vary` argument of `gracetrace sweep` that runs the same values.
     pub fn vary_arg(&self) -> String {
         let steps = self.steps.clamp(1, MAX_STEPS);
         if steps == 1 || self.from == self.to {
@@ -57,6 +62,61 @@ impl Request {
             format!("{}={}..{}+{step}", self.key, self.from, self.to)
         }
     }
+}
+
+/// What the window asks to sweep: one knob (a line chart), or two (a heatmap).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// Along the chart's x axis, the heatmap's columns.
+    pub first: Axis,
+    /// The heatmap's rows, when a second knob is chosen.
+    pub second: Option<Axis>,
+}
+
+impl Request {
+    /// A sweep of one knob.
+    pub fn one(first: Axis) -> Request {
+        Request {
+            first,
+            second: None,
+        }
+    }
+
+    /// The knobs swept, the first first.
+    pub fn axes(&self) -> impl Iterator<Item = &Axis> {
+        std::iter::once(&self.first).chain(&self.second)
+    }
+
+    /// The `--vary` arguments of `gracetrace sweep` that run the same cells.
+    pub fn vary_args(&self) -> Vec<String> {
+        self.axes().map(Axis::vary_arg).collect()
+    }
+
+    /// Why the window does not sweep this (said next to its Sweep button), if it does not:
+    /// one knob twice, a range upside down, or more cells than [`MAX_CELLS`].
+    pub fn refused(&self) -> Option<String> {
+        if let Some(second) = self.second.as_ref().filter(|s| s.key == self.first.key) {
+            return Some(format!("{} is chosen twice: pick another", second.key));
+        }
+        if let Some(axis) = self.axes().find(|a| a.from > a.to) {
+            return Some(format!("{}: from must not be above to", axis.key));
+        }
+        let steps: Vec<usize> = self.axes().map(|a| a.steps.clamp(1, MAX_STEPS)).collect();
+        let cells: usize = steps.iter().product();
+        (cells > MAX_CELLS).then(|| {
+            let product = steps.iter().map(usize::to_string).collect::<Vec<_>>();
+            format!(
+                "{} = {cells} cells: at most {MAX_CELLS} (fewer values, or \
+                 `gracetrace sweep` for more)",
+                product.join(" x ")
+            )
+        })
+    }
+}
+
+/// A knob's name without its section (`max_queue_size`), for captions and cells.
+pub fn short_name(key: &str) -> &str {
+    key.rsplit('.').next().unwrap_or(key)
 }
 
 /// The knobs a what-if can vary: every numeric knob of the knob table.
@@ -121,12 +181,16 @@ fn with_shutdown(settings: &Settings) -> (Settings, f64, bool) {
     (on, at_s, assumed)
 }
 
-/// One cell of a what-if: the knob's value and what its median run lost.
+/// One cell of a what-if: the knobs' values and what its median run lost.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Point {
-    /// As the knob spells it (`gracetrace knobs`), and as a number for the chart.
+    /// The first knob's value as the knob spells it (`gracetrace knobs`), and as a number
+    /// for the chart.
     pub value: String,
     pub x: f64,
+    /// The second knob's value, spelt and as a number, when two are swept.
+    pub second: Option<String>,
+    pub y: Option<f64>,
     pub created: u64,
     pub sampled: u64,
     pub dropped_queue_full: u64,
@@ -148,35 +212,90 @@ pub struct SweepResult {
     /// When SIGTERM came, and whether the what-if chose it (the settings have none).
     pub sigterm_at_s: f64,
     pub sigterm_assumed: bool,
-    /// The knob's value in `base`.
+    /// The first knob's value in `base`, and the second's.
     pub current: Option<f64>,
+    pub current_second: Option<f64>,
     pub repeats: usize,
     pub costs: Costs,
+    /// The first knob's values as swept (a whole-number knob skips repeats): the
+    /// heatmap's columns; and the second's, its rows (none with one knob).
+    pub columns: Vec<String>,
+    pub rows: Vec<String>,
+    /// The cells, the second knob's value changing fastest (as `gracetrace sweep` has them).
     pub points: Vec<Point>,
 }
 
 impl SweepResult {
-    /// Cell `index`'s value on top of `on` (the window's settings now).
+    /// Cell `index`'s values on top of `on` (the window's settings now).
     pub fn cell_settings(
         &self,
         index: usize,
         on: &Settings,
     ) -> Option<Result<Settings, ConfigError>> {
         let point = self.points.get(index)?;
-        Some(with_change(on, &[(self.request.key, point.value.clone())]))
+        Some(with_change(on, &self.change(point)))
     }
+
+    /// `point`'s value of each knob swept, as a change to settings.
+    pub fn change(&self, point: &Point) -> Vec<(&'static str, String)> {
+        let mut change = vec![(self.request.first.key, point.value.clone())];
+        if let (Some(axis), Some(value)) = (&self.request.second, &point.second) {
+            change.push((axis.key, value.clone()));
+        }
+        change
+    }
+
+    /// The most spans any cell lost: the top of the heatmap's colour scale.
+    pub fn most_lost(&self) -> u64 {
+        self.points.iter().map(|p| p.lost).max().unwrap_or(0)
+    }
+
+    /// The cell in `column` and `row` (row 0 with one knob).
+    pub fn index(&self, column: usize, row: usize) -> Option<usize> {
+        let rows = self.rows.len().max(1);
+        let index = column * rows + row;
+        (column < self.columns.len() && row < rows && index < self.points.len()).then_some(index)
+    }
+
+    /// The cell of the settings in force, and whether its values are theirs exactly
+    /// (else it is the nearest, the settings falling between swept values); none when
+    /// they lie outside a knob's range.
+    pub fn current_cell(&self) -> Option<(usize, bool)> {
+        let (column, on_x) = nearest(&self.columns, self.current?, &self.request.first)?;
+        let (row, on_y) = match &self.request.second {
+            None => (0, true),
+            Some(axis) => nearest(&self.rows, self.current_second?, axis)?,
+        };
+        Some((self.index(column, row)?, on_x && on_y))
+    }
+}
+
+/// The index of the value nearest `now` (by ratio on a geometric axis) and whether it is
+/// `now`; none when `now` lies outside the values.
+fn nearest(values: &[String], now: f64, axis: &Axis) -> Option<(usize, bool)> {
+    let numbers: Vec<f64> = values.iter().filter_map(|v| v.parse().ok()).collect();
+    let lowest = numbers.iter().copied().reduce(f64::min)?;
+    let highest = numbers.iter().copied().reduce(f64::max)?;
+    if now < lowest || now > highest {
+        return None;
+    }
+    let scale = |v: f64| if axis.geometric() { v.ln() } else { v };
+    let distance = |i: usize| (scale(numbers[i]) - scale(now)).abs();
+    let index = (0..numbers.len()).min_by(|&a, &b| distance(a).total_cmp(&distance(b)))?;
+    Some((index, numbers[index] == now))
 }
 
 fn point(cell: &sweep::Cell) -> Point {
     let (m, w) = (cell.median(), cell.worst());
     let s = &m.outcome.spans;
-    let value = cell
-        .values
-        .first()
-        .map_or_else(String::new, |v| v.1.clone());
+    let value = |i: usize| cell.values.get(i).map(|v| v.1.clone());
+    let first = value(0).unwrap_or_default();
+    let second = value(1);
     Point {
-        x: value.parse().unwrap_or(f64::NAN),
-        value,
+        x: first.parse().unwrap_or(f64::NAN),
+        value: first,
+        y: second.as_ref().map(|v| v.parse().unwrap_or(f64::NAN)),
+        second,
         created: s.created,
         sampled: s.sampled,
         dropped_queue_full: s.dropped_queue_full,
@@ -195,18 +314,28 @@ pub fn sweep(
     costs: Costs,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<SweepResult, String> {
-    let vary = Vary::parse(&request.vary_arg()).map_err(|e| e.to_string())?;
-    let grid = Grid::new(vec![vary]).map_err(|e| e.to_string())?;
+    if let Some(why) = request.refused() {
+        return Err(why);
+    }
+    let varies = request.vary_args().into_iter().map(|arg| Vary::parse(&arg));
+    let varies = varies
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let grid = Grid::new(varies).map_err(|e| e.to_string())?;
     let (on, sigterm_at_s, sigterm_assumed) = with_shutdown(settings);
     let swept = sweep::run(&on, &grid, REPEATS, costs, progress).map_err(|e| e.to_string())?;
+    let mut values = grid.varies.into_iter().map(|v| v.values);
     Ok(SweepResult {
         request: request.clone(),
         base: settings.clone(),
         sigterm_at_s,
         sigterm_assumed,
-        current: current(request.key, settings),
+        current: current(request.first.key, settings),
+        current_second: (request.second.as_ref()).and_then(|a| current(a.key, settings)),
         repeats: swept.repeats,
         costs,
+        columns: values.next().unwrap_or_default(),
+        rows: values.next().unwrap_or_default(),
         points: swept.cells.iter().map(point).collect(),
     })
 }
@@ -509,8 +638,8 @@ mod tests {
     use super::*;
     use crate::sim::TEST_COSTS as COSTS;
 
-    fn request(key: &'static str, from: f64, to: f64, steps: usize) -> Request {
-        Request {
+    fn axis(key: &'static str, from: f64, to: f64, steps: usize) -> Axis {
+        Axis {
             key,
             from,
             to,
@@ -518,21 +647,34 @@ mod tests {
         }
     }
 
+    /// A short scenario whose small queues drop: 3 s of 200 requests/s to a slow backend.
+    fn slow_backend() -> Settings {
+        let mut s = Settings::default();
+        for (k, v) in [
+            ("workload.duration_s", "3"),
+            ("workload.rate_per_s", "200"),
+            ("collector.latency_ms", "500"),
+        ] {
+            s.set(k, v, Source::CommandLine).unwrap();
+        }
+        s
+    }
+
     #[test]
     fn a_range_over_decades_is_geometric_and_parses_as_the_cli_would() {
-        let r = request("batch.max_queue_size", 64.0, 32768.0, 10);
+        let r = axis("batch.max_queue_size", 64.0, 32768.0, 10);
         assert!(r.geometric());
         let vary = Vary::parse(&r.vary_arg()).unwrap();
         assert_eq!(vary.values.len(), 10, "{:?}", vary.values);
         assert_eq!(vary.values.first().map(String::as_str), Some("64"));
         assert_eq!(vary.values.last().map(String::as_str), Some("32768"));
-        let r = request("tracing.sample_rate", 0.2, 1.0, 5);
+        let r = axis("tracing.sample_rate", 0.2, 1.0, 5);
         assert!(!r.geometric());
         assert_eq!(
             Vary::parse(&r.vary_arg()).unwrap().values,
             ["0.2", "0.4", "0.6", "0.8", "1"]
         );
-        let one = request("batch.schedule_delay_ms", 100.0, 100.0, 4);
+        let one = axis("batch.schedule_delay_ms", 100.0, 100.0, 4);
         assert_eq!(Vary::parse(&one.vary_arg()).unwrap().values, ["100"]);
     }
 
@@ -553,15 +695,8 @@ mod tests {
 
     #[test]
     fn a_small_queue_drops_in_the_sweep_and_a_cell_applies_on_top_of_other_settings() {
-        let mut s = Settings::default();
-        for (k, v) in [
-            ("workload.duration_s", "3"),
-            ("workload.rate_per_s", "200"),
-            ("collector.latency_ms", "500"),
-        ] {
-            s.set(k, v, Source::CommandLine).unwrap();
-        }
-        let r = request("batch.max_queue_size", 64.0, 65536.0, 4);
+        let s = slow_backend();
+        let r = Request::one(axis("batch.max_queue_size", 64.0, 65536.0, 4));
         let result = sweep(&r, &s, COSTS, &|_, _| {}).unwrap();
         assert!(result.sigterm_assumed && result.sigterm_at_s == 3.0);
         assert_eq!(result.points.len(), 4);
@@ -582,5 +717,102 @@ mod tests {
             "the assumed SIGTERM stays in the sim"
         );
         assert!(result.cell_settings(9, &now).is_none());
+    }
+
+    #[test]
+    fn two_knobs_sweep_their_grid_and_a_cell_applies_both() {
+        let mut s = slow_backend();
+        s.tracing.sample_rate = 0.5;
+        s.batch.max_queue_size = 4096;
+        let r = Request {
+            first: axis("batch.max_queue_size", 64.0, 65536.0, 4),
+            second: Some(axis("tracing.sample_rate", 0.25, 1.0, 4)),
+        };
+        let result = sweep(&r, &s, COSTS, &|_, _| {}).unwrap();
+        assert_eq!(result.columns, ["64", "645", "6502", "65536"]);
+        assert_eq!(result.rows, ["0.25", "0.5", "0.75", "1"]);
+        assert_eq!(result.points.len(), 16);
+        // The caption's `gracetrace sweep --vary .. --vary ..` runs the same values.
+        let cli: Vec<Vec<String>> = (r.vary_args().iter())
+            .map(|arg| Vary::parse(arg).unwrap().values)
+            .collect();
+        assert_eq!(cli, [result.columns.clone(), result.rows.clone()]);
+        // Column 1, row 2: the second knob changes fastest.
+        let cell = &result.points[result.index(1, 2).unwrap()];
+        assert_eq!(
+            (cell.value.as_str(), cell.second.as_deref()),
+            ("645", Some("0.75"))
+        );
+        assert_eq!((cell.x, cell.y), (645.0, Some(0.75)));
+        assert_eq!(result.index(4, 0), None);
+        assert_eq!(result.index(0, 4), None);
+        // More sampled spans, more to drop: at queue 64, a rate of 1 drops more than 0.25.
+        let (thin, full) = (&result.points[0], &result.points[3]);
+        assert!(thin.sampled < full.sampled, "{thin:?} {full:?}");
+        assert!(full.dropped_queue_full > thin.dropped_queue_full);
+        // 4096 lies between 645 and 6502 (nearer 6502); 0.5 is a row.
+        assert_eq!(
+            result.current_cell(),
+            Some((result.index(2, 1).unwrap(), false))
+        );
+        let applied = result
+            .cell_settings(result.index(0, 3).unwrap(), &s)
+            .unwrap()
+            .unwrap();
+        assert_eq!(applied.batch.max_queue_size, 64);
+        assert_eq!(applied.tracing.sample_rate, 1.0);
+        assert_eq!(
+            applied.batch.max_export_batch_size, 64,
+            "the batch followed"
+        );
+        let mut now = s.clone();
+        now.tracing.sample_rate = 0.75;
+        now.batch.max_queue_size = 645;
+        let exact = SweepResult {
+            base: now.clone(),
+            current: Some(645.0),
+            current_second: Some(0.75),
+            ..result.clone()
+        };
+        assert_eq!(
+            exact.current_cell(),
+            Some((exact.index(1, 2).unwrap(), true))
+        );
+        let outside = SweepResult {
+            current_second: Some(0.1),
+            ..result
+        };
+        assert_eq!(outside.current_cell(), None, "0.1 is below the rows");
+    }
+
+    #[test]
+    fn a_request_over_the_cap_or_with_one_knob_twice_is_refused_with_the_reason() {
+        let big = Request {
+            first: axis("batch.max_queue_size", 64.0, 65536.0, 30),
+            second: Some(axis("tracing.sample_rate", 0.1, 1.0, 30)),
+        };
+        let why = big.refused().unwrap();
+        assert!(why.starts_with("30 x 30 = 900 cells: at most 400"), "{why}");
+        assert_eq!(
+            sweep(&big, &Settings::default(), COSTS, &|_, _| panic!("no run")).unwrap_err(),
+            why
+        );
+        let twice = Request {
+            second: Some(big.first.clone()),
+            ..big.clone()
+        };
+        assert!(twice.refused().unwrap().contains("chosen twice"));
+        let upside_down = Request::one(axis("tracing.sample_rate", 1.0, 0.5, 3));
+        assert!(
+            upside_down
+                .refused()
+                .unwrap()
+                .contains("from must not be above to")
+        );
+        assert_eq!(
+            Request::one(big.first).refused(),
+            None,
+            "30 values of one knob"
+        );
     }
 }

@@ -1,41 +1,54 @@
-//! The "What if" view: pick a knob and a range, and the engine (`session::whatif`) sweeps
-//! it in virtual time on the settings in force; the chart shows each value's spans lost
-//! (to a full queue and at SIGKILL, coloured apart) with the current setting marked, and a
-//! click on a point or an "Apply" button applies that value live. Under it, the advisor's
-//! answer with a button per recommendation. Every number drawn is one the engine sent.
+//! The "What if" view: pick a knob and a range, optionally a second knob and its range,
+//! and the engine (`session::whatif`) sweeps them in virtual time on the settings in force.
+//! With one knob the chart shows each value's spans lost (to a full queue and at SIGKILL,
+//! coloured apart) with the current setting marked, and a click on a point or an "Apply"
+//! button applies that value live; with two, a heatmap ([`super::heatmap`]) whose cells
+//! apply their pair of values. Under it, the advisor's answer with a button per
+//! recommendation. Every number drawn is one the engine sent.
 
 use eframe::egui::{self, Color32, ProgressBar, RichText};
 use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoints, Points, VLine};
 
-use super::theme;
+use super::{heatmap, theme};
 use crate::config::knobs;
 use crate::config::{ConfigError, Settings};
 use crate::session::live::Snapshot;
 use crate::session::whatif::{
-    self, AdviceResult, JobView, MAX_STEPS, Point, Progress, Request, SweepResult,
+    self, AdviceResult, Axis, JobView, MAX_STEPS, Point, Progress, Request, SweepResult,
 };
 
 /// What the user chose, kept between frames.
 #[derive(Debug)]
 pub struct Form {
-    pub key: &'static str,
-    pub from: f64,
-    pub to: f64,
-    pub steps: usize,
-    /// The knob `from` and `to` were last set for (a new knob gets its own range).
-    ranged_for: Option<&'static str>,
+    pub first: Axis,
+    /// The "and" knob, none by default: with one, the sweep draws a heatmap.
+    pub second: Option<Axis>,
+    /// The knob each axis's `from` and `to` were last set for (a new knob gets its own
+    /// range).
+    ranged_for: [Option<&'static str>; 2],
     /// Why the last "Apply" could not be applied.
     pub message: Option<String>,
+}
+
+/// Values of the "and" knob when it is chosen: with the first knob's 10, a 50-cell map.
+const SECOND_STEPS: usize = 5;
+
+/// `key` with `steps` values, its range to be filled from the settings in force.
+fn unranged(key: &'static str, steps: usize) -> Axis {
+    Axis {
+        key,
+        from: 0.0,
+        to: 0.0,
+        steps,
+    }
 }
 
 impl Default for Form {
     fn default() -> Self {
         Form {
-            key: "batch.max_queue_size",
-            from: 0.0,
-            to: 0.0,
-            steps: 10,
-            ranged_for: None,
+            first: unranged("batch.max_queue_size", 10),
+            second: None,
+            ranged_for: [None, None],
             message: None,
         }
     }
@@ -45,12 +58,35 @@ impl Form {
     /// A form holding `request` (as after the user typed it).
     pub fn for_request(request: &Request) -> Form {
         Form {
-            key: request.key,
-            from: request.from,
-            to: request.to,
-            steps: request.steps,
-            ranged_for: Some(request.key),
+            first: request.first.clone(),
+            second: request.second.clone(),
+            ranged_for: [
+                Some(request.first.key),
+                request.second.as_ref().map(|a| a.key),
+            ],
             message: None,
+        }
+    }
+
+    /// The sweep the form asks for.
+    pub fn request(&self) -> Request {
+        Request {
+            first: self.first.clone(),
+            second: self.second.clone(),
+        }
+    }
+
+    /// A knob chosen anew gets a first range around its value in force.
+    fn range_new_knobs(&mut self, in_force: &Settings) {
+        let axes = [Some(&mut self.first), self.second.as_mut()];
+        for (axis, ranged_for) in axes.into_iter().zip(&mut self.ranged_for) {
+            let Some(axis) = axis.filter(|a| *ranged_for != Some(a.key)) else {
+                continue;
+            };
+            if let Some((from, to)) = whatif::default_range(axis.key, in_force) {
+                (axis.from, axis.to) = (from, to);
+            }
+            *ranged_for = Some(axis.key);
         }
     }
 }
@@ -74,10 +110,15 @@ pub fn show(
     let view = &snapshot.what_if;
     let mut action = form_row(ui, form, &snapshot.report.settings);
     status(ui, &view.sweep, "sweeping");
-    if let Some(result) = &view.sweep.last
-        && let Some(index) = chart(ui, result).or(cells(ui, result))
-    {
-        action = apply(form, result.cell_settings(index, edited));
+    if let Some(result) = &view.sweep.last {
+        caption(ui, result);
+        let clicked = match result.request.second {
+            Some(_) => heatmap::show(ui, result),
+            None => chart(ui, result).or(cells(ui, result)),
+        };
+        if let Some(index) = clicked {
+            action = apply(form, result.cell_settings(index, edited));
+        }
     }
     ui.separator();
     ui.horizontal_wrapped(|ui| {
@@ -117,57 +158,86 @@ fn apply(form: &mut Form, settings: Option<Result<Settings, ConfigError>>) -> Op
     }
 }
 
-/// Knob, from, to, steps and the Sweep button.
+/// The first knob and its range; under it the "and" knob, its range and the Sweep
+/// button, with the reason when the engine would refuse the sweep.
 fn form_row(ui: &mut egui::Ui, form: &mut Form, in_force: &Settings) -> Option<Action> {
-    if form.ranged_for != Some(form.key) {
-        if let Some((from, to)) = whatif::default_range(form.key, in_force) {
-            (form.from, form.to) = (from, to);
+    form.range_new_knobs(in_force);
+    ui.horizontal_wrapped(|ui| {
+        ui.label(RichText::new("What if").strong().size(15.0));
+        let mut first = Some(form.first.key);
+        knob_choice(ui, "whatif-knob", &mut first, None);
+        form.first.key = first.unwrap_or(form.first.key);
+        range_fields(ui, &mut form.first);
+    });
+    let mut pressed = None;
+    ui.horizontal_wrapped(|ui| {
+        let label = ui.label("and").id;
+        let mut second = form.second.as_ref().map(|s| s.key);
+        knob_choice(ui, "whatif-second-knob", &mut second, Some(form.first.key)).labelled_by(label);
+        if second != form.second.as_ref().map(|s| s.key) {
+            form.second = second.map(|key| unranged(key, SECOND_STEPS));
+            form.ranged_for[1] = None;
+            form.range_new_knobs(in_force);
         }
-        form.ranged_for = Some(form.key);
-    }
-    let bounds = knobs::find(form.key).map(|k| &k.bounds);
+        if let Some(axis) = &mut form.second {
+            range_fields(ui, axis);
+        }
+        let request = form.request();
+        let refused = request.refused();
+        if ui
+            .add_enabled(refused.is_none(), egui::Button::new("Sweep"))
+            .clicked()
+        {
+            pressed = Some(Action::Sweep(request));
+        }
+        if let Some(why) = refused {
+            ui.label(RichText::new(why).color(theme::LIMIT));
+        }
+    });
+    pressed
+}
+
+/// A numeric knob to sweep; with `none_but` the list starts with "none" and leaves that
+/// knob out (it is the other axis).
+fn knob_choice(
+    ui: &mut egui::Ui,
+    id: &str,
+    chosen: &mut Option<&'static str>,
+    none_but: Option<&'static str>,
+) -> egui::Response {
+    let shown = chosen.unwrap_or("none");
+    egui::ComboBox::from_id_salt(id)
+        .selected_text(shown)
+        .height(400.0)
+        .show_ui(ui, |ui| {
+            if none_but.is_some() {
+                ui.selectable_value(chosen, None, "none");
+            }
+            for key in whatif::knobs().into_iter().filter(|k| Some(*k) != none_but) {
+                ui.selectable_value(chosen, Some(key), key);
+            }
+        })
+        .response
+        .on_hover_text(super::controls::tip(shown))
+}
+
+/// From, to and how many values of one knob.
+fn range_fields(ui: &mut egui::Ui, axis: &mut Axis) {
+    let bounds = knobs::find(axis.key).map(|k| &k.bounds);
     let (min, max) = bounds.and_then(|b| b.numeric()).unwrap_or((0.0, 1.0));
     let whole = matches!(
         bounds,
         Some(knobs::Bounds::Int { .. } | knobs::Bounds::OptionalInt { .. })
     );
-    let mut pressed = None;
-    ui.horizontal_wrapped(|ui| {
-        ui.label(RichText::new("What if").strong().size(15.0));
-        egui::ComboBox::from_id_salt("whatif-knob")
-            .selected_text(form.key)
-            .height(400.0)
-            .show_ui(ui, |ui| {
-                for key in whatif::knobs() {
-                    ui.selectable_value(&mut form.key, key, key);
-                }
-            })
-            .response
-            .on_hover_text(super::controls::tip(form.key));
-        let label = ui.label("from").id;
-        ui.add(field(&mut form.from, min, max, whole))
-            .labelled_by(label);
-        let label = ui.label("to").id;
-        ui.add(field(&mut form.to, min, max, whole))
-            .labelled_by(label);
-        let label = ui.label("values").id;
-        ui.add(egui::DragValue::new(&mut form.steps).range(2..=MAX_STEPS))
-            .labelled_by(label);
-        let ordered = form.from <= form.to;
-        if ui
-            .add_enabled(ordered, egui::Button::new("Sweep"))
-            .on_disabled_hover_text("from must not be above to")
-            .clicked()
-        {
-            pressed = Some(Action::Sweep(Request {
-                key: form.key,
-                from: form.from,
-                to: form.to,
-                steps: form.steps,
-            }));
-        }
-    });
-    pressed
+    let label = ui.label("from").id;
+    ui.add(field(&mut axis.from, min, max, whole))
+        .labelled_by(label);
+    let label = ui.label("to").id;
+    ui.add(field(&mut axis.to, min, max, whole))
+        .labelled_by(label);
+    let label = ui.label("values").id;
+    ui.add(egui::DragValue::new(&mut axis.steps).range(2..=MAX_STEPS))
+        .labelled_by(label);
 }
 
 /// A number field over the knob's bounds, whole numbers for whole-number knobs.
@@ -219,7 +289,7 @@ fn status<T>(ui: &mut egui::Ui, job: &JobView<T>, doing: &str) {
 
 /// Where a value goes on the x axis: log10 for a geometric range.
 fn x_of(result: &SweepResult, value: f64) -> f64 {
-    if result.request.geometric() {
+    if result.request.first.geometric() {
         value.max(f64::MIN_POSITIVE).log10()
     } else {
         value
@@ -228,8 +298,7 @@ fn x_of(result: &SweepResult, value: f64) -> f64 {
 
 /// The three series and the current setting; returns the cell whose point was clicked.
 fn chart(ui: &mut egui::Ui, result: &SweepResult) -> Option<usize> {
-    caption(ui, result);
-    let geometric = result.request.geometric();
+    let geometric = result.request.first.geometric();
     let series = |f: fn(&Point) -> u64| -> Vec<[f64; 2]> {
         let xy = result
             .points
@@ -246,7 +315,7 @@ fn chart(ui: &mut egui::Ui, result: &SweepResult) -> Option<usize> {
         ),
         ("lost at SIGKILL", series(|p| p.lost_at_kill), theme::LOST),
     ];
-    let key = result.request.key;
+    let key = result.request.first.key;
     let response = Plot::new("whatif")
         .height(230.0)
         .legend(Legend::default())
@@ -299,6 +368,7 @@ fn number(v: f64) -> String {
     }
 }
 
+/// What was swept and how, and the `gracetrace sweep` command that runs the same cells.
 fn caption(ui: &mut egui::Ui, result: &SweepResult) {
     let sigterm = if result.sigterm_assumed {
         format!(
@@ -308,15 +378,33 @@ fn caption(ui: &mut egui::Ui, result: &SweepResult) {
     } else {
         format!("SIGTERM at {} s", result.sigterm_at_s)
     };
+    let (swept, per, click) = match &result.request.second {
+        None => (
+            result.request.first.key.to_string(),
+            "value",
+            "Click a point or \"Apply\" to run that value live.",
+        ),
+        Some(second) => (
+            format!("{} x {}", result.request.first.key, second.key),
+            "pair of values",
+            "Click a cell to run its values live.",
+        ),
+    };
     ui.label(format!(
-        "{}: spans lost per value, the median of {} arrival seeds, \"{}\" in virtual time, \
-         {sigterm}. Click a point or \"Apply\" to run that value live.",
-        result.request.key, result.repeats, result.base.name
+        "{swept}: spans lost per {per}, the median of {} arrival seeds, \"{}\" in virtual \
+         time, {sigterm}. {click}",
+        result.repeats, result.base.name
     ));
+    let vary: Vec<String> = result
+        .request
+        .vary_args()
+        .iter()
+        .map(|arg| format!("--vary {arg}"))
+        .collect();
     ui.weak(format!(
-        "the same cells as `gracetrace sweep --vary {} --repeats {}`; exports charged {:.2} ms \
+        "the same cells as `gracetrace sweep {} --repeats {}`; exports charged {:.2} ms \
          + {:.4} ms/span, measured from {} real exports",
-        result.request.vary_arg(),
+        vary.join(" "),
         result.repeats,
         result.costs.per_batch_ms,
         result.costs.per_span_ms,
@@ -327,12 +415,7 @@ fn caption(ui: &mut egui::Ui, result: &SweepResult) {
 /// One row per cell with its counts and an Apply button; returns the cell pressed.
 fn cells(ui: &mut egui::Ui, result: &SweepResult) -> Option<usize> {
     let mut pressed = None;
-    let key = result
-        .request
-        .key
-        .rsplit('.')
-        .next()
-        .unwrap_or(result.request.key);
+    let key = whatif::short_name(result.request.first.key);
     egui::Grid::new("whatif-cells")
         .striped(true)
         .spacing([14.0, 2.0])
