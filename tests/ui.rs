@@ -750,6 +750,86 @@ fn queue_axis() -> whatif::Axis {
     }
 }
 
+#[test]
+fn what_if_draws_a_heatmap_of_two_knobs_and_a_clicked_cell_applies_both_live() {
+    let mut h = live(bursty());
+    wait_for_snapshot(&mut h, "the session to run", running);
+    h.get_by_label("What if (virtual time)").click_accesskit();
+    h.step();
+    // The "and" knob, chosen as a person does: open its list and pick the sample rate.
+    h.get_by_label("and").click();
+    h.run();
+    h.get_by_label("tracing.sample_rate").click();
+    h.run();
+    let form = &mut h.state_mut().what_if;
+    let second = form.second.as_mut().expect("a second knob is chosen");
+    assert_eq!(second.key, "tracing.sample_rate");
+    (second.from, second.to, second.steps) = (0.25, 1.0, 4);
+    let first = &mut form.first;
+    (first.from, first.to, first.steps) = (16.0, 4096.0, 9);
+    h.get_by_label("Sweep").click_accesskit();
+    h.step();
+    wait_for_snapshot(&mut h, "the heatmap's results", |s| {
+        swept(s).is_some_and(|r| r.request.second.is_some()) && s.what_if.sweep.running.is_none()
+    });
+    assert_eq!(h.state().snapshot().what_if.sweep.error, None);
+    // Measured, not bounded: the build time depends on the machine's load.
+    eprintln!(
+        "frame build time (median, p99 ms) while sweeping two knobs: {:?}",
+        h.state().frame_stats()
+    );
+    let result = swept(&h.state().snapshot()).expect("a sweep");
+    assert_eq!(result.columns.len(), 9);
+    assert_eq!(result.rows, ["0.25", "0.5", "0.75", "1"]);
+    assert_eq!(result.points.len(), 36);
+    // The settings in force (2048, 1) are a cell, outlined.
+    let at = |queue: &str, rate: &str| {
+        let column = result.columns.iter().position(|v| v == queue).expect(queue);
+        let row = result.rows.iter().position(|v| v == rate).expect(rate);
+        result.index(column, row).expect("a cell")
+    };
+    assert_eq!(result.current_cell(), Some((at("2048", "1"), true)));
+    // A small queue drops more of a full sample than of a quarter of it.
+    let (quarter, full) = (
+        &result.points[at("16", "0.25")],
+        &result.points[at("16", "1")],
+    );
+    assert!(
+        full.dropped_queue_full > quarter.dropped_queue_full,
+        "{quarter:?} {full:?}"
+    );
+    // The heatmap and its legend are drawn, a widget per cell named by its values.
+    assert!(h.query_by_label("top half: dropped, queue full").is_some());
+    assert!(h.query_by_label("lost in all").is_none(), "no line chart");
+    let cells = h
+        .query_all_by_label_contains("max_queue_size ")
+        .filter(|n| n.accesskit_node().role() == Role::Button)
+        .count();
+    assert_eq!(cells, 36, "a widget per cell");
+    let cell = &result.points[at("64", "0.5")];
+    let label = format!("max_queue_size 64, sample_rate 0.5: {} lost", cell.lost);
+    h.get_by_label(&label).click();
+    h.step();
+    assert_eq!(h.state().edited.batch.max_queue_size, 64);
+    assert_eq!(h.state().edited.tracing.sample_rate, 0.5);
+    wait_for_snapshot(&mut h, "the runner to take queue 64 and rate 0.5", |s| {
+        let applied = &s.report.settings;
+        applied.batch.max_queue_size == 64 && applied.tracing.sample_rate == 0.5
+    });
+    let applied = h.state().snapshot().report.settings.clone();
+    assert_eq!(
+        applied.batch.max_export_batch_size, 64,
+        "the batch followed"
+    );
+    assert_eq!(applied.workload.burst_size, 200, "the rest stayed");
+    // The sweep runs again on the new settings, now outlining the clicked cell.
+    wait_for_snapshot(&mut h, "the heatmap again on the new settings", |s| {
+        swept(s).is_some_and(|r| r.base == s.report.settings)
+    });
+    let again = swept(&h.state().snapshot()).expect("a sweep");
+    assert_eq!(again.current_cell(), Some((at("64", "0.5"), true)));
+}
+
 /// Export costs fixed for image snapshots (the window measures them).
 fn fixed_costs() -> gracetrace::sim::Costs {
     gracetrace::sim::Costs {
@@ -758,6 +838,39 @@ fn fixed_costs() -> gracetrace::sim::Costs {
         per_batch_ms: 1.5,
         per_span_ms: 0.004,
     }
+}
+
+/// The heatmap of the queue against the grace period, simulated here with fixed export
+/// costs so the picture is the same on every run: small queues drop to a full queue
+/// (amber), short graces lose what is queued at SIGKILL (red).
+#[test]
+fn snapshot_of_the_what_if_heatmap() {
+    let grace = whatif::Axis {
+        key: "shutdown.grace_ms",
+        from: 0.0,
+        to: 2000.0,
+        steps: 5,
+    };
+    let request = whatif::Request {
+        first: queue_axis(),
+        second: Some(grace),
+    };
+    let sweep = whatif::sweep(&request, &bursty(), fixed_costs(), &|_, _| {});
+    let sweep = sweep.expect("the sweep runs");
+    assert!(sweep.points.iter().any(|p| p.dropped_queue_full > 0));
+    assert!(sweep.points.iter().any(|p| p.lost_at_kill > 0));
+    let mut snapshot = finished_run();
+    snapshot.what_if.sweep.last = Some(Arc::new(sweep));
+    let mut app = GraceApp::fixed(snapshot);
+    app.show_frame_time = false;
+    app.centre = Centre::WhatIf;
+    app.what_if = whatif_form::Form::for_request(&request);
+    let mut h = fixed_window(app);
+    h.snapshot_options("whatif_heatmap", &snapshot_options());
+    assert!(
+        h.query_by_label_contains("max_queue_size 2048, grace_ms 2000: ")
+            .is_some()
+    );
 }
 
 /// The What-if view of a finished sweep and advice, both simulated here with fixed export
