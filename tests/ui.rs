@@ -671,6 +671,29 @@ fn swept(s: &Snapshot) -> Option<Arc<SweepResult>> {
     s.what_if.sweep.last.clone()
 }
 
+/// After a what-if cell with queue 64 (on `bursty`) was applied: waits for the live
+/// runner to take it (`taken` holds for its settings in force), checks that the batch
+/// followed the queue down and the rest stayed, then waits for the sweep to run again on
+/// the new settings by itself, and returns that sweep.
+fn taken_and_swept_again(
+    h: &mut Harness<'_, GraceApp>,
+    what: &str,
+    taken: impl Fn(&Settings) -> bool,
+) -> Arc<SweepResult> {
+    wait_for_snapshot(h, what, |s| taken(&s.report.settings));
+    let applied = h.state().snapshot().report.settings.clone();
+    assert_eq!(
+        applied.batch.max_export_batch_size, 64,
+        "the batch followed"
+    );
+    assert_eq!(applied.workload.burst_size, 200, "the rest stayed");
+    wait_for_snapshot(h, "the sweep again on the new settings", |s| {
+        swept(s).is_some_and(|r| r.base == s.report.settings)
+    });
+    assert!(!h.state().snapshot().what_if.sweep.stale);
+    swept(&h.state().snapshot()).expect("a sweep")
+}
+
 #[test]
 fn what_if_sweeps_the_queue_in_virtual_time_and_a_cell_applies_live() {
     let mut h = live(bursty());
@@ -722,22 +745,10 @@ fn what_if_sweeps_the_queue_in_virtual_time_and_a_cell_applies_live() {
     h.get_by_label("Apply 64").click_accesskit();
     h.step();
     assert_eq!(h.state().edited.batch.max_queue_size, 64);
-    wait_for_snapshot(&mut h, "the runner to take queue 64", |s| {
-        s.report.settings.batch.max_queue_size == 64
+    let again = taken_and_swept_again(&mut h, "the runner to take queue 64", |s| {
+        s.batch.max_queue_size == 64
     });
-    let applied = h.state().snapshot().report.settings.clone();
-    assert_eq!(
-        applied.batch.max_export_batch_size, 64,
-        "the batch followed"
-    );
-    assert_eq!(applied.workload.burst_size, 200, "the rest stayed");
-    // The settings changed, so the sweep runs again on them, now marking 64.
-    wait_for_snapshot(&mut h, "the sweep again on the new settings", |s| {
-        swept(s).is_some_and(|r| r.base == s.report.settings)
-    });
-    let again = swept(&h.state().snapshot()).expect("a sweep");
-    assert_eq!(again.current, Some(64.0));
-    assert!(!h.state().snapshot().what_if.sweep.stale);
+    assert_eq!(again.current, Some(64.0), "now marking 64");
 }
 
 /// The queue from 16 to 4096, 9 values (geometric: it spans decades).
@@ -812,22 +823,15 @@ fn what_if_draws_a_heatmap_of_two_knobs_and_a_clicked_cell_applies_both_live() {
     h.step();
     assert_eq!(h.state().edited.batch.max_queue_size, 64);
     assert_eq!(h.state().edited.tracing.sample_rate, 0.5);
-    wait_for_snapshot(&mut h, "the runner to take queue 64 and rate 0.5", |s| {
-        let applied = &s.report.settings;
-        applied.batch.max_queue_size == 64 && applied.tracing.sample_rate == 0.5
+    let what = "the runner to take queue 64 and rate 0.5";
+    let again = taken_and_swept_again(&mut h, what, |s| {
+        s.batch.max_queue_size == 64 && s.tracing.sample_rate == 0.5
     });
-    let applied = h.state().snapshot().report.settings.clone();
     assert_eq!(
-        applied.batch.max_export_batch_size, 64,
-        "the batch followed"
+        again.current_cell(),
+        Some((at("64", "0.5"), true)),
+        "now outlining the clicked cell"
     );
-    assert_eq!(applied.workload.burst_size, 200, "the rest stayed");
-    // The sweep runs again on the new settings, now outlining the clicked cell.
-    wait_for_snapshot(&mut h, "the heatmap again on the new settings", |s| {
-        swept(s).is_some_and(|r| r.base == s.report.settings)
-    });
-    let again = swept(&h.state().snapshot()).expect("a sweep");
-    assert_eq!(again.current_cell(), Some((at("64", "0.5"), true)));
 }
 
 /// Export costs fixed for image snapshots (the window measures them).
