@@ -289,7 +289,7 @@ fn legend(ui: &mut egui::Ui, most: u64) {
     });
     ui.weak(format!(
         "The number in a cell is every span it lost; the stronger a half, the more spans \
-         (full: {most}). Hover a cell for its counts, click it to run its settings live."
+         (full: {most}). Hover a cell for its counts."
     ));
 }
 
