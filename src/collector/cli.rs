@@ -229,6 +229,7 @@ impl CollectArgs {
             limits: self.limits()?,
             recent_traces: DEFAULT_RECENT_TRACES,
             forward: self.forward()?,
+            ..CollectorConfig::default()
         })
     }
 }

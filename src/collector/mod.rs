@@ -59,6 +59,9 @@ pub struct CollectorConfig {
     /// Where accepted batches are passed on (`collector.forward`, already checked with
     /// `config::knobs::forward_url`); `None` keeps them.
     pub forward: Option<String>,
+    /// Seeds the jitter and injected-error draws: a run's embedded collector takes the
+    /// scenario's seed, so the virtual clock can draw the same faults in the same order.
+    pub fault_seed: u64,
 }
 
 impl Default for CollectorConfig {
@@ -70,6 +73,8 @@ impl Default for CollectorConfig {
             recent_traces: DEFAULT_RECENT_TRACES,
             limits: Limits::default(),
             forward: None,
+            // A standalone collector (`gracetrace collect`) draws a new sequence each time.
+            fault_seed: rand::random(),
         }
     }
 }
@@ -82,6 +87,7 @@ impl CollectorConfig {
             faults: settings.collector.clone(),
             limits: settings.collector_limits.clone(),
             forward: settings.collector_forward.clone(),
+            fault_seed: settings.workload.seed,
             ..CollectorConfig::default()
         }
     }
@@ -123,6 +129,8 @@ pub(crate) struct Shared {
     shutdown: watch::Sender<bool>,
     store: store::Store,
     forward: Option<forward::Forwarder>,
+    /// The jitter and injected-error draws, seeded by `CollectorConfig::fault_seed`.
+    draws: faults::Draws,
 }
 
 impl Shared {
@@ -198,6 +206,7 @@ impl Collector {
             shutdown: watch::Sender::new(false),
             store: store::Store::new(config.recent_traces, config.limits.max_stored_bytes),
             forward,
+            draws: faults::Draws::new(config.fault_seed),
         });
         if let Some(worker) = worker {
             runtime.spawn(worker.run());

@@ -25,6 +25,7 @@ use super::Shared;
 use super::decode::{self, Reason, Rejection};
 use super::forward::Batch;
 use super::store::{Counters, StoredTrace, Verdict, sorted};
+use crate::config::draws::Stream;
 
 /// After a body passes `max_body_bytes`, this much more is read and thrown away before the
 /// connection is closed. Closing a socket with unread data makes the kernel send RST, and the
@@ -97,7 +98,7 @@ async fn traces(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let spans = input.as_ref().map_or(0, |d| d.spans);
     // Read the faults at decision time: a change made during the latency applies.
     let faults = shared.faults.borrow().clone();
-    let verdict = shared.store.decide(&meta, input, &faults);
+    let verdict = shared.store.decide(&meta, input, &faults, &shared.draws);
     if let (Verdict::Accepted, Some(forward), Some(body)) = (&verdict, &shared.forward, raw) {
         let header = |name| parts.headers.get(name).cloned();
         forward.offer(Batch {
@@ -174,7 +175,8 @@ async fn wait_for_faults(shared: &Shared, runner: Option<u64>) {
         _ = wait_black_hole_off(shared) => {}
         _ = &mut killed => return,
     }
-    let delay = shared.faults.borrow().draw_delay();
+    let jitter = shared.draws.next(Stream::Jitter);
+    let delay = shared.faults.borrow().delay_for(jitter);
     if !delay.is_zero() {
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}

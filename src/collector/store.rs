@@ -15,9 +15,10 @@ use serde::Serialize;
 
 use super::CollectorStats;
 use super::decode::{Decoded, Reason, Rejection, RequestMeta};
-use super::faults::{Faults, TokenBucket};
+use super::faults::{Draws, Faults, TokenBucket};
 use super::otlp::hex;
 use super::window::{FifoMap, FifoSet};
+use crate::config::draws::Stream;
 use crate::record::{AppResource, Orphans};
 
 /// How many (trace id, span id) pairs the duplicate check remembers. A span re-sent after
@@ -368,6 +369,7 @@ impl Store {
         meta: &RequestMeta,
         input: Result<Decoded, Rejection>,
         faults: &Faults,
+        draws: &Draws,
     ) -> Verdict {
         let c = &self.counters;
         let mut ledger = self.lock();
@@ -389,7 +391,7 @@ impl Store {
             }
         };
 
-        if faults.draw_error() {
+        if faults.injects_error(draws.next(Stream::InjectedError)) {
             let status = faults.error_status;
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             let mut r = Rejection::new(
