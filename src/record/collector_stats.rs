@@ -76,6 +76,9 @@ pub struct CollectorStats {
     pub forward_refused: u64,
     /// Forwards with no answer: refused connection, reset, or no answer in 10 s.
     pub forward_failed: u64,
+    /// Forward attempts repeated after a retryable failure (no connection, 429, 502, 503,
+    /// 504), up to 3 per batch; a batch is counted once, by its last attempt.
+    pub forward_retries: u64,
     /// Accepted batches not forwarded because the queue was full (a backend far slower
     /// than the app). Every accepted batch is accepted, refused, failed, dropped or pending.
     pub forward_dropped: u64,

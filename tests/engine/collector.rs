@@ -935,7 +935,46 @@ fn a_backend_down_or_refusing_never_changes_the_intake_counts() {
             "{url}"
         );
         assert_eq!((f.forward_accepted, f.forward_dropped), (0, 0), "{url}");
+        // No connection is retried (3 times a batch); a 500 is not.
+        assert_eq!(f.forward_retries, failed * 3, "{url}");
     }
     assert_eq!(refusing.stats().spans_received, 0);
     assert_eq!(refusing.stats().spans_rejected, 20);
+}
+
+/// A backend that answers 503 with `Retry-After` for a moment: the forward is retried
+/// after the delay it asked for, and the batch reaches it once it takes batches again;
+/// the intake's counts never notice.
+#[test]
+fn a_forward_refused_for_a_moment_is_retried() {
+    let backend = start(CollectorConfig {
+        faults: Faults {
+            error_rate: 1.0,
+            error_status: 503,
+            retry_after_s: Some(2),
+            ..Faults::default()
+        },
+        ..Default::default()
+    });
+    let front = start(CollectorConfig {
+        forward: Some(backend.traces_endpoint()),
+        ..Default::default()
+    });
+    assert_eq!(post(front.addr(), &[], &n_spans(5, 1)).status, 200);
+    wait_until("the backend to refuse the first attempt", PATIENCE, || {
+        backend.stats().requests_rejected >= 1
+    });
+    backend.set_faults(Faults::default()).unwrap();
+    assert!(front.wait_forwarded(PATIENCE), "forwards still pending");
+    let f = front.stats();
+    assert_eq!(
+        (f.forward_accepted, f.forward_spans_accepted),
+        (1, 5),
+        "{f:?}"
+    );
+    assert_eq!((f.forward_refused, f.forward_failed), (0, 0), "{f:?}");
+    assert_eq!(f.forward_retries, backend.stats().requests_rejected);
+    assert!(f.forward_retries >= 1);
+    assert_eq!(backend.stats().spans_received, 5);
+    assert_eq!((f.spans_received, f.requests_accepted), (5, 1));
 }
