@@ -5,15 +5,17 @@
 use std::collections::BTreeMap;
 
 /// The collector's counters. Exact: `spans_received` is the sum of the spans of all requests
-/// answered 2xx. Every request to `/v1/traces` ends up in exactly one of `requests_accepted`,
-/// `requests_rejected`, `requests_dropped_killed_runner`, `requests_abandoned`, or is still
-/// counted in `requests_in_flight`.
+/// accepted. Every export (OTLP/HTTP or gRPC) ends up in exactly one of
+/// `requests_accepted`, `requests_rejected`, `requests_dropped_killed_runner`,
+/// `requests_abandoned`, or is still counted in `requests_in_flight`.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct CollectorStats {
     /// Spans in requests answered 2xx, duplicates included: what the backend ingested.
     pub spans_received: u64,
-    /// Every request on `/v1/traces` that reached the handler.
+    /// Every export that reached the handler: `POST /v1/traces`, and gRPC's `Export`.
     pub requests: u64,
+    /// Of those, the ones that came by OTLP/gRPC.
+    pub requests_grpc: u64,
     /// Answered 2xx.
     pub requests_accepted: u64,
     /// Answered 4xx/5xx for a reason in `rejected_by_reason` (not killed-runner drops).

@@ -2,7 +2,8 @@
 //!
 //! The HTTP client is a few lines over `std::net::TcpStream`, so that the tests see exactly
 //! what goes over the wire (status, headers, refused connects) with no client library
-//! retrying or pooling behind their back.
+//! retrying or pooling behind their back. Its helpers (requests, spans, gzip) serve the
+//! gRPC tests too (`collector_grpc`).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -16,27 +17,27 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(crate) struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
 /// One HTTP/1.1 request on a fresh connection (`Connection: close`), read to EOF.
-fn http(
+pub(crate) fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -108,15 +109,15 @@ fn read_response(s: &mut TcpStream) -> io::Result<Resp> {
     }
 }
 
-const PROTO: (&str, &str) = ("Content-Type", "application/x-protobuf");
+pub(crate) const PROTO: (&str, &str) = ("Content-Type", "application/x-protobuf");
 
-fn post(addr: SocketAddr, extra: &[(&str, &str)], body: &[u8]) -> Resp {
+pub(crate) fn post(addr: SocketAddr, extra: &[(&str, &str)], body: &[u8]) -> Resp {
     let mut headers = vec![PROTO];
     headers.extend_from_slice(extra);
     http(addr, "POST", "/v1/traces", &headers, body).expect("request")
 }
 
-fn span(trace: u8, id: u8, parent: Option<u8>, name: &str) -> Span {
+pub(crate) fn span(trace: u8, id: u8, parent: Option<u8>, name: &str) -> Span {
     Span {
         trace_id: vec![trace; 16],
         span_id: vec![id; 8],
@@ -135,7 +136,7 @@ fn span(trace: u8, id: u8, parent: Option<u8>, name: &str) -> Span {
     }
 }
 
-fn request(spans: Vec<Span>) -> Vec<u8> {
+pub(crate) fn request(spans: Vec<Span>) -> Vec<u8> {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             scope_spans: vec![ScopeSpans {
@@ -149,7 +150,7 @@ fn request(spans: Vec<Span>) -> Vec<u8> {
 }
 
 /// 3 spans over 2 traces.
-fn three_spans() -> Vec<u8> {
+pub(crate) fn three_spans() -> Vec<u8> {
     request(vec![
         span(1, 1, None, "root"),
         span(1, 2, Some(1), "child"),
@@ -158,7 +159,7 @@ fn three_spans() -> Vec<u8> {
 }
 
 /// `n` spans, each its own trace, ids derived from `seed` so calls do not collide.
-fn n_spans(n: u8, seed: u8) -> Vec<u8> {
+pub(crate) fn n_spans(n: u8, seed: u8) -> Vec<u8> {
     request(
         (0..n)
             .map(|i| {
@@ -170,13 +171,13 @@ fn n_spans(n: u8, seed: u8) -> Vec<u8> {
     )
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     enc.write_all(data).unwrap();
     enc.finish().unwrap()
 }
 
-fn start(config: CollectorConfig) -> Collector {
+pub(crate) fn start(config: CollectorConfig) -> Collector {
     Collector::start(config).expect("collector starts")
 }
 
@@ -646,7 +647,7 @@ async fn starts_and_stops_inside_another_runtime() {
 }
 
 /// A resource naming the app and its SDK, as every OpenTelemetry SDK sends one.
-fn with_resource(spans: Vec<Span>, language: &str) -> Vec<u8> {
+pub(crate) fn with_resource(spans: Vec<Span>, language: &str) -> Vec<u8> {
     use opentelemetry_proto::tonic::resource::v1::Resource;
     let attr = |key: &str, value: &str| KeyValue {
         key: key.into(),
@@ -730,7 +731,7 @@ fn a_body_cut_off_midway_is_counted_apart() {
     assert_eq!(c.stats().spans_received, 0);
 }
 
-const JSON: (&str, &str) = ("Content-Type", "application/json");
+pub(crate) const JSON: (&str, &str) = ("Content-Type", "application/json");
 
 /// An OTLP/JSON request as the specification writes one (hex ids, nanoseconds as
 /// strings, camelCase names): a root and its child in one trace.
