@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use super::{Collector, CollectorConfig, DEFAULT_RECENT_TRACES, Faults};
+use super::{Collector, CollectorConfig, DEFAULT_RECENT_TRACES, FORWARD_DRAIN, Faults};
 use crate::config::knobs::{self, Invalid};
 use crate::config::{
     DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
@@ -82,9 +82,6 @@ pub struct CollectArgs {
     #[arg(long, value_name = "URL")]
     pub forward: Option<String>,
 }
-
-/// How long `collect` waits at exit for batches still queued for the forward backend.
-const FORWARD_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Each flag and the knob whose bounds it shares.
 const FLAGS: &[(&str, &str)] = &[

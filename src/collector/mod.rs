@@ -48,6 +48,9 @@ pub use store::{
 pub const DEFAULT_RECENT_TRACES: usize = 200;
 /// How long `shutdown` lets tasks finish before dropping them: bounded, so it never hangs.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// How long `collect`, `run` and `probe` wait at their end for batches still queued for
+/// the forward backend (`wait_forwarded`), so their counts say what became of them.
+pub const FORWARD_DRAIN: Duration = Duration::from_secs(5);
 
 /// How to start a collector.
 #[derive(Clone, Debug)]

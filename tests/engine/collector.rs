@@ -979,3 +979,29 @@ fn a_forward_refused_for_a_moment_is_retried() {
     assert_eq!(backend.stats().spans_received, 5);
     assert_eq!((f.spans_received, f.requests_accepted), (5, 1));
 }
+
+/// `run` waits (bounded) for batches still on their way to the forward backend before it
+/// reports. The backend takes 1.5 s per batch, so the batch of the provider's shutdown
+/// was still being forwarded when the run ended; the report counts it forwarded.
+#[test]
+fn a_run_waits_for_pending_forwards() {
+    let backend = start(CollectorConfig {
+        faults: Faults {
+            latency_ms: 1500,
+            ..Faults::default()
+        },
+        ..Default::default()
+    });
+    let forward = format!("collector.forward={}", backend.traces_endpoint());
+    let settings = crate::common::scenario(
+        "seed-defaults",
+        &["workload.duration_s=1", "workload.rate_per_s=20", &forward],
+    );
+    let report = gracetrace::session::run(&settings).expect("run");
+    let c = report.collector.expect("the embedded collector's stats");
+    assert!(c.requests_accepted > 0, "{c:?}");
+    assert_eq!(c.forward_pending, 0, "{c:?}");
+    assert_eq!(c.forward_accepted, c.requests_accepted, "{c:?}");
+    assert_eq!(c.forward_spans_accepted, c.spans_received, "{c:?}");
+    assert_eq!(backend.stats().spans_received, c.spans_received);
+}

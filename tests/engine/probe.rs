@@ -322,6 +322,49 @@ fn killed_by_a_slow_backend(name: &str, env: &[(&str, &str)]) {
     assert!(stderr(&out).contains("prediction: none"));
 }
 
+/// The probe waits (bounded) for batches still on their way to the forward backend
+/// before it reports. The backend takes 1.5 s per batch, so the batches the teardown's
+/// flush sent were accepted as the app exited and were still being forwarded then; the
+/// report counts every one forwarded, and the backend got every span the app ended.
+#[test]
+fn the_probe_waits_for_pending_forwards() {
+    use gracetrace::collector::{Collector, CollectorConfig, Faults};
+    let backend = Collector::start(CollectorConfig {
+        faults: Faults {
+            latency_ms: 1500,
+            ..Faults::default()
+        },
+        ..CollectorConfig::default()
+    })
+    .expect("the backend");
+    let forward = format!("collector.forward={}", backend.traces_endpoint());
+    let Some((out, r)) = probe_seed_app(
+        "forward",
+        HTTP,
+        &[
+            "--sigterm-at",
+            "1",
+            "--grace-ms",
+            "60000",
+            "--set",
+            &forward,
+        ],
+    ) else {
+        return;
+    };
+    let ended = spans_ended(&stdout(&out));
+    let c = &r["collector"];
+    assert_eq!(u(&c["spans_received"]), ended, "{c:#}");
+    assert_eq!(u(&c["forward_pending"]), 0, "{c:#}");
+    assert_eq!(
+        u(&c["forward_accepted"]),
+        u(&c["requests_accepted"]),
+        "{c:#}"
+    );
+    assert_eq!(u(&c["forward_spans_accepted"]), ended, "{c:#}");
+    assert_eq!(backend.stats().spans_received, ended);
+}
+
 /// A protocol that is none of OTLP's: one line naming the variable and the value, exit 2,
 /// nothing started.
 #[test]

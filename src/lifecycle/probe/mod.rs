@@ -13,7 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
-use crate::collector::{Collector, CollectorConfig, CollectorError, CollectorStats};
+use crate::collector::{Collector, CollectorConfig, CollectorError, CollectorStats, FORWARD_DRAIN};
 use crate::config::{Settings, knobs};
 use crate::record::probe::{BeforeSigterm, ProbeReport, ProbeSample, ProbeSection, Sdk};
 
@@ -184,6 +184,9 @@ pub fn run_probe(
     let spans_ended = echo.and_then(finish_echo);
     let watched = watched?;
     wait_settled(&collector);
+    // Batches accepted at the end get a bounded chance to reach the forward backend, so
+    // the report says what became of them (as `collect` does at its exit).
+    collector.wait_forwarded(FORWARD_DRAIN);
     let mut section = section(command, child.id(), &watched, &collector, grace);
     section.spans_ended = spans_ended;
     let mut timeline = watched.timeline;
