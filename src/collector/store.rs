@@ -126,6 +126,7 @@ impl StoredSpan {
 #[derive(Debug)]
 pub(crate) struct Counters {
     pub requests: AtomicU64,
+    pub requests_grpc: AtomicU64,
     pub requests_accepted: AtomicU64,
     pub requests_rejected: AtomicU64,
     pub requests_dropped_killed_runner: AtomicU64,
@@ -167,6 +168,7 @@ impl Counters {
     fn new() -> Self {
         Counters {
             requests: AtomicU64::new(0),
+            requests_grpc: AtomicU64::new(0),
             requests_accepted: AtomicU64::new(0),
             requests_rejected: AtomicU64::new(0),
             requests_dropped_killed_runner: AtomicU64::new(0),
@@ -469,6 +471,7 @@ impl Store {
         CollectorStats {
             spans_received: get(&c.spans_received),
             requests: get(&c.requests),
+            requests_grpc: get(&c.requests_grpc),
             requests_accepted: get(&c.requests_accepted),
             requests_rejected: get(&c.requests_rejected),
             requests_dropped_killed_runner: get(&c.requests_dropped_killed_runner),

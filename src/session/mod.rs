@@ -181,6 +181,11 @@ pub fn run_with_progress(
             Some(exit::end_of_traffic(&session, traffic, settings, progress)),
         ),
     };
+    if let Some(collector) = &session.collector {
+        // Batches accepted at the end get a bounded chance to reach the forward backend,
+        // so the report says what became of them (as `collect` does at its exit).
+        collector.wait_forwarded(crate::collector::FORWARD_DRAIN);
+    }
     let mut report = session.finish(settings);
     report.shutdown = shutdown;
     report.exit = exit;

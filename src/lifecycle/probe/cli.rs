@@ -94,9 +94,10 @@ pub fn probe_command(args: ProbeArgs, predict: &Predictor) -> ExitCode {
         Ok(after) => after,
         Err(error) => return bad(&error),
     };
-    if let Err(error) = check_protocol(&|var| std::env::var(var).ok()) {
-        return bad(&error);
-    }
+    let protocol = match check_protocol(&|var| std::env::var(var).ok()) {
+        Ok(protocol) => protocol,
+        Err(error) => return bad(&error),
+    };
     let out = match args.json.as_deref().map(ReportOut::check).transpose() {
         Ok(out) => out,
         Err(error) => return bad(&error),
@@ -114,7 +115,7 @@ pub fn probe_command(args: ProbeArgs, predict: &Predictor) -> ExitCode {
             }
         },
     };
-    let mut report = match run_probe(&settings, &args.command, sigterm) {
+    let mut report = match run_probe(&settings, protocol, &args.command, sigterm) {
         Ok(report) => report,
         Err(error @ (ProbeError::Spawn { .. } | ProbeError::NoCommand)) => return bad(&error),
         Err(error) => {

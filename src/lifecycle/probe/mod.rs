@@ -1,6 +1,6 @@
 //! `gracetrace probe -- CMD`: the user's own app under the platform's shutdown. The app is
 //! started with the OTLP variables pointing at an embedded collector (with any fault from
-//! the settings), gets a real SIGTERM when asked and a real SIGKILL at the end of the grace
+//! the settings; at its gRPC listener when the app's protocol is gRPC), gets a real SIGTERM when asked and a real SIGKILL at the end of the grace
 //! period, and everything is reported from the collector's side, as a backend sees it.
 //!
 //! Files: this one (the run: environment, signals, the watch loop), `cli` (arguments,
@@ -13,7 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
-use crate::collector::{Collector, CollectorConfig, CollectorError, CollectorStats};
+use crate::collector::{Collector, CollectorConfig, CollectorError, CollectorStats, FORWARD_DRAIN};
 use crate::config::{Settings, knobs};
 use crate::record::probe::{BeforeSigterm, ProbeReport, ProbeSample, ProbeSection, Sdk};
 
@@ -38,9 +38,19 @@ const APP_KNOBS: [&str; 6] = [
     "batch.export_timeout_ms",
 ];
 
-/// The OTLP protocols an app may ask for (`OTEL_EXPORTER_OTLP_PROTOCOL`) that the embedded
-/// collector takes.
-const PROTOCOLS: [&str; 2] = ["http/protobuf", "http/json"];
+/// The OTLP protocols an app may ask for (`OTEL_EXPORTER_OTLP_PROTOCOL`), every one of
+/// which the embedded collector takes; the first is what the probe sets when the app
+/// sets none.
+const PROTOCOLS: [&str; 3] = ["http/protobuf", "http/json", "grpc"];
+
+/// The app's OTLP protocol, which decides the listener its endpoint names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP/HTTP, protobuf or JSON bodies: the collector's HTTP listener.
+    Http,
+    /// OTLP/gRPC: a gRPC listener the probe starts for it.
+    Grpc,
+}
 
 /// When SIGTERM is sent.
 #[derive(Debug)]
@@ -57,8 +67,8 @@ pub enum ProbeError {
     /// No command after `--`.
     #[error("no command to probe: give it after --, e.g. gracetrace probe -- python3 app.py")]
     NoCommand,
-    /// The app asks for an OTLP protocol the collector does not take.
-    #[error("{var}={value}: the embedded collector takes {}", PROTOCOLS.join(", "))]
+    /// The app asks for an OTLP protocol that is none of OTLP's.
+    #[error("{var}={value}: expected one of {}", PROTOCOLS.join(", "))]
     Protocol { var: &'static str, value: String },
     #[error("cannot start the collector: {0}")]
     Collector(#[from] CollectorError),
@@ -79,33 +89,49 @@ pub enum ProbeError {
 }
 
 /// The protocol the app will use, from its environment (`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`
-/// wins over `OTEL_EXPORTER_OTLP_PROTOCOL`, as in every SDK); `None` leaves the SDK's own
-/// default, which we set to http/protobuf.
-pub fn check_protocol(env: &dyn Fn(&str) -> Option<String>) -> Result<(), ProbeError> {
+/// wins over `OTEL_EXPORTER_OTLP_PROTOCOL`, as in every SDK); unset leaves the SDK's own
+/// default, which the probe sets to http/protobuf.
+pub fn check_protocol(env: &dyn Fn(&str) -> Option<String>) -> Result<Protocol, ProbeError> {
     for var in [
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
         "OTEL_EXPORTER_OTLP_PROTOCOL",
     ] {
         if let Some(value) = env(var) {
             let value = value.trim().to_owned();
-            if PROTOCOLS.contains(&value.as_str()) {
-                return Ok(());
-            }
-            return Err(ProbeError::Protocol { var, value });
+            return match value.as_str() {
+                "grpc" => Ok(Protocol::Grpc),
+                v if PROTOCOLS.contains(&v) => Ok(Protocol::Http),
+                _ => Err(ProbeError::Protocol { var, value }),
+            };
         }
     }
-    Ok(())
+    Ok(Protocol::Http)
 }
 
-/// The variables the app is started with: where to export, and the settings' values.
+/// The collector for an app of this protocol: the settings' faults and limits, with a
+/// gRPC listener on a free loopback port for a gRPC app.
+pub fn collector_config(settings: &Settings, protocol: Protocol) -> CollectorConfig {
+    let mut config = CollectorConfig::for_settings(settings);
+    if protocol == Protocol::Grpc {
+        config.grpc_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    }
+    config
+}
+
+/// The variables the app is started with: where to export (the gRPC listener when the
+/// collector has one, for a gRPC app), and the settings' values.
 pub fn app_env(settings: &Settings, collector: &Collector) -> Vec<(String, String)> {
-    let base = format!("http://{}", collector.addr());
-    let mut vars = vec![
-        ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), base),
-        (
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT".to_owned(),
+    let (base, traces) = match collector.grpc_endpoint() {
+        // A gRPC exporter takes the address alone, for every signal alike.
+        Some(grpc) => (grpc.clone(), grpc),
+        None => (
+            format!("http://{}", collector.addr()),
             collector.traces_endpoint(),
         ),
+    };
+    let mut vars = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), base),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT".to_owned(), traces),
     ];
     if std::env::var_os("OTEL_EXPORTER_OTLP_PROTOCOL").is_none() {
         vars.push(("OTEL_EXPORTER_OTLP_PROTOCOL".into(), PROTOCOLS[0].into()));
@@ -125,11 +151,12 @@ pub fn app_env(settings: &Settings, collector: &Collector) -> Vec<(String, Strin
 /// waits for Enter, which the probe reads.
 pub fn run_probe(
     settings: &Settings,
+    protocol: Protocol,
     command: &[String],
     sigterm: SigtermWhen,
 ) -> Result<ProbeReport, ProbeError> {
     let (program, args) = command.split_first().ok_or(ProbeError::NoCommand)?;
-    let collector = Collector::start(CollectorConfig::for_settings(settings))?;
+    let collector = Collector::start(collector_config(settings, protocol))?;
     let stdin = match sigterm {
         SigtermWhen::After(_) => Stdio::inherit(),
         SigtermWhen::OnSignal(_) => Stdio::null(),
@@ -157,6 +184,9 @@ pub fn run_probe(
     let spans_ended = echo.and_then(finish_echo);
     let watched = watched?;
     wait_settled(&collector);
+    // Batches accepted at the end get a bounded chance to reach the forward backend, so
+    // the report says what became of them (as `collect` does at its exit).
+    collector.wait_forwarded(FORWARD_DRAIN);
     let mut section = section(command, child.id(), &watched, &collector, grace);
     section.spans_ended = spans_ended;
     let mut timeline = watched.timeline;
@@ -455,8 +485,9 @@ fn section(
 mod tests {
     use super::*;
 
-    /// The protocol check: unset and the HTTP encodings pass, gRPC is refused naming the
-    /// variable the app set, and the traces-only variable wins as in the SDKs.
+    /// The protocol check: unset and the HTTP encodings are HTTP, `grpc` is gRPC, anything
+    /// else is refused naming the variable the app set, and the traces-only variable wins
+    /// as in the SDKs.
     #[test]
     fn protocols_the_collector_takes() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
@@ -467,18 +498,59 @@ mod tests {
                     .map(|(_, v)| v.to_string())
             }
         };
-        assert!(check_protocol(&env(&[])).is_ok());
-        assert!(check_protocol(&env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")])).is_ok());
-        let err = check_protocol(&env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])).unwrap_err();
+        assert_eq!(check_protocol(&env(&[])).unwrap(), Protocol::Http);
+        let json = env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]);
+        assert_eq!(check_protocol(&json).unwrap(), Protocol::Http);
+        let grpc = env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", " grpc ")]);
+        assert_eq!(check_protocol(&grpc).unwrap(), Protocol::Grpc);
+        let err = check_protocol(&env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift")])).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "OTEL_EXPORTER_OTLP_PROTOCOL=grpc: the embedded collector takes http/protobuf, \
-             http/json"
+            "OTEL_EXPORTER_OTLP_PROTOCOL=thrift: expected one of http/protobuf, http/json, grpc"
         );
         let both = env(&[
             ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
         ]);
-        assert!(check_protocol(&both).is_ok());
+        assert_eq!(check_protocol(&both).unwrap(), Protocol::Http);
+        let traces_grpc = env(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ]);
+        assert_eq!(check_protocol(&traces_grpc).unwrap(), Protocol::Grpc);
+    }
+
+    /// A gRPC app's endpoint variables name the gRPC listener, with no path; an HTTP app's
+    /// the HTTP one, the traces variable with `/v1/traces`.
+    #[test]
+    fn the_endpoint_matches_the_protocol() {
+        let settings = Settings::default();
+        let find = |vars: &[(String, String)], name: &str| {
+            vars.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        let grpc = Collector::start(collector_config(&settings, Protocol::Grpc)).unwrap();
+        let addr = grpc.grpc_addr().expect("a gRPC listener");
+        assert!(addr.ip().is_loopback() && addr.port() != 0);
+        let vars = app_env(&settings, &grpc);
+        for var in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ] {
+            assert_eq!(find(&vars, var), format!("http://{addr}"), "{var}");
+        }
+        let http = Collector::start(collector_config(&settings, Protocol::Http)).unwrap();
+        assert_eq!(http.grpc_addr(), None);
+        let vars = app_env(&settings, &http);
+        assert_eq!(
+            find(&vars, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+            http.traces_endpoint()
+        );
+        assert_eq!(
+            find(&vars, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            format!("http://{}", http.addr())
+        );
     }
 }
