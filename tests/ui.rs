@@ -508,6 +508,8 @@ fn finished_run() -> Snapshot {
         last_error: None,
         last_image: Some(fixture_image()),
         what_if: Default::default(),
+        served_by_app: false,
+        app: None,
     }
 }
 
