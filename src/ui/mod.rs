@@ -10,6 +10,7 @@ pub mod controls;
 pub mod copy_as_code;
 pub mod counters;
 pub mod exports_view;
+pub mod gantt;
 pub mod model_view;
 pub mod queue_view;
 pub mod shutdown_timeline;
