@@ -5,6 +5,7 @@
 //! build the same [`Report`].
 
 pub mod advise;
+pub mod app_run;
 mod exit;
 pub mod live;
 pub mod probe_predict;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::collector::{Collector, CollectorConfig, CollectorError};
+use crate::collector::{Collector, CollectorConfig, CollectorError, StoredTrace};
 use crate::config::Settings;
 use crate::lifecycle;
 use crate::record::report::Report;
@@ -135,6 +136,15 @@ impl Session {
         }
         report
     }
+}
+
+/// The newest trace the collector keeps whose root has arrived: the first that draws a
+/// whole waterfall.
+pub fn newest_whole_trace(collector: &Collector) -> Option<StoredTrace> {
+    collector
+        .recent_traces()
+        .into_iter()
+        .find(|t| t.spans.iter().any(|s| s.parent_span_id.is_none()))
 }
 
 /// Where a runner exports: the settings' endpoint, else the embedded collector.

@@ -186,12 +186,7 @@ pub fn summary(report: &ProbeReport) -> String {
     let p = &report.probe;
     let c = &report.collector;
     let ms = |v: f64| format!("{v:.0} ms");
-    let ended = match (p.exit_code, p.killed, p.signal) {
-        (_, true, _) => "was SIGKILLed".to_owned(),
-        (Some(code), _, _) => format!("exited with code {code}"),
-        (None, _, Some(sig)) => format!("ended by signal {sig}"),
-        (None, _, None) => "ended".to_owned(),
-    };
+    let ended = p.ending();
     let at = p
         .exit_ms
         .map_or_else(String::new, |t| format!(" at {}", ms(t)));
