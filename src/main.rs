@@ -1,9 +1,8 @@
 //! The `gracetrace` command: the desktop window (`gui`, the default with no subcommand),
 //! `run` a scenario headless, `sweep` one over a grid of knob values in virtual time,
 //! `advise` the settings that lose nothing, `probe` your own app under the same
-//! shutdown, `collect` as a stand-alone OTLP/HTTP
-//! collector, list the `knobs`; `train` the inference model's weights and `infer` one
-//! image with them.
+//! shutdown, `collect` as a stand-alone OTLP collector (HTTP, and gRPC when asked), list
+//! the `knobs`; `train` the inference model's weights and `infer` one image with them.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -79,7 +78,8 @@ enum Command {
     /// Run your own app (`-- CMD ARGS...`) against the embedded collector, send it a real
     /// SIGTERM and, at the end of the grace period, SIGKILL; report what arrived.
     Probe(ProbeArgs),
-    /// Run the OTLP/HTTP collector alone, with optional injected faults.
+    /// Run the OTLP collector alone (HTTP, and gRPC with --grpc-listen), with optional
+    /// injected faults.
     Collect(CollectArgs),
     /// List every knob: key, environment variable, range and default.
     Knobs,

@@ -16,8 +16,12 @@ use gracetrace::collector::{CollectorStats, StoredSpan, StoredTrace};
 use gracetrace::config::{HandleExit, Platform, Settings, WorkloadKind};
 use gracetrace::record::KillLosses;
 use gracetrace::record::ShutdownReport;
+use gracetrace::record::probe::{
+    PredictedSpans, Prediction, PredictionInputs, ProbeReport, ProbeSample, ProbeSection, Sdk,
+};
 use gracetrace::record::report::{DeviceReport, Report};
 use gracetrace::record::{ExportEvent, LastImage, Marker, Outcome, Record, Sample};
+use gracetrace::session::app_run::{AppPhase, AppView, LogLine, Stream};
 use gracetrace::session::live::{Phase, Snapshot};
 use gracetrace::session::whatif::{self, SweepResult};
 use gracetrace::ui::GraceApp;
@@ -25,7 +29,7 @@ use gracetrace::ui::app::Centre;
 use gracetrace::ui::whatif as whatif_form;
 use gracetrace::workload::model::DeviceChoice;
 
-use common::PATIENCE;
+use common::{PATIENCE, python_ready, seed_app};
 
 const SIZE: [f32; 2] = [1500.0, 920.0];
 
@@ -508,6 +512,8 @@ fn finished_run() -> Snapshot {
         last_error: None,
         last_image: Some(fixture_image()),
         what_if: Default::default(),
+        served_by_app: false,
+        app: None,
     }
 }
 
@@ -934,5 +940,319 @@ fn the_advisor_in_the_window_recommends_a_queue_and_its_apply_reaches_the_runner
     assert!(
         h.state().snapshot().what_if.advice.stale,
         "advice on the old settings"
+    );
+}
+
+// ---- your app ----
+
+/// The app's report in a snapshot, once there is one.
+fn app_report(s: &Snapshot) -> Option<&ProbeReport> {
+    s.app.as_ref()?.report.as_deref()
+}
+
+fn app_phase(s: &Snapshot) -> Option<AppPhase> {
+    s.app.as_ref().map(|a| a.phase.clone())
+}
+
+/// The python3 that PATH finds (the virtual environment's, in CI), by its full path, as
+/// a person would type it into the window.
+fn python_on_path() -> String {
+    let paths = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join("python3"))
+        .find(|p| p.is_file())
+        .map(|p| p.display().to_string())
+        .expect("python3 on PATH (python_ready found it)")
+}
+
+/// Chooses "served by your app", types `line` into the command field and presses Start.
+fn start_app(h: &mut Harness<'_, GraceApp>, line: &str) {
+    h.get_by_label("your app").click_accesskit();
+    h.step();
+    assert!(h.state().panel.your_app);
+    h.step(); // the frame that draws the app's controls
+    h.get_by_label("command").focus();
+    h.get_by_label("command").type_text(line);
+    h.step();
+    h.get_by_label("Start").click_accesskit();
+    h.step();
+}
+
+/// The seed-shaped Python app under a real SIGTERM from the window: its spans reach the
+/// collector count while it runs, and after Shutdown the window shows its exit and a
+/// collector count equal to what the app says it ended.
+#[test]
+fn your_app_exits_on_sigterm_and_the_window_counts_what_it_ended() {
+    if !python_ready() {
+        return;
+    }
+    let mut s = quick();
+    // A grace far longer than the seed app's flush needs, even on a loaded machine.
+    s.shutdown.platform = Platform::Custom;
+    s.shutdown.grace_ms = 60_000;
+    let mut h = live(s);
+    wait_for_snapshot(&mut h, "the session to run", running);
+    let line = shlex::try_join([python_on_path().as_str(), seed_app().as_str()])
+        .expect("a path without NUL bytes");
+    start_app(&mut h, &line);
+    wait_for_snapshot(&mut h, "spans from the app at the collector", |s| {
+        app_report(s).is_some_and(|r| r.collector.spans_received > 0)
+    });
+    assert!(h.query_by_label_contains("collector received").is_some());
+    let running = h.state().snapshot();
+    assert_eq!(app_phase(&running), Some(AppPhase::Running));
+    assert!(running.served_by_app && marker(&running, "traffic paused: your app serves"));
+    h.get_by_label("Shutdown (SIGTERM)").click_accesskit();
+    h.step();
+    wait_for_snapshot(&mut h, "the app's final counts", |s| {
+        matches!(app_phase(s), Some(AppPhase::Estimating | AppPhase::Ended))
+    });
+    let snapshot = h.state().snapshot();
+    let r = app_report(&snapshot).expect("a report");
+    let p = &r.probe;
+    let ended = p.spans_ended.expect("the seed app prints `spans ended: N`");
+    assert!(ended > 0);
+    assert_eq!(
+        r.collector.spans_received, ended,
+        "a clean exit loses nothing: {p:#?}"
+    );
+    assert_eq!((p.exit_code, p.killed), (Some(0), false), "{p:#?}");
+    assert!(p.exit_ms > p.sigterm_ms && p.sigterm_ms.is_some(), "{p:#?}");
+    assert!(
+        p.spans_after_sigterm > 0,
+        "teardown's flush exported after SIGTERM"
+    );
+    // The window says all of it.
+    assert!(
+        h.query_by_label_contains("your app exited with code 0")
+            .is_some()
+    );
+    assert!(
+        h.query_by_label(&format!("collector received {ended} spans"))
+            .is_some()
+    );
+    assert!(
+        h.query_by_label(&format!("your app says it ended {ended} spans"))
+            .is_some()
+    );
+    assert!(
+        h.query_by_label("got SIGTERM").is_some(),
+        "the app's own output, in its log"
+    );
+    assert!(h.query_by_label(&format!("spans ended: {ended}")).is_some());
+}
+
+/// Bad input in the window: a command that does not exist, an empty line, an app that
+/// exits at once and one that ignores SIGTERM. Each says what happened next to the
+/// command field or on the timeline, leaves no process behind, and Start works again.
+#[test]
+fn your_app_bad_input_is_said_and_start_works_again() {
+    let mut s = quick();
+    s.shutdown.platform = Platform::Custom;
+    s.shutdown.grace_ms = 500;
+    let mut h = live(s);
+    wait_for_snapshot(&mut h, "the session to run", running);
+    start_app(&mut h, "/no/such/gracetrace-app --flag");
+    wait_for_snapshot(&mut h, "the start to fail", |s| {
+        matches!(app_phase(s), Some(AppPhase::Failed(_)))
+    });
+    let why = failure(&h.state().snapshot());
+    assert!(
+        why.starts_with("cannot start \"/no/such/gracetrace-app\""),
+        "{why}"
+    );
+    assert!(h.query_by_label(&why).is_some(), "said next to the field");
+
+    h.state_mut().panel.app_line.clear();
+    h.get_by_label("Start").click_accesskit();
+    wait_for_snapshot(&mut h, "the empty line to be refused", |s| {
+        s.app.as_ref().is_some_and(|a| a.run == 2)
+    });
+    let why = failure(&h.state().snapshot());
+    assert!(
+        why.starts_with("no command: type your app's command line"),
+        "{why}"
+    );
+    assert!(h.query_by_label(&why).is_some(), "said next to the field");
+
+    start_again(&mut h, "sh -c 'echo bye; exit 3'");
+    wait_for_snapshot(&mut h, "the app to end by itself", |s| {
+        app_report(s).is_some_and(|r| r.probe.exit_ms.is_some())
+    });
+    assert_eq!(
+        app_report(&h.state().snapshot()).and_then(|r| r.probe.exit_code),
+        Some(3)
+    );
+    wait_for(&mut h, "its exit and its output in the window", |h| {
+        h.query_by_label_contains("exited with code 3").is_some()
+            && h.query_by_label("bye").is_some()
+    });
+    assert!(h.query_by_label_contains("before any SIGTERM").is_some());
+
+    // Ignores SIGTERM, and so does the child it started: both are SIGKILLed at the deadline.
+    start_again(
+        &mut h,
+        "sh -c 'trap \"\" TERM; sleep 600 & echo child $!; wait'",
+    );
+    wait_for_snapshot(&mut h, "the app to run", |s| {
+        app_phase(s) == Some(AppPhase::Running) && s.app.as_ref().is_some_and(|a| !a.log.is_empty())
+    });
+    let child: u32 = h
+        .state()
+        .snapshot()
+        .app
+        .as_ref()
+        .and_then(|a| {
+            a.log
+                .iter()
+                .find_map(|l| l.text.strip_prefix("child ")?.trim().parse().ok())
+        })
+        .expect("the app printed its child's pid");
+    h.get_by_label("Shutdown (SIGTERM)").click_accesskit();
+    wait_for_snapshot(&mut h, "the SIGKILL at the deadline", |s| {
+        app_report(s).is_some_and(|r| r.probe.exit_ms.is_some())
+    });
+    assert!(app_report(&h.state().snapshot()).is_some_and(|r| r.probe.killed));
+    wait_for(&mut h, "the kill in the window", |h| {
+        h.query_by_label_contains("your app was SIGKILLed")
+            .is_some()
+    });
+    common::wait_until("the app's child to be gone", PATIENCE, || {
+        !std::path::Path::new(&format!("/proc/{child}")).exists()
+    });
+}
+
+/// Why the app's last Start failed.
+fn failure(s: &Snapshot) -> String {
+    match app_phase(s) {
+        Some(AppPhase::Failed(why)) => why,
+        other => panic!("not a failed start: {other:?}"),
+    }
+}
+
+/// Types a new command line over the old one and presses Start.
+fn start_again(h: &mut Harness<'_, GraceApp>, line: &str) {
+    h.state_mut().panel.app_line = line.to_owned();
+    h.step();
+    h.get_by_label("Start").click_accesskit();
+    h.step();
+}
+
+/// A made-up but self-consistent run of the seed app: 512-span exports about every 0.85 s,
+/// SIGTERM at 6 s on fal (5 s), teardown's flush delivering the last 320 spans, an exit
+/// 40 ms after SIGTERM, and the estimate beside it.
+fn your_app_run() -> Arc<AppView> {
+    let mut timeline = Vec::new();
+    let (mut spans, mut requests) = (0u64, 0u64);
+    for i in 0..=62u64 {
+        if [12, 20, 29, 37, 46, 54].contains(&i) {
+            (spans, requests) = (spans + 512, requests + 1);
+        }
+        if i == 61 {
+            (spans, requests) = (spans + 320, requests + 1);
+        }
+        timeline.push(ProbeSample {
+            t_ms: i as f64 * 100.0,
+            spans_received: spans,
+            requests_accepted: requests,
+            requests,
+        });
+    }
+    let probe = ProbeSection {
+        command: vec!["python3".into(), "tests/apps/seed_app.py".into()],
+        pid: 4242,
+        exit_code: Some(0),
+        sigterm_ms: Some(6_000.0),
+        exit_ms: Some(6_040.0),
+        grace_ms: 5_000,
+        spans_after_sigterm: 320,
+        requests_after_sigterm: 1,
+        service_name: Some("seed-app".into()),
+        sdk: Sdk {
+            language: Some("python".into()),
+            version: Some("1.41.0".into()),
+        },
+        rules: Some("python".into()),
+        spans_ended: Some(spans),
+        ..ProbeSection::default()
+    };
+    let collector = CollectorStats {
+        spans_received: spans,
+        requests,
+        requests_accepted: requests,
+        traces_seen: spans / 3,
+        ..CollectorStats::default()
+    };
+    let mut report = ProbeReport::new(collector, probe, timeline);
+    report.prediction = Some(Prediction {
+        kind: "estimate",
+        inputs: PredictionInputs {
+            spans_per_s: 600.0,
+            spans_per_trace: 3.0,
+            batch_spans_mean: 512.0,
+            semantics: "python".into(),
+            semantics_from: "resource",
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+            schedule_delay_ms: 5000,
+            grace_ms: 5000,
+            ..PredictionInputs::default()
+        },
+        predicted: PredictedSpans {
+            ended: spans,
+            received: spans,
+            peak_queue: 512,
+            ..PredictedSpans::default()
+        },
+        observed_missing: Some(0),
+        caveats: vec!["an estimate: the app's queue is inside the app".into()],
+    });
+    let log = [
+        "serving",
+        "got SIGTERM",
+        &format!("spans ended: {spans}"),
+        "teardown done",
+    ]
+    .into_iter()
+    .map(|text| LogLine {
+        stream: Stream::Stdout,
+        text: text.to_owned(),
+    })
+    .collect();
+    Arc::new(AppView {
+        run: 1,
+        command: report.probe.command.clone(),
+        phase: AppPhase::Ended,
+        report: Some(Arc::new(report)),
+        collector_addr: Some("127.0.0.1:40111".into()),
+        recent_trace: finished_run().recent_trace.map(Arc::new),
+        log,
+    })
+}
+
+/// The window in "your app" mode after a clean shutdown of the seed app.
+#[test]
+fn snapshot_of_your_app_after_a_clean_shutdown() {
+    let mut snapshot = finished_run();
+    snapshot.served_by_app = true;
+    snapshot.app = Some(your_app_run());
+    let mut app = GraceApp::fixed(snapshot);
+    app.show_frame_time = false;
+    app.panel.your_app = true;
+    app.panel.app_line = "python3 tests/apps/seed_app.py".into();
+    let mut h = fixed_window(app);
+    h.snapshot_options("your_app_clean_exit", &snapshot_options());
+    assert!(h.query_by_label("collector received 3392 spans").is_some());
+    assert!(
+        h.query_by_label("your app says it ended 3392 spans")
+            .is_some()
+    );
+    assert!(
+        h.query_by_label_contains("your app exited with code 0 at 6040 ms")
+            .is_some()
+    );
+    assert!(
+        h.query_by_label_contains("predicted 0 lost at SIGKILL")
+            .is_some()
     );
 }

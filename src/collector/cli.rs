@@ -1,17 +1,19 @@
 //! `gracetrace collect`: the collector on its own, so that a real application (Python or Rust)
-//! can export to it and see the same counts and faults the simulator uses.
+//! can export to it, over OTLP/HTTP or OTLP/gRPC, and see the same counts and faults the
+//! simulator uses.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use super::{Collector, CollectorConfig, DEFAULT_RECENT_TRACES, Faults};
+use super::{Collector, CollectorConfig, DEFAULT_RECENT_TRACES, FORWARD_DRAIN, Faults};
 use crate::config::knobs::{self, Invalid};
 use crate::config::{
     DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PER_SPAN, DEFAULT_MAX_STORED_BYTES, FaultError, Limits,
 };
 
-/// Run an OTLP/HTTP collector that counts spans exactly and injects faults.
+/// Run an OTLP collector (HTTP, and gRPC with --grpc-listen) that counts spans exactly and
+/// injects faults.
 ///
 /// Each fault and limit flag is checked with the bounds of its scenario knob
 /// (`collector.*`), and its help shows them, so `collect` and a scenario accept the same
@@ -22,6 +24,11 @@ pub struct CollectArgs {
     /// Address to listen on (OTLP/HTTP's usual port is 4318).
     #[arg(long, default_value = "127.0.0.1:4318")]
     pub listen: SocketAddr,
+    /// Also take OTLP/gRPC (HTTP/2 in plaintext, as an insecure gRPC channel speaks it) on
+    /// this address (OTLP/gRPC's usual port is 4317). Counted, limited and faulted as
+    /// OTLP/HTTP is.
+    #[arg(long, value_name = "ADDR")]
+    pub grpc_listen: Option<SocketAddr>,
     #[arg(long, default_value_t = 0, allow_negative_numbers = true, help = flag_help("--latency-ms",
         "Latency added before every answer, in milliseconds"))]
     pub latency_ms: i64,
@@ -75,9 +82,6 @@ pub struct CollectArgs {
     #[arg(long, value_name = "URL")]
     pub forward: Option<String>,
 }
-
-/// How long `collect` waits at exit for batches still queued for the forward backend.
-const FORWARD_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Each flag and the knob whose bounds it shares.
 const FLAGS: &[(&str, &str)] = &[
@@ -221,14 +225,31 @@ impl CollectArgs {
         })
     }
 
+    /// `--grpc-listen`: any address but `--listen`'s own (the same fixed port twice could
+    /// never be bound); port 0 in both picks two free ports.
+    pub fn grpc_listen(&self) -> Result<Option<SocketAddr>, FlagError> {
+        match self.grpc_listen {
+            Some(addr) if addr == self.listen && addr.port() != 0 => Err(FlagError {
+                flag: "--grpc-listen",
+                value: addr.to_string(),
+                invalid: Invalid {
+                    expected: format!("an address other than --listen's ({})", self.listen),
+                },
+            }),
+            other => Ok(other),
+        }
+    }
+
     /// The whole configuration these flags ask for, or the first flag out of range.
     pub fn config(&self) -> Result<CollectorConfig, FlagError> {
         Ok(CollectorConfig {
             listen: self.listen,
+            grpc_listen: self.grpc_listen()?,
             faults: self.faults()?,
             limits: self.limits()?,
             recent_traces: DEFAULT_RECENT_TRACES,
             forward: self.forward()?,
+            ..CollectorConfig::default()
         })
     }
 }
@@ -262,6 +283,9 @@ pub fn run_collect(args: CollectArgs) -> ExitCode {
         }
     };
     eprintln!("collector listening on {}", collector.traces_endpoint());
+    if let Some(endpoint) = collector.grpc_endpoint() {
+        eprintln!("collector taking OTLP/gRPC on {endpoint}");
+    }
     if let Some(url) = &collector.stats().forward_url {
         eprintln!("collector forwarding accepted batches to {url}");
     }

@@ -103,18 +103,27 @@ pub(crate) struct RequestMeta {
     pub json: bool,
 }
 
-/// Parses the headers that matter; the first problem found is returned next to what could
-/// be parsed, because a killed runner's bad request must still be dropped, not rejected.
+/// Parses the headers of an OTLP/HTTP request (see [`check_head_with`]).
 pub(crate) fn check_head(parts: &Parts) -> (RequestMeta, Option<Rejection>) {
+    check_head_with(parts, http_encoding)
+}
+
+/// Parses the headers that matter, the body's encoding (JSON or not, gzip or not) by
+/// `encoding`, which differs between OTLP/HTTP and gRPC; the first problem found is
+/// returned next to what could be parsed, because a killed runner's bad request must
+/// still be dropped, not rejected.
+pub(crate) fn check_head_with(
+    parts: &Parts,
+    encoding: impl FnOnce(&HeaderMap) -> Result<(bool, bool), Rejection>,
+) -> (RequestMeta, Option<Rejection>) {
     let headers = &parts.headers;
     // Every check runs (the ids are wanted even from a bad request), in this order, and the
     // first rejection wins: a request is counted under one reason only.
     let mut problem = None;
     let runner = keep_first(runner_header(headers), &mut problem);
     let request_id = keep_first(request_id_header(headers), &mut problem);
-    keep_first(check_method(&parts.method), &mut problem);
-    let json = keep_first(check_content_type(headers), &mut problem);
-    let gzip = keep_first(content_encoding(headers), &mut problem);
+    keep_first(check_method(parts), &mut problem);
+    let (json, gzip) = keep_first(encoding(headers), &mut problem);
     let meta = RequestMeta {
         runner,
         request_id,
@@ -122,6 +131,11 @@ pub(crate) fn check_head(parts: &Parts) -> (RequestMeta, Option<Rejection>) {
         json,
     };
     (meta, problem)
+}
+
+/// An OTLP/HTTP body's encoding from Content-Type and Content-Encoding: (json, gzip).
+fn http_encoding(headers: &HeaderMap) -> Result<(bool, bool), Rejection> {
+    Ok((check_content_type(headers)?, content_encoding(headers)?))
 }
 
 /// What one header check parsed, or its default when it failed; the failure is kept in
@@ -167,15 +181,19 @@ fn request_id_header(headers: &HeaderMap) -> Result<Option<String>, Rejection> {
     }
 }
 
-/// OTLP/HTTP exports are POSTs; anything else is answered 405.
-fn check_method(method: &Method) -> Result<(), Rejection> {
-    if *method == Method::POST {
+/// Exports are POSTs, over OTLP/HTTP and gRPC alike; anything else is answered 405.
+fn check_method(parts: &Parts) -> Result<(), Rejection> {
+    if parts.method == Method::POST {
         return Ok(());
     }
     Err(Rejection::new(
         StatusCode::METHOD_NOT_ALLOWED,
         Reason::MethodNotAllowed,
-        format!("method {method} not allowed on /v1/traces; use POST"),
+        format!(
+            "method {} not allowed on {}; use POST",
+            parts.method,
+            parts.uri.path()
+        ),
     ))
 }
 
@@ -206,7 +224,18 @@ fn check_content_type(headers: &HeaderMap) -> Result<bool, Rejection> {
 
 /// Whether the body is gzipped: gzip and identity are the encodings OTLP/HTTP allows.
 fn content_encoding(headers: &HeaderMap) -> Result<bool, Rejection> {
-    let Some(v) = headers.get(header::CONTENT_ENCODING) else {
+    gzip_or_identity(headers, &header::CONTENT_ENCODING, "Content-Encoding")
+}
+
+/// Whether header `name` (shown as `shown`) says gzip; absent or `identity` is not, and
+/// anything else is refused: gzip is the one compression the collector reads, over
+/// OTLP/HTTP (`Content-Encoding`) and gRPC (`grpc-encoding`) alike.
+pub(crate) fn gzip_or_identity(
+    headers: &HeaderMap,
+    name: &header::HeaderName,
+    shown: &str,
+) -> Result<bool, Rejection> {
+    let Some(v) = headers.get(name) else {
         return Ok(false);
     };
     let enc = v.to_str().unwrap_or("(not text)").trim();
@@ -218,7 +247,7 @@ fn content_encoding(headers: &HeaderMap) -> Result<bool, Rejection> {
         Err(Rejection::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Reason::UnsupportedContentEncoding,
-            format!("unsupported Content-Encoding {enc:?}; send gzip or none"),
+            format!("unsupported {shown} {enc:?}; send gzip or none"),
         ))
     }
 }

@@ -5,25 +5,17 @@
 //! from the UI thread is seen by the very next request (and, for `outage`, by the accept loop
 //! at once) without any request having to poll for it.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 pub use crate::config::Faults;
+use crate::config::draws::{self, Stream};
 
 impl Faults {
-    /// The delay for one request: drawn per request so that jitter spreads retries apart.
-    pub(crate) fn draw_delay(&self) -> Duration {
-        let jitter = if self.jitter_ms > 0 {
-            rand::Rng::random_range(&mut rand::rng(), 0..=self.jitter_ms)
-        } else {
-            0
-        };
-        Duration::from_millis(self.latency_ms.saturating_add(jitter))
-    }
-
-    /// Whether this request gets an injected error. `random::<f64>()` is in `[0, 1)`, so a
-    /// rate of 1.0 always fires and 0.0 never does.
-    pub(crate) fn draw_error(&self) -> bool {
-        self.error_rate > 0.0 && rand::Rng::random::<f64>(&mut rand::rng()) < self.error_rate
+    /// The delay for a request whose jitter draw is `u`: drawn per request so that jitter
+    /// spreads retries apart.
+    pub(crate) fn delay_for(&self, u: f64) -> Duration {
+        Duration::from_millis(self.latency_ms.saturating_add(self.jitter_for(u)))
     }
 
     /// `Retry-After` only goes with the two statuses whose meaning includes "come back later".
@@ -32,6 +24,36 @@ impl Faults {
             429 | 503 => self.retry_after_s,
             _ => None,
         }
+    }
+}
+
+/// The collector's fault draws, in the order requests reach each decision: the
+/// `n`-th request answered gets the `n`-th jitter draw, the `n`-th decoded one the `n`-th
+/// error draw ([`draws::unit`]). Seeded with the scenario's seed, the same sequence the
+/// virtual clock draws (`sim::exporter`), so both inject the same errors in the same order.
+#[derive(Debug)]
+pub(crate) struct Draws {
+    seed: u64,
+    jitter: AtomicU64,
+    error: AtomicU64,
+}
+
+impl Draws {
+    pub(crate) fn new(seed: u64) -> Draws {
+        Draws {
+            seed,
+            jitter: AtomicU64::new(0),
+            error: AtomicU64::new(0),
+        }
+    }
+
+    /// The next draw of `stream`, in `[0, 1)`.
+    pub(crate) fn next(&self, stream: Stream) -> f64 {
+        let counter = match stream {
+            Stream::Jitter => &self.jitter,
+            Stream::InjectedError => &self.error,
+        };
+        draws::unit(self.seed, stream, counter.fetch_add(1, Relaxed))
     }
 }
 

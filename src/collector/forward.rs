@@ -8,6 +8,13 @@
 //! in bytes) and a worker task sends the queue in order; a batch that does not fit is
 //! dropped and counted. What the backend answers is counted apart (`forward_*` in `/stats`)
 //! and never changes what the app was answered or `spans_received`.
+//!
+//! A failure that says "try again" (no connection, 429, 502, 503, 504: the statuses the
+//! OTLP/HTTP specification calls retryable) is retried a few times with a doubling,
+//! jittered backoff, or after the backend's `Retry-After` up to a cap, so that a backend
+//! restarting or shedding load for a moment does not lose what the app was told had
+//! arrived. The retries are bounded, so a dead backend holds the queue a few seconds per
+//! batch, not forever.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -25,6 +32,16 @@ const QUEUE_BYTES: u64 = 256 << 20;
 /// How long one forward may take, connect to answer, before it counts as failed: a backend
 /// that never answers must not hold the queue forever.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts per batch, the first included.
+const MAX_ATTEMPTS: u32 = 4;
+/// The wait before the first retry; it doubles for each one after (200, 400, 800 ms), each
+/// drawn within ±20 %, the jitter of the Python exporters' own backoff (opentelemetry-
+/// exporter-otlp-proto-grpc 1.41.0, exporter.py line 432). Shorter than theirs (1, 2, 4 s):
+/// one batch's retries hold up the whole queue behind it.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest `Retry-After` honoured: a backend asking for more is retried after this, so
+/// one batch never holds the queue (and `collect`'s drain at exit) much longer.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// One accepted batch, as it arrived.
 #[derive(Debug)]
@@ -44,6 +61,7 @@ struct Counters {
     refused: AtomicU64,
     failed: AtomicU64,
     dropped: AtomicU64,
+    retries: AtomicU64,
     pending: AtomicU64,
     pending_bytes: AtomicU64,
 }
@@ -131,28 +149,64 @@ impl Forwarder {
         stats.forward_refused = c.refused.load(Relaxed);
         stats.forward_failed = c.failed.load(Relaxed);
         stats.forward_dropped = c.dropped.load(Relaxed);
+        stats.forward_retries = c.retries.load(Relaxed);
         stats.forward_pending = c.pending.load(Relaxed);
     }
 }
 
+/// How one attempt ended.
+#[derive(Debug)]
+enum Attempt {
+    /// The backend answered this status, with its `Retry-After` when it sent one.
+    Answered(http::StatusCode, Option<Duration>),
+    /// No answer; `retryable` when no connection was made (nothing can have arrived).
+    Failed { retryable: bool },
+}
+
+impl Attempt {
+    /// Whether to try again, and after how long a `Retry-After` asked for (capped).
+    fn retry(&self) -> Option<Option<Duration>> {
+        match self {
+            Attempt::Answered(status, after) => matches!(status.as_u16(), 429 | 502 | 503 | 504)
+                .then(|| after.map(|a| a.min(MAX_RETRY_AFTER))),
+            Attempt::Failed { retryable } => retryable.then_some(None),
+        }
+    }
+}
+
+/// The wait before retry number `retry` (1 for the first): the backend's `Retry-After`
+/// when it gave one, else [`FIRST_BACKOFF`] doubled per retry, within ±20 %.
+fn backoff(retry: u32, retry_after: Option<Duration>) -> Duration {
+    if let Some(after) = retry_after {
+        return after;
+    }
+    let base = FIRST_BACKOFF.saturating_mul(1 << retry.saturating_sub(1).min(16));
+    base.mul_f64(rand::Rng::random_range(&mut rand::rng(), 0.8..=1.2))
+}
+
+/// `Retry-After` in seconds (an HTTP date is not honoured: the backoff applies).
+fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
 impl Worker {
-    /// Sends the queue in order, one batch at a time, until every forwarder is gone. No
-    /// retries: the app's exporter already retried what the collector refused, and a
-    /// batch the backend refuses is what this proxy is there to count.
+    /// Sends the queue in order, one batch at a time (retries included), until every
+    /// forwarder is gone.
     pub(crate) async fn run(mut self) {
         while let Some(batch) = self.rx.recv().await {
             let bytes = batch.body.len() as u64;
             let spans = batch.spans;
             let c = &self.counters;
-            match self.send(batch).await {
-                Ok(status) if status.is_success() => {
+            match self.send_with_retries(batch).await {
+                Attempt::Answered(status, _) if status.is_success() => {
                     c.accepted.fetch_add(1, Relaxed);
                     c.spans_accepted.fetch_add(spans, Relaxed);
                 }
-                Ok(_) => {
+                Attempt::Answered(..) => {
                     c.refused.fetch_add(1, Relaxed);
                 }
-                Err(_) => {
+                Attempt::Failed { .. } => {
                     c.failed.fetch_add(1, Relaxed);
                 }
             }
@@ -161,18 +215,91 @@ impl Worker {
         }
     }
 
+    /// Up to [`MAX_ATTEMPTS`] sends of one batch; the last attempt's outcome.
+    async fn send_with_retries(&self, batch: Batch) -> Attempt {
+        let mut attempt = 1;
+        loop {
+            let outcome = self.send(&batch).await;
+            let retry = match outcome.retry() {
+                Some(after) if attempt < MAX_ATTEMPTS => after,
+                _ => return outcome,
+            };
+            tokio::time::sleep(backoff(attempt, retry)).await;
+            self.counters.retries.fetch_add(1, Relaxed);
+            attempt += 1;
+        }
+    }
+
     /// One POST; the answer's body is read so that the connection can be used again.
-    async fn send(&self, batch: Batch) -> Result<http::StatusCode, reqwest::Error> {
-        let mut request = self.client.post(&self.url).body(batch.body);
-        if let Some(ct) = batch.content_type {
+    async fn send(&self, batch: &Batch) -> Attempt {
+        // A clone of `Bytes` shares the buffer: a retry sends the same bytes, not a copy.
+        let mut request = self.client.post(&self.url).body(batch.body.clone());
+        if let Some(ct) = &batch.content_type {
             request = request.header(http::header::CONTENT_TYPE, ct);
         }
-        if let Some(ce) = batch.content_encoding {
+        if let Some(ce) = &batch.content_encoding {
             request = request.header(http::header::CONTENT_ENCODING, ce);
         }
-        let response = request.send().await?;
-        let status = response.status();
-        response.bytes().await?;
-        Ok(status)
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                return Attempt::Failed {
+                    retryable: e.is_connect(),
+                };
+            }
+        };
+        let (status, after) = (response.status(), retry_after(response.headers()));
+        match response.bytes().await {
+            Ok(_) => Attempt::Answered(status, after),
+            // The answer was cut off: the batch may have been taken, so no retry.
+            Err(_) => Attempt::Failed { retryable: false },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What is retried: no connection and the four "try again" statuses; a `Retry-After`
+    /// is honoured up to the cap; without one the backoff doubles, jittered.
+    #[test]
+    fn retryable_failures_and_their_waits() {
+        use http::StatusCode;
+        let answered = |s: u16, after: Option<u64>| {
+            let status = StatusCode::from_u16(s).unwrap();
+            Attempt::Answered(status, after.map(Duration::from_secs)).retry()
+        };
+        for s in [429, 502, 503, 504] {
+            assert_eq!(answered(s, None), Some(None), "{s}");
+        }
+        for s in [200, 400, 401, 404, 413, 500, 501] {
+            assert_eq!(answered(s, Some(1)), None, "{s}");
+        }
+        assert_eq!(answered(503, Some(2)), Some(Some(Duration::from_secs(2))));
+        assert_eq!(answered(429, Some(3600)), Some(Some(MAX_RETRY_AFTER)));
+        assert_eq!(Attempt::Failed { retryable: true }.retry(), Some(None));
+        assert_eq!(Attempt::Failed { retryable: false }.retry(), None);
+
+        assert_eq!(
+            backoff(3, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        for (retry, base_ms) in [(1, 200.0), (2, 400.0), (3, 800.0)] {
+            let ms = backoff(retry, None).as_secs_f64() * 1000.0;
+            assert!(
+                (0.8 * base_ms..=1.2 * base_ms).contains(&ms),
+                "{retry}: {ms}"
+            );
+        }
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static(" 7 "));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers), None);
     }
 }

@@ -1,21 +1,25 @@
-//! The embedded OTLP/HTTP collector: the backend every exported span is counted against.
+//! The embedded OTLP collector: the backend every exported span is counted against.
 //!
-//! It receives `POST /v1/traces` (protobuf or OTLP/JSON, optionally gzip) on loopback, counts every span
-//! of every request it answers 2xx exactly once, and can misbehave on demand (latency,
-//! errors, refused connections, a black hole, an ingestion quota) so that the exporter's
-//! retry and drop behaviour can be watched. It runs on its own tokio runtime on background
-//! threads, so the SDK's blocking exporter, the workload and the UI never share an executor
-//! with it, and a stalled backend can never stall them.
+//! It receives `POST /v1/traces` (protobuf or OTLP/JSON, optionally gzip) on loopback, and
+//! OTLP/gRPC's `Export` on a second listener when asked, counts every span of every
+//! request it accepts exactly once, whatever the protocol, and can misbehave on demand
+//! (latency, errors, refused connections, a black hole, an ingestion quota) so that the
+//! exporter's retry and drop behaviour can be watched. It runs on its own tokio runtime on
+//! background threads, so the SDK's blocking exporter, the workload and the UI never share
+//! an executor with it, and a stalled backend can never stall them.
 //!
 //! Files: `faults` (what can go wrong), `decode` (body to request or reason), `store`
-//! (counts, duplicates, recent traces, acknowledgements), `routes` (HTTP handlers and the
-//! fault waits), `server` (accept loop, outage), `window` (bounded FIFO sets), `forward`
-//! (accepted batches passed on to a real backend), `cli` (`gracetrace collect`).
+//! (counts, duplicates, recent traces, acknowledgements), `routes` (HTTP handlers, the
+//! export path every protocol shares and the fault waits), `grpc` (gRPC framing and
+//! statuses), `server` (accept loops, HTTP/1 and HTTP/2, outage), `window` (bounded FIFO
+//! sets), `forward` (accepted batches passed on to a real backend), `cli` (`gracetrace
+//! collect`).
 
 pub mod cli;
 mod decode;
 mod faults;
 mod forward;
+mod grpc;
 mod otlp;
 mod routes;
 mod server;
@@ -33,6 +37,7 @@ pub use crate::config::{Faults, Limits, MAX_INGEST_LIMIT, MAX_LATENCY_MS, MAX_RE
 pub use crate::record::CollectorStats;
 pub use crate::record::wire::{KillWitness, REQUEST_ID_HEADER, RUNNER_HEADER};
 pub use decode::MAX_REQUEST_ID_LEN;
+pub use grpc::EXPORT_PATH as GRPC_EXPORT_PATH;
 pub use otlp::MAX_TEXT;
 pub use store::{
     ACK_WINDOW, DUPLICATE_WINDOW, MAX_SPANS_PER_STORED_TRACE, StoredEvent, StoredLink, StoredSpan,
@@ -43,12 +48,17 @@ pub use store::{
 pub const DEFAULT_RECENT_TRACES: usize = 200;
 /// How long `shutdown` lets tasks finish before dropping them: bounded, so it never hangs.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// How long `collect`, `run` and `probe` wait at their end for batches still queued for
+/// the forward backend (`wait_forwarded`), so their counts say what became of them.
+pub const FORWARD_DRAIN: Duration = Duration::from_secs(5);
 
 /// How to start a collector.
 #[derive(Clone, Debug)]
 pub struct CollectorConfig {
     /// Where to listen; port 0 (the default) picks a free port so runs and tests never clash.
     pub listen: SocketAddr,
+    /// Where to take OTLP/gRPC (HTTP/2 in plaintext), if anywhere; port 0 picks a free one.
+    pub grpc_listen: Option<SocketAddr>,
     /// Faults in force from the first request.
     pub faults: Faults,
     /// How many traces the recent-trace store keeps (0 keeps none).
@@ -59,6 +69,9 @@ pub struct CollectorConfig {
     /// Where accepted batches are passed on (`collector.forward`, already checked with
     /// `config::knobs::forward_url`); `None` keeps them.
     pub forward: Option<String>,
+    /// Seeds the jitter and injected-error draws: a run's embedded collector takes the
+    /// scenario's seed, so the virtual clock can draw the same faults in the same order.
+    pub fault_seed: u64,
 }
 
 impl Default for CollectorConfig {
@@ -66,10 +79,13 @@ impl Default for CollectorConfig {
     fn default() -> Self {
         CollectorConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc_listen: None,
             faults: Faults::default(),
             recent_traces: DEFAULT_RECENT_TRACES,
             limits: Limits::default(),
             forward: None,
+            // A standalone collector (`gracetrace collect`) draws a new sequence each time.
+            fault_seed: rand::random(),
         }
     }
 }
@@ -82,6 +98,7 @@ impl CollectorConfig {
             faults: settings.collector.clone(),
             limits: settings.collector_limits.clone(),
             forward: settings.collector_forward.clone(),
+            fault_seed: settings.workload.seed,
             ..CollectorConfig::default()
         }
     }
@@ -123,9 +140,33 @@ pub(crate) struct Shared {
     shutdown: watch::Sender<bool>,
     store: store::Store,
     forward: Option<forward::Forwarder>,
+    /// The jitter and injected-error draws, seeded by `CollectorConfig::fault_seed`.
+    draws: faults::Draws,
 }
 
 impl Shared {
+    /// The state a collector of `config` starts with, `forward` its forwarder if any.
+    fn new(config: &CollectorConfig, forward: Option<forward::Forwarder>) -> Self {
+        let limits = &config.limits;
+        let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        Shared {
+            max_body_bytes: count(limits.max_body_bytes),
+            caps: otlp::Caps {
+                bytes: limits.max_stored_bytes,
+                attributes: count(limits.max_attributes_per_span),
+                events: count(limits.max_events_per_span),
+                links: count(limits.max_links_per_span),
+            },
+            limits: limits.clone(),
+            faults: watch::Sender::new(config.faults.clone()),
+            kill_epoch: watch::Sender::new(0),
+            shutdown: watch::Sender::new(false),
+            store: store::Store::new(config.recent_traces, limits.max_stored_bytes),
+            forward,
+            draws: faults::Draws::new(config.fault_seed),
+        }
+    }
+
     /// The store's counters and the forwarder's, in one snapshot.
     fn stats(&self) -> CollectorStats {
         let mut stats = self.store.stats();
@@ -136,17 +177,78 @@ impl Shared {
     }
 }
 
+/// The bound sockets, with their real addresses.
+struct Bound {
+    http: (tokio::net::TcpListener, SocketAddr),
+    grpc: Option<(tokio::net::TcpListener, SocketAddr)>,
+}
+
+impl Bound {
+    /// Each socket with what it serves.
+    fn listeners(self, shared: &Arc<Shared>) -> Vec<server::Listener> {
+        let listener = |(tcp, addr): (tokio::net::TcpListener, SocketAddr), protocol, router| {
+            server::Listener {
+                tcp,
+                addr,
+                protocol,
+                router,
+            }
+        };
+        let mut all = vec![listener(
+            self.http,
+            server::Protocol::Http1,
+            routes::router(shared.clone()),
+        )];
+        if let Some(grpc) = self.grpc {
+            all.push(listener(
+                grpc,
+                server::Protocol::Grpc,
+                grpc::router(shared.clone()),
+            ));
+        }
+        all
+    }
+}
+
+/// Binds the listeners inside `runtime` (tokio sockets need its reactor); an error names
+/// the address that could not be bound.
+fn bind_all(
+    runtime: &tokio::runtime::Runtime,
+    config: &CollectorConfig,
+) -> Result<Bound, CollectorError> {
+    let _guard = runtime.enter();
+    let one = |addr: SocketAddr| {
+        let bound = server::bind(addr).and_then(|l| {
+            let real = l.local_addr()?;
+            Ok((l, real))
+        });
+        bound.map_err(|source| CollectorError::Bind { addr, source })
+    };
+    Ok(Bound {
+        http: one(config.listen)?,
+        grpc: config.grpc_listen.map(one).transpose()?,
+    })
+}
+
+/// Stops a runtime that never served, handing back the error that stopped it. Not a
+/// plain drop: dropping a runtime inside the caller's async context would panic.
+fn stop_runtime(runtime: tokio::runtime::Runtime, error: CollectorError) -> CollectorError {
+    runtime.shutdown_background();
+    error
+}
+
 /// A running collector. Dropping it shuts it down, like `shutdown`.
 pub struct Collector {
     addr: SocketAddr,
+    grpc_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Collector {
-    /// Binds `config.listen` and starts serving on a private runtime (2 worker threads),
-    /// driven by a thread of its own so that it can be started and stopped from anywhere,
-    /// including from inside another tokio runtime.
+    /// Binds `config.listen` (and `config.grpc_listen`) and starts serving on a private
+    /// runtime (2 worker threads), driven by a thread of its own so that it can be started
+    /// and stopped from anywhere, including from inside another tokio runtime.
     pub fn start(config: CollectorConfig) -> Result<Collector, CollectorError> {
         config.faults.validate()?;
         config.limits.validate()?;
@@ -157,63 +259,33 @@ impl Collector {
             .enable_time()
             .build()
             .map_err(CollectorError::Runtime)?;
-        let bound = {
-            let _guard = runtime.enter();
-            server::bind(config.listen).and_then(|l| Ok((l.local_addr()?, l)))
+        let bound = bind_all(&runtime, &config);
+        let forward = config.forward.as_deref().map(forward::start).transpose();
+        let (bound, forward) = match (bound, forward) {
+            (Ok(bound), Ok(forward)) => (bound, forward),
+            (Err(e), _) => return Err(stop_runtime(runtime, e)),
+            (_, Err(e)) => return Err(stop_runtime(runtime, e.into())),
         };
-        let (addr, listener) = match bound {
-            Ok(b) => b,
-            Err(source) => {
-                // Not a plain drop: dropping a runtime inside the caller's async context
-                // would panic.
-                runtime.shutdown_background();
-                return Err(CollectorError::Bind {
-                    addr: config.listen,
-                    source,
-                });
-            }
-        };
-        let (forward, worker) = match config.forward.as_deref().map(forward::start) {
-            None => (None, None),
-            Some(Ok((f, w))) => (Some(f), Some(w)),
-            Some(Err(e)) => {
-                runtime.shutdown_background();
-                return Err(e.into());
-            }
-        };
-        let limits = &config.limits;
-        let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-        let caps = otlp::Caps {
-            bytes: limits.max_stored_bytes,
-            attributes: count(limits.max_attributes_per_span),
-            events: count(limits.max_events_per_span),
-            links: count(limits.max_links_per_span),
-        };
-        let shared = Arc::new(Shared {
-            max_body_bytes: usize::try_from(config.limits.max_body_bytes).unwrap_or(usize::MAX),
-            caps,
-            limits: config.limits.clone(),
-            faults: watch::Sender::new(config.faults),
-            kill_epoch: watch::Sender::new(0),
-            shutdown: watch::Sender::new(false),
-            store: store::Store::new(config.recent_traces, config.limits.max_stored_bytes),
-            forward,
-        });
+        let (forward, worker) = forward.unzip();
+        let shared = Arc::new(Shared::new(&config, forward));
         if let Some(worker) = worker {
             runtime.spawn(worker.run());
         }
-        let router = routes::router(shared.clone());
+        let addr = bound.http.1;
+        let grpc_addr = bound.grpc.as_ref().map(|(_, a)| *a);
+        let listeners = bound.listeners(&shared);
         let serving = shared.clone();
         let thread = std::thread::Builder::new()
             .name("gracetrace-collector-main".into())
             .spawn(move || {
-                runtime.block_on(server::serve(listener, addr, serving, router));
+                runtime.block_on(server::serve(listeners, serving));
                 // Drops connection tasks, black-holed requests included, after a bounded wait.
                 runtime.shutdown_timeout(SHUTDOWN_GRACE);
             })
             .map_err(CollectorError::Runtime)?;
         Ok(Collector {
             addr,
+            grpc_addr,
             shared,
             thread: Some(thread),
         })
@@ -227,6 +299,17 @@ impl Collector {
     /// The URL to give the OTLP exporter; it is used as is, so it includes `/v1/traces`.
     pub fn traces_endpoint(&self) -> String {
         format!("http://{}/v1/traces", self.addr)
+    }
+
+    /// The gRPC listener's bound address, when `grpc_listen` asked for one.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc_addr
+    }
+
+    /// The endpoint to give an OTLP/gRPC exporter (`http://` for plaintext; gRPC
+    /// exporters take no path), when there is a gRPC listener.
+    pub fn grpc_endpoint(&self) -> Option<String> {
+        self.grpc_addr.map(|addr| format!("http://{addr}"))
     }
 
     /// A snapshot of the counters. Reads atomics only, so the UI can call it every frame.
@@ -324,6 +407,7 @@ impl std::fmt::Debug for Collector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Collector")
             .field("addr", &self.addr)
+            .field("grpc_addr", &self.grpc_addr)
             .finish()
     }
 }

@@ -1,8 +1,9 @@
-//! The HTTP routes: `POST /v1/traces` (the OTLP receiver, protobuf or JSON), `GET /stats`, `GET /traces`.
+//! The HTTP routes: `POST /v1/traces` (the OTLP receiver, protobuf or JSON), `GET /stats`,
+//! `GET /traces`, and the export path every protocol shares (`intake`).
 //!
-//! A request to `/v1/traces` goes through, in order: head checks, reading the body (bounded),
-//! black hole, latency, then one locked decision in `Store::decide` (killed runner, bad input,
-//! injected error, ingestion limit, count). The body is read before the waits so that the
+//! An export (`/v1/traces`, or gRPC's `Export`) goes through, in order: head checks,
+//! reading the body (bounded), black hole, latency, then one locked decision in
+//! `Store::decide` (killed runner, bad input, injected error, ingestion limit, count). The body is read before the waits so that the
 //! bytes are on our side when a fault holds the answer back, as with a real slow backend,
 //! and so that hyper notices a client that gives up (it watches for EOF only once the body
 //! has been read) and drops the waiting request.
@@ -22,9 +23,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse
 use prost::Message;
 
 use super::Shared;
-use super::decode::{self, Reason, Rejection};
+use super::decode::{self, Decoded, Reason, Rejection, RequestMeta};
 use super::forward::Batch;
 use super::store::{Counters, StoredTrace, Verdict, sorted};
+use crate::config::draws::Stream;
 
 /// After a body passes `max_body_bytes`, this much more is read and thrown away before the
 /// connection is closed. Closing a socket with unread data makes the kernel send RST, and the
@@ -76,39 +78,59 @@ impl Drop for InFlight<'_> {
 }
 
 async fn traces(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    let mut guard = InFlight::enter(&shared.store.counters);
     let (parts, body) = req.into_parts();
     let (meta, head_problem) = decode::check_head(&parts);
-    // Read (or drain) the body even when the head is already bad: see DRAIN_LIMIT_BYTES.
-    let body = read_body(&shared, body).await;
-
-    wait_for_faults(&shared, meta.runner).await;
-
-    // The raw body is kept (a reference count, not a copy) for forwarding.
-    let mut raw = None;
-    let input = match (head_problem, body) {
-        (Some(problem), _) => Err(problem),
-        (None, Err(problem)) => Err(problem),
-        (None, Ok(bytes)) => {
-            raw = shared.forward.is_some().then(|| bytes.clone());
-            decode::decode(bytes, &meta, shared.max_body_bytes, &shared.caps)
-        }
-    };
-    let spans = input.as_ref().map_or(0, |d| d.spans);
-    // Read the faults at decision time: a change made during the latency applies.
-    let faults = shared.faults.borrow().clone();
-    let verdict = shared.store.decide(&meta, input, &faults);
-    if let (Verdict::Accepted, Some(forward), Some(body)) = (&verdict, &shared.forward, raw) {
+    let verdict = intake(&shared, &meta, head_problem, body, |bytes| {
+        // The raw body is forwarded as it arrived (a reference count, not a copy).
         let header = |name| parts.headers.get(name).cloned();
-        forward.offer(Batch {
-            body,
+        let batch = Batch {
+            body: bytes.clone(),
             content_type: header(header::CONTENT_TYPE),
             content_encoding: header(header::CONTENT_ENCODING),
-            spans,
-        });
+            spans: 0,
+        };
+        decode::decode(bytes, &meta, shared.max_body_bytes, &shared.caps).map(|d| (d, batch))
+    })
+    .await;
+    respond(verdict, meta.json)
+}
+
+/// One export, whichever protocol brought it (`/v1/traces` here, gRPC in `grpc`), from
+/// its parsed head to the verdict: reading the body (bounded, and even when the head is
+/// already bad: see DRAIN_LIMIT_BYTES), the fault waits, `open` (the body to a request
+/// and the batch to forward), the decision, and the forward of an accepted batch. Counted
+/// in flight until it returns; dropped before (the client gave up), it is abandoned.
+pub(crate) async fn intake(
+    shared: &Shared,
+    meta: &RequestMeta,
+    head_problem: Option<Rejection>,
+    body: Body,
+    open: impl FnOnce(Bytes) -> Result<(Decoded, Batch), Rejection>,
+) -> Verdict {
+    let mut guard = InFlight::enter(&shared.store.counters);
+    let body = read_body(shared, body).await;
+
+    wait_for_faults(shared, meta.runner).await;
+
+    let opened = match head_problem {
+        Some(problem) => Err(problem),
+        None => body.and_then(open),
+    };
+    let (input, batch) = match opened {
+        Err(problem) => (Err(problem), None),
+        Ok((decoded, batch)) => {
+            let spans = decoded.spans;
+            (Ok(decoded), Some(Batch { spans, ..batch }))
+        }
+    };
+    // Read the faults at decision time: a change made during the latency applies.
+    let faults = shared.faults.borrow().clone();
+    let verdict = shared.store.decide(meta, input, &faults, &shared.draws);
+    if let (Verdict::Accepted, Some(forward), Some(batch)) = (&verdict, &shared.forward, batch) {
+        forward.offer(batch);
     }
     guard.answered = true;
-    respond(verdict, meta.json)
+    verdict
 }
 
 /// Reads the body up to `max_body_bytes`, counting every byte that arrives.
@@ -174,7 +196,8 @@ async fn wait_for_faults(shared: &Shared, runner: Option<u64>) {
         _ = wait_black_hole_off(shared) => {}
         _ = &mut killed => return,
     }
-    let delay = shared.faults.borrow().draw_delay();
+    let jitter = shared.draws.next(Stream::Jitter);
+    let delay = shared.faults.borrow().delay_for(jitter);
     if !delay.is_zero() {
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -226,8 +249,7 @@ fn respond(verdict: Verdict, json: bool) -> Response {
             resp
         }
         Verdict::Accepted => {
-            let body = ExportTraceServiceResponse::default().encode_to_vec();
-            let mut resp = Response::new(Body::from(body));
+            let mut resp = Response::new(Body::from(accepted_message()));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/x-protobuf"),
@@ -243,7 +265,14 @@ fn respond(verdict: Verdict, json: bool) -> Response {
     }
 }
 
-fn text(status: StatusCode, message: String, retry_after_s: Option<u64>) -> Response {
+/// The `ExportTraceServiceResponse` of an accepted export, over OTLP/HTTP and gRPC: with
+/// no `partial_success`, since every span of an accepted request is counted.
+pub(crate) fn accepted_message() -> Vec<u8> {
+    ExportTraceServiceResponse::default().encode_to_vec()
+}
+
+/// A plain-text answer, with `Retry-After` when given.
+pub(crate) fn text(status: StatusCode, message: String, retry_after_s: Option<u64>) -> Response {
     let mut resp = Response::new(Body::from(message + "\n"));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();

@@ -1,7 +1,8 @@
-//! The accept loop: our own instead of `axum::serve`, because an outage must REFUSE
+//! The accept loops: our own instead of `axum::serve`, because an outage must REFUSE
 //! connections (connect() fails with ECONNREFUSED, as against a crashed backend), which only
 //! closing the listening socket does, and because open keep-alive connections must be cut
-//! when an outage begins.
+//! when an outage begins. One loop per listener: OTLP/HTTP on HTTP/1.1, and OTLP/gRPC on
+//! HTTP/2 (h2c) when asked; they share one connection table and its limit.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -13,14 +14,32 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Notify, watch};
 
 use super::Shared;
 use super::faults::Faults;
+
+/// What a listener's connections speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// HTTP/1.1: OTLP/HTTP, `/stats`, `/traces`.
+    Http1,
+    /// HTTP/2 with prior knowledge, in plaintext (h2c): OTLP/gRPC.
+    Grpc,
+}
+
+/// One bound listener and what it serves.
+pub(crate) struct Listener {
+    pub tcp: TcpListener,
+    /// The bound address (with the real port), used to bind again after an outage.
+    pub addr: SocketAddr,
+    pub protocol: Protocol,
+    pub router: Router,
+}
 
 /// Backlog of the listening socket: bursts of new connections from many exporters must not
 /// be refused when no outage is on.
@@ -42,17 +61,32 @@ pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
-/// Serves until shutdown. `addr` is the bound address (with the real port), used to rebind.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    router: Router,
-) {
+/// Serves every listener until shutdown, sharing one connection table, so that
+/// `max_connections` bounds them together.
+pub(crate) async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) {
+    let connections = Arc::new(Connections::default());
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(accept_loop(l, shared.clone(), connections.clone())))
+        .collect();
+    for accepting in loops {
+        // A loop ends only at shutdown; a panic in one has been reported by the hook.
+        let _ = accepting.await;
+    }
+}
+
+/// Accepts on one listener until shutdown, closing it for an outage and binding it again
+/// after.
+async fn accept_loop(listener: Listener, shared: Arc<Shared>, connections: Arc<Connections>) {
+    let Listener {
+        tcp,
+        addr,
+        protocol,
+        router,
+    } = listener;
     let mut faults = shared.faults.subscribe();
     let mut shutdown = shared.shutdown.subscribe();
-    let mut listener = Some(listener);
-    let connections = Arc::new(Connections::default());
+    let mut listener = Some(tcp);
     loop {
         if *shutdown.borrow_and_update() {
             return;
@@ -95,6 +129,7 @@ pub(crate) async fn serve(
                             let _ = stream.set_nodelay(true);
                             tokio::spawn(serve_connection(
                                 stream,
+                                protocol,
                                 router.clone(),
                                 shared.clone(),
                                 slot,
@@ -130,10 +165,12 @@ struct ConnTable {
     open: BTreeMap<u64, Conn>,
 }
 
-/// One open connection: its requests in progress and the signal that closes it.
+/// One open connection: its requests in progress, the requests it began, and the signal
+/// that closes it.
 #[derive(Clone)]
 struct Conn {
     busy: Arc<AtomicU64>,
+    begun: Arc<AtomicU64>,
     close: Arc<Notify>,
 }
 
@@ -176,6 +213,7 @@ impl Connections {
             id: table.next_id,
             conn: Conn {
                 busy: Arc::new(AtomicU64::new(0)),
+                begun: Arc::new(AtomicU64::new(0)),
                 close: Arc::new(Notify::new()),
             },
             table: self.clone(),
@@ -200,10 +238,11 @@ impl Connections {
 }
 
 /// The router, counting the connection's requests in progress while each is handled (from
-/// its complete headers to its answer's headers).
+/// its complete headers to its answer's headers), and every request begun.
 struct Tracked<S> {
     inner: S,
     busy: Arc<AtomicU64>,
+    begun: Arc<AtomicU64>,
 }
 
 /// Counts one request in progress until dropped, answered or abandoned alike.
@@ -225,6 +264,7 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
 
     fn call(&self, req: R) -> Self::Future {
+        self.begun.fetch_add(1, Relaxed);
         self.busy.fetch_add(1, Relaxed);
         let busy = Busy(self.busy.clone());
         let answer = self.inner.call(req);
@@ -242,6 +282,7 @@ where
 /// then counts as abandoned).
 async fn serve_connection(
     stream: tokio::net::TcpStream,
+    protocol: Protocol,
     router: Router,
     shared: Arc<Shared>,
     slot: Slot,
@@ -250,18 +291,18 @@ async fn serve_connection(
     let service = Tracked {
         inner: TowerToHyperService::new(router),
         busy: slot.conn.busy.clone(),
+        begun: slot.conn.begun.clone(),
     };
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        // Also bounds how long a keep-alive connection may sit idle. The exporter's own
-        // pool lets idle connections go sooner (`telemetry`), so it never sends a request
-        // on a connection as this timeout closes it.
-        .header_read_timeout(Some(timeout))
-        .serve_connection(TokioIo::new(stream), service);
+    let io = TokioIo::new(stream);
+    let served = async {
+        match protocol {
+            Protocol::Http1 => serve_http1(io, service, timeout).await,
+            Protocol::Grpc => serve_h2(io, service, timeout).await,
+        }
+    };
     tokio::select! {
-        // Any other connection error is the peer's business (reset, garbage).
-        served = conn => {
-            if served.as_ref().is_err_and(hyper::Error::is_timeout) {
+        timed_out = served => {
+            if timed_out {
                 shared.store.counters.connections_timed_out.fetch_add(1, Relaxed);
             }
         }
@@ -269,6 +310,57 @@ async fn serve_connection(
         _ = slot.conn.close.notified() => {}
     }
     slot.table.remove(slot.id, &shared);
+}
+
+type Service = Tracked<TowerToHyperService<Router>>;
+
+/// HTTP/1.1 until the connection ends; true when it ended by the header timeout.
+async fn serve_http1(
+    io: TokioIo<tokio::net::TcpStream>,
+    service: Service,
+    timeout: Duration,
+) -> bool {
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        // Also bounds how long a keep-alive connection may sit idle. The exporter's own
+        // pool lets idle connections go sooner (`telemetry`), so it never sends a request
+        // on a connection as this timeout closes it.
+        .header_read_timeout(Some(timeout))
+        .serve_connection(io, service);
+    // Any other connection error is the peer's business (reset, garbage).
+    conn.await.as_ref().is_err_and(hyper::Error::is_timeout)
+}
+
+/// HTTP/2 until the connection ends; true when it was closed for sitting idle. hyper's
+/// HTTP/2 server has no header timeout, so the same limit is kept here: a connection
+/// with no request in progress and none begun for a whole `timeout` (one that never
+/// sent its preface, or a client's idle channel) is closed between one and two
+/// timeouts after its last request ended. The close is graceful (GOAWAY): a call sent
+/// as it happens is refused, not lost, and gRPC clients retry it on a new connection. A
+/// client that does not take part in the graceful close (it answers no PING) is cut off
+/// one more timeout later.
+async fn serve_h2(io: TokioIo<tokio::net::TcpStream>, service: Service, timeout: Duration) -> bool {
+    let (busy, begun) = (service.busy.clone(), service.begun.clone());
+    let conn = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .serve_connection(io, service);
+    tokio::pin!(conn);
+    let mut begun_before = begun.load(Relaxed);
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return false,
+            _ = tokio::time::sleep(timeout) => {
+                let begun_now = begun.load(Relaxed);
+                if busy.load(Relaxed) == 0 && begun_now == begun_before {
+                    break;
+                }
+                begun_before = begun_now;
+            }
+        }
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(timeout, conn).await;
+    true
 }
 
 async fn outage_or_shutdown(

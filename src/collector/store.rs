@@ -15,9 +15,10 @@ use serde::Serialize;
 
 use super::CollectorStats;
 use super::decode::{Decoded, Reason, Rejection, RequestMeta};
-use super::faults::{Faults, TokenBucket};
+use super::faults::{Draws, Faults, TokenBucket};
 use super::otlp::hex;
 use super::window::{FifoMap, FifoSet};
+use crate::config::draws::Stream;
 use crate::record::{AppResource, Orphans};
 
 /// How many (trace id, span id) pairs the duplicate check remembers. A span re-sent after
@@ -125,6 +126,7 @@ impl StoredSpan {
 #[derive(Debug)]
 pub(crate) struct Counters {
     pub requests: AtomicU64,
+    pub requests_grpc: AtomicU64,
     pub requests_accepted: AtomicU64,
     pub requests_rejected: AtomicU64,
     pub requests_dropped_killed_runner: AtomicU64,
@@ -166,6 +168,7 @@ impl Counters {
     fn new() -> Self {
         Counters {
             requests: AtomicU64::new(0),
+            requests_grpc: AtomicU64::new(0),
             requests_accepted: AtomicU64::new(0),
             requests_rejected: AtomicU64::new(0),
             requests_dropped_killed_runner: AtomicU64::new(0),
@@ -368,6 +371,7 @@ impl Store {
         meta: &RequestMeta,
         input: Result<Decoded, Rejection>,
         faults: &Faults,
+        draws: &Draws,
     ) -> Verdict {
         let c = &self.counters;
         let mut ledger = self.lock();
@@ -389,7 +393,7 @@ impl Store {
             }
         };
 
-        if faults.draw_error() {
+        if faults.injects_error(draws.next(Stream::InjectedError)) {
             let status = faults.error_status;
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             let mut r = Rejection::new(
@@ -467,6 +471,7 @@ impl Store {
         CollectorStats {
             spans_received: get(&c.spans_received),
             requests: get(&c.requests),
+            requests_grpc: get(&c.requests_grpc),
             requests_accepted: get(&c.requests_accepted),
             requests_rejected: get(&c.requests_rejected),
             requests_dropped_killed_runner: get(&c.requests_dropped_killed_runner),

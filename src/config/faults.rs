@@ -79,6 +79,20 @@ impl Default for Faults {
 }
 
 impl Faults {
+    /// The extra latency, in `0..=jitter_ms`, of a request whose jitter draw is `u` (in
+    /// `[0, 1)`, from [`super::draws::unit`]).
+    pub fn jitter_for(&self, u: f64) -> u64 {
+        ((u * (self.jitter_ms as f64 + 1.0)) as u64).min(self.jitter_ms)
+    }
+
+    /// Whether a request whose error draw is `u` (in `[0, 1)`) gets the injected error:
+    /// a rate of 1.0 always fires and 0.0 never does.
+    pub fn injects_error(&self, u: f64) -> bool {
+        self.error_rate > 0.0 && u < self.error_rate
+    }
+}
+
+impl Faults {
     /// Checks every field with the knob table's bounds (`collector.<field>`), so that a
     /// slider, a scenario file or a CLI flag out of range is refused with a message naming
     /// the field, the value and the allowed range, instead of producing a backend that

@@ -7,6 +7,7 @@
 //! validated the same way whether it came from `OTEL_SAMPLE_RATE`, from line 12 of a
 //! scenario or from the command line, and the error names where it came from.
 
+pub mod draws;
 pub mod env;
 mod faults;
 #[cfg(test)]

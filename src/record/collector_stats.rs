@@ -5,15 +5,17 @@
 use std::collections::BTreeMap;
 
 /// The collector's counters. Exact: `spans_received` is the sum of the spans of all requests
-/// answered 2xx. Every request to `/v1/traces` ends up in exactly one of `requests_accepted`,
-/// `requests_rejected`, `requests_dropped_killed_runner`, `requests_abandoned`, or is still
-/// counted in `requests_in_flight`.
+/// accepted. Every export (OTLP/HTTP or gRPC) ends up in exactly one of
+/// `requests_accepted`, `requests_rejected`, `requests_dropped_killed_runner`,
+/// `requests_abandoned`, or is still counted in `requests_in_flight`.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct CollectorStats {
     /// Spans in requests answered 2xx, duplicates included: what the backend ingested.
     pub spans_received: u64,
-    /// Every request on `/v1/traces` that reached the handler.
+    /// Every export that reached the handler: `POST /v1/traces`, and gRPC's `Export`.
     pub requests: u64,
+    /// Of those, the ones that came by OTLP/gRPC.
+    pub requests_grpc: u64,
     /// Answered 2xx.
     pub requests_accepted: u64,
     /// Answered 4xx/5xx for a reason in `rejected_by_reason` (not killed-runner drops).
@@ -76,6 +78,9 @@ pub struct CollectorStats {
     pub forward_refused: u64,
     /// Forwards with no answer: refused connection, reset, or no answer in 10 s.
     pub forward_failed: u64,
+    /// Forward attempts repeated after a retryable failure (no connection, 429, 502, 503,
+    /// 504), up to 3 per batch; a batch is counted once, by its last attempt.
+    pub forward_retries: u64,
     /// Accepted batches not forwarded because the queue was full (a backend far slower
     /// than the app). Every accepted batch is accepted, refused, failed, dropped or pending.
     pub forward_dropped: u64,

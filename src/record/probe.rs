@@ -103,6 +103,19 @@ pub struct ProbeSection {
     pub before_sigterm: Option<BeforeSigterm>,
 }
 
+impl ProbeSection {
+    /// How the app ended, in words: "was SIGKILLed", "exited with code 0", "ended by
+    /// signal 15" (meaningful once `exit_ms` is set).
+    pub fn ending(&self) -> String {
+        match (self.exit_code, self.killed, self.signal) {
+            (_, true, _) => "was SIGKILLed".to_owned(),
+            (Some(code), _, _) => format!("exited with code {code}"),
+            (None, _, Some(sig)) => format!("ended by signal {sig}"),
+            (None, _, None) => "ended".to_owned(),
+        }
+    }
+}
+
 /// What had arrived when SIGTERM was sent: the traffic the prediction is built from.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct BeforeSigterm {
@@ -180,6 +193,12 @@ pub struct PredictedSpans {
     pub dropped_queue_full: u64,
     pub export_failed: u64,
     pub killed: bool,
+    /// The most spans the simulated queue held at once: the estimate of the app's queue,
+    /// which no collector can see.
+    pub peak_queue: u64,
+    /// Of `lost_at_kill`: still in the queue, and in an export with no answer.
+    pub lost_queued: u64,
+    pub lost_in_export: u64,
 }
 
 /// The collector's counts at one moment of the probe.
@@ -192,6 +211,18 @@ pub struct ProbeSample {
     pub requests: u64,
 }
 
+/// Export requests that arrived between two timeline samples: what the window's exports
+/// view draws, one bar each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct ProbeArrival {
+    /// The later sample's time: the requests were accepted in the 100 ms before it.
+    pub t_ms: f64,
+    pub spans: u64,
+    pub requests: u64,
+    /// Whether they were accepted after SIGTERM was sent (the whole interval after it).
+    pub after_sigterm: bool,
+}
+
 /// The whole report of `gracetrace probe --json`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ProbeReport {
@@ -199,9 +230,86 @@ pub struct ProbeReport {
     pub probe: ProbeSection,
     /// The collector's counts sampled every 100 ms, the last one at the end.
     pub timeline: Vec<ProbeSample>,
+    /// The samples in which export requests were accepted, from `timeline`.
+    pub arrivals: Vec<ProbeArrival>,
     /// gracetrace's estimate for the same settings and traffic; `None` when it could not
     /// be made (no SIGTERM, nothing arrived before it), with the reason in `prediction_error`.
     pub prediction: Option<Prediction>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prediction_error: Option<String>,
+}
+
+impl ProbeReport {
+    /// A report without a prediction (the probe adds it once the app has ended), with the
+    /// arrivals read from the timeline.
+    pub fn new(collector: CollectorStats, probe: ProbeSection, timeline: Vec<ProbeSample>) -> Self {
+        let arrivals = arrivals(&timeline, probe.sigterm_ms);
+        ProbeReport {
+            collector,
+            probe,
+            timeline,
+            arrivals,
+            prediction: None,
+            prediction_error: None,
+        }
+    }
+}
+
+/// One arrival per pair of samples between which the accepted requests grew.
+fn arrivals(timeline: &[ProbeSample], sigterm_ms: Option<f64>) -> Vec<ProbeArrival> {
+    timeline
+        .windows(2)
+        .filter(|pair| pair[1].requests_accepted > pair[0].requests_accepted)
+        .map(|pair| ProbeArrival {
+            t_ms: pair[1].t_ms,
+            spans: pair[1]
+                .spans_received
+                .saturating_sub(pair[0].spans_received),
+            requests: pair[1].requests_accepted - pair[0].requests_accepted,
+            after_sigterm: sigterm_ms.is_some_and(|at| pair[0].t_ms >= at),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t_ms: f64, spans_received: u64, requests_accepted: u64) -> ProbeSample {
+        ProbeSample {
+            t_ms,
+            spans_received,
+            requests_accepted,
+            requests: requests_accepted,
+        }
+    }
+
+    /// Only the intervals in which requests were accepted are arrivals, with the spans
+    /// and requests of that interval; those wholly after SIGTERM are marked.
+    #[test]
+    fn arrivals_are_the_intervals_in_which_requests_were_accepted() {
+        let timeline = [
+            at(0.0, 0, 0),
+            at(100.0, 0, 0),
+            at(200.0, 512, 1),
+            at(300.0, 512, 1),
+            at(400.0, 700, 3),
+        ];
+        let report = ProbeReport::new(
+            CollectorStats::default(),
+            ProbeSection {
+                sigterm_ms: Some(310.0),
+                ..ProbeSection::default()
+            },
+            timeline.to_vec(),
+        );
+        let got: Vec<(f64, u64, u64, bool)> = report
+            .arrivals
+            .iter()
+            .map(|a| (a.t_ms, a.spans, a.requests, a.after_sigterm))
+            .collect();
+        assert_eq!(got, [(200.0, 512, 1, false), (400.0, 188, 2, false)]);
+        let later = arrivals(&timeline, Some(300.0));
+        assert!(later[1].after_sigterm && !later[0].after_sigterm);
+    }
 }

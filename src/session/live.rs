@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{FIRST_RUNNER, Session, SessionError, whatif};
+use super::app_run::{AppError, AppRun, AppView};
+use super::{FIRST_RUNNER, Session, SessionError, newest_whole_trace, whatif};
 use crate::collector::{CollectorError, StoredTrace};
 use crate::config::scenario_file::{self, ScenarioFileError};
 use crate::config::{ConfigError, Settings, Source};
@@ -25,14 +26,23 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// The GUI's traffic runs until the user stops it; the knob's maximum is an hour, after
 /// which the engine simply starts the next hour.
 const GUI_TRAFFIC_S: f64 = 3600.0;
+/// How long dropping the engine waits for the user's app to be gone.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// What the UI can ask for.
 #[derive(Debug)]
 pub enum Command {
     /// New settings; the engine applies what changed, live.
     Apply(Box<Settings>),
-    /// The platform's SIGTERM now (then SIGKILL after the grace period).
+    /// The platform's SIGTERM now (then SIGKILL after the grace period): to the user's app
+    /// while it serves, else to the simulated runner.
     Shutdown,
+    /// Who serves: the user's app (true: the simulated traffic pauses) or the simulated
+    /// runner (false: its traffic resumes).
+    ServeApp(bool),
+    /// Start the user's app with this command line (split without a shell) under the
+    /// probe, with the settings in force; see [`AppRun`].
+    StartApp(String),
     /// After a shutdown: a fresh runner sharing the record and the collector.
     NewRunner,
     /// Load a scenario file (as `gracetrace run --scenario` would) and apply it.
@@ -74,6 +84,9 @@ pub enum CommandError {
     /// The platform thread that plays the shutdown could not be started.
     #[error("cannot start the shutdown: {0}")]
     Thread(#[source] std::io::Error),
+    /// The user's app could not be started or signalled.
+    #[error(transparent)]
+    App(#[from] AppError),
 }
 
 /// Where the current runner is in its life.
@@ -118,6 +131,10 @@ pub struct Snapshot {
     pub last_image: Option<LastImage>,
     /// The what-if sweep and the advisor: progress and last results.
     pub what_if: whatif::View,
+    /// Whether the user's app serves (the simulated traffic is paused meanwhile).
+    pub served_by_app: bool,
+    /// The user's app, from the last Start on (kept after it ends, as history).
+    pub app: Option<Arc<AppView>>,
 }
 
 impl Snapshot {
@@ -137,6 +154,8 @@ impl Snapshot {
             rejected: 0,
             last_image: None,
             what_if: whatif::View::default(),
+            served_by_app: false,
+            app: None,
         }
     }
 }
@@ -163,6 +182,8 @@ pub fn remember(settings: &Settings) -> Result<(), ScenarioFileError> {
 pub struct Engine {
     commands: Sender<Command>,
     latest: Arc<Mutex<Arc<Snapshot>>>,
+    /// Closed by the engine thread once the user's app is gone (or was never started).
+    app_closed: Receiver<()>,
     _thread: Option<JoinHandle<()>>,
 }
 
@@ -173,16 +194,18 @@ impl Engine {
     pub fn start(settings: Settings, repaint: Box<dyn Fn() + Send>) -> Engine {
         let latest = Arc::new(Mutex::new(Arc::new(Snapshot::starting(&settings))));
         let (commands, inbox) = channel();
+        let (app_closing, app_closed) = channel();
         let thread = {
             let latest = latest.clone();
             std::thread::Builder::new()
                 .name("gracetrace-ui-engine".into())
-                .spawn(move || drive(settings, &inbox, &latest, &*repaint))
+                .spawn(move || drive(settings, &inbox, &latest, &*repaint, app_closing))
                 .ok()
         };
         Engine {
             commands,
             latest,
+            app_closed,
             _thread: thread,
         }
     }
@@ -202,6 +225,17 @@ impl Engine {
     }
 }
 
+impl Drop for Engine {
+    /// The window is closing: the engine thread ends what it started, and the user's app,
+    /// a process of its own, must be gone before this process exits, or it would be left
+    /// behind. Waits for that (bounded), not for the rest of the engine's closing.
+    fn drop(&mut self) {
+        // Closing the command channel is what tells the engine thread to stop.
+        self.commands = channel().0;
+        let _ = self.app_closed.recv_timeout(CLOSE_WAIT);
+    }
+}
+
 /// The engine thread's state.
 struct Driver {
     session: Session,
@@ -217,6 +251,11 @@ struct Driver {
     opened: u64,
     rejected: u64,
     what_if: whatif::Worker,
+    served_by_app: bool,
+    app: Option<AppRun>,
+    app_runs: u64,
+    /// Dropped once the app is gone at close (see [`Engine`]'s drop).
+    app_closing: Option<Sender<()>>,
 }
 
 fn publish(latest: &Mutex<Arc<Snapshot>>, snapshot: Snapshot, repaint: &dyn Fn()) {
@@ -229,6 +268,7 @@ fn drive(
     inbox: &Receiver<Command>,
     latest: &Mutex<Arc<Snapshot>>,
     repaint: &dyn Fn(),
+    app_closing: Sender<()>,
 ) {
     let session = match Session::start(&settings) {
         Ok(session) => session,
@@ -256,6 +296,10 @@ fn drive(
         opened: 0,
         rejected: 0,
         what_if: whatif::Worker::default(),
+        served_by_app: false,
+        app: None,
+        app_runs: 0,
+        app_closing: Some(app_closing),
     };
     let mut next_publish = Instant::now();
     loop {
@@ -285,7 +329,13 @@ impl Driver {
     fn handle(&mut self, command: Command) {
         let result = match command {
             Command::Apply(settings) => self.apply(*settings).inspect_err(|_| self.rejected += 1),
+            Command::Shutdown if self.served_by_app => self.app_sigterm(),
             Command::Shutdown => self.shutdown(),
+            Command::ServeApp(on) => {
+                self.serve_app(on);
+                Ok(())
+            }
+            Command::StartApp(line) => self.start_app(&line),
             Command::NewRunner => self.new_runner(),
             Command::Open(path) => self.open(&path),
             Command::Save(path, settings) => self.save(&path, &settings),
@@ -351,7 +401,10 @@ impl Driver {
         if old != self.applied {
             self.what_if.settings_changed();
         }
-        if self.phase == Phase::Running && old.workload != self.applied.workload {
+        if self.phase == Phase::Running
+            && !self.served_by_app
+            && old.workload != self.applied.workload
+        {
             self.restart_traffic();
         }
         Ok(())
@@ -361,18 +414,66 @@ impl Driver {
     /// not a shutdown), its accepted requests finish on their own threads, and new
     /// arrivals start at once.
     fn restart_traffic(&mut self) {
-        if let Some(mut old) = self.traffic.take() {
-            old.detach_arrivals().stop();
-            let _ = std::thread::Builder::new()
-                .name("gracetrace-traffic-retire".into())
-                .spawn(move || old.wait_drained());
-        }
+        self.retire_traffic();
         self.session.record.mark("traffic changed");
+        self.start_traffic();
+    }
+
+    /// Stops the arrivals of the traffic running, if any (true then); its accepted
+    /// requests finish on a thread of their own.
+    fn retire_traffic(&mut self) -> bool {
+        let Some(mut old) = self.traffic.take() else {
+            return false;
+        };
+        old.detach_arrivals().stop();
+        let _ = std::thread::Builder::new()
+            .name("gracetrace-traffic-retire".into())
+            .spawn(move || old.wait_drained());
+        true
+    }
+
+    fn start_traffic(&mut self) {
         self.traffic = Some(Traffic::start(
             &gui_workload(&self.applied),
             self.session.pipeline.clone(),
         ));
         self.traffic_started = Instant::now();
+    }
+
+    /// The user's app serves (`on`) or the simulated runner does. While the app serves,
+    /// the simulated arrivals stop (its accepted requests finish on their own threads, as
+    /// at a change of traffic), so that the two do not share the machine unseen.
+    fn serve_app(&mut self, on: bool) {
+        if on == self.served_by_app {
+            return;
+        }
+        self.served_by_app = on;
+        if on {
+            if self.retire_traffic() {
+                self.session.record.mark("traffic paused: your app serves");
+            }
+        } else if self.phase == Phase::Running {
+            self.restart_traffic();
+        }
+    }
+
+    /// Starts the user's app with the settings in force. A line that cannot be started is
+    /// kept as a failed run, so the window shows why next to the command field.
+    fn start_app(&mut self, line: &str) -> Result<(), CommandError> {
+        if self.app.as_ref().is_some_and(|app| !app.is_gone()) {
+            return Err(AppError::StillRunning.into());
+        }
+        self.app_runs += 1;
+        self.app = Some(
+            AppRun::start(&self.applied, line, self.app_runs)
+                .unwrap_or_else(|error| AppRun::failed(self.app_runs, line, &error)),
+        );
+        Ok(())
+    }
+
+    fn app_sigterm(&mut self) -> Result<(), CommandError> {
+        let app = self.app.as_ref().ok_or(AppError::NotRunning)?;
+        Ok(app.sigterm()?)
     }
 
     /// SIGTERM now; the lifecycle runs on its own thread because it blocks for up to
@@ -409,17 +510,19 @@ impl Driver {
         let id = self.runner_id + 1;
         self.session.restart_runner(&self.applied, id)?;
         self.runner_id = id;
-        self.traffic = Some(Traffic::start(
-            &gui_workload(&self.applied),
-            self.session.pipeline.clone(),
-        ));
-        self.traffic_started = Instant::now();
         self.phase = Phase::Running;
+        if !self.served_by_app {
+            self.start_traffic();
+        }
         Ok(())
     }
 
     /// Ends everything this engine started, without waiting on the backend.
     fn close(mut self) {
+        if let Some(app) = &self.app {
+            app.kill();
+        }
+        drop(self.app_closing.take());
         if let Some(mut traffic) = self.traffic.take() {
             traffic.detach_arrivals().stop();
         }
@@ -453,12 +556,14 @@ impl Driver {
         // for the first runner; later runners wait for the button).
         if let Some(at_s) = self.applied.shutdown.at_s
             && self.phase == Phase::Running
+            && !self.served_by_app
             && self.runner_id == FIRST_RUNNER
             && self.traffic_started.elapsed() >= Duration::from_secs_f64(at_s)
         {
             self.last_error = self.shutdown().err().map(|e| e.to_string());
         }
         if self.phase == Phase::Running
+            && !self.served_by_app
             && self.traffic_started.elapsed() >= Duration::from_secs_f64(GUI_TRAFFIC_S)
         {
             self.restart_traffic();
@@ -479,18 +584,15 @@ impl Driver {
             last_shutdown: self.last_shutdown.clone(),
             runner_id: self.runner_id,
             collector_addr: collector.map(|c| c.addr().to_string()),
-            // Newest first; the first one whose root has arrived draws a whole waterfall.
-            recent_trace: collector.and_then(|c| {
-                c.recent_traces()
-                    .into_iter()
-                    .find(|t| t.spans.iter().any(|s| s.parent_span_id.is_none()))
-            }),
+            recent_trace: collector.and_then(newest_whole_trace),
             last_error: self.last_error.clone(),
             file_message: self.file_message.clone(),
             opened: self.opened,
             rejected: self.rejected,
             last_image: self.session.record.last_image(),
             what_if: self.what_if.view(&self.applied),
+            served_by_app: self.served_by_app,
+            app: self.app.as_ref().map(|app| Arc::new(app.view())),
         }
     }
 }

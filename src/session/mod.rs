@@ -5,6 +5,7 @@
 //! build the same [`Report`].
 
 pub mod advise;
+pub mod app_run;
 mod exit;
 pub mod live;
 pub mod probe_predict;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::collector::{Collector, CollectorConfig, CollectorError};
+use crate::collector::{Collector, CollectorConfig, CollectorError, StoredTrace};
 use crate::config::Settings;
 use crate::lifecycle;
 use crate::record::report::Report;
@@ -137,6 +138,15 @@ impl Session {
     }
 }
 
+/// The newest trace the collector keeps whose root has arrived: the first that draws a
+/// whole waterfall.
+pub fn newest_whole_trace(collector: &Collector) -> Option<StoredTrace> {
+    collector
+        .recent_traces()
+        .into_iter()
+        .find(|t| t.spans.iter().any(|s| s.parent_span_id.is_none()))
+}
+
 /// Where a runner exports: the settings' endpoint, else the embedded collector.
 fn endpoint(settings: &Settings, collector: Option<&Collector>) -> Result<String, SessionError> {
     match (&settings.exporter.endpoint, collector) {
@@ -181,6 +191,11 @@ pub fn run_with_progress(
             Some(exit::end_of_traffic(&session, traffic, settings, progress)),
         ),
     };
+    if let Some(collector) = &session.collector {
+        // Batches accepted at the end get a bounded chance to reach the forward backend,
+        // so the report says what became of them (as `collect` does at its exit).
+        collector.wait_forwarded(crate::collector::FORWARD_DRAIN);
+    }
     let mut report = session.finish(settings);
     report.shutdown = shutdown;
     report.exit = exit;

@@ -10,7 +10,7 @@ use crate::record::probe::{PredictedSpans, Prediction, PredictionInputs, ProbeRe
 use crate::sim::SimError;
 
 use super::SessionError;
-use super::virtual_clock::{calibrate, run_virtual};
+use super::virtual_clock::calibrate;
 
 /// The simulated request's own spans (root, inference, upload): fewer per trace cannot be
 /// simulated, so the request rate is lowered to keep spans per second as measured.
@@ -39,8 +39,9 @@ pub enum PredictError {
 pub fn predict(settings: &Settings, report: &ProbeReport) -> Result<Prediction, PredictError> {
     let (sim_settings, inputs) = simulated(settings, report)?;
     let costs = calibrate()?;
-    let run = run_virtual(&sim_settings, costs)?;
-    let counts = run.spans.counts;
+    let run = crate::sim::run(&sim_settings, costs)?;
+    let counts = run.spans;
+    let lost = run.shutdown.as_ref().map(|s| &s.lost_at_kill);
     let predicted = PredictedSpans {
         ended: counts.sampled,
         received: counts.received,
@@ -48,6 +49,9 @@ pub fn predict(settings: &Settings, report: &ProbeReport) -> Result<Prediction, 
         dropped_queue_full: counts.dropped_queue_full,
         export_failed: counts.export_failed,
         killed: run.shutdown.as_ref().is_some_and(|s| s.killed),
+        peak_queue: run.peak_queue,
+        lost_queued: lost.map_or(0, |l| l.queued),
+        lost_in_export: lost.map_or(0, |l| l.in_flight_export),
     };
     let p = &report.probe;
     let observed_missing = p

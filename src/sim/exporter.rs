@@ -8,6 +8,7 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::{Event, Sim};
+use crate::config::draws::{self, Stream};
 use crate::telemetry::rules::retry::{
     Answer, Next, RUST_MAX_JITTER_MS, RustRetry, python_backoff, python_next,
 };
@@ -69,6 +70,9 @@ pub(super) struct Exporter {
     epoch: u64,
     current: Option<Export>,
     bucket: Bucket,
+    /// Jitter and injected-error draws taken so far: the collector's `Draws` ordinals.
+    jitter_draws: u64,
+    error_draws: u64,
     /// The exporter was shut down: a retry wait ends the export (python).
     pub(super) shutting_down: bool,
 }
@@ -112,10 +116,15 @@ impl Sim<'_> {
         } else if faults.black_hole {
             (Pending::TimedOut, timeout)
         } else {
-            let jitter = match faults.jitter_ms {
-                0 => 0,
-                j => self.rng.random_range(0..=j),
-            };
+            // The collector draws a jitter for every request it answers (`collector/faults.rs`,
+            // `Draws`): the same draw of the same sequence.
+            let u = draws::unit(
+                self.settings.workload.seed,
+                Stream::Jitter,
+                self.exporter.jitter_draws,
+            );
+            self.exporter.jitter_draws += 1;
+            let jitter = faults.jitter_for(u);
             let cost = self.costs.per_batch_ms + self.costs.per_span_ms * export.spans as f64;
             let takes = Duration::from_millis(faults.latency_ms + jitter)
                 + Duration::from_secs_f64(cost.max(0.0) / 1000.0);
@@ -131,10 +140,17 @@ impl Sim<'_> {
         self.at(self.now + takes, Event::Exporter { epoch });
     }
 
-    /// `Store::decide`: an injected error, else the ingestion limit, else accepted.
+    /// `Store::decide`: an injected error, else the ingestion limit, else accepted; the
+    /// error draw is the collector's next one.
     fn decide(&mut self, spans: u64) -> Answer {
         let faults = &self.settings.collector;
-        if faults.error_rate > 0.0 && self.rng.random::<f64>() < faults.error_rate {
+        let u = draws::unit(
+            self.settings.workload.seed,
+            Stream::InjectedError,
+            self.exporter.error_draws,
+        );
+        self.exporter.error_draws += 1;
+        if faults.injects_error(u) {
             let retry_after = match faults.error_status {
                 429 | 503 => faults.retry_after_s,
                 _ => None,

@@ -51,8 +51,8 @@ impl Sim<'_> {
         self.traffic.routing_ends = Some(routing_ends);
         if s.waiting == Waiting::Return {
             self.traffic.only_to_a_free_slot = true;
-            self.traffic.requests.returned += self.traffic.waiting;
-            self.traffic.waiting = 0;
+            self.traffic.requests.returned += self.traffic.waiting.len() as u64;
+            self.traffic.waiting.clear();
         }
         if s.handle_exit == HandleExit::Cancel {
             self.cancel_in_flight();

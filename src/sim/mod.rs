@@ -194,8 +194,8 @@ impl<'a> Sim<'a> {
         Sim {
             settings,
             costs,
-            // Not the arrival seed: the faults' and trace ids' draws must not shift the
-            // arrival times, which must be the real workload's.
+            // Not the arrival seed: the faults' draws must not shift the arrival times,
+            // which must be the real workload's.
             rng: StdRng::seed_from_u64(settings.workload.seed ^ 0x9e37_79b9_7f4a_7c15),
             now: Duration::ZERO,
             seq: 0,

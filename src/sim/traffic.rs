@@ -2,14 +2,13 @@
 //! `shutdown.waiting` and the routing lag), the serving slots, each request's steps and
 //! spans, and `handle_exit` cancellation at the next step (as `workload/request.rs`).
 
+use std::collections::VecDeque;
 use std::time::Duration;
-
-use rand::Rng;
 
 use super::{Event, Requests, Sim};
 use crate::config::{Semantics, Settings};
 use crate::telemetry::sampler::{python_decision, rust_decision};
-use crate::workload::arrival::Schedule;
+use crate::workload::arrival::{self, Schedule};
 
 /// Where a request being served is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,7 +30,9 @@ struct Serving {
 pub(super) struct Traffic {
     schedule: Schedule,
     slots: Vec<Option<Serving>>,
-    pub(super) waiting: u64,
+    /// The arrival indices of the requests waiting for a slot, oldest first: each one's
+    /// trace id comes from its index, as in the real workload.
+    pub(super) waiting: VecDeque<u64>,
     /// No more requests join (routing ended, or arrivals ended).
     pub(super) closed: bool,
     pub(super) only_to_a_free_slot: bool,
@@ -47,7 +48,7 @@ impl Traffic {
         Traffic {
             schedule,
             slots: vec![None; settings.workload.concurrency],
-            waiting: 0,
+            waiting: VecDeque::new(),
             closed: false,
             only_to_a_free_slot: false,
             routing_ends: None,
@@ -85,8 +86,8 @@ impl Sim<'_> {
         }
         if let Some(due) = self.traffic.schedule.peek().filter(|d| d.at <= self.now) {
             self.traffic.schedule.advance();
-            for _ in 0..due.count {
-                self.offer();
+            for index in due.first..due.first + due.count as u64 {
+                self.offer(index);
             }
         }
         self.traffic_start();
@@ -94,7 +95,7 @@ impl Sim<'_> {
 
     /// `workload::offer`: refused after routing ends, handed back when it would have to
     /// wait under `waiting = "return"`, rejected when the line is full.
-    fn offer(&mut self) {
+    fn offer(&mut self, index: u64) {
         let t = &mut self.traffic;
         t.requests.sent += 1;
         if t.routing_ends.is_some_and(|end| self.now >= end) || t.closed {
@@ -102,7 +103,7 @@ impl Sim<'_> {
             return;
         }
         if let Some(slot) = t.idle_slot() {
-            self.begin(slot);
+            self.begin(slot, index);
             return;
         }
         let capacity = if t.only_to_a_free_slot {
@@ -110,7 +111,7 @@ impl Sim<'_> {
         } else {
             self.settings.workload.max_waiting as u64
         };
-        if t.waiting >= capacity {
+        if t.waiting.len() as u64 >= capacity {
             if t.only_to_a_free_slot {
                 t.requests.returned += 1;
             } else {
@@ -118,19 +119,19 @@ impl Sim<'_> {
             }
             return;
         }
-        t.waiting += 1;
+        t.waiting.push_back(index);
     }
 
-    /// A slot takes a request: cancelled at once after `handle_exit = cancel`, else its
-    /// root and `inference` spans start.
-    fn begin(&mut self, slot: usize) {
+    /// A slot takes the request that arrived `index`-th: cancelled at once after
+    /// `handle_exit = cancel`, else its root and `inference` spans start.
+    fn begin(&mut self, slot: usize, index: u64) {
         if self.traffic.cancel {
             self.traffic.requests.cancelled += 1;
             return;
         }
         let w = &self.settings.workload;
         let inference = Duration::from_secs_f64(w.inference_ms.max(0.0) / 1000.0);
-        let sampled = self.settings.tracing.enabled && self.decide_sampled();
+        let sampled = self.settings.tracing.enabled && self.decide_sampled(index);
         let serving = Serving {
             started: self.now,
             phase: Phase::Inference,
@@ -143,9 +144,9 @@ impl Sim<'_> {
     }
 
     /// `ParentBased(TraceIdRatioBased)`: the root's decision, by the same function the
-    /// live sampler calls, on a trace id drawn as the SDK's `RandomIdGenerator` does.
-    fn decide_sampled(&mut self) -> bool {
-        let trace_id: u128 = self.rng.random();
+    /// live sampler calls, on the trace id the real workload gives the same arrival.
+    fn decide_sampled(&self, index: u64) -> bool {
+        let trace_id = arrival::trace_id(self.settings.workload.seed, index);
         let rate = self.settings.tracing.sample_rate;
         match self.settings.tracing.semantics {
             Semantics::Python => python_decision(rate, trace_id),
@@ -191,9 +192,11 @@ impl Sim<'_> {
     /// The slot is free: it takes the next waiting request, or the drain may be over.
     fn finish_request(&mut self, slot: usize) {
         self.traffic.slots[slot] = None;
-        while self.traffic.waiting > 0 && self.traffic.slots[slot].is_none() {
-            self.traffic.waiting -= 1;
-            self.begin(slot);
+        while self.traffic.slots[slot].is_none() {
+            let Some(index) = self.traffic.waiting.pop_front() else {
+                break;
+            };
+            self.begin(slot, index);
         }
         self.check_drained();
     }
@@ -229,10 +232,10 @@ impl Sim<'_> {
     /// the child in progress) never end.
     pub(super) fn cut_off(&mut self) -> (u64, u64) {
         let running = self.traffic.in_flight();
-        let cut_off = running + self.traffic.waiting;
+        let cut_off = running + self.traffic.waiting.len() as u64;
         let traced = if self.settings.tracing.enabled { 2 } else { 0 };
         self.traffic.slots.iter_mut().for_each(|s| *s = None);
-        self.traffic.waiting = 0;
+        self.traffic.waiting.clear();
         self.traffic.requests.cut_off += cut_off;
         (cut_off, running * traced)
     }
@@ -243,6 +246,6 @@ impl Sim<'_> {
     }
 
     pub(super) fn drained(&self) -> bool {
-        self.traffic.closed && self.traffic.waiting == 0 && self.traffic.in_flight() == 0
+        self.traffic.closed && self.traffic.waiting.is_empty() && self.traffic.in_flight() == 0
     }
 }

@@ -12,6 +12,7 @@
 
 mod error;
 pub mod exporter;
+pub mod ids;
 pub mod processor;
 pub mod rules;
 pub mod sampler;
@@ -356,6 +357,7 @@ impl Pipeline {
         };
         let builder = SdkTracerProvider::builder()
             .with_sampler(self.sample_rate.parent_based(formula))
+            .with_id_generator(ids::RequestTraceIds::default())
             .with_resource(
                 Resource::builder()
                     .with_service_name(settings.tracing.service_name.clone())

@@ -10,10 +10,11 @@ use eframe::egui;
 use super::controls::{self, Action};
 use super::time_axis::{TimeWindow, Zoom};
 use super::{
-    copy_as_code, counters, exports_view, model_view, queue_view, shutdown_timeline, status_bar,
-    trace_view, whatif,
+    app_counters, app_exports, app_log, app_queue, app_timeline, copy_as_code, counters,
+    exports_view, model_view, queue_view, shutdown_timeline, status_bar, trace_view, whatif,
 };
 use crate::config::{Settings, Source};
+use crate::record::probe::ProbeReport;
 use crate::session::live::{Command, Engine, Phase, Snapshot};
 
 /// Frames kept for the frame-time statistics.
@@ -143,13 +144,21 @@ impl GraceApp {
 
     /// Carries out what a button in the controls asked for: everything goes to the
     /// engine, which owns the session and the files.
-    pub fn carry_out(&self, action: Action) {
-        self.send(match action {
+    pub fn carry_out(&mut self, action: Action) {
+        let command = match action {
             Action::Shutdown => Command::Shutdown,
             Action::NewRunner => Command::NewRunner,
             Action::Open(path) => Command::Open(path),
             Action::Save(path) => Command::Save(path, Box::new(self.edited.clone())),
-        });
+            Action::ServeApp(on) => Command::ServeApp(on),
+            Action::StartApp(line) => {
+                // The app starts with the settings on screen: an edit still waiting for
+                // its turn goes first.
+                self.send_edits(true);
+                Command::StartApp(line)
+            }
+        };
+        self.send(command);
     }
 
     /// Carries out what a press in the What-if view asked for. A value to apply goes to
@@ -201,6 +210,12 @@ impl GraceApp {
     /// Sends the edited settings if they changed, are valid, and the last send is not
     /// too recent.
     fn maybe_send(&mut self) {
+        self.send_edits(false);
+    }
+
+    /// Sends the edited settings if they changed and are valid, and (unless `now`) the
+    /// last send is not too recent.
+    fn send_edits(&mut self, now: bool) {
         self.panel.invalid = self
             .edited
             .validate(Source::Live)
@@ -208,7 +223,7 @@ impl GraceApp {
             .map(|e| e.to_string());
         if self.edited == self.sent
             || self.panel.invalid.is_some()
-            || self.last_send.elapsed() < SEND_EVERY
+            || (!now && self.last_send.elapsed() < SEND_EVERY)
         {
             return;
         }
@@ -227,7 +242,7 @@ impl GraceApp {
 
         egui::Panel::bottom("status").show(ui, |ui| {
             let frame = self.frame_stats().filter(|_| self.show_frame_time);
-            status_bar::show(ui, &snapshot, frame);
+            status_bar::show(ui, &snapshot, frame, self.panel.your_app);
         });
         egui::Panel::left("controls")
             .resizable(true)
@@ -235,7 +250,7 @@ impl GraceApp {
             .show(ui, |ui| {
                 let pressed = egui::ScrollArea::vertical()
                     .show(ui, |ui| {
-                        controls::show(ui, &mut self.edited, &mut self.panel, &snapshot.phase)
+                        controls::show(ui, &mut self.edited, &mut self.panel, &snapshot)
                     })
                     .inner;
                 if let Some(action) = pressed {
@@ -246,16 +261,9 @@ impl GraceApp {
             .resizable(true)
             .default_size(330.0)
             .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| {
-                    counters::show(ui, &snapshot, &mut self.price_per_million);
-                    ui.separator();
-                    model_view::show(ui, &snapshot, &mut self.images);
-                    ui.separator();
-                    trace_view::show(ui, snapshot.recent_trace.as_ref());
-                    ui.separator();
-                    copy_as_code::show(ui, &self.edited, &mut self.code_kind);
-                });
+                egui::ScrollArea::vertical().show(ui, |ui| self.accounting(ui, &snapshot));
             });
+        let your_app = self.panel.your_app;
         egui::CentralPanel::default().show(ui, |ui| {
             // Plots take the width they are given: keep it the panel's, never wider.
             ui.set_max_width(ui.available_width());
@@ -266,6 +274,7 @@ impl GraceApp {
             egui::ScrollArea::vertical()
                 .auto_shrink(false)
                 .show(ui, |ui| match self.centre {
+                    Centre::Timeline if your_app => self.app_timeline(ui, &snapshot),
                     Centre::Timeline => self.timeline(ui, &snapshot, &window),
                     Centre::WhatIf => {
                         let pressed = whatif::show(ui, &snapshot, &mut self.what_if, &self.edited);
@@ -284,6 +293,25 @@ impl GraceApp {
         self.record_frame(started.elapsed());
     }
 
+    /// The right panel: the accounting (or the user's app's counts), the inference
+    /// device, a recent trace, and the settings as code.
+    fn accounting(&mut self, ui: &mut egui::Ui, snapshot: &Snapshot) {
+        if self.panel.your_app {
+            let app = snapshot.app.as_deref();
+            app_counters::show(ui, app);
+            ui.separator();
+            trace_view::show(ui, app.and_then(|a| a.recent_trace.as_deref()));
+        } else {
+            counters::show(ui, snapshot, &mut self.price_per_million);
+            ui.separator();
+            model_view::show(ui, snapshot, &mut self.images);
+            ui.separator();
+            trace_view::show(ui, snapshot.recent_trace.as_ref());
+        }
+        ui.separator();
+        copy_as_code::show(ui, &self.edited, &mut self.code_kind);
+    }
+
     /// The queue, the exports and the shutdown timeline on one time axis.
     fn timeline(&mut self, ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow) {
         ui.label(
@@ -293,6 +321,38 @@ impl GraceApp {
             )
             .italics(),
         );
+        self.zoom_line(ui);
+        queue_view::show(ui, snapshot, window, &mut self.zoom);
+        exports_view::show(ui, snapshot, window, &mut self.zoom);
+        shutdown_timeline::show(ui, snapshot, window, &mut self.zoom);
+    }
+
+    /// The same places for the user's app: its queue (an estimate), what arrived from it,
+    /// its shutdown, on its own time axis (seconds since it started), and its output.
+    fn app_timeline(&mut self, ui: &mut egui::Ui, snapshot: &Snapshot) {
+        let app = snapshot.app.as_deref();
+        ui.label(
+            egui::RichText::new(
+                "Your app, a real process: a real SIGTERM, a real SIGKILL at the grace \
+                 period's end, and what its SDK delivered to gracetrace's collector. One \
+                 time axis: seconds since the app started.",
+            )
+            .italics(),
+        );
+        self.zoom_line(ui);
+        let report = app.and_then(|a| a.report.as_deref());
+        let window = self.zoom.apply(report.map_or_else(
+            || TimeWindow::for_app(&ProbeReport::default()),
+            TimeWindow::for_app,
+        ));
+        app_queue::show(ui, app);
+        app_exports::show(ui, report, &window, &mut self.zoom);
+        app_timeline::show(ui, app, &window, &mut self.zoom);
+        app_log::show(ui, app);
+    }
+
+    /// Where the time plots are (a pinned range, or following the data), and how to move.
+    fn zoom_line(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| match self.zoom.pinned {
             Some((from, to)) => {
                 ui.label(format!("Showing {from:.1} s to {to:.1} s."));
@@ -306,9 +366,6 @@ impl GraceApp {
                 );
             }
         });
-        queue_view::show(ui, snapshot, window, &mut self.zoom);
-        exports_view::show(ui, snapshot, window, &mut self.zoom);
-        shutdown_timeline::show(ui, snapshot, window, &mut self.zoom);
     }
 
     fn record_frame(&mut self, took: Duration) {

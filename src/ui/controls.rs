@@ -6,12 +6,14 @@ use std::path::PathBuf;
 
 use eframe::egui::{self, Color32, RichText, Slider, SliderClamping, emath};
 
+use super::app_command;
 use crate::config::knobs;
 use crate::config::{
     Faults, HandleExit, Platform, Semantics, Settings, ShutdownSettings, Waiting, WorkloadKind,
     WorkloadSettings,
 };
-use crate::session::live::Phase;
+use crate::session::app_run::{AppPhase, AppView};
+use crate::session::live::{Phase, Snapshot};
 
 /// What a press in the panel asks the app to do.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +26,10 @@ pub enum Action {
     Open(PathBuf),
     /// Write the edited settings to this scenario file.
     Save(PathBuf),
+    /// Who serves: the user's app (true) or the simulated runner.
+    ServeApp(bool),
+    /// Start the user's app with this command line.
+    StartApp(String),
 }
 
 /// The panel's own state, besides the settings it edits.
@@ -40,6 +46,10 @@ pub struct Panel {
     /// Why the engine refused the last change: the controls went back to the settings
     /// in force, and say so here until the next change is applied.
     pub refused: Option<String>,
+    /// "served by your app": the user's own app serves, and the views show it.
+    pub your_app: bool,
+    /// The app's command line, as typed.
+    pub app_line: String,
 }
 
 /// The tooltip of a knob: its environment variable, its range and its help line.
@@ -85,21 +95,26 @@ pub fn show(
     ui: &mut egui::Ui,
     edited: &mut Settings,
     panel: &mut Panel,
-    phase: &Phase,
+    snapshot: &Snapshot,
 ) -> Option<Action> {
     ui.spacing_mut().slider_width = 140.0;
     // The buttons, the file row and any complaint first: always in view, however long
     // the panel below them.
-    let pressed = shutdown_buttons(ui, phase).or(scenario(ui, panel));
+    let app = snapshot.app.as_deref();
+    let buttons = match panel.your_app {
+        true => app_buttons(ui, panel, app),
+        false => shutdown_buttons(ui, &snapshot.phase),
+    };
+    let pressed = buttons.or(scenario(ui, panel));
     for complaint in [&panel.invalid, &panel.refused].into_iter().flatten() {
         ui.label(RichText::new(complaint).color(Color32::from_rgb(230, 80, 80)));
     }
     tracing(ui, edited);
     batch(ui, edited, panel);
-    traffic(ui, &mut edited.workload);
+    let served = traffic(ui, &mut edited.workload, panel);
     faults(ui, &mut edited.collector);
     shutdown(ui, &mut edited.shutdown);
-    pressed
+    pressed.or(served)
 }
 
 fn tracing(ui: &mut egui::Ui, s: &mut Settings) {
@@ -156,15 +171,60 @@ fn batch(ui: &mut egui::Ui, s: &mut Settings, panel: &mut Panel) {
     }
 }
 
-fn traffic(ui: &mut egui::Ui, w: &mut WorkloadSettings) {
-    section(ui, "Traffic");
-    ui.horizontal(|ui| {
+/// The "served by" choice: the two simulated kinds, or the user's own app. Returns the
+/// change of who serves, when there was one.
+fn served_by(ui: &mut egui::Ui, w: &mut WorkloadSettings, your_app: bool) -> Option<Action> {
+    let mut chose = None;
+    ui.horizontal_wrapped(|ui| {
         ui.label("served by").on_hover_text(tip("workload.kind"));
-        ui.radio_value(&mut w.kind, WorkloadKind::Synthetic, "synthetic")
-            .on_hover_text("a sleep per step: fast and exact, for high rates");
-        ui.radio_value(&mut w.kind, WorkloadKind::Model, "model (real inference)")
-            .on_hover_text("the glyph diffusion model on the device shown at the right");
+        let kinds = [
+            (
+                WorkloadKind::Synthetic,
+                "synthetic",
+                "a sleep per step: fast and exact, for high rates",
+            ),
+            (
+                WorkloadKind::Model,
+                "model (real inference)",
+                "the glyph diffusion model on the device shown at the right",
+            ),
+        ];
+        for (kind, name, help) in kinds {
+            if ui
+                .radio(!your_app && w.kind == kind, name)
+                .on_hover_text(help)
+                .clicked()
+            {
+                w.kind = kind;
+                chose = Some(Action::ServeApp(false));
+            }
+        }
+        let help = "your own app, started from a command line under the platform's SIGTERM \
+                    and SIGKILL, exporting to gracetrace's collector";
+        if ui.radio(your_app, "your app").on_hover_text(help).clicked() {
+            chose = Some(Action::ServeApp(true));
+        }
     });
+    chose.filter(|choice| *choice != Action::ServeApp(your_app))
+}
+
+fn traffic(ui: &mut egui::Ui, w: &mut WorkloadSettings, panel: &mut Panel) -> Option<Action> {
+    section(ui, "Traffic");
+    let served = served_by(ui, w, panel.your_app);
+    if let Some(Action::ServeApp(on)) = served {
+        panel.your_app = on;
+    }
+    if panel.your_app {
+        ui.weak(
+            "Your app's command line, Start and Shutdown are at the top of this panel. \
+             The sliders below shape only the simulated traffic, paused while your app serves.",
+        );
+    }
+    ui.add_enabled_ui(!panel.your_app, |ui| simulated_traffic(ui, w));
+    served
+}
+
+fn simulated_traffic(ui: &mut egui::Ui, w: &mut WorkloadSettings) {
     ui.add(
         knob_slider(&mut w.rate_per_s, "workload.rate_per_s")
             .max_decimals(1)
@@ -336,20 +396,41 @@ fn handle_exit(ui: &mut egui::Ui, handle_exit: &mut HandleExit) {
         .on_hover_text(tip("shutdown.handle_exit"));
 }
 
+/// The user's app's rows: its command line, Start, the same Shutdown button, its status.
+fn app_buttons(ui: &mut egui::Ui, panel: &mut Panel, app: Option<&AppView>) -> Option<Action> {
+    app_command::field(ui, &mut panel.app_line);
+    let running = app.is_some_and(|a| a.phase == AppPhase::Running);
+    let mut pressed = None;
+    ui.horizontal(|ui| {
+        if app_command::start_button(ui, app) {
+            pressed = Some(Action::StartApp(panel.app_line.clone()));
+        }
+        let help = "Sends your app a real SIGTERM now; a real SIGKILL to its whole process \
+                    group follows after the grace period unless it exits first.";
+        if shutdown_button(ui, running, help) {
+            pressed = Some(Action::Shutdown);
+        }
+    });
+    app_command::status(ui, app);
+    pressed
+}
+
+/// The red Shutdown button, the same for the simulated runner and the user's app; true
+/// when pressed.
+fn shutdown_button(ui: &mut egui::Ui, enabled: bool, help: &str) -> bool {
+    let button = egui::Button::new(RichText::new("Shutdown (SIGTERM)").strong())
+        .fill(Color32::from_rgb(120, 40, 40));
+    ui.add_enabled(enabled, button)
+        .on_hover_text(help)
+        .clicked()
+}
+
 fn shutdown_buttons(ui: &mut egui::Ui, phase: &Phase) -> Option<Action> {
     let mut pressed = None;
     ui.horizontal(|ui| {
-        let running = *phase == Phase::Running;
-        let button = egui::Button::new(RichText::new("Shutdown (SIGTERM)").strong())
-            .fill(Color32::from_rgb(120, 40, 40));
-        if ui
-            .add_enabled(running, button)
-            .on_hover_text(
-                "Sends the platform's SIGTERM now; SIGKILL follows after the grace period \
-                 unless the runner exits first.",
-            )
-            .clicked()
-        {
+        let help = "Sends the platform's SIGTERM now; SIGKILL follows after the grace period \
+                    unless the runner exits first.";
+        if shutdown_button(ui, *phase == Phase::Running, help) {
             pressed = Some(Action::Shutdown);
         }
         if ui

@@ -5,28 +5,24 @@
 //! shutdown report once it is over.
 
 use eframe::egui::{self, Color32, RichText};
-use egui_plot::{Bar, BarChart, LineStyle, PlotPoint, PlotResponse, PlotUi, Text, VLine};
+use egui_plot::{Bar, BarChart, PlotPoint, PlotResponse, Text};
 
+use super::gantt::Lanes;
 use super::theme;
 use super::time_axis::{self, TimeWindow, Zoom};
 use crate::record::{ExportEvent, ShutdownReport};
 use crate::record::{Marker, ShutdownPhase};
 use crate::session::live::{Phase, Snapshot};
 
-/// Rows from top to bottom (the plot's y grows upwards, so they are placed reversed).
-const LANES: [&str; 6] = [
+/// Rows from top to bottom.
+const LANES: Lanes = Lanes(&[
     "routing",
     "requests",
     "handle_exit",
     "teardown",
     "force_flush",
     "exports",
-];
-
-fn lane_y(name: &str) -> f64 {
-    let index = LANES.iter().position(|l| *l == name).unwrap_or(0);
-    (LANES.len() - 1 - index) as f64
-}
+]);
 
 /// The lifecycle markers of the latest shutdown, in seconds.
 struct Steps {
@@ -88,7 +84,7 @@ impl Chart {
     fn phase_bar(&mut self, lane: &str, from: f64, to: (f64, bool), ok: Color32, what: &str) {
         let (to, killed) = to;
         let colour = if killed { theme::LOST } else { ok };
-        let y = lane_y(lane);
+        let y = LANES.y(lane);
         self.bars.push((
             colour,
             Bar::new(y, (to - from).max(0.02))
@@ -152,7 +148,7 @@ fn empty_state(ui: &mut egui::Ui) {
 /// The routing lane: how long the platform kept sending new requests after SIGTERM (the
 /// routing lag), and how many waiting requests it took back at SIGTERM.
 fn routing_bar(chart: &mut Chart, steps: &Steps, returned: u64, now_s: f64) {
-    let y = lane_y("routing");
+    let y = LANES.y("routing");
     // Without its marker, routing still goes on while the runner lives; once the runner
     // is gone without one, traffic had ended before routing did, and there is no bar.
     let still_running = steps.exit.is_none() && steps.sigkill.is_none();
@@ -231,7 +227,7 @@ fn export_bars(chart: &mut Chart, exports: &[ExportEvent], steps: &Steps, now_s:
         let to = e.end_ms.unwrap_or(now_ms) / 1000.0;
         chart.bars.push((
             theme::outcome(&e.outcome),
-            Bar::new(lane_y("exports"), (to - from).max(0.02))
+            Bar::new(LANES.y("exports"), (to - from).max(0.02))
                 .base_offset(from)
                 .width(0.6)
                 .name(format!(
@@ -244,22 +240,12 @@ fn export_bars(chart: &mut Chart, exports: &[ExportEvent], steps: &Steps, now_s:
         chart.labels.push(
             Text::new(
                 "",
-                PlotPoint::new(from, lane_y("exports")),
+                PlotPoint::new(from, LANES.y("exports")),
                 e.spans.to_string(),
             )
             .anchor(egui::Align2::LEFT_CENTER)
             .color(Color32::WHITE),
         );
-    }
-}
-
-/// The lane's name at a y-axis mark, empty between lanes.
-fn lane_label(value: f64) -> String {
-    let index = LANES.len() as f64 - 1.0 - value;
-    if (index - index.round()).abs() < 1e-6 && (0.0..LANES.len() as f64).contains(&index) {
-        LANES[index.round() as usize].to_string()
-    } else {
-        String::new()
     }
 }
 
@@ -274,7 +260,7 @@ fn gantt(
     let (start, end) = (window.start_s, window.end_s);
     time_axis::plot("shutdown", 170.0)
         .show_grid([true, false])
-        .y_axis_formatter(|mark, _| lane_label(mark.value))
+        .y_axis_formatter(|mark, _| LANES.label(mark.value))
         .y_axis_min_width(80.0)
         .show(ui, |plot| {
             for (colour, bar) in chart.bars {
@@ -283,56 +269,11 @@ fn gantt(
             for label in chart.labels {
                 plot.text(label);
             }
-            sigterm_line(plot, steps.sigterm);
-            end_lines(plot, steps, deadline, window.now_s);
+            LANES.sigterm_line(plot, steps.sigterm);
+            LANES.end_lines(plot, (steps.sigkill, steps.exit), deadline, window.now_s);
             plot.set_plot_bounds_x(start..=end);
-            plot.set_plot_bounds_y(-0.6..=LANES.len() as f64 - 0.1);
+            plot.set_plot_bounds_y(LANES.bounds());
         })
-}
-
-/// A vertical line at `x` with its name written above the lanes, on the `anchor` side.
-fn labelled_line(
-    plot: &mut PlotUi<'_>,
-    name: &str,
-    x: f64,
-    color: Color32,
-    width: f32,
-    anchor: egui::Align2,
-) {
-    plot.vline(VLine::new(name, x).color(color).width(width));
-    plot.text(
-        Text::new("", PlotPoint::new(x, LANES.len() as f64 - 0.45), name)
-            .anchor(anchor)
-            .color(color),
-    );
-}
-
-/// The SIGTERM line, labelled above the lanes.
-fn sigterm_line(plot: &mut PlotUi<'_>, sigterm: f64) {
-    let left = egui::Align2::LEFT_BOTTOM;
-    labelled_line(plot, "SIGTERM", sigterm, theme::SIGTERM, 2.0, left);
-}
-
-/// The SIGKILL or exit line, or while the grace period runs: SIGKILL due (dashed) and now.
-fn end_lines(plot: &mut PlotUi<'_>, steps: &Steps, deadline: f64, now_s: f64) {
-    match (steps.sigkill, steps.exit) {
-        (Some(kill), _) => {
-            let right = egui::Align2::RIGHT_BOTTOM;
-            labelled_line(plot, "SIGKILL", kill, theme::LOST, 2.5, right);
-        }
-        (None, Some(exit)) => {
-            let left = egui::Align2::LEFT_BOTTOM;
-            labelled_line(plot, "exit", exit, theme::EXIT, 2.0, left);
-        }
-        (None, None) => {
-            plot.vline(
-                VLine::new("SIGKILL due", deadline)
-                    .color(theme::LOST)
-                    .style(LineStyle::dashed_loose()),
-            );
-            plot.vline(VLine::new("now", now_s).color(Color32::GRAY));
-        }
-    }
 }
 
 /// The grace countdown: time since SIGTERM, time left to SIGKILL, spans still in memory.

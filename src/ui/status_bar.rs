@@ -1,27 +1,29 @@
-//! The bottom line: frame time, collector address, semantics, scenario, runner, and the
-//! engine's last complaint.
+//! The bottom line: frame time, collector address, semantics, scenario, runner (or your
+//! app), and the engine's last complaint.
 
 use eframe::egui::{self, RichText};
 
 use super::theme;
 use crate::session::live::{Phase, Snapshot};
 
-pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, frame: Option<(f32, f32)>) {
+/// The bottom line; `your_app`: the user's app serves, so its phase and its collector.
+pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, frame: Option<(f32, f32)>, your_app: bool) {
     let report = &snapshot.report;
     ui.horizontal(|ui| {
-        let phase = match &snapshot.phase {
-            Phase::Starting => "starting".to_string(),
-            Phase::Running => "running".to_string(),
-            Phase::ShuttingDown { .. } => "shutting down".to_string(),
-            Phase::Ended => "gone (exited or killed)".to_string(),
-            Phase::Failed(why) => format!("failed: {why}"),
-        };
-        ui.label(format!("runner {}: {phase}", snapshot.runner_id));
-        ui.separator();
-        ui.label(format!(
-            "collector {}",
-            snapshot.collector_addr.as_deref().unwrap_or("external")
-        ));
+        let app = snapshot.app.as_deref().filter(|_| your_app);
+        match app {
+            Some(app) => {
+                ui.label(format!(
+                    "your app (start {}): {}",
+                    app.run,
+                    app.phase.words()
+                ));
+                ui.separator();
+                let addr = app.collector_addr.as_deref().unwrap_or("starting");
+                ui.label(format!("collector {addr}"));
+            }
+            None => runner(ui, snapshot),
+        }
         ui.separator();
         ui.label(format!("semantics {}", report.semantics));
         ui.separator();
@@ -38,4 +40,21 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, frame: Option<(f32, f32)>) {
             ui.label(RichText::new(error).color(theme::LOST));
         }
     });
+}
+
+/// The simulated runner's phase and the session's collector.
+fn runner(ui: &mut egui::Ui, snapshot: &Snapshot) {
+    let phase = match &snapshot.phase {
+        Phase::Starting => "starting".to_string(),
+        Phase::Running => "running".to_string(),
+        Phase::ShuttingDown { .. } => "shutting down".to_string(),
+        Phase::Ended => "gone (exited or killed)".to_string(),
+        Phase::Failed(why) => format!("failed: {why}"),
+    };
+    ui.label(format!("runner {}: {phase}", snapshot.runner_id));
+    ui.separator();
+    ui.label(format!(
+        "collector {}",
+        snapshot.collector_addr.as_deref().unwrap_or("external")
+    ));
 }

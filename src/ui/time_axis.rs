@@ -1,9 +1,11 @@
 //! The one time axis shared by the queue, the exports and the shutdown timeline: seconds
-//! since the session's record began (the report's `*_ms` fields divided by 1000).
+//! since the session's record began (the report's `*_ms` fields divided by 1000), or for
+//! the user's app, since the app started (the probe report's).
 
 use eframe::egui::Id;
 use egui_plot::{Plot, PlotResponse};
 
+use crate::record::probe::ProbeReport;
 use crate::session::live::{Phase, Snapshot};
 
 /// Seconds of history shown while traffic runs.
@@ -23,15 +25,10 @@ impl TimeWindow {
     pub fn for_snapshot(snapshot: &Snapshot) -> TimeWindow {
         let now_s = snapshot.report.duration_ms / 1000.0;
         let grace_s = snapshot.report.settings.shutdown.grace_ms as f64 / 1000.0;
-        let around = |sigterm_s: f64, end_s: f64| TimeWindow {
-            start_s: (sigterm_s - 8.0).max(0.0),
-            end_s: end_s + 0.5,
-            now_s,
-        };
         match (&snapshot.phase, &snapshot.last_shutdown) {
             (Phase::ShuttingDown { sigterm_ms }, _) => {
                 let sigterm_s = sigterm_ms / 1000.0;
-                around(sigterm_s, (sigterm_s + grace_s).max(now_s))
+                TimeWindow::around(sigterm_s, (sigterm_s + grace_s).max(now_s), now_s)
             }
             (Phase::Ended, Some(shutdown)) => {
                 let sigterm_s = shutdown.sigterm_ms / 1000.0;
@@ -39,17 +36,44 @@ impl TimeWindow {
                     .sigkill_ms
                     .or(shutdown.exit_ms)
                     .unwrap_or(snapshot.report.duration_ms);
-                around(
-                    sigterm_s,
-                    (end_ms / 1000.0).max(sigterm_s + shutdown.grace_ms as f64 / 1000.0),
-                )
+                let end_s = (end_ms / 1000.0).max(sigterm_s + shutdown.grace_ms as f64 / 1000.0);
+                TimeWindow::around(sigterm_s, end_s, now_s)
             }
-            _ => TimeWindow {
-                start_s: (now_s - LIVE_WINDOW_S).max(0.0),
-                // The first 30 s fill the window from the left, then it scrolls.
-                end_s: now_s.max(LIVE_WINDOW_S),
-                now_s,
-            },
+            _ => TimeWindow::live(now_s),
+        }
+    }
+
+    /// The user's app on its own clock (seconds since it started), chosen as for the
+    /// simulated runner: the last 30 s while it runs, then the shutdown.
+    pub fn for_app(report: &ProbeReport) -> TimeWindow {
+        let p = &report.probe;
+        let last_s = report.timeline.last().map_or(0.0, |s| s.t_ms) / 1000.0;
+        let now_s = last_s.max(p.exit_ms.unwrap_or(0.0) / 1000.0);
+        match p.sigterm_ms {
+            Some(sigterm_ms) => {
+                let sigterm_s = sigterm_ms / 1000.0;
+                let deadline_s = sigterm_s + p.grace_ms as f64 / 1000.0;
+                TimeWindow::around(sigterm_s, deadline_s.max(now_s), now_s)
+            }
+            None => TimeWindow::live(now_s),
+        }
+    }
+
+    /// From a few seconds before SIGTERM to just past `end_s`.
+    fn around(sigterm_s: f64, end_s: f64, now_s: f64) -> TimeWindow {
+        TimeWindow {
+            start_s: (sigterm_s - 8.0).max(0.0),
+            end_s: end_s + 0.5,
+            now_s,
+        }
+    }
+
+    /// The last 30 s; the first 30 s fill the window from the left, then it scrolls.
+    fn live(now_s: f64) -> TimeWindow {
+        TimeWindow {
+            start_s: (now_s - LIVE_WINDOW_S).max(0.0),
+            end_s: now_s.max(LIVE_WINDOW_S),
+            now_s,
         }
     }
 

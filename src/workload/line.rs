@@ -1,6 +1,7 @@
 //! The line of requests waiting for a serving slot.
 //!
-//! A bounded queue of arrival times that the serving slots take from, with the one extra
+//! A bounded queue of waiting requests (whatever the caller keeps of one: its arrival time
+//! and index) that the serving slots take from, with the one extra
 //! operation a serverless platform needs: at SIGTERM the platform's router takes back the
 //! requests that have not started ([`WaitingLine::hand_back`]) and sends them to another
 //! runner, so this runner only finishes what it is serving.
@@ -10,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Why a request could not join the line.
 #[derive(Debug, PartialEq, Eq)]
@@ -21,10 +22,9 @@ pub enum Refusal {
     Closed,
 }
 
-#[derive(Default)]
-struct State {
-    /// Arrival times, oldest first.
-    waiting: VecDeque<Instant>,
+struct State<T> {
+    /// Waiting requests, oldest first.
+    waiting: VecDeque<T>,
     /// Slots inside [`WaitingLine::take`] right now. A request is accepted while the
     /// requests waiting are fewer than `capacity` plus these idle slots: with capacity 0 the
     /// line only hands a request to a slot that is free now (a rendezvous).
@@ -33,28 +33,32 @@ struct State {
 }
 
 /// A bounded waiting line shared by the arrival thread and the serving slots.
-pub struct WaitingLine {
+pub struct WaitingLine<T> {
     capacity: usize,
-    state: Mutex<State>,
+    state: Mutex<State<T>>,
     ready: Condvar,
 }
 
-impl WaitingLine {
-    pub fn new(capacity: usize) -> WaitingLine {
+impl<T> WaitingLine<T> {
+    pub fn new(capacity: usize) -> WaitingLine<T> {
         WaitingLine {
             capacity,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                waiting: VecDeque::new(),
+                idle_slots: 0,
+                closed: false,
+            }),
             ready: Condvar::new(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a request that arrived at `arrived`, if there is room for it: `capacity`
-    /// waiting plus one per idle slot, or only an idle slot when `only_to_a_free_slot`.
-    pub fn offer(&self, arrived: Instant, only_to_a_free_slot: bool) -> Result<(), Refusal> {
+    /// Adds a request, if there is room for it: `capacity` waiting plus one per idle
+    /// slot, or only an idle slot when `only_to_a_free_slot`.
+    pub fn offer(&self, arrived: T, only_to_a_free_slot: bool) -> Result<(), Refusal> {
         let mut state = self.lock();
         if state.closed {
             return Err(Refusal::Closed);
@@ -73,10 +77,10 @@ impl WaitingLine {
         Ok(())
     }
 
-    /// The next waiting request's arrival time. Waits while the line is open and empty,
+    /// The next waiting request. Waits while the line is open and empty,
     /// waking every `poll` so the caller can notice a killed runner; `None` once the line
     /// is closed and empty, or when `stop()` says so.
-    pub fn take(&self, poll: Duration, stop: impl Fn() -> bool) -> Option<Instant> {
+    pub fn take(&self, poll: Duration, stop: impl Fn() -> bool) -> Option<T> {
         let mut state = self.lock();
         state.idle_slots += 1;
         let taken = loop {
@@ -119,6 +123,7 @@ impl WaitingLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     const POLL: Duration = Duration::from_millis(5);
 

@@ -71,7 +71,7 @@ pub struct TrafficControl {
 /// A running stream of traffic.
 pub struct Traffic {
     control: Arc<TrafficControl>,
-    line: Arc<WaitingLine>,
+    line: Arc<WaitingLine<Arrival>>,
     record: Arc<Record>,
     dispatcher: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
@@ -217,9 +217,16 @@ impl Arrivals {
     }
 }
 
+/// A request in the waiting line: when it arrived, and its arrival index, from which its
+/// trace id is derived ([`arrival::trace_id`]) as the virtual-time engine derives it.
+struct Arrival {
+    at: Instant,
+    index: u64,
+}
+
 /// One serving slot: takes waiting requests until the line closes.
 fn serve(
-    line: &WaitingLine,
+    line: &WaitingLine<Arrival>,
     pipeline: &Pipeline,
     settings: &WorkloadSettings,
     control: &TrafficControl,
@@ -228,7 +235,7 @@ fn serve(
     let record = pipeline.record();
     let counters = &record.counters;
     let life = pipeline.life();
-    while let Some(arrived) = take_waiting(line, life) {
+    while let Some(arrival) = take_waiting(line, life) {
         counters.requests_waiting.fetch_sub(1, Relaxed);
         if control.cancel.load(Relaxed) {
             counters.requests_cancelled.fetch_add(1, Relaxed);
@@ -237,11 +244,19 @@ fn serve(
         counters.requests_in_flight.fetch_add(1, Relaxed);
         let generation = pipeline.tracer();
         let timing = Timing {
-            arrived,
+            arrived: arrival.at,
             started: Instant::now(),
             traced: generation.is_some(),
         };
-        let outcome = server.run_request(generation.as_deref(), settings, record, control, life);
+        let trace_id = arrival::trace_id(settings.seed, arrival.index);
+        let outcome = server.run_request(
+            generation.as_deref(),
+            trace_id,
+            settings,
+            record,
+            control,
+            life,
+        );
         drop(generation); // lets a retired generation shut down
         if outcome == request::Outcome::Killed {
             // The process is dead: nothing more happens on this thread, no count moves.
@@ -255,7 +270,7 @@ fn serve(
 /// The next waiting request's arrival time; `None` once the slot must stop: arrivals ended
 /// and the line is empty, or the runner was killed (what was waiting is then counted as
 /// cut off by the kill, from the gauges).
-fn take_waiting(line: &WaitingLine, life: &RunnerLife) -> Option<Instant> {
+fn take_waiting(line: &WaitingLine<Arrival>, life: &RunnerLife) -> Option<Arrival> {
     // Wake now and then: a dead runner's threads must stop taking work.
     let arrived = line.take(Duration::from_millis(50), || life.is_killed())?;
     (!life.is_killed()).then_some(arrived)
@@ -274,6 +289,7 @@ impl Server {
     fn run_request(
         &self,
         generation: Option<&Generation>,
+        trace_id: u128,
         settings: &WorkloadSettings,
         record: &Record,
         control: &TrafficControl,
@@ -282,6 +298,7 @@ impl Server {
         match self {
             Server::Synthetic => request::serve_synthetic(
                 generation,
+                trace_id,
                 settings,
                 &record.counters,
                 &control.cancel,
@@ -340,7 +357,7 @@ fn count_outcome(record: &Record, outcome: request::Outcome, timing: &Timing) {
 /// still honoured on average.
 fn arrivals(
     settings: &WorkloadSettings,
-    line: &WaitingLine,
+    line: &WaitingLine<Arrival>,
     control: &TrafficControl,
     pipeline: &Pipeline,
 ) {
@@ -360,13 +377,16 @@ fn arrivals(
         if let Some(at) = routing_ends.filter(|at| *at <= now) {
             end_routing(line, control, record, at);
         }
-        let offer = |arrived: Instant| {
-            let routed = routing_ends.is_none_or(|end| arrived < end);
+        let offer = |arrived: Arrival| {
+            let routed = routing_ends.is_none_or(|end| arrived.at < end);
             offer(line, arrived, routed, control, record)
         };
         while let Some(due) = schedule.peek().filter(|due| start + due.at <= now) {
-            for _ in 0..due.count {
-                offer(start + due.at);
+            for index in due.first..due.first + due.count as u64 {
+                offer(Arrival {
+                    at: start + due.at,
+                    index,
+                });
             }
             schedule.advance();
         }
@@ -389,7 +409,12 @@ fn arrivals(
 
 /// The platform stops routing here at `at`: the line closes (the slots finish what is
 /// waiting) and the timeline gets its marker, once.
-fn end_routing(line: &WaitingLine, control: &TrafficControl, record: &Record, at: Instant) {
+fn end_routing(
+    line: &WaitingLine<Arrival>,
+    control: &TrafficControl,
+    record: &Record,
+    at: Instant,
+) {
     if !control.routing_ended.swap(true, Relaxed) {
         line.close();
         record.mark_phase(ShutdownPhase::RoutingEnd, at);
@@ -400,8 +425,8 @@ fn end_routing(line: &WaitingLine, control: &TrafficControl, record: &Record, at
 /// would have to wait after SIGTERM under `shutdown.waiting = "return"`, rejected when
 /// the line is full, and otherwise waiting for a slot.
 fn offer(
-    line: &WaitingLine,
-    arrived: Instant,
+    line: &WaitingLine<Arrival>,
+    arrived: Arrival,
     routed_here: bool,
     control: &TrafficControl,
     record: &Record,

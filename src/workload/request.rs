@@ -23,8 +23,8 @@ use opentelemetry::{Context, KeyValue};
 
 use crate::config::WorkloadSettings;
 use crate::record::{Counters, LastImage, Record};
-use crate::telemetry::Generation;
 use crate::telemetry::wire::RunnerLife;
+use crate::telemetry::{Generation, ids};
 use crate::workload::model::service::ModelService;
 use crate::workload::model::{Image, ModelError};
 
@@ -50,9 +50,11 @@ pub enum Outcome {
     Killed,
 }
 
-/// Serves one synthetic request. `trace_id` is all zeros when tracing is off.
+/// Serves one synthetic request whose root span gets `root_trace_id` (see
+/// [`crate::telemetry::ids`]). The outcome's trace id is all zeros when tracing is off.
 pub fn serve_synthetic(
     generation: Option<&Generation>,
+    root_trace_id: u128,
     settings: &WorkloadSettings,
     counters: &Counters,
     cancel: &AtomicBool,
@@ -65,13 +67,19 @@ pub fn serve_synthetic(
                 counters,
                 life: Some(life),
             };
-            let outcome = traced(&generation.tracer, settings, Some(book), &stop);
+            let outcome = traced(
+                &generation.tracer,
+                root_trace_id,
+                settings,
+                Some(book),
+                &stop,
+            );
             flush_if_asked(generation, settings, outcome);
             outcome
         }
         // Tracing off: the seed's `trace.get_tracer()` without a provider is a no-op
         // tracer; the same code runs and makes no spans.
-        None => traced(&NoopTracer::new(), settings, None, &stop),
+        None => traced(&NoopTracer::new(), root_trace_id, settings, None, &stop),
     }
 }
 
@@ -83,6 +91,7 @@ struct Stop<'a> {
 
 fn traced<T>(
     tracer: &T,
+    root_trace_id: u128,
     settings: &WorkloadSettings,
     counters: Option<Book<'_>>,
     stop: &Stop<'_>,
@@ -91,7 +100,7 @@ where
     T: Tracer,
     T::Span: Send + Sync + 'static,
 {
-    let mut root = tracer.start("text-to-image");
+    let mut root = ids::with_root_trace_id(root_trace_id, || tracer.start("text-to-image"));
     opened(counters);
     root.set_attribute(KeyValue::new("model.name", MODEL_NAME));
     root.set_attribute(KeyValue::new(
@@ -106,7 +115,13 @@ where
     opened(counters);
     let step_ms = settings.inference_ms / settings.steps.max(1) as f64;
     let mut cancelled = false;
-    for _ in 0..settings.steps {
+    // Step k ends `k * step_ms` after the inference started, whatever the previous sleeps
+    // overslept: each `sleep` wakes up to ~0.1 ms late (timer slack, scheduling), and
+    // twenty relative sleeps made a 12 ms inference take 15 ms, so the runner served
+    // fewer requests than its settings say (and than the virtual clock, which has no
+    // slack, serves).
+    let inference_start = Instant::now();
+    for step in 1..=settings.steps {
         if stop.life.is_killed() {
             return vanish(inference, cx);
         }
@@ -114,7 +129,7 @@ where
             cancelled = true;
             break;
         }
-        pause(step_ms);
+        pause_until(inference_start, step as f64 * step_ms);
     }
     if stop.life.is_killed() {
         return vanish(inference, cx);
@@ -127,7 +142,8 @@ where
     if !cancelled {
         let mut upload = tracer.start_with_context("upload", &cx);
         opened(counters);
-        pause(settings.upload_ms);
+        // From the inference's start too, so its last step's oversleep is not added again.
+        pause_until(inference_start, settings.inference_ms + settings.upload_ms);
         if stop.life.is_killed() {
             return vanish(upload, cx);
         }
@@ -206,9 +222,12 @@ fn count_end(sampled: bool, book: Option<Book<'_>>) {
     }
 }
 
-fn pause(ms: f64) {
-    if ms > 0.0 {
-        std::thread::sleep(Duration::from_secs_f64(ms / 1000.0));
+/// Sleeps until `ms` after `start` (not at all when that is past).
+fn pause_until(start: Instant, ms: f64) {
+    let due = start + Duration::from_secs_f64(ms.max(0.0) / 1000.0);
+    let left = due.saturating_duration_since(Instant::now());
+    if !left.is_zero() {
+        std::thread::sleep(left);
     }
 }
 

@@ -1,10 +1,14 @@
 """A small app in the seed's shape, for `gracetrace probe` tests (tests/engine/probe.rs).
 
-setup_tracer() builds the provider as the seed does (BatchSpanProcessor over the OTLP/HTTP
-protobuf exporter; the BSP settings come from the OTEL_BSP_* variables the probe sets), the
+setup_tracer() builds the provider as the seed does (BatchSpanProcessor over the OTLP
+exporter; the BSP settings come from the OTEL_BSP_* variables the probe sets), the
 app serves requests of one root and two child spans each until SIGTERM, and teardown()
 calls force_flush(4000) before exiting. It prints, on stdout, a line when SIGTERM arrives
 and the number of spans it ended, so a test can compare it with the collector's count.
+
+The exporter is the one the SDK's auto-configuration picks for the protocol in the
+environment: OTLP/gRPC for `grpc`, OTLP/HTTP protobuf otherwise (the probe sets
+http/protobuf when the environment names none).
 
 Usage: seed_app.py [REQUESTS_PER_S]
 """
@@ -16,7 +20,6 @@ import threading
 import time
 
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -24,6 +27,22 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 ENABLE_TRACING = os.environ.get("ENABLE_TRACING", "true").lower() in ("1", "true", "yes")
 SAMPLE_RATE = float(os.environ.get("OTEL_SAMPLE_RATE", "1.0"))
+
+
+def otlp_exporter():
+    """The exporter for OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL,
+    as opentelemetry-sdk 1.41.0 chooses it (opentelemetry/sdk/_configuration/__init__.py,
+    _EXPORTER_BY_OTLP_PROTOCOL at lines 86-89 and the lookup at lines 196-206)."""
+    protocol = (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip()
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    return OTLPSpanExporter()
 
 
 def setup_tracer():
@@ -34,7 +53,7 @@ def setup_tracer():
         sampler=ParentBased(TraceIdRatioBased(SAMPLE_RATE)),
     )
     # The endpoint and the BSP settings come from the environment the probe sets.
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    provider.add_span_processor(BatchSpanProcessor(otlp_exporter()))
     trace.set_tracer_provider(provider)
     return provider
 

@@ -61,3 +61,39 @@ pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Whether python3 with the SDK and the OTLP/HTTP and OTLP/gRPC exporters is on PATH. CI installs them
+/// (.ci/run); elsewhere the test says how to get them and, unless GRACETRACE_REQUIRE_PYTHON
+/// is set, passes without checking.
+pub fn python_ready() -> bool {
+    let found = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import opentelemetry.sdk.trace, opentelemetry.exporter.otlp.proto.http.trace_exporter, \
+             opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+        ])
+        .output();
+    if matches!(found, Ok(ref out) if out.status.success()) {
+        return true;
+    }
+    let message = "python3 with opentelemetry-sdk, opentelemetry-exporter-otlp-proto-http and \
+                   opentelemetry-exporter-otlp-proto-grpc 1.41.0 is needed for this check \
+                   (python3 -m venv .venv && .venv/bin/pip install opentelemetry-sdk==1.41.0 \
+                   opentelemetry-exporter-otlp-proto-http==1.41.0 \
+                   opentelemetry-exporter-otlp-proto-grpc==1.41.0, then put .venv/bin first on \
+                   PATH)";
+    assert!(
+        std::env::var_os("GRACETRACE_REQUIRE_PYTHON").is_none(),
+        "{message}"
+    );
+    eprintln!("SKIPPED: {message}");
+    false
+}
+
+/// The seed-shaped Python app of tests/apps/.
+pub fn seed_app() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/apps/seed_app.py")
+        .display()
+        .to_string()
+}

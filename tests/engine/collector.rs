@@ -2,7 +2,8 @@
 //!
 //! The HTTP client is a few lines over `std::net::TcpStream`, so that the tests see exactly
 //! what goes over the wire (status, headers, refused connects) with no client library
-//! retrying or pooling behind their back.
+//! retrying or pooling behind their back. Its helpers (requests, spans, gzip) serve the
+//! gRPC tests too (`collector_grpc`).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -16,27 +17,27 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(crate) struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
 /// One HTTP/1.1 request on a fresh connection (`Connection: close`), read to EOF.
-fn http(
+pub(crate) fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -108,15 +109,15 @@ fn read_response(s: &mut TcpStream) -> io::Result<Resp> {
     }
 }
 
-const PROTO: (&str, &str) = ("Content-Type", "application/x-protobuf");
+pub(crate) const PROTO: (&str, &str) = ("Content-Type", "application/x-protobuf");
 
-fn post(addr: SocketAddr, extra: &[(&str, &str)], body: &[u8]) -> Resp {
+pub(crate) fn post(addr: SocketAddr, extra: &[(&str, &str)], body: &[u8]) -> Resp {
     let mut headers = vec![PROTO];
     headers.extend_from_slice(extra);
     http(addr, "POST", "/v1/traces", &headers, body).expect("request")
 }
 
-fn span(trace: u8, id: u8, parent: Option<u8>, name: &str) -> Span {
+pub(crate) fn span(trace: u8, id: u8, parent: Option<u8>, name: &str) -> Span {
     Span {
         trace_id: vec![trace; 16],
         span_id: vec![id; 8],
@@ -135,7 +136,7 @@ fn span(trace: u8, id: u8, parent: Option<u8>, name: &str) -> Span {
     }
 }
 
-fn request(spans: Vec<Span>) -> Vec<u8> {
+pub(crate) fn request(spans: Vec<Span>) -> Vec<u8> {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             scope_spans: vec![ScopeSpans {
@@ -149,7 +150,7 @@ fn request(spans: Vec<Span>) -> Vec<u8> {
 }
 
 /// 3 spans over 2 traces.
-fn three_spans() -> Vec<u8> {
+pub(crate) fn three_spans() -> Vec<u8> {
     request(vec![
         span(1, 1, None, "root"),
         span(1, 2, Some(1), "child"),
@@ -158,7 +159,7 @@ fn three_spans() -> Vec<u8> {
 }
 
 /// `n` spans, each its own trace, ids derived from `seed` so calls do not collide.
-fn n_spans(n: u8, seed: u8) -> Vec<u8> {
+pub(crate) fn n_spans(n: u8, seed: u8) -> Vec<u8> {
     request(
         (0..n)
             .map(|i| {
@@ -170,13 +171,13 @@ fn n_spans(n: u8, seed: u8) -> Vec<u8> {
     )
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     enc.write_all(data).unwrap();
     enc.finish().unwrap()
 }
 
-fn start(config: CollectorConfig) -> Collector {
+pub(crate) fn start(config: CollectorConfig) -> Collector {
     Collector::start(config).expect("collector starts")
 }
 
@@ -646,7 +647,7 @@ async fn starts_and_stops_inside_another_runtime() {
 }
 
 /// A resource naming the app and its SDK, as every OpenTelemetry SDK sends one.
-fn with_resource(spans: Vec<Span>, language: &str) -> Vec<u8> {
+pub(crate) fn with_resource(spans: Vec<Span>, language: &str) -> Vec<u8> {
     use opentelemetry_proto::tonic::resource::v1::Resource;
     let attr = |key: &str, value: &str| KeyValue {
         key: key.into(),
@@ -730,7 +731,7 @@ fn a_body_cut_off_midway_is_counted_apart() {
     assert_eq!(c.stats().spans_received, 0);
 }
 
-const JSON: (&str, &str) = ("Content-Type", "application/json");
+pub(crate) const JSON: (&str, &str) = ("Content-Type", "application/json");
 
 /// An OTLP/JSON request as the specification writes one (hex ids, nanoseconds as
 /// strings, camelCase names): a root and its child in one trace.
@@ -935,7 +936,72 @@ fn a_backend_down_or_refusing_never_changes_the_intake_counts() {
             "{url}"
         );
         assert_eq!((f.forward_accepted, f.forward_dropped), (0, 0), "{url}");
+        // No connection is retried (3 times a batch); a 500 is not.
+        assert_eq!(f.forward_retries, failed * 3, "{url}");
     }
     assert_eq!(refusing.stats().spans_received, 0);
     assert_eq!(refusing.stats().spans_rejected, 20);
+}
+
+/// A backend that answers 503 with `Retry-After` for a moment: the forward is retried
+/// after the delay it asked for, and the batch reaches it once it takes batches again;
+/// the intake's counts never notice.
+#[test]
+fn a_forward_refused_for_a_moment_is_retried() {
+    let backend = start(CollectorConfig {
+        faults: Faults {
+            error_rate: 1.0,
+            error_status: 503,
+            retry_after_s: Some(2),
+            ..Faults::default()
+        },
+        ..Default::default()
+    });
+    let front = start(CollectorConfig {
+        forward: Some(backend.traces_endpoint()),
+        ..Default::default()
+    });
+    assert_eq!(post(front.addr(), &[], &n_spans(5, 1)).status, 200);
+    wait_until("the backend to refuse the first attempt", PATIENCE, || {
+        backend.stats().requests_rejected >= 1
+    });
+    backend.set_faults(Faults::default()).unwrap();
+    assert!(front.wait_forwarded(PATIENCE), "forwards still pending");
+    let f = front.stats();
+    assert_eq!(
+        (f.forward_accepted, f.forward_spans_accepted),
+        (1, 5),
+        "{f:?}"
+    );
+    assert_eq!((f.forward_refused, f.forward_failed), (0, 0), "{f:?}");
+    assert_eq!(f.forward_retries, backend.stats().requests_rejected);
+    assert!(f.forward_retries >= 1);
+    assert_eq!(backend.stats().spans_received, 5);
+    assert_eq!((f.spans_received, f.requests_accepted), (5, 1));
+}
+
+/// `run` waits (bounded) for batches still on their way to the forward backend before it
+/// reports. The backend takes 1.5 s per batch, so the batch of the provider's shutdown
+/// was still being forwarded when the run ended; the report counts it forwarded.
+#[test]
+fn a_run_waits_for_pending_forwards() {
+    let backend = start(CollectorConfig {
+        faults: Faults {
+            latency_ms: 1500,
+            ..Faults::default()
+        },
+        ..Default::default()
+    });
+    let forward = format!("collector.forward={}", backend.traces_endpoint());
+    let settings = crate::common::scenario(
+        "seed-defaults",
+        &["workload.duration_s=1", "workload.rate_per_s=20", &forward],
+    );
+    let report = gracetrace::session::run(&settings).expect("run");
+    let c = report.collector.expect("the embedded collector's stats");
+    assert!(c.requests_accepted > 0, "{c:?}");
+    assert_eq!(c.forward_pending, 0, "{c:?}");
+    assert_eq!(c.forward_accepted, c.requests_accepted, "{c:?}");
+    assert_eq!(c.forward_spans_accepted, c.spans_received, "{c:?}");
+    assert_eq!(backend.stats().spans_received, c.spans_received);
 }

@@ -15,6 +15,7 @@ mod advise;
 mod agreement;
 mod collect_cli;
 mod collector;
+mod collector_grpc;
 mod collector_limits;
 mod config;
 mod kill_under_load;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::common::{PATIENCE, wait_until};
+use crate::common::{PATIENCE, python_ready, seed_app, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gracetrace");
 
@@ -19,6 +19,11 @@ fn report_path(name: &str) -> PathBuf {
 
 /// Runs `gracetrace probe ARGS -- CMD`, with no OTEL_* variable of the machine's leaking in.
 fn probe(args: &[&str], command: &[&str]) -> Output {
+    probe_in(&[], args, command)
+}
+
+/// [`probe`] with these variables set (the app's protocol, say).
+fn probe_in(env: &[(&str, &str)], args: &[&str], command: &[&str]) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.arg("probe").args(args).arg("--").args(command);
     for (var, _) in std::env::vars() {
@@ -26,8 +31,13 @@ fn probe(args: &[&str], command: &[&str]) -> Output {
             cmd.env_remove(var);
         }
     }
+    cmd.envs(env.iter().copied());
     cmd.output().expect("run gracetrace probe")
 }
+
+/// The app's OTLP protocol, as its environment says it: the SDK's own variable.
+const HTTP: &[(&str, &str)] = &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")];
+const GRPC: &[(&str, &str)] = &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")];
 
 fn read_report(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).expect("the report was written");
@@ -43,42 +53,14 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Whether python3 with the SDK and the OTLP/HTTP exporter is on PATH. CI installs them
-/// (.ci/run); elsewhere the test says how to get them and, unless GRACETRACE_REQUIRE_PYTHON
-/// is set, passes without checking.
-fn python_ready() -> bool {
-    let found = Command::new("python3")
-        .args([
-            "-c",
-            "import opentelemetry.sdk.trace, opentelemetry.exporter.otlp.proto.http.trace_exporter",
-        ])
-        .output();
-    if matches!(found, Ok(ref out) if out.status.success()) {
-        return true;
-    }
-    let message = "python3 with opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http \
-                   1.41.0 is needed for this check (python3 -m venv .venv && .venv/bin/pip \
-                   install opentelemetry-sdk==1.41.0 opentelemetry-exporter-otlp-proto-http==1.41.0, \
-                   then put .venv/bin first on PATH)";
-    assert!(
-        std::env::var_os("GRACETRACE_REQUIRE_PYTHON").is_none(),
-        "{message}"
-    );
-    eprintln!("SKIPPED: {message}");
-    false
-}
-
-fn seed_app() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/apps/seed_app.py")
-        .display()
-        .to_string()
-}
-
-/// Runs the seed app under `gracetrace probe FLAGS --json REPORT`, asserts the probe
-/// succeeded, and returns its output and the JSON report; `None` when python is not
-/// ready (see `python_ready`).
-fn probe_seed_app(name: &str, flags: &[&str]) -> Option<(Output, serde_json::Value)> {
+/// Runs the seed app with `env` (its protocol) under `gracetrace probe FLAGS --json
+/// REPORT`, asserts the probe succeeded, and returns its output and the JSON report;
+/// `None` when python is not ready (see `python_ready`).
+fn probe_seed_app(
+    name: &str,
+    env: &[(&str, &str)],
+    flags: &[&str],
+) -> Option<(Output, serde_json::Value)> {
     if !python_ready() {
         return None;
     }
@@ -86,7 +68,7 @@ fn probe_seed_app(name: &str, flags: &[&str]) -> Option<(Output, serde_json::Val
     let app = seed_app();
     let mut args = flags.to_vec();
     args.extend(["--json", json.to_str().unwrap()]);
-    let out = probe(&args, &["python3", &app]);
+    let out = probe_in(env, &args, &["python3", &app]);
     assert!(out.status.success(), "probe failed: {}", stderr(&out));
     let report = read_report(&json);
     Some((out, report))
@@ -104,14 +86,34 @@ fn u(v: &serde_json::Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
 
-/// A clean shutdown loses nothing: the collector counts exactly the spans the app ended,
-/// every trace has its root, and the resource names the Python SDK.
+/// Of the exports the collector took, how many came by gRPC: all of them for a gRPC app,
+/// none for an HTTP one, so the probe pointed the app at the listener of its protocol.
+fn assert_protocol(r: &serde_json::Value, env: &[(&str, &str)]) {
+    let c = &r["collector"];
+    let by_grpc = if env == GRPC { u(&c["requests"]) } else { 0 };
+    assert!(u(&c["requests"]) > 0, "{c:#}");
+    assert_eq!(u(&c["requests_grpc"]), by_grpc, "{c:#}");
+}
+
+/// A clean shutdown loses nothing, over OTLP/HTTP as over OTLP/gRPC.
 #[test]
 fn python_app_clean_shutdown_loses_nothing() {
+    clean_shutdown_loses_nothing("clean", HTTP);
+}
+
+#[test]
+fn python_grpc_app_clean_shutdown_loses_nothing() {
+    clean_shutdown_loses_nothing("clean-grpc", GRPC);
+}
+
+/// The collector counts exactly the spans the app ended, every trace has its root, and
+/// the resource names the Python SDK.
+fn clean_shutdown_loses_nothing(name: &str, env: &[(&str, &str)]) {
     // A grace far longer than the flush needs, even on a loaded machine; exports every
     // 200 ms, so that traffic arrives before SIGTERM for the prediction to measure.
     let Some((out, r)) = probe_seed_app(
-        "clean",
+        name,
+        env,
         &[
             "--sigterm-at",
             "1.5",
@@ -129,6 +131,8 @@ fn python_app_clean_shutdown_loses_nothing() {
     assert!(ended > 0);
     let p = &r["probe"];
     assert_eq!(u(&r["collector"]["spans_received"]), ended, "{r:#}");
+    assert_protocol(&r, env);
+    println!("{name}: the app ended {ended} spans, the collector received them all");
     assert_eq!(p["exit_code"], 0);
     assert_eq!(p["killed"], false);
     assert!(p["sigkill_ms"].is_null());
@@ -171,6 +175,7 @@ fn python_app_clean_shutdown_loses_nothing() {
 fn python_app_prediction_beside_the_observation() {
     let Some((out, r)) = probe_seed_app(
         "predicted",
+        HTTP,
         &[
             "--sigterm-at",
             "5",
@@ -224,11 +229,22 @@ fn python_app_prediction_beside_the_observation() {
 }
 
 /// A slow backend and a short grace: force_flush is still waiting on its export when the
-/// grace runs out, the app is SIGKILLed, and the spans it ended are missing.
+/// grace runs out, the app is SIGKILLed, and the spans it ended are missing; over
+/// OTLP/HTTP as over OTLP/gRPC.
 #[test]
 fn python_app_killed_by_a_slow_backend() {
+    killed_by_a_slow_backend("killed", HTTP);
+}
+
+#[test]
+fn python_grpc_app_killed_by_a_slow_backend() {
+    killed_by_a_slow_backend("killed-grpc", GRPC);
+}
+
+fn killed_by_a_slow_backend(name: &str, env: &[(&str, &str)]) {
     let Some((out, r)) = probe_seed_app(
-        "killed",
+        name,
+        env,
         &[
             "--sigterm-at",
             "1",
@@ -256,6 +272,12 @@ fn python_app_killed_by_a_slow_backend() {
     assert_eq!(received, 0);
     assert!(ended > received);
     assert!(u(&p["requests_abandoned"]) >= 1, "{p:#}");
+    assert_protocol(&r, env);
+    println!(
+        "{name}: the app ended {ended} spans, the collector received {received}; {} export(s) \
+         cut off by the kill",
+        u(&p["requests_abandoned"])
+    );
     assert!(stderr(&out).contains("was SIGKILLed"));
     // Nothing arrived before SIGTERM: the traffic is unknown, and the probe says so
     // rather than predict from nothing.
@@ -263,6 +285,64 @@ fn python_app_killed_by_a_slow_backend() {
     let why = r["prediction_error"].as_str().expect("prediction_error");
     assert!(why.contains("no span arrived before SIGTERM"), "{why}");
     assert!(stderr(&out).contains("prediction: none"));
+}
+
+/// The probe waits (bounded) for batches still on their way to the forward backend
+/// before it reports. The backend takes 1.5 s per batch, so the batches the teardown's
+/// flush sent were accepted as the app exited and were still being forwarded then; the
+/// report counts every one forwarded, and the backend got every span the app ended.
+#[test]
+fn the_probe_waits_for_pending_forwards() {
+    use gracetrace::collector::{Collector, CollectorConfig, Faults};
+    let backend = Collector::start(CollectorConfig {
+        faults: Faults {
+            latency_ms: 1500,
+            ..Faults::default()
+        },
+        ..CollectorConfig::default()
+    })
+    .expect("the backend");
+    let forward = format!("collector.forward={}", backend.traces_endpoint());
+    let Some((out, r)) = probe_seed_app(
+        "forward",
+        HTTP,
+        &[
+            "--sigterm-at",
+            "1",
+            "--grace-ms",
+            "60000",
+            "--set",
+            &forward,
+        ],
+    ) else {
+        return;
+    };
+    let ended = spans_ended(&stdout(&out));
+    let c = &r["collector"];
+    assert_eq!(u(&c["spans_received"]), ended, "{c:#}");
+    assert_eq!(u(&c["forward_pending"]), 0, "{c:#}");
+    assert_eq!(
+        u(&c["forward_accepted"]),
+        u(&c["requests_accepted"]),
+        "{c:#}"
+    );
+    assert_eq!(u(&c["forward_spans_accepted"]), ended, "{c:#}");
+    assert_eq!(backend.stats().spans_received, ended);
+}
+
+/// A protocol that is none of OTLP's: one line naming the variable and the value, exit 2,
+/// nothing started.
+#[test]
+fn an_unknown_protocol_is_bad_input() {
+    let env = [("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "thrift")];
+    let out = probe_in(&env, &["--sigterm-at", "1"], &["true"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=thrift") && err.contains("grpc"),
+        "{err}"
+    );
 }
 
 /// A command that does not exist: one line naming it, exit 2.

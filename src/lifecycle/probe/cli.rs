@@ -94,9 +94,10 @@ pub fn probe_command(args: ProbeArgs, predict: &Predictor) -> ExitCode {
         Ok(after) => after,
         Err(error) => return bad(&error),
     };
-    if let Err(error) = check_protocol(&|var| std::env::var(var).ok()) {
-        return bad(&error);
-    }
+    let protocol = match check_protocol(&|var| std::env::var(var).ok()) {
+        Ok(protocol) => protocol,
+        Err(error) => return bad(&error),
+    };
     let out = match args.json.as_deref().map(ReportOut::check).transpose() {
         Ok(out) => out,
         Err(error) => return bad(&error),
@@ -114,7 +115,7 @@ pub fn probe_command(args: ProbeArgs, predict: &Predictor) -> ExitCode {
             }
         },
     };
-    let mut report = match run_probe(&settings, &args.command, sigterm) {
+    let mut report = match run_probe(&settings, protocol, &args.command, sigterm) {
         Ok(report) => report,
         Err(error @ (ProbeError::Spawn { .. } | ProbeError::NoCommand)) => return bad(&error),
         Err(error) => {
@@ -185,12 +186,7 @@ pub fn summary(report: &ProbeReport) -> String {
     let p = &report.probe;
     let c = &report.collector;
     let ms = |v: f64| format!("{v:.0} ms");
-    let ended = match (p.exit_code, p.killed, p.signal) {
-        (_, true, _) => "was SIGKILLed".to_owned(),
-        (Some(code), _, _) => format!("exited with code {code}"),
-        (None, _, Some(sig)) => format!("ended by signal {sig}"),
-        (None, _, None) => "ended".to_owned(),
-    };
+    let ended = p.ending();
     let at = p
         .exit_ms
         .map_or_else(String::new, |t| format!(" at {}", ms(t)));

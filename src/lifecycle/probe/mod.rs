@@ -1,6 +1,6 @@
 //! `gracetrace probe -- CMD`: the user's own app under the platform's shutdown. The app is
 //! started with the OTLP variables pointing at an embedded collector (with any fault from
-//! the settings), gets a real SIGTERM when asked and a real SIGKILL at the end of the grace
+//! the settings; at its gRPC listener when the app's protocol is gRPC), gets a real SIGTERM when asked and a real SIGKILL at the end of the grace
 //! period, and everything is reported from the collector's side, as a backend sees it.
 //!
 //! Files: this one (the run: environment, signals, the watch loop), `cli` (arguments,
@@ -10,10 +10,11 @@ pub mod cli;
 
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
-use crate::collector::{Collector, CollectorConfig, CollectorError, CollectorStats};
+use crate::collector::{Collector, CollectorConfig, CollectorError, CollectorStats, FORWARD_DRAIN};
 use crate::config::{Settings, knobs};
 use crate::record::probe::{BeforeSigterm, ProbeReport, ProbeSample, ProbeSection, Sdk};
 
@@ -38,9 +39,19 @@ const APP_KNOBS: [&str; 6] = [
     "batch.export_timeout_ms",
 ];
 
-/// The OTLP protocols an app may ask for (`OTEL_EXPORTER_OTLP_PROTOCOL`) that the embedded
-/// collector takes.
-const PROTOCOLS: [&str; 2] = ["http/protobuf", "http/json"];
+/// The OTLP protocols an app may ask for (`OTEL_EXPORTER_OTLP_PROTOCOL`), every one of
+/// which the embedded collector takes; the first is what the probe sets when the app
+/// sets none.
+const PROTOCOLS: [&str; 3] = ["http/protobuf", "http/json", "grpc"];
+
+/// The app's OTLP protocol, which decides the listener its endpoint names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP/HTTP, protobuf or JSON bodies: the collector's HTTP listener.
+    Http,
+    /// OTLP/gRPC: a gRPC listener the probe starts for it.
+    Grpc,
+}
 
 /// When SIGTERM is sent.
 #[derive(Debug)]
@@ -57,8 +68,8 @@ pub enum ProbeError {
     /// No command after `--`.
     #[error("no command to probe: give it after --, e.g. gracetrace probe -- python3 app.py")]
     NoCommand,
-    /// The app asks for an OTLP protocol the collector does not take.
-    #[error("{var}={value}: the embedded collector takes {}", PROTOCOLS.join(", "))]
+    /// The app asks for an OTLP protocol that is none of OTLP's.
+    #[error("{var}={value}: expected one of {}", PROTOCOLS.join(", "))]
     Protocol { var: &'static str, value: String },
     #[error("cannot start the collector: {0}")]
     Collector(#[from] CollectorError),
@@ -79,33 +90,49 @@ pub enum ProbeError {
 }
 
 /// The protocol the app will use, from its environment (`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`
-/// wins over `OTEL_EXPORTER_OTLP_PROTOCOL`, as in every SDK); `None` leaves the SDK's own
-/// default, which we set to http/protobuf.
-pub fn check_protocol(env: &dyn Fn(&str) -> Option<String>) -> Result<(), ProbeError> {
+/// wins over `OTEL_EXPORTER_OTLP_PROTOCOL`, as in every SDK); unset leaves the SDK's own
+/// default, which the probe sets to http/protobuf.
+pub fn check_protocol(env: &dyn Fn(&str) -> Option<String>) -> Result<Protocol, ProbeError> {
     for var in [
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
         "OTEL_EXPORTER_OTLP_PROTOCOL",
     ] {
         if let Some(value) = env(var) {
             let value = value.trim().to_owned();
-            if PROTOCOLS.contains(&value.as_str()) {
-                return Ok(());
-            }
-            return Err(ProbeError::Protocol { var, value });
+            return match value.as_str() {
+                "grpc" => Ok(Protocol::Grpc),
+                v if PROTOCOLS.contains(&v) => Ok(Protocol::Http),
+                _ => Err(ProbeError::Protocol { var, value }),
+            };
         }
     }
-    Ok(())
+    Ok(Protocol::Http)
 }
 
-/// The variables the app is started with: where to export, and the settings' values.
+/// The collector for an app of this protocol: the settings' faults and limits, with a
+/// gRPC listener on a free loopback port for a gRPC app.
+pub fn collector_config(settings: &Settings, protocol: Protocol) -> CollectorConfig {
+    let mut config = CollectorConfig::for_settings(settings);
+    if protocol == Protocol::Grpc {
+        config.grpc_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    }
+    config
+}
+
+/// The variables the app is started with: where to export (the gRPC listener when the
+/// collector has one, for a gRPC app), and the settings' values.
 pub fn app_env(settings: &Settings, collector: &Collector) -> Vec<(String, String)> {
-    let base = format!("http://{}", collector.addr());
-    let mut vars = vec![
-        ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), base),
-        (
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT".to_owned(),
+    let (base, traces) = match collector.grpc_endpoint() {
+        // A gRPC exporter takes the address alone, for every signal alike.
+        Some(grpc) => (grpc.clone(), grpc),
+        None => (
+            format!("http://{}", collector.addr()),
             collector.traces_endpoint(),
         ),
+    };
+    let mut vars = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), base),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT".to_owned(), traces),
     ];
     if std::env::var_os("OTEL_EXPORTER_OTLP_PROTOCOL").is_none() {
         vars.push(("OTEL_EXPORTER_OTLP_PROTOCOL".into(), PROTOCOLS[0].into()));
@@ -120,26 +147,88 @@ pub fn app_env(settings: &Settings, collector: &Collector) -> Vec<(String, Strin
     vars
 }
 
+/// Who watches a probe run besides its report. The CLI passes the app's output through
+/// and watches nothing else ([`PassThrough`]); the window keeps the app's last lines, draws
+/// the run as it goes and, when it closes, kills the app at once.
+pub trait Watcher: Send + Sync {
+    /// Whether the app's stderr comes to [`Watcher::line`] (else it is the probe's own).
+    fn captures_stderr(&self) -> bool;
+    /// One line the app wrote, newline included, as written.
+    fn line(&self, stream: Stream, line: &[u8]);
+    /// Every 100 ms while the app runs, and once as soon as it has ended (before the
+    /// counts settle): the report so far, and the collector, to read what else it needs.
+    fn progress(&self, _report: &ProbeReport, _collector: &Collector) {}
+    /// Polled every millisecond: true sends SIGKILL to the app's whole group now.
+    fn kill_now(&self) -> bool {
+        false
+    }
+}
+
+/// Which of the app's outputs a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// `gracetrace probe`'s watcher: the app's stdout to ours, its stderr left as ours.
+pub struct PassThrough;
+
+impl Watcher for PassThrough {
+    fn captures_stderr(&self) -> bool {
+        false
+    }
+
+    fn line(&self, stream: Stream, line: &[u8]) {
+        use std::io::Write as _;
+        // Our output closed: the line is lost, and the app's writes must still not block.
+        let _ = match stream {
+            Stream::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(line).and_then(|()| out.flush())
+            }
+            Stream::Stderr => std::io::stderr().lock().write_all(line),
+        };
+    }
+}
+
 /// Runs `command` against a fresh collector and reports what it saw. The app's stdout and
 /// stderr are the probe's own (passed through unchanged); its stdin too unless SIGTERM
 /// waits for Enter, which the probe reads.
 pub fn run_probe(
     settings: &Settings,
+    protocol: Protocol,
     command: &[String],
     sigterm: SigtermWhen,
 ) -> Result<ProbeReport, ProbeError> {
+    run_probe_with(settings, protocol, command, sigterm, Arc::new(PassThrough))
+}
+
+/// [`run_probe`], with `watcher` given the app's output and the run as it goes.
+pub fn run_probe_with(
+    settings: &Settings,
+    protocol: Protocol,
+    command: &[String],
+    sigterm: SigtermWhen,
+    watcher: Arc<dyn Watcher>,
+) -> Result<ProbeReport, ProbeError> {
     let (program, args) = command.split_first().ok_or(ProbeError::NoCommand)?;
-    let collector = Collector::start(CollectorConfig::for_settings(settings))?;
+    let collector = Collector::start(collector_config(settings, protocol))?;
     let stdin = match sigterm {
         SigtermWhen::After(_) => Stdio::inherit(),
         SigtermWhen::OnSignal(_) => Stdio::null(),
+    };
+    let stderr = match watcher.captures_stderr() {
+        true => Stdio::piped(),
+        false => Stdio::inherit(),
     };
     let mut child = Command::new(program)
         .args(args)
         .envs(app_env(settings, &collector))
         .stdin(stdin)
-        // Piped and echoed line by line (`echo_stdout`), to read the app's own count.
+        // Piped and echoed line by line (`echo`), to read the app's own count.
         .stdout(Stdio::piped())
+        .stderr(stderr)
         // A group of its own: the probe's terminal signals (Ctrl-C) are not the app's, and
         // SIGKILL reaches every process the app started, so none is left behind.
         .process_group(0)
@@ -148,44 +237,69 @@ pub fn run_probe(
             program: program.clone(),
             source,
         })?;
-    let started = Instant::now();
-    let echo = child.stdout.take().map(echo_stdout);
+    let (started, pid) = (Instant::now(), child.id());
+    let echoes = [
+        child
+            .stdout
+            .take()
+            .map(|out| echo(out, Stream::Stdout, watcher.clone())),
+        child
+            .stderr
+            .take()
+            .map(|err| echo(err, Stream::Stderr, watcher.clone())),
+    ];
     let grace = Duration::from_millis(settings.shutdown.grace_ms);
-    let watched = watch(&mut child, &collector, started, sigterm, grace);
+    let progress =
+        |w: &Watched| watcher.progress(&report_of(command, pid, w, &collector, grace), &collector);
+    let kill_now = || watcher.kill_now();
+    let watched = watch(
+        &mut child, &collector, started, sigterm, grace, &progress, &kill_now,
+    );
     // Whatever happened, nothing the app started outlives the probe.
-    kill_group(child.id());
-    let spans_ended = echo.and_then(finish_echo);
-    let watched = watched?;
+    kill_group(pid);
+    let mut watched = watched?;
+    progress(&watched);
+    let deadline = Instant::now() + SETTLE;
+    let [stdout, stderr] = echoes.map(|e| e.and_then(|e| finish_echo(e, deadline)));
     wait_settled(&collector);
-    let mut section = section(command, child.id(), &watched, &collector, grace);
-    section.spans_ended = spans_ended;
-    let mut timeline = watched.timeline;
-    timeline.push(sample(&collector, started));
-    let report = ProbeReport {
-        collector: collector.stats(),
-        probe: section,
-        timeline,
-        prediction: None,
-        prediction_error: None,
-    };
+    // Batches accepted at the end get a bounded chance to reach the forward backend, so
+    // the report says what became of them (as `collect` does at its exit).
+    collector.wait_forwarded(FORWARD_DRAIN);
+    watched.timeline.push(sample(&collector, started));
+    let mut report = report_of(command, pid, &watched, &collector, grace);
+    report.probe.spans_ended = stdout.or(stderr);
     collector.shutdown();
     Ok(report)
 }
 
-/// Copies the app's stdout to ours, line by line and byte for byte, and keeps the last
-/// `spans ended: N` it printed (the convention of the seed's test apps). A thread, so the
-/// app never blocks on a full pipe while the watch loop polls.
-fn echo_stdout(from: std::process::ChildStdout) -> std::thread::JoinHandle<Option<u64>> {
+/// The report of what the watch loop has seen so far, with the collector's counts now.
+fn report_of(
+    command: &[String],
+    pid: u32,
+    w: &Watched,
+    collector: &Collector,
+    grace: Duration,
+) -> ProbeReport {
+    let probe = section(command, pid, w, collector, grace);
+    ProbeReport::new(collector.stats(), probe, w.timeline.clone())
+}
+
+/// Passes the app's output to `watcher`, line by line and byte for byte, and keeps the
+/// last `spans ended: N` it printed (the convention of the seed's test apps). A thread, so
+/// the app never blocks on a full pipe while the watch loop polls.
+fn echo(
+    from: impl std::io::Read + Send + 'static,
+    stream: Stream,
+    watcher: Arc<dyn Watcher>,
+) -> std::thread::JoinHandle<Option<u64>> {
     std::thread::spawn(move || {
-        use std::io::{BufRead as _, Write as _};
+        use std::io::BufRead as _;
         let mut reader = std::io::BufReader::new(from);
         let mut line = Vec::new();
         let mut ended = None;
         // Ends at EOF (every process of the app is gone) or a read error.
         while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
-            let mut out = std::io::stdout().lock();
-            // Our stdout closed: keep reading, so the app's writes never block.
-            let _ = out.write_all(&line).and_then(|()| out.flush());
+            watcher.line(stream, &line);
             if let Some(n) = spans_ended_in(&line) {
                 ended = Some(n);
             }
@@ -205,10 +319,9 @@ fn spans_ended_in(line: &[u8]) -> Option<u64> {
         .ok()
 }
 
-/// Waits for the echo to reach the end of the app's output: bounded, because a process
-/// that left the app's group could hold the pipe open; its count is then unknown.
-fn finish_echo(echo: std::thread::JoinHandle<Option<u64>>) -> Option<u64> {
-    let deadline = Instant::now() + SETTLE;
+/// Waits for the echo to reach the end of the app's output: until `deadline`, because a
+/// process that left the app's group could hold the pipe open; its count is then unknown.
+fn finish_echo(echo: std::thread::JoinHandle<Option<u64>>, deadline: Instant) -> Option<u64> {
     while !echo.is_finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -272,10 +385,11 @@ fn before_sigterm(w: &Watched) -> Option<BeforeSigterm> {
 /// What the watch loop saw.
 #[derive(Debug)]
 struct Watched {
-    status: ExitStatus,
+    /// How the app ended, and when; `None` while it runs.
+    status: Option<ExitStatus>,
     sigterm_ms: Option<f64>,
     sigkill_ms: Option<f64>,
-    exit_ms: f64,
+    exit_ms: Option<f64>,
     /// The collector's counts when SIGTERM was sent.
     at_sigterm: Option<CollectorStats>,
     /// The earliest span start among the first spans to arrive, ms since the app started.
@@ -286,21 +400,24 @@ struct Watched {
 }
 
 /// Polls the child every millisecond: sends SIGTERM when due, SIGKILL at the end of the
-/// grace period, samples the collector every 100 ms, until the child has ended.
+/// grace period (or when `kill_now` says so), samples the collector every 100 ms and tells
+/// `progress`, until the child has ended.
 fn watch(
     child: &mut Child,
     collector: &Collector,
     started: Instant,
     sigterm: SigtermWhen,
     grace: Duration,
+    progress: &dyn Fn(&Watched),
+    kill_now: &dyn Fn() -> bool,
 ) -> Result<Watched, ProbeError> {
     let pid = child.id();
     let ms = |at: Instant| at.saturating_duration_since(started).as_secs_f64() * 1000.0;
     let mut w = Watched {
-        status: ExitStatus::from_raw(0),
+        status: None,
         sigterm_ms: None,
         sigkill_ms: None,
-        exit_ms: 0.0,
+        exit_ms: None,
         at_sigterm: None,
         first_span_start_ms: None,
         ended_per_s: None,
@@ -314,7 +431,7 @@ fn watch(
             .try_wait()
             .map_err(|source| ProbeError::Wait { pid, source })?
         {
-            (w.status, w.exit_ms) = (status, ms(now));
+            (w.status, w.exit_ms) = (Some(status), Some(ms(now)));
             return Ok(w);
         }
         if sigterm_at.is_none() && sigterm_due(&sigterm, now - started) {
@@ -324,22 +441,24 @@ fn watch(
             sigterm_at = Some(now);
             w.sigterm_ms = Some(ms(now));
         }
-        if let Some(at) = sigterm_at
-            && w.sigkill_ms.is_none()
-            && now >= at + grace
-        {
-            // As the platform does at the deadline: every process of the app, at once.
+        let deadline = sigterm_at.is_some_and(|at| now >= at + grace);
+        if w.sigkill_ms.is_none() && (deadline || kill_now()) {
+            // As the platform does at the deadline: every process of the app, at once (and
+            // at once when the watcher is going away: nobody is left to watch a shutdown).
             kill_group(pid);
             w.sigkill_ms = Some(ms(now));
         }
-        if now >= next_sample && w.timeline.len() < MAX_SAMPLES {
+        if now >= next_sample {
             let sampled = sample(collector, started);
             if w.first_span_start_ms.is_none() && sampled.spans_received > 0 {
                 w.first_span_start_ms = first_span_start(collector)
                     .map(|ns| ns.saturating_sub(started_unix_ns) as f64 / 1e6);
             }
-            w.timeline.push(sampled);
+            if w.timeline.len() < MAX_SAMPLES {
+                w.timeline.push(sampled);
+            }
             next_sample += SAMPLE_EVERY;
+            progress(&w);
         }
         std::thread::sleep(POLL);
     }
@@ -419,15 +538,21 @@ fn section(
             .map_or(0, |s| f(&end).saturating_sub(f(s)))
     };
     let resource = collector.app_resource().unwrap_or_default();
-    let orphans = collector.orphans();
+    // One pass over the collector's traces: counted once the app has ended, not every
+    // sample while it runs (until then they read 0).
+    let orphans = match w.status {
+        Some(_) => collector.orphans(),
+        None => Default::default(),
+    };
+    let signal = w.status.and_then(|s| s.signal());
     ProbeSection {
         command: command.to_vec(),
         pid,
-        exit_code: w.status.code(),
-        killed: w.sigkill_ms.is_some() && w.status.signal() == Some(libc::SIGKILL),
-        signal: w.status.signal(),
+        exit_code: w.status.and_then(|s| s.code()),
+        killed: w.sigkill_ms.is_some() && signal == Some(libc::SIGKILL),
+        signal,
         sigterm_ms: w.sigterm_ms,
-        exit_ms: Some(w.exit_ms),
+        exit_ms: w.exit_ms,
         sigkill_ms: w.sigkill_ms,
         grace_ms: u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
         spans_after_sigterm: after(|s| s.spans_received),
@@ -455,8 +580,9 @@ fn section(
 mod tests {
     use super::*;
 
-    /// The protocol check: unset and the HTTP encodings pass, gRPC is refused naming the
-    /// variable the app set, and the traces-only variable wins as in the SDKs.
+    /// The protocol check: unset and the HTTP encodings are HTTP, `grpc` is gRPC, anything
+    /// else is refused naming the variable the app set, and the traces-only variable wins
+    /// as in the SDKs.
     #[test]
     fn protocols_the_collector_takes() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
@@ -467,18 +593,59 @@ mod tests {
                     .map(|(_, v)| v.to_string())
             }
         };
-        assert!(check_protocol(&env(&[])).is_ok());
-        assert!(check_protocol(&env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")])).is_ok());
-        let err = check_protocol(&env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])).unwrap_err();
+        assert_eq!(check_protocol(&env(&[])).unwrap(), Protocol::Http);
+        let json = env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]);
+        assert_eq!(check_protocol(&json).unwrap(), Protocol::Http);
+        let grpc = env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", " grpc ")]);
+        assert_eq!(check_protocol(&grpc).unwrap(), Protocol::Grpc);
+        let err = check_protocol(&env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift")])).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "OTEL_EXPORTER_OTLP_PROTOCOL=grpc: the embedded collector takes http/protobuf, \
-             http/json"
+            "OTEL_EXPORTER_OTLP_PROTOCOL=thrift: expected one of http/protobuf, http/json, grpc"
         );
         let both = env(&[
             ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
         ]);
-        assert!(check_protocol(&both).is_ok());
+        assert_eq!(check_protocol(&both).unwrap(), Protocol::Http);
+        let traces_grpc = env(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ]);
+        assert_eq!(check_protocol(&traces_grpc).unwrap(), Protocol::Grpc);
+    }
+
+    /// A gRPC app's endpoint variables name the gRPC listener, with no path; an HTTP app's
+    /// the HTTP one, the traces variable with `/v1/traces`.
+    #[test]
+    fn the_endpoint_matches_the_protocol() {
+        let settings = Settings::default();
+        let find = |vars: &[(String, String)], name: &str| {
+            vars.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        let grpc = Collector::start(collector_config(&settings, Protocol::Grpc)).unwrap();
+        let addr = grpc.grpc_addr().expect("a gRPC listener");
+        assert!(addr.ip().is_loopback() && addr.port() != 0);
+        let vars = app_env(&settings, &grpc);
+        for var in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ] {
+            assert_eq!(find(&vars, var), format!("http://{addr}"), "{var}");
+        }
+        let http = Collector::start(collector_config(&settings, Protocol::Http)).unwrap();
+        assert_eq!(http.grpc_addr(), None);
+        let vars = app_env(&settings, &http);
+        assert_eq!(
+            find(&vars, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+            http.traces_endpoint()
+        );
+        assert_eq!(
+            find(&vars, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            format!("http://{}", http.addr())
+        );
     }
 }
