@@ -673,6 +673,15 @@ fn bursty() -> Settings {
     s
 }
 
+/// A live window on `bursty` traffic, running, with the What-if tab open.
+fn what_if_on_bursty() -> Harness<'static, GraceApp> {
+    let mut h = live(bursty());
+    wait_for_snapshot(&mut h, "the session to run", running);
+    h.get_by_label("What if (virtual time)").click_accesskit();
+    h.step();
+    h
+}
+
 fn swept(s: &Snapshot) -> Option<Arc<SweepResult>> {
     s.what_if.sweep.last.clone()
 }
@@ -702,10 +711,7 @@ fn taken_and_swept_again(
 
 #[test]
 fn what_if_sweeps_the_queue_in_virtual_time_and_a_cell_applies_live() {
-    let mut h = live(bursty());
-    wait_for_snapshot(&mut h, "the session to run", running);
-    h.get_by_label("What if (virtual time)").click_accesskit();
-    h.step();
+    let mut h = what_if_on_bursty();
     assert_eq!(h.state().centre, Centre::WhatIf);
     // The range the person types: 16 to 4096, 9 values (geometric: it spans decades).
     let form = &mut h.state_mut().what_if.first;
@@ -769,10 +775,7 @@ fn queue_axis() -> whatif::Axis {
 
 #[test]
 fn what_if_draws_a_heatmap_of_two_knobs_and_a_clicked_cell_applies_both_live() {
-    let mut h = live(bursty());
-    wait_for_snapshot(&mut h, "the session to run", running);
-    h.get_by_label("What if (virtual time)").click_accesskit();
-    h.step();
+    let mut h = what_if_on_bursty();
     // The "and" knob, chosen as a person does: open its list and pick the sample rate.
     h.get_by_label("and").click();
     h.run();
@@ -909,10 +912,7 @@ fn snapshot_of_the_what_if_view() {
 
 #[test]
 fn the_advisor_in_the_window_recommends_a_queue_and_its_apply_reaches_the_runner() {
-    let mut h = live(bursty());
-    wait_for_snapshot(&mut h, "the session to run", running);
-    h.get_by_label("What if (virtual time)").click_accesskit();
-    h.step();
+    let mut h = what_if_on_bursty();
     h.get_by_label("Advise").click_accesskit();
     h.step();
     wait_for_snapshot(&mut h, "the advice", |s| {
