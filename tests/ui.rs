@@ -853,6 +853,23 @@ fn fixed_costs() -> gracetrace::sim::Costs {
     }
 }
 
+/// The What-if tab of a fixed finished run, its form holding `request` and showing
+/// `sweep` (and `advice`), with no frame time so the picture is the same on every run.
+fn what_if_window(
+    request: &whatif::Request,
+    sweep: SweepResult,
+    advice: Option<whatif::AdviceResult>,
+) -> Harness<'static, GraceApp> {
+    let mut snapshot = finished_run();
+    snapshot.what_if.sweep.last = Some(Arc::new(sweep));
+    snapshot.what_if.advice.last = advice.map(Arc::new);
+    let mut app = GraceApp::fixed(snapshot);
+    app.show_frame_time = false;
+    app.centre = Centre::WhatIf;
+    app.what_if = whatif_form::Form::for_request(request);
+    fixed_window(app)
+}
+
 /// The heatmap of the queue against the grace period, simulated here with fixed export
 /// costs so the picture is the same on every run: small queues drop to a full queue
 /// (amber), short graces lose what is queued at SIGKILL (red).
@@ -872,13 +889,7 @@ fn snapshot_of_the_what_if_heatmap() {
     let sweep = sweep.expect("the sweep runs");
     assert!(sweep.points.iter().any(|p| p.dropped_queue_full > 0));
     assert!(sweep.points.iter().any(|p| p.lost_at_kill > 0));
-    let mut snapshot = finished_run();
-    snapshot.what_if.sweep.last = Some(Arc::new(sweep));
-    let mut app = GraceApp::fixed(snapshot);
-    app.show_frame_time = false;
-    app.centre = Centre::WhatIf;
-    app.what_if = whatif_form::Form::for_request(&request);
-    let mut h = fixed_window(app);
+    let mut h = what_if_window(&request, sweep, None);
     h.snapshot_options("whatif_heatmap", &snapshot_options());
     assert!(
         h.query_by_label_contains("max_queue_size 2048, grace_ms 2000: ")
@@ -896,14 +907,7 @@ fn snapshot_of_the_what_if_view() {
     let sweep = whatif::sweep(&request, &on, costs, &|_, _| {}).expect("the sweep runs");
     let advice = whatif::advise(&on, costs, Some(0.30)).expect("the advisor runs");
     assert!(!advice.recommendations.is_empty(), "{}", advice.text);
-    let mut snapshot = finished_run();
-    snapshot.what_if.sweep.last = Some(Arc::new(sweep));
-    snapshot.what_if.advice.last = Some(Arc::new(advice));
-    let mut app = GraceApp::fixed(snapshot);
-    app.show_frame_time = false;
-    app.centre = Centre::WhatIf;
-    app.what_if = whatif_form::Form::for_request(&request);
-    let mut h = fixed_window(app);
+    let mut h = what_if_window(&request, sweep, Some(advice));
     h.snapshot_options("whatif_sweep", &snapshot_options());
     assert!(h.query_by_label("Apply 2048").is_some());
     let advised = h.query_all_by_label_contains("Apply batch.").count();
