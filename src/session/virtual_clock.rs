@@ -10,15 +10,20 @@ use crate::sim::{self, SimError, SimOutcome};
 use super::SessionError;
 
 /// The real run the costs are measured from: 1,000 spans/s (200 requests x 5 spans) for
-/// 1.5 s against the healthy embedded collector, batches leaving every 100 ms so their
-/// sizes vary (the fit needs more than one size).
-const CALIBRATION_RUN: [(&str, &str); 7] = [
+/// 1.5 s against the healthy embedded collector, batches leaving every 5 ms (a few spans
+/// each, as on a tiny queue) and a burst of 500 spans every half second (batches of
+/// hundreds), so the fit sees the sizes it is used for at both ends. With batches of
+/// about 100 spans only, the fitted cost of a one-span export was two to four times what
+/// a one-span export really took, and scenarios with tiny queues exported too little.
+const CALIBRATION_RUN: [(&str, &str); 9] = [
     ("workload.duration_s", "1.5"),
     ("workload.rate_per_s", "200"),
     ("workload.extra_spans", "2"),
     ("workload.inference_ms", "1"),
     ("workload.upload_ms", "0"),
-    ("batch.schedule_delay_ms", "100"),
+    ("workload.burst_every_s", "0.5"),
+    ("workload.burst_size", "100"),
+    ("batch.schedule_delay_ms", "5"),
     ("tracing.sample_rate", "1"),
 ];
 
@@ -48,24 +53,38 @@ pub fn calibrate() -> Result<Calibration, SessionError> {
     })
 }
 
-/// Least squares of duration on spans; a negative slope (noise) falls back to the mean.
+/// Theil-Sen line of duration on spans: the median of the slopes between every two
+/// exports of different sizes, and the median intercept under it. Medians, because a
+/// few exports of a real run are preempted and take ten times the rest, which pulled a
+/// least-squares line wherever they fell. A negative slope (noise) counts as 0.
 fn fit(points: &[(f64, f64, u64)]) -> Option<Calibration> {
-    let n = points.len() as f64;
     let spans: f64 = points.iter().map(|p| p.0).sum();
     if points.len() < 2 || spans <= 0.0 {
         return None;
     }
-    let (mx, my) = (spans / n, points.iter().map(|p| p.1).sum::<f64>() / n);
-    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    let slope = if sxx > 0.0 { (sxy / sxx).max(0.0) } else { 0.0 };
+    let mut slopes: Vec<f64> = Vec::new();
+    for (i, a) in points.iter().enumerate() {
+        for b in &points[i + 1..] {
+            if a.0 != b.0 {
+                slopes.push((b.1 - a.1) / (b.0 - a.0));
+            }
+        }
+    }
+    let slope = median(&mut slopes).unwrap_or(0.0).max(0.0);
+    let mut intercepts: Vec<f64> = points.iter().map(|p| p.1 - slope * p.0).collect();
+    let intercept = median(&mut intercepts)?;
     let bytes: u64 = points.iter().map(|p| p.2).sum();
     Some(Calibration {
         bytes_per_span: bytes as f64 / spans,
-        per_batch_ms: (my - slope * mx).max(0.0),
+        per_batch_ms: intercept.max(0.0),
         per_span_ms: slope,
         exports_measured: points.len() as u64,
     })
+}
+
+fn median(values: &mut [f64]) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
 }
 
 /// A simulated run's spans as the report writes them (`sweep` writes them so too).
@@ -109,5 +128,16 @@ mod tests {
         assert!((c.per_span_ms - 0.01).abs() < 1e-9 && (c.per_batch_ms - 2.0).abs() < 1e-9);
         assert_eq!(c.bytes_per_span, 100.0);
         assert!(fit(&points[..1]).is_none());
+    }
+
+    #[test]
+    fn a_preempted_export_does_not_move_the_fit() {
+        let mut points: Vec<(f64, f64, u64)> = (1..=20)
+            .map(|n| (n as f64 * 10.0, 0.5 + 0.01 * n as f64 * 10.0, 1_000))
+            .collect();
+        points.push((10.0, 40.0, 1_000)); // a thread that waited for a core
+        let c = fit(&points).unwrap();
+        assert!((c.per_batch_ms - 0.5).abs() < 1e-9, "{c:?}");
+        assert!((c.per_span_ms - 0.01).abs() < 1e-9, "{c:?}");
     }
 }
