@@ -47,13 +47,16 @@ impl Draws {
         }
     }
 
-    /// The next draw of `stream`, in `[0, 1)`.
-    pub(crate) fn next(&self, stream: Stream) -> f64 {
-        let counter = match stream {
-            Stream::Jitter => &self.jitter,
-            Stream::InjectedError => &self.error,
-        };
-        draws::unit(self.seed, stream, counter.fetch_add(1, Relaxed))
+    /// The next request's jitter draw, in `[0, 1)`.
+    pub(crate) fn next_jitter(&self) -> f64 {
+        let n = self.jitter.fetch_add(1, Relaxed);
+        draws::unit(self.seed, Stream::Jitter, n)
+    }
+
+    /// The next decoded request's error draw, in `[0, 1)`.
+    pub(crate) fn next_error(&self) -> f64 {
+        let n = self.error.fetch_add(1, Relaxed);
+        draws::unit(self.seed, Stream::InjectedError, n)
     }
 }
 

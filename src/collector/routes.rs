@@ -26,7 +26,6 @@ use super::Shared;
 use super::decode::{self, Decoded, Reason, Rejection, RequestMeta};
 use super::forward::Batch;
 use super::store::{Counters, StoredTrace, Verdict, sorted};
-use crate::config::draws::Stream;
 
 /// After a body passes `max_body_bytes`, this much more is read and thrown away before the
 /// connection is closed. Closing a socket with unread data makes the kernel send RST, and the
@@ -196,7 +195,7 @@ async fn wait_for_faults(shared: &Shared, runner: Option<u64>) {
         _ = wait_black_hole_off(shared) => {}
         _ = &mut killed => return,
     }
-    let jitter = shared.draws.next(Stream::Jitter);
+    let jitter = shared.draws.next_jitter();
     let delay = shared.faults.borrow().delay_for(jitter);
     if !delay.is_zero() {
         tokio::select! {

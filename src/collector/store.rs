@@ -18,7 +18,6 @@ use super::decode::{Decoded, Reason, Rejection, RequestMeta};
 use super::faults::{Draws, Faults, TokenBucket};
 use super::otlp::hex;
 use super::window::{FifoMap, FifoSet};
-use crate::config::draws::Stream;
 use crate::record::{AppResource, Orphans};
 
 /// How many (trace id, span id) pairs the duplicate check remembers. A span re-sent after
@@ -393,7 +392,7 @@ impl Store {
             }
         };
 
-        if faults.injects_error(draws.next(Stream::InjectedError)) {
+        if faults.injects_error(draws.next_error()) {
             let status = faults.error_status;
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             let mut r = Rejection::new(

@@ -1,7 +1,8 @@
 //! Reproducible pseudo-random draws, shared by the real pipeline and the virtual clock.
 //!
 //! A scenario's randomness beyond its arrival times (which request's trace is sampled,
-//! which export gets an injected error, how much jitter it waits) is a pure function of
+//! which export gets an injected error, how much jitter it waits, how long the python
+//! exporter backs off) is a pure function of
 //! the scenario's seed and an ordinal, so the threaded run and the simulator draw the
 //! same values in the same order and can be compared run for run, not only on average.
 
@@ -21,6 +22,8 @@ pub enum Stream {
     Jitter = 1,
     /// Whether the collector injects an error, one per request it decodes.
     InjectedError = 2,
+    /// The python exporter's backoff factor, one per failed try of an export.
+    PythonBackoff = 3,
 }
 
 /// The `ordinal`-th draw of `stream` under `seed`, uniform in `[0, 1)`.

@@ -10,7 +10,7 @@ use rand::Rng;
 use super::{Event, Sim};
 use crate::config::draws::{self, Stream};
 use crate::telemetry::rules::retry::{
-    Answer, Next, RUST_MAX_JITTER_MS, RustRetry, python_backoff, python_next,
+    Answer, Next, RUST_MAX_JITTER_MS, RustRetry, python_backoff, python_backoff_factor, python_next,
 };
 
 /// What the backend will do with the attempt in flight.
@@ -73,6 +73,7 @@ pub(super) struct Exporter {
     /// Jitter and injected-error draws taken so far: the collector's `Draws` ordinals.
     jitter_draws: u64,
     error_draws: u64,
+    backoff_draws: u64,
     /// The exporter was shut down: a retry wait ends the export (python).
     pub(super) shutting_down: bool,
 }
@@ -189,7 +190,14 @@ impl Sim<'_> {
                 self.exporter.current = Some(export);
                 return self.attempt();
             }
-            let backoff = python_backoff(export.retry_num, self.rng.random_range(0.8..=1.2));
+            // The n-th failed try's draw, as the threaded exporter's (`telemetry/wire.rs`).
+            let u = draws::unit(
+                self.settings.workload.seed,
+                Stream::PythonBackoff,
+                self.exporter.backoff_draws,
+            );
+            self.exporter.backoff_draws += 1;
+            let backoff = python_backoff(export.retry_num, python_backoff_factor(u));
             let left = (export.started + self.timeout()).saturating_sub(self.now);
             python_next(
                 export.retry_num,

@@ -350,7 +350,12 @@ impl Pipeline {
         }
         let id = self.next_generation.fetch_add(1, Relaxed);
         let semantics = settings.tracing.semantics;
-        let exporter = self.build_exporter(id, semantics, settings.exporter.timeout_ms)?;
+        let exporter = self.build_exporter(
+            id,
+            semantics,
+            settings.exporter.timeout_ms,
+            settings.workload.seed,
+        )?;
         let formula = match semantics {
             Semantics::Python => RatioFormula::Python,
             Semantics::Rust | Semantics::Sdk => RatioFormula::Rust,
@@ -386,6 +391,7 @@ impl Pipeline {
         generation: u64,
         semantics: Semantics,
         timeout_ms: u64,
+        seed: u64,
     ) -> Result<Exporter, PipelineError> {
         let timeout = Duration::from_millis(timeout_ms);
         let probe = Arc::new(ExportProbe::default());
@@ -401,6 +407,8 @@ impl Pipeline {
             record: self.record.clone(),
             probe: probe.clone(),
             life: self.life.clone(),
+            seed,
+            backoff_draws: AtomicU64::new(0),
         };
         let otlp = opentelemetry_otlp::SpanExporter::builder()
             .with_http()

@@ -19,7 +19,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Request, Response};
 use opentelemetry_http::{HttpClient, HttpError};
-use rand::Rng;
 
 use crate::record::Record;
 use crate::record::wire::{REQUEST_ID_HEADER, RUNNER_HEADER};
@@ -130,7 +129,10 @@ pub enum RetryRules {
     Python,
 }
 
-use super::rules::retry::{Answer, Next, PYTHON_MAX_TRIES, python_backoff, python_next};
+use super::rules::retry::{
+    Answer, Next, PYTHON_MAX_TRIES, python_backoff, python_backoff_factor, python_next,
+};
+use crate::config::draws::{self, Stream};
 
 #[derive(Debug)]
 pub struct WireClient {
@@ -142,6 +144,10 @@ pub struct WireClient {
     pub record: Arc<Record>,
     pub probe: Arc<ExportProbe>,
     pub life: Arc<RunnerLife>,
+    /// The scenario's seed and the python backoff draws taken so far: the n-th failed
+    /// try backs off by the n-th draw, as in the simulator (`config::draws`).
+    pub seed: u64,
+    pub backoff_draws: AtomicU64,
 }
 
 /// How one attempt ended when no HTTP answer came.
@@ -216,8 +222,6 @@ impl WireClient {
     async fn send_python(&self, request: &Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
         let deadline = Instant::now() + self.timeout;
         for retry_num in 0..PYTHON_MAX_TRIES {
-            // l. 183: backoff_seconds = 2**retry_num * random.uniform(0.8, 1.2)
-            let backoff = python_backoff(retry_num, rand::rng().random_range(0.8..=1.2));
             let remaining = deadline
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1));
@@ -232,6 +236,11 @@ impl WireClient {
                 Err(AttemptError::Connection(_)) => Answer::Connection,
                 Err(AttemptError::Timeout(_) | AttemptError::Killed) => Answer::Timeout,
             };
+            // l. 183: backoff_seconds = 2**retry_num * random.uniform(0.8, 1.2). Drawn
+            // here, once per failed try, so the draws line up with the simulator's.
+            let draw = self.backoff_draws.fetch_add(1, Relaxed);
+            let u = draws::unit(self.seed, Stream::PythonBackoff, draw);
+            let backoff = python_backoff(retry_num, python_backoff_factor(u));
             let left = deadline.saturating_duration_since(Instant::now());
             let shutting_down = self.probe.shutdown.load(Relaxed);
             // l. 201-214, the one rule book the simulator follows too.

@@ -38,6 +38,12 @@ pub fn python_backoff(retry_num: i32, factor: f64) -> Duration {
     Duration::from_secs_f64(2f64.powi(retry_num) * factor)
 }
 
+/// `random.uniform(0.8, 1.2)` from a draw `u` in `[0, 1)` (`config::draws`): the threaded
+/// exporter and the simulator take the n-th failed attempt's factor from the same draw.
+pub fn python_backoff_factor(u: f64) -> f64 {
+    0.8 + 0.4 * u
+}
+
 /// `_is_retryable` (`_common/__init__.py` l. 26-31): 408 and 5xx, not 429; a
 /// `ConnectionError` is retried, a read timeout is not (`export` l. 188-191).
 pub fn python_retryable(answer: Answer) -> bool {
