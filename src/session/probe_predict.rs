@@ -6,7 +6,9 @@
 //! probe's command takes it as a function so that neither names the other.
 
 use crate::config::{Semantics, Settings, Source};
-use crate::record::probe::{PredictedSpans, Prediction, PredictionInputs, ProbeReport};
+use crate::record::probe::{
+    BeforeSigterm, PredictedSpans, Prediction, PredictionInputs, ProbeReport,
+};
 use crate::sim::SimError;
 
 use super::SessionError;
@@ -78,21 +80,7 @@ fn simulated(
     if before.spans == 0 {
         return Err(PredictError::NothingArrived);
     }
-    let arrivals = (before.first_arrival_ms, before.last_arrival_ms);
-    let (spans_per_s, rate_measured) = match (before.ended_per_s, arrivals) {
-        (Some(rate), _) if rate.is_finite() && rate > 0.0 => (
-            rate,
-            "from the end times of the spans received before SIGTERM",
-        ),
-        (_, (Some(first), Some(last))) if last > first => (
-            (before.spans - before.spans_at_first_arrival) as f64 / ((last - first) / 1000.0),
-            "between the first and the last export before SIGTERM",
-        ),
-        _ => (
-            before.spans as f64 / (sigterm_ms / 1000.0).max(0.001),
-            "over the whole time before SIGTERM (one export arrived): a lower bound",
-        ),
-    };
+    let (spans_per_s, rate_measured) = measured_rate(before, sigterm_ms);
     // The app's traffic began about when the first arrival's spans began to end (an app
     // takes a while to start): the simulation starts there, not at the app's start.
     let from_arrival = before.first_arrival_ms.map_or(0.0, |first| {
@@ -155,6 +143,27 @@ fn simulated(
         schedule_delay_ms: settings.batch.schedule_delay_ms,
     };
     Ok((s, inputs))
+}
+
+/// The app's spans per second before SIGTERM, and how it was measured: from the spans'
+/// own end times when the collector has them, else between the first and last export,
+/// else over the whole time before SIGTERM (a lower bound).
+fn measured_rate(before: &BeforeSigterm, sigterm_ms: f64) -> (f64, &'static str) {
+    let arrivals = (before.first_arrival_ms, before.last_arrival_ms);
+    match (before.ended_per_s, arrivals) {
+        (Some(rate), _) if rate.is_finite() && rate > 0.0 => (
+            rate,
+            "from the end times of the spans received before SIGTERM",
+        ),
+        (_, (Some(first), Some(last))) if last > first => (
+            (before.spans - before.spans_at_first_arrival) as f64 / ((last - first) / 1000.0),
+            "between the first and the last export before SIGTERM",
+        ),
+        _ => (
+            before.spans as f64 / (sigterm_ms / 1000.0).max(0.001),
+            "over the whole time before SIGTERM (one export arrived): a lower bound",
+        ),
+    }
 }
 
 /// What the estimate cannot know, for the report.
