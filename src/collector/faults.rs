@@ -5,11 +5,10 @@
 //! from the UI thread is seen by the very next request (and, for `outage`, by the accept loop
 //! at once) without any request having to poll for it.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 pub use crate::config::Faults;
-use crate::config::draws::{self, Stream};
+use crate::config::draws::{Sequence, Stream};
 
 impl Faults {
     /// The delay for a request whose jitter draw is `u`: drawn per request so that jitter
@@ -29,34 +28,20 @@ impl Faults {
 
 /// The collector's fault draws, in the order requests reach each decision: the
 /// `n`-th request answered gets the `n`-th jitter draw, the `n`-th decoded one the `n`-th
-/// error draw ([`draws::unit`]). Seeded with the scenario's seed, the same sequence the
-/// virtual clock draws (`sim::exporter`), so both inject the same errors in the same order.
+/// error draw. Seeded with the scenario's seed, the same sequences the virtual clock
+/// draws (`sim::exporter`), so both inject the same errors in the same order.
 #[derive(Debug)]
 pub(crate) struct Draws {
-    seed: u64,
-    jitter: AtomicU64,
-    error: AtomicU64,
+    pub(crate) jitter: Sequence,
+    pub(crate) error: Sequence,
 }
 
 impl Draws {
     pub(crate) fn new(seed: u64) -> Draws {
         Draws {
-            seed,
-            jitter: AtomicU64::new(0),
-            error: AtomicU64::new(0),
+            jitter: Sequence::new(seed, Stream::Jitter),
+            error: Sequence::new(seed, Stream::InjectedError),
         }
-    }
-
-    /// The next request's jitter draw, in `[0, 1)`.
-    pub(crate) fn next_jitter(&self) -> f64 {
-        let n = self.jitter.fetch_add(1, Relaxed);
-        draws::unit(self.seed, Stream::Jitter, n)
-    }
-
-    /// The next decoded request's error draw, in `[0, 1)`.
-    pub(crate) fn next_error(&self) -> f64 {
-        let n = self.error.fetch_add(1, Relaxed);
-        draws::unit(self.seed, Stream::InjectedError, n)
     }
 }
 

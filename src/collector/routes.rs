@@ -195,7 +195,7 @@ async fn wait_for_faults(shared: &Shared, runner: Option<u64>) {
         _ = wait_black_hole_off(shared) => {}
         _ = &mut killed => return,
     }
-    let jitter = shared.draws.next_jitter();
+    let jitter = shared.draws.jitter.next();
     let delay = shared.faults.borrow().delay_for(jitter);
     if !delay.is_zero() {
         tokio::select! {

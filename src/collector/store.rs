@@ -392,7 +392,7 @@ impl Store {
             }
         };
 
-        if faults.injects_error(draws.next_error()) {
+        if faults.injects_error(draws.error.next()) {
             let status = faults.error_status;
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             let mut r = Rejection::new(

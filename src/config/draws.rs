@@ -6,6 +6,8 @@
 //! the scenario's seed and an ordinal, so the threaded run and the simulator draw the
 //! same values in the same order and can be compared run for run, not only on average.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 /// One round of splitmix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number
 /// generators", 2014): consecutive inputs give unrelated outputs.
 pub fn splitmix64(x: u64) -> u64 {
@@ -24,6 +26,31 @@ pub enum Stream {
     InjectedError = 2,
     /// The python exporter's backoff factor, one per failed try of an export.
     PythonBackoff = 3,
+}
+
+/// One stream's draws in the order they are taken: the n-th [`Sequence::next`] is
+/// `unit(seed, stream, n)`. The count is atomic, so the collector's request tasks share
+/// one sequence; the simulator holds its own of the same streams.
+#[derive(Debug)]
+pub struct Sequence {
+    seed: u64,
+    stream: Stream,
+    taken: AtomicU64,
+}
+
+impl Sequence {
+    pub fn new(seed: u64, stream: Stream) -> Sequence {
+        Sequence {
+            seed,
+            stream,
+            taken: AtomicU64::new(0),
+        }
+    }
+
+    /// The next draw, in `[0, 1)`.
+    pub fn next(&self) -> f64 {
+        unit(self.seed, self.stream, self.taken.fetch_add(1, Relaxed))
+    }
 }
 
 /// The `ordinal`-th draw of `stream` under `seed`, uniform in `[0, 1)`.
@@ -57,5 +84,7 @@ mod tests {
             (2_750..=3_250).contains(&below),
             "{below} of 10,000 below 0.3"
         );
+        let sequence = Sequence::new(1, Stream::InjectedError);
+        assert_eq!([sequence.next(), sequence.next()], [draws[0], draws[1]]);
     }
 }

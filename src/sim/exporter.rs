@@ -8,7 +8,7 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::{Event, Sim};
-use crate::config::draws::{self, Stream};
+use crate::config::draws::{Sequence, Stream};
 use crate::telemetry::rules::retry::{
     Answer, Next, RUST_MAX_JITTER_MS, RustRetry, python_backoff, python_backoff_factor, python_next,
 };
@@ -65,17 +65,32 @@ impl Bucket {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Exporter {
     epoch: u64,
     current: Option<Export>,
     bucket: Bucket,
-    /// Jitter and injected-error draws taken so far: the collector's `Draws` ordinals.
-    jitter_draws: u64,
-    error_draws: u64,
-    backoff_draws: u64,
+    /// The collector's jitter and injected-error draws (`collector::faults::Draws`) and
+    /// the python exporter's backoff draws (`telemetry/wire.rs`), the same sequences.
+    jitter: Sequence,
+    error: Sequence,
+    backoff: Sequence,
     /// The exporter was shut down: a retry wait ends the export (python).
     pub(super) shutting_down: bool,
+}
+
+impl Exporter {
+    pub(super) fn new(seed: u64) -> Exporter {
+        Exporter {
+            epoch: 0,
+            current: None,
+            bucket: Bucket::default(),
+            jitter: Sequence::new(seed, Stream::Jitter),
+            error: Sequence::new(seed, Stream::InjectedError),
+            backoff: Sequence::new(seed, Stream::PythonBackoff),
+            shutting_down: false,
+        }
+    }
 }
 
 impl Sim<'_> {
@@ -119,13 +134,7 @@ impl Sim<'_> {
         } else {
             // The collector draws a jitter for every request it answers (`collector/faults.rs`,
             // `Draws`): the same draw of the same sequence.
-            let u = draws::unit(
-                self.settings.workload.seed,
-                Stream::Jitter,
-                self.exporter.jitter_draws,
-            );
-            self.exporter.jitter_draws += 1;
-            let jitter = faults.jitter_for(u);
+            let jitter = faults.jitter_for(self.exporter.jitter.next());
             let cost = self.costs.per_batch_ms + self.costs.per_span_ms * export.spans as f64;
             let takes = Duration::from_millis(faults.latency_ms + jitter)
                 + Duration::from_secs_f64(cost.max(0.0) / 1000.0);
@@ -145,13 +154,7 @@ impl Sim<'_> {
     /// error draw is the collector's next one.
     fn decide(&mut self, spans: u64) -> Answer {
         let faults = &self.settings.collector;
-        let u = draws::unit(
-            self.settings.workload.seed,
-            Stream::InjectedError,
-            self.exporter.error_draws,
-        );
-        self.exporter.error_draws += 1;
-        if faults.injects_error(u) {
+        if faults.injects_error(self.exporter.error.next()) {
             let retry_after = match faults.error_status {
                 429 | 503 => faults.retry_after_s,
                 _ => None,
@@ -191,12 +194,7 @@ impl Sim<'_> {
                 return self.attempt();
             }
             // The n-th failed try's draw, as the threaded exporter's (`telemetry/wire.rs`).
-            let u = draws::unit(
-                self.settings.workload.seed,
-                Stream::PythonBackoff,
-                self.exporter.backoff_draws,
-            );
-            self.exporter.backoff_draws += 1;
+            let u = self.exporter.backoff.next();
             let backoff = python_backoff(export.retry_num, python_backoff_factor(u));
             let left = (export.started + self.timeout()).saturating_sub(self.now);
             python_next(

@@ -226,7 +226,7 @@ impl<'a> Sim<'a> {
             spans: SpanCounts::default(),
             traffic: traffic::Traffic::new(settings, Schedule::new(&settings.workload)),
             processor: processor::Processor::new(settings),
-            exporter: exporter::Exporter::default(),
+            exporter: exporter::Exporter::new(settings.workload.seed),
             life: lifecycle::Life::default(),
             out: SimOutcome::default(),
         }

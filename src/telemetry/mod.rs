@@ -31,6 +31,7 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider,
 };
 
+use crate::config::draws::{Sequence, Stream};
 use crate::config::{BatchSettings, Semantics, Settings};
 pub use error::{FlushError, PipelineError};
 
@@ -407,8 +408,7 @@ impl Pipeline {
             record: self.record.clone(),
             probe: probe.clone(),
             life: self.life.clone(),
-            seed,
-            backoff_draws: AtomicU64::new(0),
+            backoff: Sequence::new(seed, Stream::PythonBackoff),
         };
         let otlp = opentelemetry_otlp::SpanExporter::builder()
             .with_http()

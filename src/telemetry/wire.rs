@@ -132,7 +132,7 @@ pub enum RetryRules {
 use super::rules::retry::{
     Answer, Next, PYTHON_MAX_TRIES, python_backoff, python_backoff_factor, python_next,
 };
-use crate::config::draws::{self, Stream};
+use crate::config::draws::Sequence;
 
 #[derive(Debug)]
 pub struct WireClient {
@@ -144,10 +144,9 @@ pub struct WireClient {
     pub record: Arc<Record>,
     pub probe: Arc<ExportProbe>,
     pub life: Arc<RunnerLife>,
-    /// The scenario's seed and the python backoff draws taken so far: the n-th failed
-    /// try backs off by the n-th draw, as in the simulator (`config::draws`).
-    pub seed: u64,
-    pub backoff_draws: AtomicU64,
+    /// The python backoff draws, seeded by the scenario: the n-th failed try backs off by
+    /// the n-th draw, as in the simulator (`config::draws`).
+    pub backoff: Sequence,
 }
 
 /// How one attempt ended when no HTTP answer came.
@@ -238,9 +237,7 @@ impl WireClient {
             };
             // l. 183: backoff_seconds = 2**retry_num * random.uniform(0.8, 1.2). Drawn
             // here, once per failed try, so the draws line up with the simulator's.
-            let draw = self.backoff_draws.fetch_add(1, Relaxed);
-            let u = draws::unit(self.seed, Stream::PythonBackoff, draw);
-            let backoff = python_backoff(retry_num, python_backoff_factor(u));
+            let backoff = python_backoff(retry_num, python_backoff_factor(self.backoff.next()));
             let left = deadline.saturating_duration_since(Instant::now());
             let shutting_down = self.probe.shutdown.load(Relaxed);
             // l. 201-214, the one rule book the simulator follows too.
