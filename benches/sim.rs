@@ -14,7 +14,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gracetrace::config::{Settings, Source};
 use gracetrace::session::sweep::{self, Grid, Vary};
 use gracetrace::session::virtual_clock::calibrate;
-use gracetrace::sim::{self, Costs};
+use gracetrace::sim::{self, Calibration};
 
 /// 1,000 requests/s, each a root span, `inference`, `upload` and 2 extra: 5 spans; a
 /// burst of 2,000 requests every 10 s; a backend 300 ms away with up to 100 ms jitter.
@@ -41,11 +41,11 @@ fn traffic(duration_s: &str) -> Settings {
     s
 }
 
-fn costs() -> Costs {
+fn costs() -> Calibration {
     calibrate().unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn hour(c: &mut Criterion, costs: Costs) {
+fn hour(c: &mut Criterion, costs: Calibration) {
     let settings = traffic("3600");
     let once = sim::run(&settings, costs).unwrap_or_else(|e| panic!("{e}"));
     assert!(once.spans.created >= 18_000_000, "{:?}", once.spans);
@@ -60,7 +60,7 @@ fn hour(c: &mut Criterion, costs: Costs) {
     group.finish();
 }
 
-fn sweep_6x6(c: &mut Criterion, costs: Costs) {
+fn sweep_6x6(c: &mut Criterion, costs: Calibration) {
     let settings = traffic("60");
     let varies = [
         "batch.max_queue_size=512..16384x2",

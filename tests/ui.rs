@@ -22,7 +22,7 @@ use gracetrace::record::probe::{
 use gracetrace::record::report::{DeviceReport, Report};
 use gracetrace::record::{ExportEvent, LastImage, Marker, Outcome, Record, Sample};
 use gracetrace::session::app_run::{AppPhase, AppView, LogLine, Stream};
-use gracetrace::session::live::{Phase, Snapshot};
+use gracetrace::session::live::{RunnerState, Snapshot};
 use gracetrace::session::whatif::{self, SweepResult};
 use gracetrace::ui::GraceApp;
 use gracetrace::ui::app::Centre;
@@ -86,7 +86,7 @@ fn wait_for_snapshot(h: &mut Harness<'_, GraceApp>, what: &str, done: impl Fn(&S
 }
 
 fn running(s: &Snapshot) -> bool {
-    s.phase == Phase::Running
+    s.phase == RunnerState::Running
 }
 
 fn created_per_s(h: &Harness<'_, GraceApp>) -> f64 {
@@ -265,12 +265,12 @@ fn choosing_the_model_shows_the_device_and_the_picture_with_its_trace_id() {
 fn press_shutdown(h: &mut Harness<'_, GraceApp>) -> Snapshot {
     h.get_by_label("Shutdown (SIGTERM)").click_accesskit();
     h.step();
-    wait_for_snapshot(h, "the shutdown to start", |s| s.phase != Phase::Running);
+    wait_for_snapshot(h, "the shutdown to start", |s| s.phase != RunnerState::Running);
     assert!(matches!(
         h.state().snapshot().phase,
-        Phase::ShuttingDown { .. } | Phase::Ended
+        RunnerState::ShuttingDown { .. } | RunnerState::Ended
     ));
-    wait_for_snapshot(h, "the shutdown to end", |s| s.phase == Phase::Ended);
+    wait_for_snapshot(h, "the shutdown to end", |s| s.phase == RunnerState::Ended);
     let ended = h.state().snapshot();
     wait_for(h, "one more snapshot, counters at rest", |h| {
         !Arc::ptr_eq(&ended, &h.state().snapshot())
@@ -291,7 +291,7 @@ fn shutdown_exits_within_grace_and_the_counts_add_up() {
         s.report.spans.counts.created >= 100
     });
     let done = press_shutdown(&mut h);
-    assert_eq!(done.phase, Phase::Ended);
+    assert_eq!(done.phase, RunnerState::Ended);
     let shutdown = done.last_shutdown.as_ref().expect("a shutdown report");
     for step in ["sigterm", "handle_exit", "flush_start", "flush_end", "exit"] {
         assert!(marker(&done, step), "timeline has {step}");
@@ -314,7 +314,7 @@ fn shutdown_exits_within_grace_and_the_counts_add_up() {
     h.get_by_label("Start new runner").click_accesskit();
     h.step();
     wait_for_snapshot(&mut h, "runner 2 to run", |s| {
-        s.phase == Phase::Running && s.runner_id == 2
+        s.phase == RunnerState::Running && s.runner_id == 2
     });
     assert_eq!(h.state().snapshot().runner_id, 2);
 }
@@ -494,7 +494,7 @@ fn finished_run() -> Snapshot {
     };
     Snapshot {
         report,
-        phase: Phase::Ended,
+        phase: RunnerState::Ended,
         last_shutdown: Some(shutdown),
         runner_id: 1,
         collector_addr: Some("127.0.0.1:4318".into()),
@@ -844,8 +844,8 @@ fn what_if_draws_a_heatmap_of_two_knobs_and_a_clicked_cell_applies_both_live() {
 }
 
 /// Export costs fixed for image snapshots (the window measures them).
-fn fixed_costs() -> gracetrace::sim::Costs {
-    gracetrace::sim::Costs {
+fn fixed_costs() -> gracetrace::sim::Calibration {
+    gracetrace::sim::Calibration {
         exports_measured: 40,
         bytes_per_span: 390.0,
         per_batch_ms: 1.5,

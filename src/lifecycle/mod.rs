@@ -18,21 +18,21 @@ use std::time::{Duration, Instant};
 
 use crate::config::{HandleExit, ShutdownSettings};
 use crate::record::wire::KillWitness;
-use crate::record::{Record, ShutdownPhase as Phase, ShutdownReport};
+use crate::record::{Record, ShutdownPhase, ShutdownReport};
 use crate::telemetry::{FlushError, Pipeline};
 use crate::workload::Traffic;
 
 /// A step the runner's main thread reports as it goes: which phase began, and when.
 #[derive(Debug)]
 pub struct Step {
-    pub phase: Phase,
+    pub phase: ShutdownPhase,
     pub at: Instant,
-    /// What `force_flush` returned (on [`Phase::FlushEnd`] only).
+    /// What `force_flush` returned (on [`ShutdownPhase::FlushEnd`] only).
     pub flush_result: Option<Result<(), FlushError>>,
 }
 
 impl Step {
-    fn now(phase: Phase) -> Step {
+    fn now(phase: ShutdownPhase) -> Step {
         Step {
             phase,
             at: Instant::now(),
@@ -53,11 +53,11 @@ pub fn runner_main(
     step: &dyn Fn(Step) -> bool,
 ) {
     traffic.wait_drained();
-    if !step(Step::now(Phase::DrainEnd)) || !step(Step::now(Phase::Teardown)) {
+    if !step(Step::now(ShutdownPhase::DrainEnd)) || !step(Step::now(ShutdownPhase::Teardown)) {
         return;
     }
     let generation = pipeline.tracer();
-    if !step(Step::now(Phase::FlushStart)) {
+    if !step(Step::now(ShutdownPhase::FlushStart)) {
         return;
     }
     let result = generation
@@ -66,13 +66,13 @@ pub fn runner_main(
     drop(generation);
     let flushed = Step {
         flush_result: Some(result),
-        ..Step::now(Phase::FlushEnd)
+        ..Step::now(ShutdownPhase::FlushEnd)
     };
     if !step(flushed) {
         return;
     }
     pipeline.shutdown();
-    step(Step::now(Phase::Exit));
+    step(Step::now(ShutdownPhase::Exit));
 }
 
 /// Runs the shutdown now and returns when the runner has exited or been killed.
@@ -93,7 +93,7 @@ pub fn shutdown<W: KillWitness>(
         sigterm_ms: record.ms_at(sigterm),
         ..ShutdownReport::default()
     };
-    record.mark_phase(Phase::Sigterm, sigterm);
+    record.mark_phase(ShutdownPhase::Sigterm, sigterm);
     let returned_before = record.counters.requests_returned.load(Relaxed);
     traffic.begin_drain(sigterm, settings);
     let arrivals = traffic.detach_arrivals();
@@ -104,7 +104,7 @@ pub fn shutdown<W: KillWitness>(
     }
     let handle_exit = Instant::now();
     report.handle_exit_ms = record.ms_at(handle_exit);
-    record.mark_phase(Phase::HandleExit, handle_exit);
+    record.mark_phase(ShutdownPhase::HandleExit, handle_exit);
 
     let flush_timeout = Duration::from_millis(settings.flush_timeout_ms);
     let Some(watch) = start_runner_main(pipeline, traffic, flush_timeout) else {
@@ -120,8 +120,8 @@ pub fn shutdown<W: KillWitness>(
         .markers()
         .iter()
         .rev()
-        .take_while(|m| m.phase() != Some(Phase::Sigterm))
-        .find(|m| m.phase() == Some(Phase::RoutingEnd))
+        .take_while(|m| m.phase() != Some(ShutdownPhase::Sigterm))
+        .find(|m| m.phase() == Some(ShutdownPhase::RoutingEnd))
         .map(|m| m.at_ms);
     report.verdict = verdict(&report, record);
     report
@@ -164,22 +164,22 @@ fn watch_until_exit_or_kill<W: KillWitness>(
                 let at_ms = record.ms_at(step.at);
                 record.mark_phase(step.phase, step.at);
                 match step.phase {
-                    Phase::DrainEnd => report.drain_end_ms = Some(at_ms),
-                    Phase::Teardown => report.teardown_start_ms = Some(at_ms),
-                    Phase::FlushStart => report.flush_start_ms = Some(at_ms),
-                    Phase::FlushEnd => {
+                    ShutdownPhase::DrainEnd => report.drain_end_ms = Some(at_ms),
+                    ShutdownPhase::Teardown => report.teardown_start_ms = Some(at_ms),
+                    ShutdownPhase::FlushStart => report.flush_start_ms = Some(at_ms),
+                    ShutdownPhase::FlushEnd => {
                         report.flush_end_ms = Some(at_ms);
                         report.flush_result = step.flush_result.map(|r| match r {
                             Ok(()) => "ok".into(),
                             Err(e) => e.to_string(),
                         });
                     }
-                    Phase::Exit => {
+                    ShutdownPhase::Exit => {
                         report.exit_ms = Some(at_ms);
                         return;
                     }
                     // The platform's own phases; the runner never reports them.
-                    Phase::Sigterm | Phase::HandleExit | Phase::RoutingEnd | Phase::Sigkill => {}
+                    ShutdownPhase::Sigterm | ShutdownPhase::HandleExit | ShutdownPhase::RoutingEnd | ShutdownPhase::Sigkill => {}
                 }
             }
             Err(RecvTimeoutError::Timeout) => break,
@@ -212,7 +212,7 @@ fn kill<W: KillWitness>(
     let never_ended = c.open_spans.swap(0, Relaxed).max(0) as u64;
     report.spans_never_ended = never_ended;
     c.spans_never_ended.fetch_add(never_ended, Relaxed);
-    record.mark_phase(Phase::Sigkill, at);
+    record.mark_phase(ShutdownPhase::Sigkill, at);
 }
 
 fn verdict(report: &ShutdownReport, record: &Record) -> String {

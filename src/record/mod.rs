@@ -21,7 +21,7 @@ pub use exit::{ExitProgress, ExitReport};
 pub use latency::{LatencyHistogram, ServiceTimes};
 pub use model::{DeviceInfo, LastImage, ModelStatus, SharedModelStatus};
 pub use probe::{AppResource, Orphans};
-pub use shutdown::{KillLosses, Phase as ShutdownPhase, ShutdownReport};
+pub use shutdown::{KillLosses, ShutdownPhase, ShutdownReport};
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};

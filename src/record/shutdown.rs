@@ -8,7 +8,7 @@ use serde::Serialize;
 /// drain -> teardown (force_flush) -> exit, or SIGKILL when the grace period runs out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Phase {
+pub enum ShutdownPhase {
     /// The platform stops routing to the runner and signals it.
     Sigterm,
     /// The app's `handle_exit()` ran (cancelling in-flight requests, if it does).
@@ -30,32 +30,32 @@ pub enum Phase {
     Sigkill,
 }
 
-impl Phase {
+impl ShutdownPhase {
     /// Every phase, in order.
-    pub const ALL: [Phase; 9] = [
-        Phase::Sigterm,
-        Phase::HandleExit,
-        Phase::RoutingEnd,
-        Phase::DrainEnd,
-        Phase::Teardown,
-        Phase::FlushStart,
-        Phase::FlushEnd,
-        Phase::Exit,
-        Phase::Sigkill,
+    pub const ALL: [ShutdownPhase; 9] = [
+        ShutdownPhase::Sigterm,
+        ShutdownPhase::HandleExit,
+        ShutdownPhase::RoutingEnd,
+        ShutdownPhase::DrainEnd,
+        ShutdownPhase::Teardown,
+        ShutdownPhase::FlushStart,
+        ShutdownPhase::FlushEnd,
+        ShutdownPhase::Exit,
+        ShutdownPhase::Sigkill,
     ];
 
     /// The phase's name in the report and in the record's markers.
     pub fn name(self) -> &'static str {
         match self {
-            Phase::Sigterm => "sigterm",
-            Phase::HandleExit => "handle_exit",
-            Phase::RoutingEnd => "routing_end",
-            Phase::DrainEnd => "drain_end",
-            Phase::Teardown => "teardown",
-            Phase::FlushStart => "flush_start",
-            Phase::FlushEnd => "flush_end",
-            Phase::Exit => "exit",
-            Phase::Sigkill => "sigkill",
+            ShutdownPhase::Sigterm => "sigterm",
+            ShutdownPhase::HandleExit => "handle_exit",
+            ShutdownPhase::RoutingEnd => "routing_end",
+            ShutdownPhase::DrainEnd => "drain_end",
+            ShutdownPhase::Teardown => "teardown",
+            ShutdownPhase::FlushStart => "flush_start",
+            ShutdownPhase::FlushEnd => "flush_end",
+            ShutdownPhase::Exit => "exit",
+            ShutdownPhase::Sigkill => "sigkill",
         }
     }
 }

@@ -91,7 +91,7 @@ pub enum CommandError {
 
 /// Where the current runner is in its life.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Phase {
+pub enum RunnerState {
     /// The engine is still starting the session.
     Starting,
     Running,
@@ -111,7 +111,7 @@ pub enum Phase {
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     pub report: Report,
-    pub phase: Phase,
+    pub phase: RunnerState,
     /// The last shutdown's timeline (kept after a new runner starts, as history).
     pub last_shutdown: Option<ShutdownReport>,
     pub runner_id: u64,
@@ -143,7 +143,7 @@ impl Snapshot {
         let record = crate::record::Record::new();
         Snapshot {
             report: Report::build(&record, settings, None),
-            phase: Phase::Starting,
+            phase: RunnerState::Starting,
             last_shutdown: None,
             runner_id: FIRST_RUNNER,
             collector_addr: None,
@@ -242,7 +242,7 @@ struct Driver {
     applied: Settings,
     traffic: Option<Traffic>,
     traffic_started: Instant,
-    phase: Phase,
+    phase: RunnerState,
     shutdown_done: Option<Receiver<ShutdownReport>>,
     last_shutdown: Option<ShutdownReport>,
     runner_id: u64,
@@ -274,7 +274,7 @@ fn drive(
         Ok(session) => session,
         Err(error) => {
             let mut snapshot = Snapshot::starting(&settings);
-            snapshot.phase = Phase::Failed(error.to_string());
+            snapshot.phase = RunnerState::Failed(error.to_string());
             publish(latest, snapshot, repaint);
             return;
         }
@@ -287,7 +287,7 @@ fn drive(
         traffic_started: Instant::now(),
         session,
         applied: settings,
-        phase: Phase::Running,
+        phase: RunnerState::Running,
         shutdown_done: None,
         last_shutdown: None,
         runner_id: FIRST_RUNNER,
@@ -387,7 +387,7 @@ impl Driver {
         if let Some(collector) = &collector {
             collector.set_faults(new.collector.clone())?;
         }
-        if self.phase == Phase::Running {
+        if self.phase == RunnerState::Running {
             // A runner that is shutting down or gone keeps its settings; the next one
             // starts with these.
             if let Err(error) = self.session.pipeline.reconfigure(&new) {
@@ -401,7 +401,7 @@ impl Driver {
         if old != self.applied {
             self.what_if.settings_changed();
         }
-        if self.phase == Phase::Running
+        if self.phase == RunnerState::Running
             && !self.served_by_app
             && old.workload != self.applied.workload
         {
@@ -452,7 +452,7 @@ impl Driver {
             if self.retire_traffic() {
                 self.session.record.mark("traffic paused: your app serves");
             }
-        } else if self.phase == Phase::Running {
+        } else if self.phase == RunnerState::Running {
             self.restart_traffic();
         }
     }
@@ -479,7 +479,7 @@ impl Driver {
     /// SIGTERM now; the lifecycle runs on its own thread because it blocks for up to
     /// the grace period.
     fn shutdown(&mut self) -> Result<(), CommandError> {
-        if self.phase != Phase::Running {
+        if self.phase != RunnerState::Running {
             return Err(CommandError::NotRunning);
         }
         let Some(traffic) = self.traffic.take() else {
@@ -499,18 +499,18 @@ impl Driver {
             })
             .map_err(CommandError::Thread)?;
         self.shutdown_done = Some(done_rx);
-        self.phase = Phase::ShuttingDown { sigterm_ms };
+        self.phase = RunnerState::ShuttingDown { sigterm_ms };
         Ok(())
     }
 
     fn new_runner(&mut self) -> Result<(), CommandError> {
-        if self.phase != Phase::Ended {
+        if self.phase != RunnerState::Ended {
             return Err(CommandError::StillRunning);
         }
         let id = self.runner_id + 1;
         self.session.restart_runner(&self.applied, id)?;
         self.runner_id = id;
-        self.phase = Phase::Running;
+        self.phase = RunnerState::Running;
         if !self.served_by_app {
             self.start_traffic();
         }
@@ -526,7 +526,7 @@ impl Driver {
         if let Some(mut traffic) = self.traffic.take() {
             traffic.detach_arrivals().stop();
         }
-        if self.phase == Phase::Running {
+        if self.phase == RunnerState::Running {
             self.session
                 .pipeline
                 .kill(self.session.collector.as_deref());
@@ -542,12 +542,12 @@ impl Driver {
                 Ok(report) => {
                     self.last_shutdown = Some(report);
                     self.shutdown_done = None;
-                    self.phase = Phase::Ended;
+                    self.phase = RunnerState::Ended;
                 }
                 Err(TryRecvError::Empty) => {}
                 Err(TryRecvError::Disconnected) => {
                     self.shutdown_done = None;
-                    self.phase = Phase::Ended;
+                    self.phase = RunnerState::Ended;
                     self.last_error = Some("the shutdown thread ended without a report".into());
                 }
             }
@@ -555,14 +555,14 @@ impl Driver {
         // A scenario with `shutdown.at_s` replays its SIGTERM in the window too (once,
         // for the first runner; later runners wait for the button).
         if let Some(at_s) = self.applied.shutdown.at_s
-            && self.phase == Phase::Running
+            && self.phase == RunnerState::Running
             && !self.served_by_app
             && self.runner_id == FIRST_RUNNER
             && self.traffic_started.elapsed() >= Duration::from_secs_f64(at_s)
         {
             self.last_error = self.shutdown().err().map(|e| e.to_string());
         }
-        if self.phase == Phase::Running
+        if self.phase == RunnerState::Running
             && !self.served_by_app
             && self.traffic_started.elapsed() >= Duration::from_secs_f64(GUI_TRAFFIC_S)
         {

@@ -15,7 +15,7 @@ use super::sweep::{self, Grid, Vary};
 use super::virtual_clock::calibrate;
 use crate::config::knobs::{self, Bounds};
 use crate::config::{ConfigError, Settings, Source};
-use crate::sim::Costs;
+use crate::sim::Calibration;
 
 /// After the settings in force change, a finished sweep is run again once they have been
 /// still this long, so a dragged slider starts one sweep, not one per step.
@@ -216,7 +216,7 @@ pub struct SweepResult {
     pub current: Option<f64>,
     pub current_second: Option<f64>,
     pub repeats: usize,
-    pub costs: Costs,
+    pub costs: Calibration,
     /// The first knob's values as swept (a whole-number knob skips repeats): the
     /// heatmap's columns; and the second's, its rows (none with one knob).
     pub columns: Vec<String>,
@@ -311,7 +311,7 @@ fn point(cell: &sweep::Cell) -> Point {
 pub fn sweep(
     request: &Request,
     settings: &Settings,
-    costs: Costs,
+    costs: Calibration,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<SweepResult, String> {
     if let Some(why) = request.refused() {
@@ -387,7 +387,7 @@ pub fn recommendations(advice: &Advice) -> Vec<Recommendation> {
 /// Runs the advisor on `settings` in virtual time.
 pub fn advise(
     settings: &Settings,
-    costs: Costs,
+    costs: Calibration,
     price: Option<f64>,
 ) -> Result<AdviceResult, String> {
     let advisor = Advisor::new(settings, costs, ADVISE_SEEDS).map_err(|e| e.to_string())?;
@@ -466,9 +466,9 @@ impl<T: Send + 'static> Slot<T> {
     /// on first use, shared by every job) and a progress callback.
     fn start(
         &mut self,
-        costs: &Arc<Mutex<Option<Costs>>>,
+        costs: &Arc<Mutex<Option<Calibration>>>,
         name: &str,
-        job: impl FnOnce(Costs, &(dyn Fn(usize, usize) + Sync)) -> Result<T, String> + Send + 'static,
+        job: impl FnOnce(Calibration, &(dyn Fn(usize, usize) + Sync)) -> Result<T, String> + Send + 'static,
     ) {
         if self.running.is_some() {
             return;
@@ -539,7 +539,7 @@ impl<T: Send + 'static> Slot<T> {
 }
 
 /// The costs, calibrated by the first job that needs them; later jobs wait for that one.
-fn calibrated(costs: &Mutex<Option<Costs>>) -> Result<Costs, String> {
+fn calibrated(costs: &Mutex<Option<Calibration>>) -> Result<Calibration, String> {
     let mut costs = costs.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(c) = *costs {
         return Ok(c);
@@ -552,7 +552,7 @@ fn calibrated(costs: &Mutex<Option<Costs>>) -> Result<Costs, String> {
 /// The engine's what-if jobs.
 #[derive(Default)]
 pub struct Worker {
-    costs: Arc<Mutex<Option<Costs>>>,
+    costs: Arc<Mutex<Option<Calibration>>>,
     sweep: Slot<SweepResult>,
     advice: Slot<AdviceResult>,
     /// The last sweep asked for, run again when the settings in force change.

@@ -5,7 +5,7 @@
 //! It follows the same rule book as the threaded pipeline (`telemetry::rules`, the
 //! sampler's decision functions, `workload::arrival`), so the two cannot drift apart;
 //! what only the real pipeline knows (bytes per span, the cost of one export) comes in as
-//! [`Costs`], measured from a real run.
+//! [`Calibration`], measured from a real run.
 
 mod exporter;
 mod lifecycle;
@@ -24,7 +24,7 @@ use crate::record::{ShutdownReport, SpanCounts};
 use crate::workload::arrival::Schedule;
 
 /// What a real run measured and the simulator charges per export.
-pub use crate::record::report::Calibration as Costs;
+pub use crate::record::report::Calibration;
 
 /// Why a scenario cannot be simulated.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +68,7 @@ pub struct Requests {
 /// round numbers, so what a test expects does not hang on a calibration run. Real runs
 /// use measured costs.
 #[cfg(test)]
-pub(crate) const TEST_COSTS: Costs = Costs {
+pub(crate) const TEST_COSTS: Calibration = Calibration {
     exports_measured: 0,
     bytes_per_span: 100.0,
     per_batch_ms: 1.0,
@@ -88,7 +88,7 @@ pub(crate) fn test_settings(pairs: &[(&str, &str)]) -> Settings {
 }
 
 /// Simulates `settings` in virtual time.
-pub fn run(settings: &Settings, costs: Costs) -> Result<SimOutcome, SimError> {
+pub fn run(settings: &Settings, costs: Calibration) -> Result<SimOutcome, SimError> {
     check(settings)?;
     let mut sim = Sim::new(settings, costs);
     sim.start();
@@ -197,7 +197,7 @@ impl PartialOrd for Scheduled {
 /// The whole simulated runner. Its parts live in the sibling files, each an `impl Sim`.
 struct Sim<'a> {
     settings: &'a Settings,
-    costs: Costs,
+    costs: Calibration,
     rng: StdRng,
     now: Duration,
     seq: u64,
@@ -212,7 +212,7 @@ struct Sim<'a> {
 }
 
 impl<'a> Sim<'a> {
-    fn new(settings: &'a Settings, costs: Costs) -> Sim<'a> {
+    fn new(settings: &'a Settings, costs: Calibration) -> Sim<'a> {
         Sim {
             settings,
             costs,

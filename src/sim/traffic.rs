@@ -12,7 +12,7 @@ use crate::workload::arrival::{self, Schedule};
 
 /// Where a request being served is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
+enum Stage {
     Inference,
     Upload,
 }
@@ -20,7 +20,7 @@ enum Phase {
 #[derive(Clone, Copy, Debug)]
 struct Serving {
     started: Duration,
-    phase: Phase,
+    phase: Stage,
     /// When the current phase ends; a `SlotStep` for another time is stale.
     ends: Duration,
     sampled: bool,
@@ -134,7 +134,7 @@ impl Sim<'_> {
         let sampled = self.settings.tracing.enabled && self.decide_sampled(index);
         let serving = Serving {
             started: self.now,
-            phase: Phase::Inference,
+            phase: Stage::Inference,
             ends: self.now + inference,
             sampled,
             cancelled: false,
@@ -161,7 +161,7 @@ impl Sim<'_> {
         let traced = self.settings.tracing.enabled;
         let w = &self.settings.workload;
         match serving.phase {
-            Phase::Inference if serving.cancelled => {
+            Stage::Inference if serving.cancelled => {
                 // The inference span ends with an error, then the root: two spans.
                 if traced {
                     self.end_spans(2, serving.sampled);
@@ -169,16 +169,16 @@ impl Sim<'_> {
                 self.traffic.requests.cancelled += 1;
                 self.finish_request(slot);
             }
-            Phase::Inference => {
+            Stage::Inference => {
                 if traced {
                     self.end_spans(1, serving.sampled);
                 }
-                serving.phase = Phase::Upload;
+                serving.phase = Stage::Upload;
                 serving.ends = self.now + Duration::from_secs_f64(w.upload_ms.max(0.0) / 1000.0);
                 self.traffic.slots[slot] = Some(serving);
                 self.at(serving.ends, Event::SlotStep { slot });
             }
-            Phase::Upload => {
+            Stage::Upload => {
                 // upload, the extra spans, then the root.
                 if traced {
                     self.end_spans(2 + w.extra_spans as u64, serving.sampled);
@@ -210,7 +210,7 @@ impl Sim<'_> {
         let steps = w.steps.max(1) as f64;
         let step = w.inference_ms.max(0.0) / 1000.0 / steps;
         for slot in 0..self.traffic.slots.len() {
-            let Some(mut s) = self.traffic.slots[slot].filter(|s| s.phase == Phase::Inference)
+            let Some(mut s) = self.traffic.slots[slot].filter(|s| s.phase == Stage::Inference)
             else {
                 continue;
             };

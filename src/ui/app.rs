@@ -15,7 +15,7 @@ use super::{
 };
 use crate::config::{Settings, Source};
 use crate::record::probe::ProbeReport;
-use crate::session::live::{Command, Engine, Phase, Snapshot};
+use crate::session::live::{Command, Engine, RunnerState, Snapshot};
 
 /// Frames kept for the frame-time statistics.
 const FRAME_HISTORY: usize = 600;
@@ -286,7 +286,7 @@ impl GraceApp {
         });
 
         self.maybe_send();
-        if let Phase::ShuttingDown { .. } = snapshot.phase {
+        if let RunnerState::ShuttingDown { .. } = snapshot.phase {
             // The grace countdown moves every frame, not only on new snapshots.
             ui.ctx().request_repaint_after(Duration::from_millis(50));
         }

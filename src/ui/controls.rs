@@ -13,7 +13,7 @@ use crate::config::{
     WorkloadSettings,
 };
 use crate::session::app_run::{AppPhase, AppView};
-use crate::session::live::{Phase, Snapshot};
+use crate::session::live::{RunnerState, Snapshot};
 
 /// What a press in the panel asks the app to do.
 #[derive(Clone, Debug, PartialEq)]
@@ -425,17 +425,17 @@ fn shutdown_button(ui: &mut egui::Ui, enabled: bool, help: &str) -> bool {
         .clicked()
 }
 
-fn shutdown_buttons(ui: &mut egui::Ui, phase: &Phase) -> Option<Action> {
+fn shutdown_buttons(ui: &mut egui::Ui, phase: &RunnerState) -> Option<Action> {
     let mut pressed = None;
     ui.horizontal(|ui| {
         let help = "Sends the platform's SIGTERM now; SIGKILL follows after the grace period \
                     unless the runner exits first.";
-        if shutdown_button(ui, *phase == Phase::Running, help) {
+        if shutdown_button(ui, *phase == RunnerState::Running, help) {
             pressed = Some(Action::Shutdown);
         }
         if ui
             .add_enabled(
-                *phase == Phase::Ended,
+                *phase == RunnerState::Ended,
                 egui::Button::new("Start new runner"),
             )
             .on_hover_text("A fresh runner (new id) on the same collector and time axis.")

@@ -12,7 +12,7 @@ use super::theme;
 use super::time_axis::{self, TimeWindow, Zoom};
 use crate::record::{ExportEvent, ShutdownReport};
 use crate::record::{Marker, ShutdownPhase};
-use crate::session::live::{Phase, Snapshot};
+use crate::session::live::{RunnerState, Snapshot};
 
 /// Rows from top to bottom.
 const LANES: Lanes = Lanes(&[
@@ -111,7 +111,7 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, window: &TimeWindow, zoom: &
         empty_state(ui);
         return;
     };
-    let in_progress = matches!(snapshot.phase, Phase::ShuttingDown { .. });
+    let in_progress = matches!(snapshot.phase, RunnerState::ShuttingDown { .. });
     let grace_s = match (&snapshot.last_shutdown, in_progress) {
         (Some(done), false) => done.grace_ms as f64 / 1000.0,
         _ => report.settings.shutdown.grace_ms as f64 / 1000.0,

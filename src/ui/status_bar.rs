@@ -4,7 +4,7 @@
 use eframe::egui::{self, RichText};
 
 use super::theme;
-use crate::session::live::{Phase, Snapshot};
+use crate::session::live::{RunnerState, Snapshot};
 
 /// The bottom line; `your_app`: the user's app serves, so its phase and its collector.
 pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, frame: Option<(f32, f32)>, your_app: bool) {
@@ -45,11 +45,11 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, frame: Option<(f32, f32)>, y
 /// The simulated runner's phase and the session's collector.
 fn runner(ui: &mut egui::Ui, snapshot: &Snapshot) {
     let phase = match &snapshot.phase {
-        Phase::Starting => "starting".to_string(),
-        Phase::Running => "running".to_string(),
-        Phase::ShuttingDown { .. } => "shutting down".to_string(),
-        Phase::Ended => "gone (exited or killed)".to_string(),
-        Phase::Failed(why) => format!("failed: {why}"),
+        RunnerState::Starting => "starting".to_string(),
+        RunnerState::Running => "running".to_string(),
+        RunnerState::ShuttingDown { .. } => "shutting down".to_string(),
+        RunnerState::Ended => "gone (exited or killed)".to_string(),
+        RunnerState::Failed(why) => format!("failed: {why}"),
     };
     ui.label(format!("runner {}: {phase}", snapshot.runner_id));
     ui.separator();

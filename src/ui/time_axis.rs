@@ -6,7 +6,7 @@ use eframe::egui::Id;
 use egui_plot::{Plot, PlotResponse};
 
 use crate::record::probe::ProbeReport;
-use crate::session::live::{Phase, Snapshot};
+use crate::session::live::{RunnerState, Snapshot};
 
 /// Seconds of history shown while traffic runs.
 pub const LIVE_WINDOW_S: f64 = 30.0;
@@ -26,11 +26,11 @@ impl TimeWindow {
         let now_s = snapshot.report.duration_ms / 1000.0;
         let grace_s = snapshot.report.settings.shutdown.grace_ms as f64 / 1000.0;
         match (&snapshot.phase, &snapshot.last_shutdown) {
-            (Phase::ShuttingDown { sigterm_ms }, _) => {
+            (RunnerState::ShuttingDown { sigterm_ms }, _) => {
                 let sigterm_s = sigterm_ms / 1000.0;
                 TimeWindow::around(sigterm_s, (sigterm_s + grace_s).max(now_s), now_s)
             }
-            (Phase::Ended, Some(shutdown)) => {
+            (RunnerState::Ended, Some(shutdown)) => {
                 let sigterm_s = shutdown.sigterm_ms / 1000.0;
                 let end_ms = shutdown
                     .sigkill_ms

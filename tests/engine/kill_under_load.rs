@@ -19,7 +19,7 @@ use crate::common::{PATIENCE, assert_accounted, scenario, wait_until};
 use gracetrace::config::Settings;
 use gracetrace::record::KillLosses;
 use gracetrace::record::report::Report;
-use gracetrace::session::live::{Engine, Phase};
+use gracetrace::session::live::{Engine, RunnerState};
 
 /// Plays of each variant on each path; `GRACETRACE_KILL_PLAYS` asks for more.
 fn plays() -> usize {
@@ -134,7 +134,7 @@ fn play_in_engine(settings: &Settings) -> Report {
     let engine = Engine::start(settings.clone(), Box::new(|| {}));
     wait_until("the shutdown to end", PATIENCE, || {
         let snapshot = engine.snapshot();
-        snapshot.phase == Phase::Ended && snapshot.last_shutdown.is_some()
+        snapshot.phase == RunnerState::Ended && snapshot.last_shutdown.is_some()
     });
     engine.snapshot().report.clone()
 }

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::config::knobs;
 use crate::config::{ConfigError, HandleExit, Settings, Source};
-use crate::sim::{self, Costs, SimError, SimOutcome};
+use crate::sim::{self, Calibration, SimError, SimOutcome};
 
 pub use search::Search;
 
@@ -131,7 +131,7 @@ pub struct Advice {
     pub scenario: String,
     pub semantics: &'static str,
     pub seeds: Vec<u64>,
-    pub costs: Costs,
+    pub costs: Calibration,
     pub baseline: Probe,
     /// The smallest `max_queue_size` that drops nothing at the scenario's delay.
     pub queue: Search,
@@ -145,13 +145,13 @@ pub struct Advice {
 /// The scenario, its seeds and costs: what every probe starts from.
 pub struct Advisor {
     base: Settings,
-    costs: Costs,
+    costs: Calibration,
     seeds: Vec<u64>,
 }
 
 impl Advisor {
     /// `seeds` arrival seeds from the scenario's own.
-    pub fn new(base: &Settings, costs: Costs, seeds: usize) -> Result<Advisor, AdviseError> {
+    pub fn new(base: &Settings, costs: Calibration, seeds: usize) -> Result<Advisor, AdviseError> {
         sim::check(base)?;
         let first = base.workload.seed;
         let seeds = (0..seeds.max(1) as u64)
@@ -187,7 +187,7 @@ impl Advisor {
             .map(|&(seed, cost_scale)| {
                 let mut s = settings.clone();
                 s.workload.seed = seed;
-                let costs = Costs {
+                let costs = Calibration {
                     per_batch_ms: self.costs.per_batch_ms * cost_scale,
                     per_span_ms: self.costs.per_span_ms * cost_scale,
                     ..self.costs

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use rayon::prelude::*;
 
 use crate::config::Settings;
-use crate::sim::{self, Costs, SimError, SimOutcome};
+use crate::sim::{self, Calibration, SimError, SimOutcome};
 
 pub use grid::{Grid, MAX_CELLS, Vary, VaryError};
 
@@ -84,7 +84,7 @@ pub struct Sweep {
     /// Runs per cell: arrival seeds `seed`, `seed + 1`, ...
     pub repeats: usize,
     /// What each run charged per export and per span (bytes per span on the wire).
-    pub costs: Costs,
+    pub costs: Calibration,
     pub cells: Vec<Cell>,
 }
 
@@ -108,7 +108,7 @@ pub fn run(
     base: &Settings,
     grid: &Grid,
     repeats: usize,
-    costs: Costs,
+    costs: Calibration,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Sweep, SweepError> {
     check(base, grid)?;
