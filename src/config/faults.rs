@@ -1,6 +1,10 @@
 //! What the simulated backend does wrong: the fault settings a scenario, `--set`, the
 //! window and `gracetrace collect` all share. The collector acts on them
-//! (`collector/faults.rs`); here they are only data and their ranges.
+//! (`collector/faults.rs`); here they are data, their ranges, and the one rule both the
+//! collector and the simulator apply to them: the ingestion quota's token bucket
+//! ([`IngestBucket`]), so the two clocks cannot count a quota differently.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -208,6 +212,46 @@ fn refused(key: &'static str, value: impl ToString, invalid: Invalid) -> FaultEr
         key,
         value: value.to_string(),
         invalid,
+    }
+}
+
+
+/// The ingestion quota (`collector.ingest_limit_spans_per_s`) as a token bucket: it holds
+/// one second of the limit, refills at the limit per second, and a request of `spans` passes
+/// when the bucket holds them (a request larger than the bucket passes only when it is
+/// full, and leaves it in debt). Time is a [`Duration`] from any fixed origin, so the
+/// collector runs it on real time and the simulator on virtual time.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct IngestBucket {
+    /// The limit the bucket was filled for; a changed limit restarts it full.
+    limit: Option<u64>,
+    tokens: f64,
+    last: Duration,
+}
+
+impl IngestBucket {
+    /// Takes `spans` tokens if the quota `limit` allows it at `now`; `None` is no quota.
+    pub fn try_take(&mut self, limit: Option<u64>, spans: u64, now: Duration) -> bool {
+        let Some(rate) = limit else {
+            self.limit = None;
+            return true;
+        };
+        let capacity = rate as f64;
+        if self.limit != limit {
+            // A new limit is a new quota: start it full rather than carry over a debt.
+            self.limit = limit;
+            self.tokens = capacity;
+            self.last = now;
+        }
+        let elapsed = now.saturating_sub(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * capacity).min(capacity);
+        self.last = now;
+        if self.tokens >= (spans as f64).min(capacity) {
+            self.tokens -= spans as f64;
+            true
+        } else {
+            false
+        }
     }
 }
 

@@ -132,7 +132,7 @@ pub struct WorkloadSettings {
 }
 
 /// Which device the caller asks for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     /// wgpu if it finds any adapter (GPU or software), else the CPU backend.
@@ -145,6 +145,8 @@ pub enum DeviceChoice {
 }
 
 impl DeviceChoice {
+    pub const ALL: [DeviceChoice; 3] = [DeviceChoice::Auto, DeviceChoice::Wgpu, DeviceChoice::Cpu];
+
     pub fn name(self) -> &'static str {
         match self {
             DeviceChoice::Auto => "auto",

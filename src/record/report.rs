@@ -147,7 +147,7 @@ pub struct SpanReport {
     pub never_ended: u64,
 }
 
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct RequestReport {
     pub sent: u64,
     pub completed: u64,

@@ -5,7 +5,7 @@
 //! build the same [`Report`].
 
 pub mod advise;
-pub mod app_run;
+pub mod your_app;
 mod exit;
 pub mod live;
 pub mod probe_predict;
