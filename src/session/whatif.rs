@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, TryRecvError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::advise::{Advice, Advisor, cli::render};
+use super::advise::{Advice, Advisor, render::render};
 use super::sweep::{self, Grid, Vary};
 use super::virtual_clock::calibrate;
 use crate::config::knobs::{self, Bounds};

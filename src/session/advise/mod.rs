@@ -4,6 +4,7 @@
 //! by its worst run, and a search is the probes a bisection made.
 
 pub mod cli;
+pub mod render;
 mod search;
 
 use rayon::prelude::*;
