@@ -79,7 +79,12 @@ pub struct RangeError {
 }
 
 /// `value` of `flag` within `low..=high`, or the error naming both.
-pub fn in_range(flag: &'static str, value: usize, low: usize, high: usize) -> Result<(), RangeError> {
+pub fn in_range(
+    flag: &'static str,
+    value: usize,
+    low: usize,
+    high: usize,
+) -> Result<(), RangeError> {
     if (low..=high).contains(&value) {
         Ok(())
     } else {

@@ -159,9 +159,18 @@ mod tests {
     fn a_missing_folder_is_refused_naming_the_flag() {
         let err = Output::check("--csv", Path::new("/no/such/folder/x.csv")).unwrap_err();
         assert_eq!(err.flag, "--csv");
-        assert!(err.to_string().starts_with("--csv /no/such/folder/x.csv: "), "{err}");
-        assert_eq!(Output::check("--json", Path::new("-")).unwrap(), Output::Stdout);
-        let twice = one_stdout(("--json", &Some(Output::Stdout)), ("--csv", &Some(Output::Stdout)));
+        assert!(
+            err.to_string().starts_with("--csv /no/such/folder/x.csv: "),
+            "{err}"
+        );
+        assert_eq!(
+            Output::check("--json", Path::new("-")).unwrap(),
+            Output::Stdout
+        );
+        let twice = one_stdout(
+            ("--json", &Some(Output::Stdout)),
+            ("--csv", &Some(Output::Stdout)),
+        );
         assert!(matches!(twice, Err(CliError::Input(_))));
     }
 }

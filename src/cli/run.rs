@@ -52,8 +52,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
 /// before the calibration's real run, as bad input naming the setting.
 fn report_on(settings: &Settings, clock: Clock) -> Result<Report, CliError> {
     match clock {
-        Clock::Real => crate::session::run_with_progress(settings, &progress_line)
-            .map_err(CliError::failed),
+        Clock::Real => {
+            crate::session::run_with_progress(settings, &progress_line).map_err(CliError::failed)
+        }
         Clock::Virtual => {
             crate::sim::check(settings).map_err(CliError::input)?;
             let calibration = calibrate().map_err(CliError::failed)?;

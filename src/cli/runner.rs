@@ -27,7 +27,12 @@ pub fn runner(args: RunnerArgs) -> Result<ExitCode, CliError> {
         .overrides
         .push(format!("exporter.endpoint={}", args.endpoint));
     let settings = scenario.settings()?;
-    serve_as_runner(&settings, args.endpoint, args.runner_id, &mut std::io::stdout())
-        .map_err(CliError::failed)?;
+    serve_as_runner(
+        &settings,
+        args.endpoint,
+        args.runner_id,
+        &mut std::io::stdout(),
+    )
+    .map_err(CliError::failed)?;
     Ok(ExitCode::SUCCESS)
 }

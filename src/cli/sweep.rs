@@ -73,8 +73,8 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
     eprintln!("sweep: calibrating the virtual clock (a 1.5 s real run)");
     let calibration = calibrate().map_err(CliError::failed)?;
     let repeats = usize::from(args.repeats);
-    let swept = sweep::run(&base, &grid, repeats, calibration, &progress_line)
-        .map_err(CliError::input)?;
+    let swept =
+        sweep::run(&base, &grid, repeats, calibration, &progress_line).map_err(CliError::input)?;
     let to_stdout = [&json, &csv]
         .iter()
         .any(|o| matches!(o, Some(Output::Stdout)));

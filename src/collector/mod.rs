@@ -15,7 +15,6 @@
 //! framing and statuses), `server` (accept loops, HTTP/1 and HTTP/2, outage), `window`
 //! (bounded FIFO sets), `forward` (accepted batches passed on to a real backend).
 
-pub mod cli;
 mod decode;
 mod faults;
 mod forward;

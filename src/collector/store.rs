@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use http::StatusCode;
-use serde::Serialize;
 
 use super::CollectorStats;
 use super::decode::{Decoded, Reason, Rejection, RequestMeta};

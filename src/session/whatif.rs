@@ -468,7 +468,9 @@ impl<T: Send + 'static> Slot<T> {
         &mut self,
         costs: &Arc<Mutex<Option<Calibration>>>,
         name: &str,
-        job: impl FnOnce(Calibration, &(dyn Fn(usize, usize) + Sync)) -> Result<T, String> + Send + 'static,
+        job: impl FnOnce(Calibration, &(dyn Fn(usize, usize) + Sync)) -> Result<T, String>
+        + Send
+        + 'static,
     ) {
         if self.running.is_some() {
             return;

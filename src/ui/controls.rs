@@ -12,8 +12,8 @@ use crate::config::{
     Faults, HandleExit, Platform, Semantics, Settings, ShutdownSettings, Waiting, WorkloadKind,
     WorkloadSettings,
 };
-use crate::session::your_app::{AppPhase, AppView};
 use crate::session::live::{RunnerState, Snapshot};
+use crate::session::your_app::{AppPhase, AppView};
 
 /// What a press in the panel asks the app to do.
 #[derive(Clone, Debug, PartialEq)]

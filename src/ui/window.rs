@@ -11,8 +11,7 @@ use super::controls::{self, Action};
 use super::time_axis::{TimeWindow, Zoom};
 use super::your_app;
 use super::{
-    copy_as_code, counters, exports, inference, queue, shutdown_timeline, status_bar, trace,
-    whatif,
+    copy_as_code, counters, exports, inference, queue, shutdown_timeline, status_bar, trace, whatif,
 };
 use crate::config::{Settings, Source};
 use crate::record::probe::ProbeReport;

@@ -1,12 +1,11 @@
 //! `gracetrace probe -- CMD`: the user's own app under the platform's shutdown. The app is
 //! started with the OTLP variables pointing at an embedded collector (with any fault from
-//! the settings; at its gRPC listener when the app's protocol is gRPC), gets a real SIGTERM when asked and a real SIGKILL at the end of the grace
-//! period, and everything is reported from the collector's side, as a backend sees it.
+//! the settings; at its gRPC listener when the app's protocol is gRPC), gets a real
+//! SIGTERM when asked and a real SIGKILL at the end of the grace period, and everything is
+//! reported from the collector's side, as a backend sees it.
 //!
-//! Files: this one (the run: environment, signals, the watch loop), `cli` (arguments,
-//! summary, the JSON report).
-
-pub mod cli;
+//! This file is the run (environment, signals, the watch loop); the command line, its
+//! summary and its report file are `cli::probe`'s.
 
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::process::{Child, Command, ExitStatus, Stdio};

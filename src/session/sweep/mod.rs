@@ -1,9 +1,8 @@
 //! `gracetrace sweep`: one scenario simulated (`crate::sim`) for every cell of a grid of
 //! knob values, each cell with one or more arrival seeds, the runs in parallel on every
-//! core. [`grid`] parses the grid, [`output`] writes the table, JSON and CSV, [`cli`] is
-//! the command.
+//! core. [`grid`] parses the grid, [`output`] renders the table, JSON and CSV (the
+//! command in `cli::sweep` prints and writes them).
 
-pub mod cli;
 pub mod grid;
 pub mod output;
 

@@ -9,8 +9,7 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::{
-    GraceBatchProcessor, Message, Shared, export_batch, lock, shutdown_exporter,
-    wait_until,
+    GraceBatchProcessor, Message, Shared, export_batch, lock, shutdown_exporter, wait_until,
 };
 
 pub use crate::telemetry::rules::rust::FORCE_FLUSH_WAIT;

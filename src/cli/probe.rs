@@ -1,17 +1,19 @@
-//! `gracetrace probe`'s arguments, its summary lines and its JSON report. Exit codes: 0 when
-//! the shutdown was observed (the app exited after SIGTERM, or was SIGKILLed), 1 when the
-//! app ended before SIGTERM (nothing was probed; the report is still written) or the probe
-//! failed, 2 for bad input (a flag, a setting, a command that cannot be started).
+//! `gracetrace probe`: your own app under the platform's shutdown; its arguments, its
+//! summary lines and its JSON report. Exit codes: 0 when the shutdown was observed (the
+//! app exited after SIGTERM, or was SIGKILLed), 1 when the app ended before SIGTERM
+//! (nothing was probed; the report is still written) or the probe failed, 2 for bad input
+//! (a flag, a setting, a command that cannot be started).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
-use super::{ProbeError, SigtermWhen, check_protocol, run_probe};
-use crate::config::Settings;
-use crate::record::probe::{Prediction, ProbeReport};
-use crate::record::report::ReportOut;
+use super::output::Output;
+use super::signals::enter_or_signal;
+use super::{CliError, ScenarioArgs};
+use crate::lifecycle::probe::{ProbeError, SigtermWhen, check_protocol, run_probe};
+use crate::record::probe::ProbeReport;
+use crate::session::probe_predict::predict;
 
 /// Longest `--sigterm-at`: an hour, like every other time in the settings.
 const MAX_SIGTERM_AT_S: f64 = 3600.0;
@@ -30,12 +32,10 @@ pub struct ProbeArgs {
     /// pressed (or stdin closes, or the probe gets SIGINT/SIGTERM).
     #[arg(long, allow_negative_numbers = true)]
     pub sigterm_at: Option<f64>,
-    /// Scenario TOML whose settings apply (collector faults, batch settings, platform).
-    #[arg(long)]
-    pub scenario: Option<PathBuf>,
-    /// Override one knob, `key=value` (repeatable), e.g. `collector.latency_ms=2000`.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
+    /// Scenario TOML whose settings apply (collector faults, batch settings, platform),
+    /// and `--set key=value` overrides, e.g. `collector.latency_ms=2000`.
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
     /// Write the JSON report here (`-` for stdout, after the app's own output).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -49,18 +49,22 @@ pub struct ProbeArgs {
 #[error("--sigterm-at {0}: expected seconds from 0 to {MAX_SIGTERM_AT_S}")]
 pub struct SigtermAtError(pub f64);
 
+/// The signals that start the shutdown could not be caught.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot catch signals: {0}")]
+pub struct SignalsError(#[source] pub std::io::Error);
+
 impl ProbeArgs {
-    /// The settings: scenario, environment, then --platform, --grace-ms and --set.
-    pub fn settings(&self) -> Result<Settings, String> {
-        let mut overrides = Vec::new();
+    /// The settings: environment, scenario, then --platform, --grace-ms and --set.
+    pub fn settings(&self) -> Result<crate::config::Settings, CliError> {
+        let mut first = Vec::new();
         if let Some(platform) = &self.platform {
-            overrides.push(format!("shutdown.platform={platform}"));
+            first.push(format!("shutdown.platform={platform}"));
         }
         if let Some(grace) = &self.grace_ms {
-            overrides.push(format!("shutdown.grace_ms={grace}"));
+            first.push(format!("shutdown.grace_ms={grace}"));
         }
-        overrides.extend(self.overrides.iter().cloned());
-        Settings::load_from_process(self.scenario.as_deref(), &overrides).map_err(|e| e.to_string())
+        self.scenario.settings_with(&first)
     }
 
     /// `--sigterm-at` as a delay, checked.
@@ -73,112 +77,48 @@ impl ProbeArgs {
             Some(s) => Err(SigtermAtError(s)),
         }
     }
+
+    /// When SIGTERM goes: after `--sigterm-at`, or when the user asks.
+    fn sigterm_when(&self) -> Result<SigtermWhen, CliError> {
+        match self.sigterm_after().map_err(CliError::input)? {
+            Some(after) => Ok(SigtermWhen::After(after)),
+            None => {
+                let asked = enter_or_signal().map_err(|e| CliError::failed(SignalsError(e)))?;
+                eprintln!("gracetrace probe: press Enter to send the app SIGTERM");
+                Ok(SigtermWhen::OnSignal(asked))
+            }
+        }
+    }
 }
 
-/// Builds gracetrace's own prediction for a finished probe run (`session::probe_predict`,
-/// passed in: the simulator is not below this layer), or says why it could not.
-pub type Predictor = dyn Fn(&Settings, &ProbeReport) -> Result<Prediction, String>;
-
-/// `gracetrace probe`: checks every input before starting anything, runs the app, adds the
-/// prediction, prints the summary on stderr and writes the report.
-pub fn probe_command(args: ProbeArgs, predict: &Predictor) -> ExitCode {
-    let bad = |error: &dyn std::fmt::Display| {
-        eprintln!("gracetrace probe: {error}");
-        ExitCode::from(2)
-    };
-    let settings = match args.settings() {
-        Ok(settings) => settings,
-        Err(error) => return bad(&error),
-    };
-    let after = match args.sigterm_after() {
-        Ok(after) => after,
-        Err(error) => return bad(&error),
-    };
-    let protocol = match check_protocol(&|var| std::env::var(var).ok()) {
-        Ok(protocol) => protocol,
-        Err(error) => return bad(&error),
-    };
-    let out = match args.json.as_deref().map(ReportOut::check).transpose() {
-        Ok(out) => out,
-        Err(error) => return bad(&error),
-    };
-    let sigterm = match after {
-        Some(after) => SigtermWhen::After(after),
-        None => match enter_or_signal() {
-            Ok(asked) => {
-                eprintln!("gracetrace probe: press Enter to send the app SIGTERM");
-                SigtermWhen::OnSignal(asked)
-            }
-            Err(error) => {
-                eprintln!("gracetrace probe: cannot catch signals: {error}");
-                return ExitCode::FAILURE;
-            }
-        },
-    };
+/// Checks every input before starting anything, runs the app, adds gracetrace's own
+/// prediction (the simulator with the app's settings), prints the summary on stderr and
+/// writes the report.
+pub fn probe(args: ProbeArgs) -> Result<ExitCode, CliError> {
+    let settings = args.settings()?;
+    args.sigterm_after().map_err(CliError::input)?;
+    let protocol = check_protocol(&|var| std::env::var(var).ok()).map_err(CliError::input)?;
+    let out = Output::optional("--json", args.json.as_deref())?;
+    let sigterm = args.sigterm_when()?;
     let mut report = match run_probe(&settings, protocol, &args.command, sigterm) {
         Ok(report) => report,
-        Err(error @ (ProbeError::Spawn { .. } | ProbeError::NoCommand)) => return bad(&error),
-        Err(error) => {
-            eprintln!("gracetrace probe: {error}");
-            return ExitCode::FAILURE;
+        Err(error @ (ProbeError::Spawn { .. } | ProbeError::NoCommand)) => {
+            return Err(CliError::input(error));
         }
+        Err(error) => return Err(CliError::failed(error)),
     };
     match predict(&settings, &report) {
         Ok(prediction) => report.prediction = Some(prediction),
-        Err(why) => report.prediction_error = Some(why),
+        Err(why) => report.prediction_error = Some(why.to_string()),
     }
     eprintln!("{}", summary(&report));
     if let Some(out) = out {
-        let written = serde_json::to_string_pretty(&report)
-            .map_err(|e| e.to_string())
-            .and_then(|text| out.write(&text).map_err(|e| e.to_string()));
-        if let Err(error) = written {
-            eprintln!("gracetrace probe: cannot write the report to {out}: {error}");
-            return ExitCode::FAILURE;
-        }
+        out.write_json(&report)?;
     }
     if report.probe.sigterm_ms.is_none() {
-        return ExitCode::FAILURE;
+        return Ok(ExitCode::FAILURE);
     }
-    ExitCode::SUCCESS
-}
-
-/// A channel that gets a message when the user presses Enter (or stdin ends) or the probe
-/// gets SIGINT or SIGTERM: each means "begin the shutdown now".
-fn enter_or_signal() -> std::io::Result<Receiver<()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (tx, rx) = channel();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    let (mut interrupt, mut terminate) = {
-        let _inside = runtime.enter();
-        (
-            signal(SignalKind::interrupt())?,
-            signal(SignalKind::terminate())?,
-        )
-    };
-    let by_signal = tx.clone();
-    std::thread::Builder::new()
-        .name("gracetrace-probe-signals".into())
-        .spawn(move || {
-            runtime.block_on(async {
-                tokio::select! {
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
-                }
-            });
-            let _ = by_signal.send(());
-        })?;
-    std::thread::Builder::new()
-        .name("gracetrace-probe-enter".into())
-        .spawn(move || {
-            let mut line = String::new();
-            // A line or the end of stdin: either way the user asks for the shutdown.
-            let _ = std::io::stdin().read_line(&mut line);
-            let _ = tx.send(());
-        })?;
-    Ok(rx)
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The summary lines: the shutdown as the app lived it, then as the collector saw it.
