@@ -12,8 +12,9 @@ use crate::collector::{
 };
 use crate::config::knobs::{self, Invalid};
 use crate::config::{
-    DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_PER_SPAN, DEFAULT_MAX_STORED_BYTES, FaultError,
+    DEFAULT_BODY_READ_TIMEOUT_MS, DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_INFLIGHT_BODY_BYTES, DEFAULT_MAX_PER_SPAN,
+    DEFAULT_MAX_STORED_BYTES, FaultError,
 };
 /// Run an OTLP collector (HTTP, and gRPC with --grpc-listen) that counts spans exactly and
 /// injects faults.
@@ -79,6 +80,14 @@ pub struct CollectArgs {
         allow_negative_numbers = true, help = flag_help("--header-read-timeout-ms",
         "Time to send a request's headers, or to sit idle, in milliseconds"))]
     pub header_read_timeout_ms: i64,
+    #[arg(long, default_value_t = DEFAULT_BODY_READ_TIMEOUT_MS as i64,
+        allow_negative_numbers = true, help = flag_help("--body-read-timeout-ms",
+        "Time to send a request's body once its headers have arrived, in milliseconds"))]
+    pub body_read_timeout_ms: i64,
+    #[arg(long, default_value_t = DEFAULT_MAX_INFLIGHT_BODY_BYTES as i64,
+        allow_negative_numbers = true, help = flag_help("--max-inflight-body-bytes",
+        "Bytes of all request bodies held at once; past it, 503"))]
+    pub max_inflight_body_bytes: i64,
     /// Pass every accepted batch on to this OTLP/HTTP backend (`http://host:port`, which
     /// gets /v1/traces, or a full URL); what it refuses or never answers is counted apart
     /// (`forward_*` in /stats). Empty: off.
@@ -106,6 +115,11 @@ const FLAGS: &[(&str, &str)] = &[
     (
         "--header-read-timeout-ms",
         "collector.header_read_timeout_ms",
+    ),
+    ("--body-read-timeout-ms", "collector.body_read_timeout_ms"),
+    (
+        "--max-inflight-body-bytes",
+        "collector.max_inflight_body_bytes",
     ),
 ];
 
@@ -210,6 +224,11 @@ impl CollectArgs {
             header_read_timeout_ms: unsigned(
                 "--header-read-timeout-ms",
                 self.header_read_timeout_ms,
+            )?,
+            body_read_timeout_ms: unsigned("--body-read-timeout-ms", self.body_read_timeout_ms)?,
+            max_inflight_body_bytes: unsigned(
+                "--max-inflight-body-bytes",
+                self.max_inflight_body_bytes,
             )?,
         };
         limits.validate()?;

@@ -82,6 +82,12 @@ pub const DEFAULT_MAX_CONNECTIONS: u64 = 256;
 /// Default time a client has to send a request's headers (and the longest a connection
 /// may sit idle between requests): 30 s, hyper's own default.
 pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 30_000;
+/// Default time a request's body has to arrive whole once its headers have: 30 s, like
+/// the header timeout, so a request never takes more than a minute to arrive.
+pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 30_000;
+/// Default bytes of all request bodies being read at once, over both listeners: sixteen
+/// bodies of the largest size, far below what would hurt a desktop.
+pub const DEFAULT_MAX_INFLIGHT_BODY_BYTES: u64 = 256 << 20;
 
 /// What the collector keeps and how many clients it serves: fixed when it starts (unlike
 /// the faults), so that no input can take its memory or its descriptors.
@@ -106,6 +112,15 @@ pub struct Limits {
     pub max_connections: u64,
     /// Time allowed to send a request's headers, and to sit idle between requests.
     pub header_read_timeout_ms: u64,
+    /// Time allowed to send a request's body once its headers have arrived; a body still
+    /// incomplete then is answered 408 and its connection closed.
+    pub body_read_timeout_ms: u64,
+    /// Bytes of all request bodies held at once, over both listeners, from their first
+    /// byte until they are decided: a body that would go past it is refused with a
+    /// retryable 503 (RESOURCE_EXHAUSTED over gRPC), as the OpenTelemetry Collector's
+    /// `memory_limiter` refuses. At least `max_body_bytes`, or a largest body could never
+    /// be taken.
+    pub max_inflight_body_bytes: u64,
 }
 
 impl Default for Limits {
@@ -118,6 +133,8 @@ impl Default for Limits {
             max_links_per_span: DEFAULT_MAX_PER_SPAN,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
+            body_read_timeout_ms: DEFAULT_BODY_READ_TIMEOUT_MS,
+            max_inflight_body_bytes: DEFAULT_MAX_INFLIGHT_BODY_BYTES,
         }
     }
 }

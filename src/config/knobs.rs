@@ -415,6 +415,8 @@ macro_rules! names {
 const MAX_QUEUE: u64 = 10_000_000;
 /// Largest request body: 1 GiB, far past any exporter's batch.
 const MAX_BODY_BYTES: u64 = 1 << 30;
+/// Largest budget of bodies in flight: 64 GiB, more than a desktop has.
+const MAX_INFLIGHT_BODY_BYTES: u64 = 64 << 30;
 /// Largest recent-trace store: 4 GiB, more than any desktop should give a waterfall.
 const MAX_STORED_BYTES: u64 = 4 << 30;
 /// Most attributes, events or links stored per span.
@@ -873,6 +875,30 @@ pub static KNOBS: &[Knob] = &[
             set: |s, v| s.collector_limits.header_read_timeout_ms = v,
         },
         get: |s| s.collector_limits.header_read_timeout_ms.to_string(),
+    },
+    Knob {
+        key: "collector.body_read_timeout_ms",
+        env: None,
+        help: "Time a client has to send a request's body once its headers have arrived; \
+               a body still incomplete is answered 408 and its connection closed; milliseconds.",
+        bounds: Bounds::Int {
+            min: 1,
+            max: MAX_LATENCY_MS,
+            set: |s, v| s.collector_limits.body_read_timeout_ms = v,
+        },
+        get: |s| s.collector_limits.body_read_timeout_ms.to_string(),
+    },
+    Knob {
+        key: "collector.max_inflight_body_bytes",
+        env: None,
+        help: "Bytes of all request bodies the collector holds at once (both listeners); a \
+               body past it is refused with a retryable 503 and counted in /stats.",
+        bounds: Bounds::Int {
+            min: 1,
+            max: MAX_INFLIGHT_BODY_BYTES,
+            set: |s, v| s.collector_limits.max_inflight_body_bytes = v,
+        },
+        get: |s| s.collector_limits.max_inflight_body_bytes.to_string(),
     },
     Knob {
         key: "collector.forward",

@@ -62,7 +62,25 @@ impl Limits {
         int(
             "collector.header_read_timeout_ms",
             self.header_read_timeout_ms,
-        )
+        )?;
+        int("collector.body_read_timeout_ms", self.body_read_timeout_ms)?;
+        let inflight = "collector.max_inflight_body_bytes";
+        int(inflight, self.max_inflight_body_bytes)?;
+        // A budget smaller than one largest body would refuse such a body forever, with
+        // a status that tells the exporter to retry it.
+        if self.max_inflight_body_bytes < self.max_body_bytes {
+            return Err(FaultError {
+                key: inflight,
+                value: self.max_inflight_body_bytes.to_string(),
+                invalid: Invalid {
+                    expected: format!(
+                        "at least collector.max_body_bytes ({})",
+                        self.max_body_bytes
+                    ),
+                },
+            });
+        }
+        Ok(())
     }
 }
 
