@@ -32,13 +32,17 @@ pub(crate) enum Reason {
     Undecodable,
     BadId,
     RateLimited,
+    /// The body did not arrive whole within `body_read_timeout_ms`.
+    TimedOut,
+    /// The bodies in flight held `max_inflight_body_bytes` already.
+    MemoryLimited,
     /// An error injected by the `error_rate` fault, with its status.
     Injected(u16),
 }
 
 impl Reason {
     /// Every reason except `Injected`, in the order of their counters.
-    pub(crate) const FIXED: [Reason; 11] = [
+    pub(crate) const FIXED: [Reason; 13] = [
         Reason::MethodNotAllowed,
         Reason::UnsupportedContentType,
         Reason::UnsupportedContentEncoding,
@@ -50,6 +54,8 @@ impl Reason {
         Reason::Undecodable,
         Reason::BadId,
         Reason::RateLimited,
+        Reason::TimedOut,
+        Reason::MemoryLimited,
     ];
 
     /// The key used in `CollectorStats::rejected_by_reason`.
@@ -66,6 +72,8 @@ impl Reason {
             Reason::Undecodable => "undecodable",
             Reason::BadId => "bad_id",
             Reason::RateLimited => "rate_limited",
+            Reason::TimedOut => "timed_out",
+            Reason::MemoryLimited => "memory_limited",
             Reason::Injected(status) => return Cow::Owned(format!("injected_{status}")),
         })
     }
@@ -352,7 +360,7 @@ fn read(raw: Bytes, caps: &Caps) -> Result<Decoded, Rejection> {
     }
 }
 
-fn undecodable(why: impl std::fmt::Display) -> Rejection {
+pub(crate) fn undecodable(why: impl std::fmt::Display) -> Rejection {
     Rejection::new(
         StatusCode::BAD_REQUEST,
         Reason::Undecodable,

@@ -27,6 +27,7 @@ use prost::Message as _;
 use super::Shared;
 use super::decode::{self, Reason, Rejection};
 use super::forward::Batch;
+use super::framing::FramingCheck;
 use super::routes;
 use super::store::Verdict;
 
@@ -78,7 +79,12 @@ async fn export(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let grpc = &shared.store.counters.requests_grpc;
     grpc.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (meta, head_problem) = decode::check_head_with(&parts, grpc_encoding);
-    let verdict = routes::intake(&shared, &meta, head_problem, body, |framed| {
+    let check = if head_problem.is_some() {
+        FramingCheck::off()
+    } else {
+        FramingCheck::grpc()
+    };
+    let verdict = routes::intake(&shared, &meta, head_problem, (body, check), |framed| {
         let (compressed, message) = unframe(framed, meta.gzip)?;
         // Forwarded over OTLP/HTTP: gRPC's gzip is a gzip stream, a valid Content-Encoding.
         let batch = Batch {
@@ -204,10 +210,13 @@ fn respond(verdict: Verdict) -> Response {
 /// asks of data the server cannot accept (otlp.md, "Failures"); a body over the limit is
 /// RESOURCE_EXHAUSTED, as gRPC servers answer a message past their receive limit; an
 /// unknown `grpc-encoding` is UNIMPLEMENTED (PROTOCOL-HTTP2.md); the ingestion quota is
-/// RESOURCE_EXHAUSTED with `RetryInfo`, retryable under the specification.
+/// RESOURCE_EXHAUSTED with `RetryInfo`, retryable under the specification, and so is the
+/// in-flight memory budget, as gRPC servers answer memory pressure; a body that did not
+/// arrive in time is DEADLINE_EXCEEDED.
 fn code_for(rejection: &Rejection) -> Code {
     match rejection.reason {
-        Reason::TooLarge | Reason::RateLimited => Code::ResourceExhausted,
+        Reason::TooLarge | Reason::RateLimited | Reason::MemoryLimited => Code::ResourceExhausted,
+        Reason::TimedOut => Code::DeadlineExceeded,
         Reason::UnsupportedContentEncoding => Code::Unimplemented,
         Reason::Injected(status) => code_for_status(status),
         _ => Code::InvalidArgument,
@@ -426,6 +435,10 @@ mod tests {
         }
         let rate = Rejection::new(StatusCode::TOO_MANY_REQUESTS, Reason::RateLimited, "");
         assert_eq!(code_for(&rate), Code::ResourceExhausted);
+        let memory = Rejection::new(StatusCode::SERVICE_UNAVAILABLE, Reason::MemoryLimited, "");
+        assert_eq!(code_for(&memory), Code::ResourceExhausted);
+        let late = Rejection::new(StatusCode::REQUEST_TIMEOUT, Reason::TimedOut, "");
+        assert_eq!(code_for(&late), Code::DeadlineExceeded);
     }
 
     #[test]

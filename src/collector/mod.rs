@@ -13,11 +13,15 @@
 //! types), `store` (counts, duplicates, recent traces, acknowledgements), `routes` (HTTP
 //! handlers, the export path every protocol shares and the fault waits), `grpc` (gRPC
 //! framing and statuses), `server` (accept loops, HTTP/1 and HTTP/2, outage), `window`
-//! (bounded FIFO sets), `forward` (accepted batches passed on to a real backend).
+//! (bounded FIFO sets), `forward` (accepted batches passed on to a real backend),
+//! `budget` (the bytes of bodies in flight), `framing` (a body's protobuf framing checked
+//! as it arrives).
 
+mod budget;
 mod decode;
 mod faults;
 mod forward;
+mod framing;
 mod grpc;
 mod otlp;
 mod routes;
@@ -140,6 +144,8 @@ pub(crate) struct Shared {
     forward: Option<forward::Forwarder>,
     /// The jitter and injected-error draws, seeded by `CollectorConfig::fault_seed`.
     draws: faults::Draws,
+    /// The bytes of bodies being read, over both listeners.
+    bodies: budget::Budget,
 }
 
 impl Shared {
@@ -162,12 +168,14 @@ impl Shared {
             store: store::Store::new(config.recent_traces, limits.max_stored_bytes),
             forward,
             draws: faults::Draws::new(config.fault_seed),
+            bodies: budget::Budget::new(limits.max_inflight_body_bytes),
         }
     }
 
     /// The store's counters and the forwarder's, in one snapshot.
     fn stats(&self) -> CollectorStats {
         let mut stats = self.store.stats();
+        stats.body_bytes_in_flight = self.bodies.used();
         if let Some(forward) = &self.forward {
             forward.fill(&mut stats);
         }

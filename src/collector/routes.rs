@@ -2,8 +2,10 @@
 //! `GET /traces`, and the export path every protocol shares (`intake`).
 //!
 //! An export (`/v1/traces`, or gRPC's `Export`) goes through, in order: head checks,
-//! reading the body (bounded), black hole, latency, then one locked decision in
-//! `Store::decide` (killed runner, bad input, injected error, ingestion limit, count). The body is read before the waits so that the
+//! reading the body (bounded in size, time and the in-flight budget, its framing checked
+//! as it arrives), black hole, latency, then one locked decision in `Store::decide`
+//! (killed runner, bad input, injected error, ingestion limit, count). The body is read
+//! before the waits so that the
 //! bytes are on our side when a fault holds the answer back, as with a real slow backend,
 //! and so that hyper notices a client that gives up (it watches for EOF only once the body
 //! has been read) and drops the waiting request.
@@ -21,16 +23,20 @@ use http::{HeaderValue, StatusCode, header};
 use http_body_util::BodyExt;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
+use tokio::time::Instant;
 
 use super::Shared;
+use super::budget::Reservation;
 use super::decode::{self, Decoded, Reason, Rejection, RequestMeta};
 use super::forward::Batch;
+use super::framing::FramingCheck;
 use super::store::{Counters, Verdict, sorted};
 use super::stored::StoredTrace;
 
-/// After a body passes `max_body_bytes`, this much more is read and thrown away before the
-/// connection is closed. Closing a socket with unread data makes the kernel send RST, and the
-/// client then often loses our 413 before reading it; draining lets it see the reason.
+/// After a body is refused (past `max_body_bytes`, past the in-flight budget, or with a bad
+/// head), this much more is read and thrown away before the connection is closed. Closing
+/// a socket with unread data makes the kernel send RST, and the client then often loses
+/// our 413 or 503 before reading it; draining lets it see the reason (and retry a 503).
 const DRAIN_LIMIT_BYTES: usize = 64 << 20;
 /// Upper bound on time spent draining an oversize body, for the same reason.
 const DRAIN_TIME: Duration = Duration::from_secs(2);
@@ -80,7 +86,14 @@ impl Drop for InFlight<'_> {
 async fn traces(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let (meta, head_problem) = decode::check_head(&parts);
-    let verdict = intake(&shared, &meta, head_problem, body, |bytes| {
+    // A protobuf body as sent is checked as it arrives; JSON and gzip must be read whole.
+    let check = if meta.json || meta.gzip {
+        FramingCheck::off()
+    } else {
+        let len = content_length(&body).unwrap_or(shared.max_body_bytes as u64);
+        FramingCheck::protobuf(len)
+    };
+    let verdict = intake(&shared, &meta, head_problem, (body, check), |bytes| {
         // The raw body is forwarded as it arrived (a reference count, not a copy).
         let header = |name| parts.headers.get(name).cloned();
         let batch = Batch {
@@ -95,28 +108,35 @@ async fn traces(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     respond(verdict, meta.json)
 }
 
+/// The body's length when the client announced it (Content-Length).
+pub(crate) fn content_length(body: &Body) -> Option<u64> {
+    hyper::body::Body::size_hint(body).exact()
+}
+
 /// One export, whichever protocol brought it (`/v1/traces` here, gRPC in `grpc`), from
-/// its parsed head to the verdict: reading the body (bounded, and even when the head is
-/// already bad: see DRAIN_LIMIT_BYTES), the fault waits, `open` (the body to a request
-/// and the batch to forward), the decision, and the forward of an accepted batch. Counted
-/// in flight until it returns; dropped before (the client gave up), it is abandoned.
+/// its parsed head to the verdict: reading the body (bounded in size, time and memory,
+/// its framing checked as it arrives, and drained when refused: see DRAIN_LIMIT_BYTES),
+/// the fault waits, `open` (the body to a request and the batch to forward), the
+/// decision, and the forward of an accepted batch. Counted in flight until it returns;
+/// dropped before (the client gave up), it is abandoned. The body's bytes are held in the
+/// in-flight budget until the decision.
 pub(crate) async fn intake(
     shared: &Shared,
     meta: &RequestMeta,
     head_problem: Option<Rejection>,
-    body: Body,
+    (body, check): (Body, FramingCheck),
     open: impl FnOnce(Bytes) -> Result<(Decoded, Batch), Rejection>,
 ) -> Verdict {
     let mut guard = InFlight::enter(&shared.store.counters);
-    let body = read_body(shared, body).await;
+    // Declared before the body's bytes, so that they are freed before it is given back.
+    let mut reservation = shared.bodies.reserve();
+    let body = BodyReader::new(shared, check, head_problem)
+        .read(body, &mut reservation)
+        .await;
 
     wait_for_faults(shared, meta.runner).await;
 
-    let opened = match head_problem {
-        Some(problem) => Err(problem),
-        None => body.and_then(open),
-    };
-    let (input, batch) = match opened {
+    let (input, batch) = match body.and_then(open) {
         Err(problem) => (Err(problem), None),
         Ok((decoded, batch)) => {
             let spans = decoded.spans;
@@ -133,57 +153,167 @@ pub(crate) async fn intake(
     verdict
 }
 
-/// Reads the body up to `max_body_bytes`, counting every byte that arrives.
-async fn read_body(shared: &Shared, mut body: Body) -> Result<Bytes, Rejection> {
-    let max = shared.max_body_bytes;
-    let counters = &shared.store.counters;
-    let mut buf = BytesMut::new();
-    let mut total: usize = 0;
-    let mut draining_until = None;
-    loop {
-        let frame = match draining_until {
-            None => body.frame().await,
-            Some(deadline) => match tokio::time::timeout_at(deadline, body.frame()).await {
+/// Reads one body: up to `max_body_bytes`, within `body_read_timeout_ms`, within the
+/// in-flight budget, its framing checked as it arrives. Once refused (or when its head
+/// was bad), it keeps nothing more and drains what follows for a bounded while.
+struct BodyReader<'a> {
+    shared: &'a Shared,
+    check: FramingCheck,
+    buf: BytesMut,
+    total: usize,
+    /// Bytes read and thrown away since the body was refused.
+    drained: usize,
+    refusal: Option<Rejection>,
+    /// When draining a refused body ends.
+    drain_until: Option<Instant>,
+}
+
+impl<'a> BodyReader<'a> {
+    fn new(shared: &'a Shared, check: FramingCheck, head_problem: Option<Rejection>) -> Self {
+        let mut reader = BodyReader {
+            shared,
+            check,
+            buf: BytesMut::new(),
+            total: 0,
+            drained: 0,
+            refusal: None,
+            drain_until: None,
+        };
+        if let Some(problem) = head_problem {
+            reader.refuse(problem);
+        }
+        reader
+    }
+
+    /// The whole body, or why not. `reservation` holds its bytes in the budget.
+    async fn read(
+        mut self,
+        mut body: Body,
+        reservation: &mut Reservation<'_>,
+    ) -> Result<Bytes, Rejection> {
+        let shared = self.shared;
+        let limits = &shared.limits;
+        let deadline = Instant::now() + Duration::from_millis(limits.body_read_timeout_ms);
+        if self.refusal.is_none()
+            && let Some(len) = content_length(&body)
+            && len > self.shared.max_body_bytes as u64
+        {
+            // Announced too large: refused before its first byte.
+            self.refuse(too_large(self.shared.max_body_bytes));
+        } else if let Some(len) = content_length(&body) {
+            // Sized once, so the buffer is never copied as it grows.
+            self.buf.reserve(
+                usize::try_from(len)
+                    .unwrap_or(0)
+                    .min(self.shared.max_body_bytes),
+            );
+        }
+        loop {
+            let until = self.drain_until.map_or(deadline, |d| d.min(deadline));
+            let frame = match tokio::time::timeout_at(until, body.frame()).await {
                 Ok(frame) => frame,
-                Err(_) => break,
-            },
-        };
-        let data = match frame {
-            None => break,
-            Some(Err(e)) => {
-                return Err(Rejection::new(
-                    StatusCode::BAD_REQUEST,
-                    Reason::BodyReadError,
-                    format!("error while reading the body: {e}"),
-                ));
-            }
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => data,
-                Err(_trailers) => continue,
-            },
-        };
-        counters.add_bytes(data.len());
-        total = total.saturating_add(data.len());
-        if draining_until.is_none() {
-            if total > max {
-                buf = BytesMut::new();
-                draining_until = Some(tokio::time::Instant::now() + DRAIN_TIME);
-            } else {
-                buf.extend_from_slice(&data);
+                Err(_) if self.refusal.is_some() => break,
+                Err(_) => return Err(timed_out(limits.body_read_timeout_ms)),
+            };
+            let data = match frame {
+                None => break,
+                Some(Err(e)) => return Err(self.refusal.unwrap_or_else(|| read_error(&e))),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_trailers) => continue,
+                },
+            };
+            self.take(&data, reservation);
+            if self.refusal.is_some()
+                && (self.drain_until.is_none() || self.drained > DRAIN_LIMIT_BYTES)
+            {
+                break;
             }
         }
-        if draining_until.is_some() && total - max > DRAIN_LIMIT_BYTES {
-            break;
+        match self.refusal {
+            Some(refusal) => Err(refusal),
+            None => Ok(self.buf.freeze()),
         }
     }
-    if draining_until.is_some() {
-        return Err(Rejection::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            Reason::TooLarge,
-            format!("body exceeds the limit of {max} bytes"),
-        ));
+
+    /// One chunk: counted, then kept unless the size, the budget or the framing refuses
+    /// the body.
+    fn take(&mut self, data: &[u8], reservation: &mut Reservation<'_>) {
+        self.shared.store.counters.add_bytes(data.len());
+        self.total = self.total.saturating_add(data.len());
+        if self.refusal.is_some() {
+            self.drained = self.drained.saturating_add(data.len());
+            return;
+        }
+        let max = self.shared.max_body_bytes;
+        let refusal = if self.total > max {
+            Some(too_large(max))
+        } else if !reservation.grow(data.len()) {
+            Some(memory_limited(self.shared.limits.max_inflight_body_bytes))
+        } else if let Err(why) = self.check.feed(data) {
+            // Not drained: no exporter sends a body that is not protobuf, so the answer
+            // matters less than not reading megabytes of garbage; closing the connection
+            // with the body unread stops the sender.
+            self.refuse(decode::undecodable(why));
+            self.drain_until = None;
+            None
+        } else {
+            self.buf.extend_from_slice(data);
+            None
+        };
+        if let Some(refusal) = refusal {
+            self.refuse(refusal);
+        }
+        if self.refusal.is_some() {
+            reservation.release();
+        }
     }
-    Ok(buf.freeze())
+
+    /// Keeps nothing more of the body: drops what was kept, and drains the rest for a
+    /// bounded while so that the client reads the answer.
+    fn refuse(&mut self, refusal: Rejection) {
+        self.refusal = Some(refusal);
+        self.buf = BytesMut::new();
+        self.drain_until = Some(Instant::now() + DRAIN_TIME);
+    }
+}
+
+fn too_large(max: usize) -> Rejection {
+    Rejection::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Reason::TooLarge,
+        format!("body exceeds the limit of {max} bytes"),
+    )
+}
+
+fn read_error(e: &axum::Error) -> Rejection {
+    Rejection::new(
+        StatusCode::BAD_REQUEST,
+        Reason::BodyReadError,
+        format!("error while reading the body: {e}"),
+    )
+}
+
+/// 408, as HTTP servers answer a request that did not arrive in time; hyper then closes
+/// the connection, whose unread body cannot be skipped.
+fn timed_out(timeout_ms: u64) -> Rejection {
+    Rejection::new(
+        StatusCode::REQUEST_TIMEOUT,
+        Reason::TimedOut,
+        format!("body not received whole within {timeout_ms} ms"),
+    )
+}
+
+/// 503 with `Retry-After: 1`, which OTLP exporters retry: the OpenTelemetry Collector's
+/// `memory_limiter` refuses data with a retryable error too.
+fn memory_limited(budget: u64) -> Rejection {
+    let mut r = Rejection::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Reason::MemoryLimited,
+        format!("the bodies in flight hold the collector's budget of {budget} bytes; retry"),
+    );
+    r.retry_after_s = Some(1);
+    r
 }
 
 /// Holds the request while the black hole is on, then for the injected latency. Returns

@@ -58,6 +58,7 @@ pub(crate) struct Counters {
     pub connections_replaced: AtomicU64,
     pub connections_refused: AtomicU64,
     pub connections_timed_out: AtomicU64,
+    pub connections_slow_closed: AtomicU64,
     fixed_reasons: [AtomicU64; Reason::FIXED.len()],
     /// Injected errors by status, index `status - 400` (statuses are validated to 400..=599).
     injected: [AtomicU64; 200],
@@ -99,6 +100,7 @@ impl Counters {
             connections_replaced: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
             connections_timed_out: AtomicU64::new(0),
+            connections_slow_closed: AtomicU64::new(0),
             fixed_reasons: std::array::from_fn(|_| AtomicU64::new(0)),
             injected: std::array::from_fn(|_| AtomicU64::new(0)),
         }
@@ -121,6 +123,15 @@ impl Counters {
         if let Some(c) = slot {
             add(c, 1);
         }
+    }
+
+    /// Requests rejected for `reason`, one of `Reason::FIXED`.
+    fn rejected_for(&self, reason: Reason) -> u64 {
+        Reason::FIXED
+            .iter()
+            .position(|r| *r == reason)
+            .and_then(|i| self.fixed_reasons.get(i))
+            .map_or(0, get)
     }
 
     fn rejected_by_reason(&self) -> BTreeMap<String, u64> {
@@ -402,7 +413,11 @@ impl Store {
             connections_replaced: get(&c.connections_replaced),
             connections_refused: get(&c.connections_refused),
             connections_timed_out: get(&c.connections_timed_out),
-            // Filled in by the forwarder, which keeps its own counters.
+            connections_slow_closed: get(&c.connections_slow_closed),
+            requests_timed_out: c.rejected_for(Reason::TimedOut),
+            requests_refused_memory: c.rejected_for(Reason::MemoryLimited),
+            // Filled in by the forwarder, which keeps its own counters, and by `Shared`
+            // (the bodies in flight).
             ..CollectorStats::default()
         }
     }

@@ -33,7 +33,8 @@ pub struct CollectorStats {
     pub traces_seen: u64,
     /// Rejections by reason: `undecodable`, `too_large`, `empty`, `bad_gzip`, `bad_id`,
     /// `bad_header`, `body_read_error`, `method_not_allowed`, `unsupported_content_type`,
-    /// `unsupported_content_encoding`, `rate_limited`, `injected_<status>`.
+    /// `unsupported_content_encoding`, `rate_limited`, `timed_out`, `memory_limited`,
+    /// `injected_<status>`.
     pub rejected_by_reason: BTreeMap<String, u64>,
     /// Spans in decodable requests that were rejected (injected error, rate limit): what the
     /// exporter will retry or lose.
@@ -58,6 +59,16 @@ pub struct CollectorStats {
     pub texts_cut: u64,
     /// Bytes the recent-trace store holds now (at most `max_stored_bytes`).
     pub stored_bytes: u64,
+    /// Requests whose body did not arrive whole within `body_read_timeout_ms`: answered
+    /// 408 (DEADLINE_EXCEEDED over gRPC), also under `timed_out` in `rejected_by_reason`.
+    pub requests_timed_out: u64,
+    /// Requests refused because the bodies in flight held `max_inflight_body_bytes`:
+    /// answered 503 with `Retry-After: 1` (RESOURCE_EXHAUSTED with `RetryInfo` over gRPC),
+    /// also under `memory_limited` in `rejected_by_reason`.
+    pub requests_refused_memory: u64,
+    /// Bytes of request bodies held now, read and not yet decided (at most
+    /// `max_inflight_body_bytes`).
+    pub body_bytes_in_flight: u64,
     /// Connections open now (at most `max_connections`).
     pub connections_open: u64,
     /// Connections closed to make room for a new one at `max_connections`: the oldest
@@ -68,6 +79,10 @@ pub struct CollectorStats {
     /// Connections closed because their headers did not arrive within
     /// `header_read_timeout_ms`.
     pub connections_timed_out: u64,
+    /// Connections closed at `max_connections` to make room for a new one because their
+    /// request's body was arriving slower than 32 KiB/s (a client sending a byte now and
+    /// then); their request counts as abandoned.
+    pub connections_slow_closed: u64,
     /// Where accepted batches are forwarded (`collector.forward`); absent when not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forward_url: Option<String>,
