@@ -9,11 +9,13 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
+use http::Request;
+use hyper::body::{Body as _, Incoming};
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -120,19 +122,14 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, connections: Arc<C
                 tokio::select! {
                     accepted = l.accept() => match accepted {
                         Ok((stream, _peer)) => {
-                            let Some(slot) = connections.admit(&shared) else {
-                                // Every open connection has a request in progress: close
-                                // this one now rather than go past the limit.
-                                continue;
-                            };
                             // Small requests and answers: do not let Nagle add 40 ms.
                             let _ = stream.set_nodelay(true);
-                            tokio::spawn(serve_connection(
+                            tokio::spawn(admit_and_serve(
                                 stream,
                                 protocol,
                                 router.clone(),
                                 shared.clone(),
-                                slot,
+                                connections.clone(),
                             ));
                         }
                         Err(_) => {
@@ -149,13 +146,87 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, connections: Arc<C
     }
 }
 
+/// A connection at the limit: served once a slot is free, or closed (counted refused)
+/// after waiting as long as a client may take to send its headers.
+async fn admit_and_serve(
+    stream: tokio::net::TcpStream,
+    protocol: Protocol,
+    router: Router,
+    shared: Arc<Shared>,
+    connections: Arc<Connections>,
+) {
+    let wait = Duration::from_millis(shared.limits.header_read_timeout_ms);
+    let admitted = tokio::select! {
+        slot = connections.admit(&shared, wait) => slot,
+        _ = outage_or_shutdown(shared.faults.subscribe(), shared.shutdown.subscribe()) => None,
+    };
+    if let Some(slot) = admitted {
+        serve_connection(stream, protocol, router, shared, slot).await;
+    }
+}
+
 /// The open connections, oldest first, for `max_connections`. A connection that has no
 /// request in progress (idle between requests, or still sending its headers, as a slow
-/// or hostile client does) can be closed to make room for a new one: so a flood of slow
-/// clients never keeps `/stats` or an exporter out, and the limit always holds.
+/// or hostile client does) can be closed to make room for a new one, and so can one whose
+/// request's body arrives slower than `MIN_BODY_RATE` (headers sent whole, then a byte
+/// now and then): so a flood of slow clients never keeps `/stats` or an exporter out,
+/// and the limit always holds. A new connection that finds neither waits for one (at most
+/// `MAX_WAITING` of them wait), rather than be closed while a slow body is still young.
 #[derive(Default)]
 struct Connections {
     table: Mutex<ConnTable>,
+    waiting: AtomicUsize,
+}
+
+/// Slowest body rate, in bytes per second, at which a connection keeps its place at the
+/// limit: 32 KiB/s, a slow 256 kbit/s uplink; an exporter on loopback or a LAN sends its
+/// batch in milliseconds, the hostile client a byte every 5 s.
+const MIN_BODY_RATE: u64 = 32 << 10;
+/// How long a body is read before its rate is judged: a few round trips of a distant
+/// client, and the longest a new connection waits for a slow one's place.
+const SLOW_AFTER: Duration = Duration::from_millis(200);
+/// How often a waiting connection looks for a place again: a slow body becomes
+/// replaceable with time, not with an event.
+const ADMIT_POLL: Duration = Duration::from_millis(20);
+/// Most connections waiting for a place at once; past them, a new one is closed at once,
+/// so that waiting never holds more descriptors than this.
+const MAX_WAITING: usize = 64;
+
+/// How far a connection's request bodies have come, for `MIN_BODY_RATE`.
+#[derive(Default)]
+struct BodyProgress {
+    /// Bodies being read now (HTTP/2 may read several).
+    reading: AtomicU64,
+    /// When `reading` last went from 0 to 1, in ms since `epoch_ms`'s origin.
+    since_ms: AtomicU64,
+    /// Bytes read since then.
+    bytes: AtomicU64,
+}
+
+impl BodyProgress {
+    fn start(&self) {
+        if self.reading.fetch_add(1, Relaxed) == 0 {
+            self.bytes.store(0, Relaxed);
+            self.since_ms.store(epoch_ms(), Relaxed);
+        }
+    }
+
+    /// Whether every request in progress (`busy`) is a body arriving too slowly.
+    fn too_slow(&self, busy: u64, now_ms: u64) -> bool {
+        let reading = self.reading.load(Relaxed);
+        let elapsed = now_ms.saturating_sub(self.since_ms.load(Relaxed));
+        reading > 0
+            && busy <= reading
+            && u128::from(elapsed) >= SLOW_AFTER.as_millis()
+            && self.bytes.load(Relaxed).saturating_mul(1000) < MIN_BODY_RATE.saturating_mul(elapsed)
+    }
+}
+
+/// Milliseconds since the first call: a clock the connections' atomics can hold.
+fn epoch_ms() -> u64 {
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    let epoch = EPOCH.get_or_init(std::time::Instant::now);
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 #[derive(Default)]
@@ -171,6 +242,7 @@ struct ConnTable {
 struct Conn {
     busy: Arc<AtomicU64>,
     begun: Arc<AtomicU64>,
+    body: Arc<BodyProgress>,
     close: Arc<Notify>,
 }
 
@@ -187,26 +259,58 @@ impl Connections {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A slot for a new connection: at the limit, the oldest connection without a request
-    /// in progress is closed for it; `None` (counted) when every one has one.
-    fn admit(self: &Arc<Self>, shared: &Shared) -> Option<Slot> {
+    /// A slot for a new connection, waiting at most `wait` for one at the limit; `None`
+    /// (counted refused) when none came free, or when too many wait already.
+    async fn admit(self: &Arc<Self>, shared: &Shared, wait: Duration) -> Option<Slot> {
+        if let Some(slot) = self.try_admit(shared) {
+            return Some(slot);
+        }
+        let refused = || {
+            let counters = &shared.store.counters;
+            counters.connections_refused.fetch_add(1, Relaxed);
+            None
+        };
+        if self.waiting.fetch_add(1, Relaxed) >= MAX_WAITING {
+            self.waiting.fetch_sub(1, Relaxed);
+            return refused();
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        let slot = loop {
+            tokio::time::sleep(ADMIT_POLL).await;
+            if let Some(slot) = self.try_admit(shared) {
+                break Some(slot);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break None;
+            }
+        };
+        self.waiting.fetch_sub(1, Relaxed);
+        slot.or_else(refused)
+    }
+
+    /// A slot for a new connection now: at the limit, the oldest connection without a
+    /// request in progress is closed for it, else the oldest whose bodies arrive too
+    /// slowly; `None` when neither is there.
+    fn try_admit(self: &Arc<Self>, shared: &Shared) -> Option<Slot> {
         let counters = &shared.store.counters;
         let limit = usize::try_from(shared.limits.max_connections).unwrap_or(usize::MAX);
         let mut table = self.lock();
         if table.open.len() >= limit {
-            let idle = table
-                .open
-                .iter()
-                .find(|(_, c)| c.busy.load(Relaxed) == 0)
-                .map(|(id, _)| *id);
-            let Some(id) = idle else {
-                counters.connections_refused.fetch_add(1, Relaxed);
-                return None;
+            let now = epoch_ms();
+            let idle = || table.open.iter().find(|(_, c)| c.busy.load(Relaxed) == 0);
+            let slow = || {
+                let mut conns = table.open.iter();
+                conns.find(|(_, c)| c.body.too_slow(c.busy.load(Relaxed), now))
+            };
+            let (id, counter) = match (idle(), slow()) {
+                (Some((id, _)), _) => (*id, &counters.connections_replaced),
+                (None, Some((id, _))) => (*id, &counters.connections_slow_closed),
+                (None, None) => return None,
             };
             if let Some(old) = table.open.remove(&id) {
                 // `notify_one` keeps the signal if the connection is not waiting yet.
                 old.close.notify_one();
-                counters.connections_replaced.fetch_add(1, Relaxed);
+                counter.fetch_add(1, Relaxed);
             }
         }
         let slot = Slot {
@@ -214,6 +318,7 @@ impl Connections {
             conn: Conn {
                 busy: Arc::new(AtomicU64::new(0)),
                 begun: Arc::new(AtomicU64::new(0)),
+                body: Arc::new(BodyProgress::default()),
                 close: Arc::new(Notify::new()),
             },
             table: self.clone(),
@@ -238,11 +343,13 @@ impl Connections {
 }
 
 /// The router, counting the connection's requests in progress while each is handled (from
-/// its complete headers to its answer's headers), and every request begun.
+/// its complete headers to its answer's headers), every request begun, and how fast
+/// their bodies arrive.
 struct Tracked<S> {
     inner: S,
     busy: Arc<AtomicU64>,
     begun: Arc<AtomicU64>,
+    body: Arc<BodyProgress>,
 }
 
 /// Counts one request in progress until dropped, answered or abandoned alike.
@@ -254,25 +361,86 @@ impl Drop for Busy {
     }
 }
 
-impl<S, R> hyper::service::Service<R> for Tracked<S>
+impl<S> hyper::service::Service<Request<Incoming>> for Tracked<S>
 where
-    S: hyper::service::Service<R>,
+    S: hyper::service::Service<Request<Watched>>,
     S::Future: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
 
-    fn call(&self, req: R) -> Self::Future {
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
         self.begun.fetch_add(1, Relaxed);
         self.busy.fetch_add(1, Relaxed);
         let busy = Busy(self.busy.clone());
-        let answer = self.inner.call(req);
+        let (parts, incoming) = req.into_parts();
+        let progress = (!incoming.is_end_stream()).then(|| {
+            self.body.start();
+            self.body.clone()
+        });
+        let watched = Watched {
+            inner: incoming,
+            progress,
+        };
+        let answer = self.inner.call(Request::from_parts(parts, watched));
         Box::pin(async move {
             let answered = answer.await;
             drop(busy);
             answered
         })
+    }
+}
+
+/// A request body that counts its bytes into its connection's `BodyProgress`, and stops
+/// counting as being read at its end, an error, or when dropped.
+pub(crate) struct Watched {
+    inner: Incoming,
+    progress: Option<Arc<BodyProgress>>,
+}
+
+impl Watched {
+    fn finish(&mut self) {
+        if let Some(progress) = self.progress.take() {
+            progress.reading.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl hyper::body::Body for Watched {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(data), Some(progress)) = (frame.data_ref(), &self.progress) {
+                    progress.bytes.fetch_add(data.len() as u64, Relaxed);
+                }
+            }
+            Poll::Ready(_) => self.finish(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -292,6 +460,7 @@ async fn serve_connection(
         inner: TowerToHyperService::new(router),
         busy: slot.conn.busy.clone(),
         begun: slot.conn.begun.clone(),
+        body: slot.conn.body.clone(),
     };
     let io = TokioIo::new(stream);
     let served = async {
