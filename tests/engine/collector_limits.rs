@@ -1,6 +1,8 @@
-//! The collector against hostile input (issue 11): its memory stays within the store's
-//! byte budget whatever a request holds, and a flood of slow connections neither goes past
-//! the connection limit nor keeps `/stats` and exports out.
+//! The collector against hostile input (issues 11 and 20): its memory stays within the
+//! store's byte budget whatever a request holds, and within the in-flight budget however
+//! many large bodies arrive at once; a flood of slow connections, sending their headers or
+//! their bodies a byte at a time, neither goes past the connection limit nor keeps
+//! `/stats` and exports out.
 //!
 //! The memory test runs `gracetrace collect` as its own process, so that its resident
 //! memory is the collector's alone, not this test binary's with every other test in it.
@@ -8,6 +10,8 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::{PATIENCE, wait_until};
@@ -210,6 +214,15 @@ fn attribute_heavy_requests_stay_within_the_store_budget() {
     );
 }
 
+/// An embedded collector with these limits.
+fn with_limits(limits: Limits) -> Collector {
+    Collector::start(CollectorConfig {
+        limits,
+        ..CollectorConfig::default()
+    })
+    .expect("collector")
+}
+
 /// Many spans, each small, more than the budget holds: the oldest traces go, what no
 /// request could fit is counted, and the store never exceeds its budget.
 #[test]
@@ -269,15 +282,11 @@ fn the_store_keeps_its_byte_budget_and_counts_what_it_did_not_store() {
 #[test]
 fn a_flood_of_slow_connections_stays_within_the_limit() {
     let limit = 32;
-    let c = Collector::start(CollectorConfig {
-        limits: Limits {
-            max_connections: limit,
-            header_read_timeout_ms: 1_000,
-            ..Limits::default()
-        },
-        ..CollectorConfig::default()
-    })
-    .expect("collector");
+    let c = with_limits(Limits {
+        max_connections: limit,
+        header_read_timeout_ms: 1_000,
+        ..Limits::default()
+    });
     let addr = c.addr();
     let mut slow: Vec<TcpStream> = (0..200)
         .filter_map(|_| TcpStream::connect(addr).ok())
@@ -323,4 +332,210 @@ fn a_flood_of_slow_connections_stays_within_the_limit() {
         "the limit was reached: {stats:?}"
     );
     assert!(stats.connections_open <= limit);
+}
+
+/// The first bytes of a 100,000-byte body that is valid as far as it goes: a
+/// `resource_spans` field of 99,996 bytes, then zeros inside it.
+fn slow_body_prefix() -> Vec<u8> {
+    let mut out = vec![1 << 3 | 2];
+    encode_varint(99_996, &mut out);
+    out.resize(64, 0);
+    out
+}
+
+/// `what` on a fresh connection, tried until it is answered 200 (a reset or a refusal
+/// is tried again) within `PATIENCE`; how long the answered try took, and the tries.
+fn answered_within(what: impl Fn() -> std::io::Result<(u16, Vec<u8>)>) -> (Duration, u32) {
+    let deadline = Instant::now() + PATIENCE;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let start = Instant::now();
+        if let Ok((200, _)) = what() {
+            return (start.elapsed(), tries);
+        }
+        assert!(Instant::now() < deadline, "never answered in {tries} tries");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 20, item 1: `max_connections` clients send whole POST headers and then a body
+/// byte now and then. `/stats` and an honest export are still answered, each within a
+/// second; the slow bodies are closed to make room or answered 408 at the body deadline.
+#[test]
+fn slow_bodies_cannot_keep_out_stats_or_an_export() {
+    let limit = 8;
+    let c = with_limits(Limits {
+        max_connections: limit,
+        header_read_timeout_ms: 2_000,
+        body_read_timeout_ms: 1_500,
+        ..Limits::default()
+    });
+    let addr = c.addr();
+    let slow: Vec<TcpStream> = (0..limit)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).expect("connect");
+            write!(
+                s,
+                "POST /v1/traces HTTP/1.1\r\nHost: x\r\n\
+                 Content-Type: application/x-protobuf\r\nContent-Length: 100000\r\n\r\n"
+            )
+            .expect("headers");
+            s
+        })
+        .collect();
+    // A body byte from each slow client every 200 ms, until the test is done.
+    let done = Arc::new(AtomicBool::new(false));
+    let mut writers: Vec<TcpStream> = slow.iter().map(|s| s.try_clone().expect("clone")).collect();
+    let trickle = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            for byte in slow_body_prefix() {
+                if done.load(Ordering::Relaxed) {
+                    return;
+                }
+                for w in &mut writers {
+                    let _ = w.write_all(&[byte]);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    wait_until("the slow clients' bodies being read", PATIENCE, || {
+        c.stats().connections_open == limit
+    });
+
+    let (stats_took, stats_tries) = answered_within(|| http(addr, "GET", "/stats", b""));
+    let export = attribute_heavy(9, 1, 1);
+    let (export_took, export_tries) = answered_within(|| http(addr, "POST", "/v1/traces", &export));
+    wait_until("a slow body's deadline", PATIENCE, || {
+        c.stats().requests_timed_out > 0
+    });
+    done.store(true, Ordering::Relaxed);
+    let _ = trickle.join();
+    let stats = c.stats();
+    println!(
+        "slow bodies: /stats answered in {stats_took:?} ({stats_tries} tries), an export in \
+         {export_took:?} ({export_tries} tries); {} slow connections closed, {} timed out",
+        stats.connections_slow_closed, stats.requests_timed_out
+    );
+    assert!(stats_took < Duration::from_secs(1), "{stats_took:?}");
+    assert!(export_took < Duration::from_secs(1), "{export_took:?}");
+    assert_eq!(
+        stats.spans_received, 1,
+        "the export counted once: {stats:?}"
+    );
+    assert!(stats.connections_slow_closed > 0, "{stats:?}");
+    assert!(stats.connections_open <= limit);
+    // A slow client still connected at the deadline reads its 408.
+    let timed_out = slow.into_iter().any(|mut s| {
+        let _ = s.set_read_timeout(Some(PATIENCE));
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        raw.starts_with(b"HTTP/1.1 408")
+    });
+    assert!(timed_out, "no slow client read a 408");
+}
+
+/// `body` POSTed by each of `clients` threads at once, on its own connection; the
+/// statuses read back (a reset connection reads none).
+fn post_at_once(addr: SocketAddr, clients: usize, body: &Arc<Vec<u8>>) -> Vec<Option<u16>> {
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                http(addr, "POST", "/v1/traces", &body)
+                    .ok()
+                    .map(|(status, _)| status)
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().ok().flatten())
+        .collect()
+}
+
+/// A valid request of `len` bytes and no span: one `ResourceSpans` holding an unknown
+/// field of zeros, which the collector skips; it must read the whole body to know.
+fn valid_request_of(len: usize) -> Vec<u8> {
+    // Five bytes of the outer key and length, two of the inner key, four of its length.
+    let inner_len = len - 5;
+    let mut inner = Vec::with_capacity(inner_len);
+    encode_varint(u64::from(1000u32 << 3 | 2), &mut inner);
+    encode_varint((inner_len - 6) as u64, &mut inner);
+    inner.resize(inner_len, 0);
+    let body = field(1, &inner);
+    assert_eq!(body.len(), len);
+    body
+}
+
+/// The in-flight budget of the scaled test, four bodies of 16 MB; and what the collector
+/// may hold beyond its bodies at its peak: hyper's read buffer of up to 400 KB on each
+/// of 100 connections, the runtime's threads, the allocator's slack. Before the fix, 100
+/// such bodies peaked at 1.56 GB (issue 20).
+const INFLIGHT: u64 = 64 << 20;
+const INFLIGHT_MARGIN: u64 = 96 << 20;
+
+/// Issue 20, item 2: 100 bodies of 16 MB at once. Zero bytes are refused at their first
+/// byte, valid-looking ones within the in-flight budget (the rest answered 503 to be
+/// retried), so the peak stays under the budget, and memory goes back after the load.
+#[test]
+fn concurrent_large_bodies_stay_within_the_inflight_budget() {
+    let (mut child, addr) = start_collect(&["--max-inflight-body-bytes", &INFLIGHT.to_string()]);
+    let baseline = memory_of(child.id()).1;
+    let zeros = Arc::new(vec![0u8; 16_000_000]);
+    let refused = post_at_once(addr, 100, &zeros);
+    let (peak_zeros, _) = memory_of(child.id());
+    let valid = Arc::new(valid_request_of(16_000_000));
+    let answers = post_at_once(addr, 100, &valid);
+    let (peak, _) = memory_of(child.id());
+    let stats = stats_over_http(addr);
+    // Falls back once the load is over (the trim runs once no body is in flight).
+    let mut after = u64::MAX;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        after = memory_of(child.id()).1;
+        if after <= baseline + (32 << 20) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().ok();
+    child.wait().ok();
+    let mb = |b: u64| b as f64 / 1e6;
+    let count = |s: u16| answers.iter().filter(|a| **a == Some(s)).count();
+    println!(
+        "100 x 16 MB: baseline {:.1} MB, peak after zero bodies {:.1} MB, peak {:.1} MB, \
+         after {:.1} MB; valid bodies: {} accepted, {} refused 503, {} unanswered",
+        mb(baseline),
+        mb(peak_zeros),
+        mb(peak),
+        mb(after),
+        count(200),
+        count(503),
+        answers.iter().filter(|a| a.is_none()).count()
+    );
+    assert_eq!(stats["rejected_by_reason"]["undecodable"], 100, "{stats}");
+    assert!(
+        refused.iter().all(|s| matches!(s, None | Some(400))),
+        "{refused:?}"
+    );
+    assert!(
+        peak_zeros <= baseline + INFLIGHT_MARGIN,
+        "zeros peaked at {peak_zeros} B"
+    );
+    assert!(
+        peak <= baseline + INFLIGHT + INFLIGHT_MARGIN,
+        "peaked at {peak} B"
+    );
+    let accepted = stats["requests_accepted"].as_u64().unwrap_or(0);
+    let refused_memory = stats["requests_refused_memory"].as_u64().unwrap_or(0);
+    assert!(accepted > 0 && refused_memory > 0, "{stats}");
+    assert_eq!(accepted + refused_memory, 100, "{stats}");
+    assert_eq!(stats["body_bytes_in_flight"], 0, "{stats}");
+    assert!(
+        after <= baseline + (32 << 20),
+        "resident {after} B after the load"
+    );
 }
