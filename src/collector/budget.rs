@@ -31,6 +31,7 @@ pub(crate) struct Reservation<'a> {
 
 impl Budget {
     pub(crate) fn new(limit: u64) -> Self {
+        large_buffers_from_mmap();
         Budget {
             limit,
             used: AtomicU64::new(0),
@@ -88,6 +89,25 @@ impl Drop for Reservation<'_> {
     }
 }
 
+/// Buffers of 1 MB and more (a body's) mapped on their own, so that freeing one gives its
+/// pages back at once. glibc's default threshold is dynamic: after the first 16 MB body is
+/// freed it rises past 16 MB, bodies then come from the arenas, and every page a body ever
+/// touched stays resident: 100 bodies at once peaked at 387 MB under a 64 MB budget until
+/// this was fixed. A fixed threshold turns the dynamic one off (mallopt(3)).
+fn large_buffers_from_mmap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: mallopt only sets a parameter of the allocator, under its lock.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+            }
+        });
+    }
+}
+
 /// Asks the allocator to return free memory once the last body is gone. glibc keeps
 /// freed memory in its arenas: after a burst of large bodies, a collector otherwise stays
 /// at its peak (0.87 GB after 100 bodies of 16 MB, issue 20). Freed large blocks are
@@ -100,6 +120,7 @@ fn trim_soon() {
         let trim = || {
             // SAFETY: malloc_trim only reads and rewrites the allocator's own state, under
             // its locks; it is safe to call from any thread at any time.
+            #[allow(unsafe_code)]
             unsafe {
                 libc::malloc_trim(0);
             }
