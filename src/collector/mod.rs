@@ -369,6 +369,16 @@ impl Collector {
         self.shared.store.orphans()
     }
 
+    /// What arrived of each trace of `trace_ids` (in that order): its distinct spans and
+    /// whether its root did, the root being a span without a parent or the app's top span
+    /// under `gracetrace probe`'s load. The tallies are the ones `orphans` reads, kept for
+    /// the last `TRACE_WINDOW` trace ids seen (about 64 bytes each); `None` is a trace
+    /// none of whose spans arrived, or, once more than `TRACE_WINDOW` traces were seen
+    /// (`stats().traces_seen`), one that may have been forgotten.
+    pub fn trace_tallies(&self, trace_ids: &[u128]) -> Vec<Option<crate::record::TraceTally>> {
+        self.shared.store.tallies(trace_ids)
+    }
+
     /// What the app says about itself in its latest resource (service name, SDK).
     pub fn app_resource(&self) -> Option<crate::record::AppResource> {
         self.shared.store.resource()

@@ -357,10 +357,7 @@ impl Pipeline {
             settings.exporter.timeout_ms,
             settings.workload.seed,
         )?;
-        let formula = match semantics {
-            Semantics::Python => RatioFormula::Python,
-            Semantics::Rust | Semantics::Sdk => RatioFormula::Rust,
-        };
+        let formula = RatioFormula::of(semantics);
         let builder = SdkTracerProvider::builder()
             .with_sampler(self.sample_rate.parent_based(formula))
             .with_id_generator(ids::RequestTraceIds::default())

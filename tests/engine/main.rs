@@ -21,6 +21,7 @@ mod config;
 mod kill_under_load;
 mod live;
 mod probe;
+mod probe_load;
 mod property;
 mod real_process;
 mod run_ends;

@@ -10,7 +10,7 @@ use crate::common::{PATIENCE, python_ready, seed_app, wait_until};
 const BIN: &str = env!("CARGO_BIN_EXE_gracetrace");
 
 /// A fresh path for one test's report.
-fn report_path(name: &str) -> PathBuf {
+pub(crate) fn report_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!(
         "gracetrace-probe-{name}-{}.json",
         std::process::id()
@@ -23,7 +23,7 @@ fn probe(args: &[&str], command: &[&str]) -> Output {
 }
 
 /// [`probe`] with these variables set (the app's protocol, say).
-fn probe_in(env: &[(&str, &str)], args: &[&str], command: &[&str]) -> Output {
+pub(crate) fn probe_in(env: &[(&str, &str)], args: &[&str], command: &[&str]) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.arg("probe").args(args).arg("--").args(command);
     for (var, _) in std::env::vars() {
@@ -36,20 +36,20 @@ fn probe_in(env: &[(&str, &str)], args: &[&str], command: &[&str]) -> Output {
 }
 
 /// The app's OTLP protocol, as its environment says it: the SDK's own variable.
-const HTTP: &[(&str, &str)] = &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")];
+pub(crate) const HTTP: &[(&str, &str)] = &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")];
 const GRPC: &[(&str, &str)] = &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")];
 
-fn read_report(path: &Path) -> serde_json::Value {
+pub(crate) fn read_report(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).expect("the report was written");
     let _ = std::fs::remove_file(path);
     serde_json::from_str(&text).expect("the report is JSON")
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
@@ -75,14 +75,14 @@ fn probe_seed_app(
 }
 
 /// The number the app printed as `spans ended: N`.
-fn spans_ended(out: &str) -> u64 {
+pub(crate) fn spans_ended(out: &str) -> u64 {
     out.lines()
         .find_map(|l| l.strip_prefix("spans ended: "))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("the app did not print its span count:\n{out}"))
 }
 
-fn u(v: &serde_json::Value) -> u64 {
+pub(crate) fn u(v: &serde_json::Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
 
