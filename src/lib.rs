@@ -16,6 +16,7 @@
 //!             sim         the same runner, rule book and shutdown in virtual time
 //! session     wires the layers into a run (headless) or a live engine (the window)
 //! ui          draws snapshots and sends commands
+//! cli         the command line: parses arguments, calls the layers, prints, exits
 //! ```
 //!
 //! `lifecycle` and `sim` share a layer and never name each other; `sim` reads the
@@ -24,6 +25,7 @@
 //! on (headers, what SIGKILL asks the backend) is in `record::wire`. `.ci/layers` checks
 //! the rule on every CI run.
 
+pub mod cli;
 pub mod collector;
 pub mod config;
 pub mod lifecycle;

@@ -21,12 +21,12 @@ use gracetrace::record::probe::{
 };
 use gracetrace::record::report::{DeviceReport, Report};
 use gracetrace::record::{ExportEvent, LastImage, Marker, Outcome, Record, Sample};
-use gracetrace::session::app_run::{AppPhase, AppView, LogLine, Stream};
 use gracetrace::session::live::{RunnerState, Snapshot};
 use gracetrace::session::whatif::{self, SweepResult};
+use gracetrace::session::your_app::{AppPhase, AppView, LogLine, Stream};
 use gracetrace::ui::GraceApp;
-use gracetrace::ui::app::Centre;
 use gracetrace::ui::whatif as whatif_form;
+use gracetrace::ui::window::Centre;
 use gracetrace::workload::model::DeviceChoice;
 
 use common::{PATIENCE, python_ready, seed_app};
@@ -265,7 +265,9 @@ fn choosing_the_model_shows_the_device_and_the_picture_with_its_trace_id() {
 fn press_shutdown(h: &mut Harness<'_, GraceApp>) -> Snapshot {
     h.get_by_label("Shutdown (SIGTERM)").click_accesskit();
     h.step();
-    wait_for_snapshot(h, "the shutdown to start", |s| s.phase != RunnerState::Running);
+    wait_for_snapshot(h, "the shutdown to start", |s| {
+        s.phase != RunnerState::Running
+    });
     assert!(matches!(
         h.state().snapshot().phase,
         RunnerState::ShuttingDown { .. } | RunnerState::Ended

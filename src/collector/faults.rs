@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 pub use crate::config::Faults;
+use crate::config::IngestBucket;
 use crate::config::draws::{Sequence, Stream};
 
 impl Faults {
@@ -45,52 +46,26 @@ impl Draws {
     }
 }
 
-/// A token bucket holding one second of the configured rate.
-///
-/// It models a vendor's ingestion quota: bursts up to one second's worth pass, sustained
-/// traffic above the rate gets 429. A request larger than the whole bucket is let through when
-/// the bucket is full (leaving a debt) so that a limit below the batch size still lets data
-/// trickle in instead of rejecting every batch forever.
+/// The ingestion quota on the collector's clock: [`IngestBucket`] (shared with the
+/// simulator) over the time since this bucket was made.
 #[derive(Debug)]
 pub(crate) struct TokenBucket {
-    /// The limit the bucket was filled for; a changed limit restarts it full.
-    limit: Option<u64>,
-    tokens: f64,
-    last: Instant,
+    origin: Instant,
+    bucket: IngestBucket,
 }
 
 impl TokenBucket {
     pub(crate) fn new() -> Self {
         TokenBucket {
-            limit: None,
-            tokens: 0.0,
-            last: Instant::now(),
+            origin: Instant::now(),
+            bucket: IngestBucket::default(),
         }
     }
 
     /// Takes `spans` tokens if the current `limit` allows it.
     pub(crate) fn try_take(&mut self, limit: Option<u64>, spans: u64, now: Instant) -> bool {
-        let Some(rate) = limit else {
-            self.limit = None;
-            return true;
-        };
-        let capacity = rate as f64;
-        if self.limit != limit {
-            // A new limit is a new quota: start it full rather than carry over a debt.
-            self.limit = limit;
-            self.tokens = capacity;
-            self.last = now;
-        }
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * capacity).min(capacity);
-        self.last = now;
-        let needed = (spans as f64).min(capacity);
-        if self.tokens >= needed {
-            self.tokens -= spans as f64;
-            true
-        } else {
-            false
-        }
+        let since = now.saturating_duration_since(self.origin);
+        self.bucket.try_take(limit, spans, since)
     }
 }
 

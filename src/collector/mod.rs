@@ -8,14 +8,13 @@
 //! background threads, so the SDK's blocking exporter, the workload and the UI never share
 //! an executor with it, and a stalled backend can never stall them.
 //!
-//! Files: `faults` (what can go wrong), `decode` (body to request or reason), `store`
-//! (counts, duplicates, recent traces, acknowledgements), `routes` (HTTP handlers, the
-//! export path every protocol shares and the fault waits), `grpc` (gRPC framing and
-//! statuses), `server` (accept loops, HTTP/1 and HTTP/2, outage), `window` (bounded FIFO
-//! sets), `forward` (accepted batches passed on to a real backend), `cli` (`gracetrace
-//! collect`).
+//! Files: `faults` (what can go wrong), `decode` (body to request or reason), `otlp` (the
+//! protobuf read field by field, keeping only what is stored), `stored` (the stored spans'
+//! types), `store` (counts, duplicates, recent traces, acknowledgements), `routes` (HTTP
+//! handlers, the export path every protocol shares and the fault waits), `grpc` (gRPC
+//! framing and statuses), `server` (accept loops, HTTP/1 and HTTP/2, outage), `window`
+//! (bounded FIFO sets), `forward` (accepted batches passed on to a real backend).
 
-pub mod cli;
 mod decode;
 mod faults;
 mod forward;
@@ -24,6 +23,7 @@ mod otlp;
 mod routes;
 mod server;
 mod store;
+mod stored;
 mod window;
 
 use std::net::SocketAddr;
@@ -39,10 +39,8 @@ pub use crate::record::wire::{KillWitness, REQUEST_ID_HEADER, RUNNER_HEADER};
 pub use decode::MAX_REQUEST_ID_LEN;
 pub use grpc::EXPORT_PATH as GRPC_EXPORT_PATH;
 pub use otlp::MAX_TEXT;
-pub use store::{
-    ACK_WINDOW, DUPLICATE_WINDOW, MAX_SPANS_PER_STORED_TRACE, StoredEvent, StoredLink, StoredSpan,
-    StoredTrace, TRACE_WINDOW,
-};
+pub use store::{ACK_WINDOW, DUPLICATE_WINDOW, MAX_SPANS_PER_STORED_TRACE, TRACE_WINDOW};
+pub use stored::{StoredEvent, StoredLink, StoredSpan, StoredTrace};
 
 /// Default size of the recent-trace store: enough for the waterfall view to pick from.
 pub const DEFAULT_RECENT_TRACES: usize = 200;

@@ -15,7 +15,7 @@ use bytes::{Buf, Bytes};
 use prost::DecodeError;
 use prost::encoding::{DecodeContext, WireType, check_wire_type, decode_key, decode_varint};
 
-use super::store::{StoredEvent, StoredLink, StoredSpan};
+use super::stored::{StoredEvent, StoredLink, StoredSpan};
 use crate::record::AppResource;
 
 /// Longest text kept for one attribute value, key, name or id; the rest is cut and the

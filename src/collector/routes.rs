@@ -25,7 +25,8 @@ use prost::Message;
 use super::Shared;
 use super::decode::{self, Decoded, Reason, Rejection, RequestMeta};
 use super::forward::Batch;
-use super::store::{Counters, StoredTrace, Verdict, sorted};
+use super::store::{Counters, Verdict, sorted};
+use super::stored::StoredTrace;
 
 /// After a body passes `max_body_bytes`, this much more is read and thrown away before the
 /// connection is closed. Closing a socket with unread data makes the kernel send RST, and the

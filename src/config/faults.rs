@@ -1,38 +1,13 @@
 //! What the simulated backend does wrong: the fault settings a scenario, `--set`, the
 //! window and `gracetrace collect` all share. The collector acts on them
-//! (`collector/faults.rs`); here they are only data and their ranges.
+//! (`collector/faults.rs`); here they are data (their ranges are the knob table's, checked
+//! in `validate`), and the one rule both the
+//! collector and the simulator apply to them: the ingestion quota's token bucket
+//! ([`IngestBucket`]), so the two clocks cannot count a quota differently.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-
-use super::knobs::{self, Bounds, Invalid};
-
-/// Largest injected latency or jitter: ten minutes is longer than any exporter timeout, so
-/// nothing useful lies beyond it, and the bound keeps a typo from parking requests for days.
-/// Used by the knob table's rows, whose bounds [`Faults::validate`] checks with.
-pub const MAX_LATENCY_MS: u64 = 600_000;
-/// Largest `Retry-After`: one hour. Exporters cap their own waits far below this.
-pub const MAX_RETRY_AFTER_S: u64 = 3_600;
-/// Largest ingestion limit: far above what one process can export, so it never binds by accident.
-pub const MAX_INGEST_LIMIT: u64 = 100_000_000;
-
-/// A fault out of range: names the knob, the value and what is allowed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{key} = {value} is out of range: {invalid}")]
-pub struct FaultError {
-    /// The knob's key, `collector.<field>`.
-    pub key: &'static str,
-    /// The value refused, as the field holds it.
-    pub value: String,
-    /// What the knob's bounds allow.
-    pub invalid: Invalid,
-}
-
-impl FaultError {
-    /// The field of [`Faults`] that was refused (`error_rate`).
-    pub fn field(&self) -> &'static str {
-        self.key.trim_start_matches("collector.")
-    }
-}
 
 /// What the simulated backend does wrong. Every field is independent, and all of them can be
 /// changed while a run is going (see `Collector::set_faults`), because the interesting question
@@ -92,29 +67,6 @@ impl Faults {
     }
 }
 
-impl Faults {
-    /// Checks every field with the knob table's bounds (`collector.<field>`), so that a
-    /// slider, a scenario file or a CLI flag out of range is refused with a message naming
-    /// the field, the value and the allowed range, instead of producing a backend that
-    /// behaves in some unexplained way. `None` is always allowed; `Some` must be in range.
-    pub fn validate(&self) -> Result<(), FaultError> {
-        int("collector.latency_ms", self.latency_ms)?;
-        int("collector.jitter_ms", self.jitter_ms)?;
-        let rate = "collector.error_rate";
-        bounds(rate)
-            .check_float(self.error_rate)
-            .map_err(|invalid| refused(rate, self.error_rate, invalid))?;
-        int("collector.error_status", u64::from(self.error_status))?;
-        if let Some(s) = self.retry_after_s {
-            int("collector.retry_after_s", s)?;
-        }
-        if let Some(l) = self.ingest_limit_spans_per_s {
-            int("collector.ingest_limit_spans_per_s", l)?;
-        }
-        Ok(())
-    }
-}
-
 /// Default largest request body, on the wire and after gunzip: well above the SDK's
 /// largest batch (512 spans is about 100 KB), far below what would hurt memory.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 << 20;
@@ -170,123 +122,41 @@ impl Default for Limits {
     }
 }
 
-impl Limits {
-    /// Checks every field with the knob table's bounds (`collector.<field>`).
-    pub fn validate(&self) -> Result<(), FaultError> {
-        int("collector.max_body_bytes", self.max_body_bytes)?;
-        int("collector.max_stored_bytes", self.max_stored_bytes)?;
-        int(
-            "collector.max_attributes_per_span",
-            self.max_attributes_per_span,
-        )?;
-        int("collector.max_events_per_span", self.max_events_per_span)?;
-        int("collector.max_links_per_span", self.max_links_per_span)?;
-        int("collector.max_connections", self.max_connections)?;
-        int(
-            "collector.header_read_timeout_ms",
-            self.header_read_timeout_ms,
-        )
-    }
+/// The ingestion quota (`collector.ingest_limit_spans_per_s`) as a token bucket: it holds
+/// one second of the limit, refills at the limit per second, and a request of `spans` passes
+/// when the bucket holds them (a request larger than the bucket passes only when it is
+/// full, and leaves it in debt). Time is a [`Duration`] from any fixed origin, so the
+/// collector runs it on real time and the simulator on virtual time.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct IngestBucket {
+    /// The limit the bucket was filled for; a changed limit restarts it full.
+    limit: Option<u64>,
+    tokens: f64,
+    last: Duration,
 }
 
-/// The bounds of a fault's knob. Every field of `Faults` has one: a unit test checks it.
-fn bounds(key: &'static str) -> &'static Bounds {
-    match knobs::find(key) {
-        Some(knob) => &knob.bounds,
-        None => panic!("{key} is missing from the knob table"),
-    }
-}
-
-fn int(key: &'static str, value: u64) -> Result<(), FaultError> {
-    bounds(key)
-        .check_int(value)
-        .map_err(|invalid| refused(key, value, invalid))
-}
-
-fn refused(key: &'static str, value: impl ToString, invalid: Invalid) -> FaultError {
-    FaultError {
-        key,
-        value: value.to_string(),
-        invalid,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_are_valid_and_ranges_are_named() {
-        assert_eq!(Faults::default().validate(), Ok(()));
-        let bad = Faults {
-            error_rate: 1.5,
-            ..Faults::default()
+impl IngestBucket {
+    /// Takes `spans` tokens if the quota `limit` allows it at `now`; `None` is no quota.
+    pub fn try_take(&mut self, limit: Option<u64>, spans: u64, now: Duration) -> bool {
+        let Some(rate) = limit else {
+            self.limit = None;
+            return true;
         };
-        let msg = bad.validate().unwrap_err().to_string();
-        assert_eq!(
-            msg,
-            "collector.error_rate = 1.5 is out of range: expected a number from 0 to 1"
-        );
-        let bad = Faults {
-            error_status: 200,
-            ..Faults::default()
-        };
-        let err = bad.validate().unwrap_err();
-        assert_eq!(err.field(), "error_status");
-        assert!(err.to_string().contains("from 400 to 599"), "{err}");
-        let bad = Faults {
-            error_rate: f64::NAN,
-            ..Faults::default()
-        };
-        assert!(bad.validate().is_err());
-    }
-
-    /// The faults' bounds are the knob table's: what a scenario refuses, `validate` refuses.
-    #[test]
-    fn bounds_are_the_knob_tables() {
-        let edge = Faults {
-            latency_ms: MAX_LATENCY_MS,
-            jitter_ms: MAX_LATENCY_MS,
-            error_rate: 1.0,
-            error_status: 599,
-            retry_after_s: Some(MAX_RETRY_AFTER_S),
-            ingest_limit_spans_per_s: Some(MAX_INGEST_LIMIT),
-            ..Faults::default()
-        };
-        assert_eq!(edge.validate(), Ok(()));
-        let cases = [
-            Faults {
-                latency_ms: MAX_LATENCY_MS + 1,
-                ..Faults::default()
-            },
-            Faults {
-                jitter_ms: MAX_LATENCY_MS + 1,
-                ..Faults::default()
-            },
-            Faults {
-                retry_after_s: Some(7200),
-                ..Faults::default()
-            },
-            Faults {
-                ingest_limit_spans_per_s: Some(0),
-                ..Faults::default()
-            },
-            Faults {
-                ingest_limit_spans_per_s: Some(MAX_INGEST_LIMIT + 1),
-                ..Faults::default()
-            },
-        ];
-        for bad in cases {
-            let err = bad.validate().unwrap_err();
-            let mut settings = crate::config::Settings::default();
-            let raw = err.value.clone();
-            assert!(
-                settings
-                    .set(err.key, &raw, crate::config::Source::Default)
-                    .is_err()
-                    || raw == "0",
-                "{err}: the scenario knob accepts it"
-            );
+        let capacity = rate as f64;
+        if self.limit != limit {
+            // A new limit is a new quota: start it full rather than carry over a debt.
+            self.limit = limit;
+            self.tokens = capacity;
+            self.last = now;
+        }
+        let elapsed = now.saturating_sub(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * capacity).min(capacity);
+        self.last = now;
+        if self.tokens >= (spans as f64).min(capacity) {
+            self.tokens -= spans as f64;
+            true
+        } else {
+            false
         }
     }
 }

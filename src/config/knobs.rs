@@ -4,10 +4,15 @@
 //! The UI (tooltips), the README table, `--set`, the environment and scenario files all
 //! read this one table, so a range is written down exactly once.
 
-use super::{
-    DeviceChoice, HandleExit, MAX_INGEST_LIMIT, MAX_LATENCY_MS, MAX_RETRY_AFTER_S, Platform,
-    Semantics, Settings, Waiting, WorkloadKind,
-};
+use super::{DeviceChoice, HandleExit, Platform, Semantics, Settings, Waiting, WorkloadKind};
+
+/// Largest injected latency or jitter: ten minutes is longer than any exporter timeout, so
+/// nothing useful lies beyond it, and the bound keeps a typo from parking requests for days.
+pub const MAX_LATENCY_MS: u64 = 600_000;
+/// Largest `Retry-After`: one hour. Exporters cap their own waits far below this.
+pub const MAX_RETRY_AFTER_S: u64 = 3_600;
+/// Largest ingestion limit: far above what one process can export, so it never binds by accident.
+pub const MAX_INGEST_LIMIT: u64 = 100_000_000;
 
 pub struct Knob {
     /// Scenario-TOML key, `section.name`; also the `--set` key.
@@ -221,7 +226,7 @@ impl Bounds {
             Bounds::Bool(set) => set(s, boolean(raw)?),
             Bounds::Int { set, .. } => set(s, self.int(raw)?),
             Bounds::Float { set, .. } => set(s, self.float(raw)?),
-            Bounds::OptionalInt { none, set, .. } => match number::<i128>(raw) {
+            Bounds::OptionalInt { none, set, .. } => match whole_number(raw) {
                 Some(n) if n == i128::from(none) => set(s, None),
                 _ => set(s, Some(self.int(raw)?)),
             },
@@ -301,7 +306,9 @@ impl Bounds {
     }
 
     fn int(&self, raw: &str) -> Result<u64, Invalid> {
-        let value = number::<u64>(raw).ok_or_else(|| self.invalid())?;
+        let value = whole_number(raw)
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| self.invalid())?;
         self.check_int(value).map_err(|_| self.invalid())?;
         Ok(value)
     }
@@ -320,6 +327,21 @@ pub fn find(key: &str) -> Option<&'static Knob> {
 /// A number as TOML and the environment write it: `_` separators are allowed.
 fn number<T: std::str::FromStr>(raw: &str) -> Option<T> {
     raw.replace('_', "").parse().ok()
+}
+
+/// A whole number as TOML writes it: decimal, or `0x`, `0o`, `0b` with no sign, so that
+/// `--set batch.max_queue_size=0x800` means 2048 as the same literal in a file does.
+fn whole_number(raw: &str) -> Option<i128> {
+    let digits = raw.replace('_', "");
+    let radix = match digits.get(..2) {
+        Some("0x") => 16,
+        Some("0o") => 8,
+        Some("0b") => 2,
+        _ => return digits.parse().ok(),
+    };
+    i128::from_str_radix(&digits[2..], radix)
+        .ok()
+        .filter(|_| !digits[2..].starts_with(['+', '-']))
 }
 
 const BOOL_RANGE: &str = "true or false";
@@ -972,7 +994,6 @@ pub static KNOBS: &[Knob] = &[
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
 
     use super::*;
 
@@ -1040,117 +1061,6 @@ mod tests {
                 .unwrap()
                 .set(&mut s, "https://x")
                 .is_err()
-        );
-    }
-
-    fn readme() -> String {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
-        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    /// The lines of the README section that starts with `heading`, up to the next `## `.
-    fn section<'a>(readme: &'a str, heading: &str) -> Vec<&'a str> {
-        let mut lines = readme.lines().skip_while(|l| l.trim() != heading);
-        assert!(lines.next().is_some(), "README has no {heading:?}");
-        lines.take_while(|l| !l.starts_with("## ")).collect()
-    }
-
-    /// The keys of the ```toml block in "## Scenarios": `name = ..`, then `[section]  # key
-    /// (note), key, ...`, continued on `#` lines.
-    fn readme_scenario_keys(readme: &str) -> BTreeSet<String> {
-        let lines = section(readme, "## Scenarios");
-        let block = lines
-            .iter()
-            .skip_while(|l| !l.starts_with("```toml"))
-            .skip(1)
-            .take_while(|l| !l.starts_with("```"));
-        let mut keys = BTreeSet::new();
-        let mut table = String::new();
-        for line in block {
-            let (head, comment) = line.split_once('#').unwrap_or((line, ""));
-            let head = head.trim();
-            if let Some(name) = head.strip_prefix('[') {
-                table = name.trim_end_matches(']').to_string();
-            } else if let Some((key, _)) = head.split_once('=') {
-                keys.insert(key.trim().to_string());
-            }
-            for item in without_parentheses(comment).split(',') {
-                if let Some(word) = item.split_whitespace().next() {
-                    keys.insert(format!("{table}.{word}"));
-                }
-            }
-        }
-        keys
-    }
-
-    fn without_parentheses(text: &str) -> String {
-        let mut depth = 0;
-        text.chars()
-            .filter(|&c| {
-                depth += match c {
-                    '(' => 1,
-                    ')' => -1,
-                    _ => 0,
-                };
-                depth == 0 && c != ')'
-            })
-            .collect()
-    }
-
-    /// `(variable, knob key)` of every row of the table in "## Environment variables"; a row
-    /// may name several variables.
-    fn readme_env_rows(readme: &str) -> BTreeSet<(String, String)> {
-        let mut rows = BTreeSet::new();
-        for line in section(readme, "## Environment variables") {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            let [_, vars, key, ..] = cells[..] else {
-                continue;
-            };
-            if !vars.starts_with('`') {
-                continue;
-            }
-            for var in vars.split('`').skip(1).step_by(2) {
-                rows.insert((var.to_string(), key.to_string()));
-            }
-        }
-        rows
-    }
-
-    /// The README's scenario keys and environment table say what `gracetrace knobs` says.
-    #[test]
-    fn readme_lists_every_knob_and_variable() {
-        let readme = readme();
-        let documented = readme_scenario_keys(&readme);
-        let knobs: BTreeSet<String> = KNOBS.iter().map(|k| k.key.to_string()).collect();
-        assert_eq!(
-            documented.difference(&knobs).collect::<Vec<_>>(),
-            Vec::<&String>::new(),
-            "README \"Scenarios\" lists keys that are not knobs"
-        );
-        assert_eq!(
-            knobs.difference(&documented).collect::<Vec<_>>(),
-            Vec::<&String>::new(),
-            "knobs missing from README \"Scenarios\""
-        );
-        let table = readme_env_rows(&readme);
-        let read: BTreeSet<(String, String)> = KNOBS
-            .iter()
-            .filter_map(|k| Some((k.env?.to_string(), k.key.to_string())))
-            .chain(
-                super::super::env::SPECIAL
-                    .iter()
-                    .map(|(var, key)| (var.to_string(), key.to_string())),
-            )
-            .collect();
-        assert_eq!(
-            table.difference(&read).collect::<Vec<_>>(),
-            Vec::<&(String, String)>::new(),
-            "README \"Environment variables\" rows that gracetrace does not read so"
-        );
-        assert_eq!(
-            read.difference(&table).collect::<Vec<_>>(),
-            Vec::<&(String, String)>::new(),
-            "variables missing from README \"Environment variables\""
         );
     }
 }

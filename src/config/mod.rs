@@ -13,12 +13,17 @@ mod faults;
 #[cfg(test)]
 pub(crate) mod fuzzing;
 pub mod knobs;
+#[cfg(test)]
+mod readme_tables;
 pub mod scenario;
 pub mod scenario_file;
 mod settings;
+mod validate;
 
 pub use faults::*;
+pub use knobs::{MAX_INGEST_LIMIT, MAX_LATENCY_MS, MAX_RETRY_AFTER_S};
 pub use settings::*;
+pub use validate::FaultError;
 
 use std::fmt;
 
@@ -135,6 +140,7 @@ impl Settings {
                 ),
             });
         }
+        self.validate_workload(blame)?;
         let limits = self.collector_limits.validate();
         self.collector
             .validate()
@@ -145,6 +151,41 @@ impl Settings {
                 value: fault.value,
                 allowed: fault.invalid.to_string(),
             })
+    }
+
+    /// The workload's rules that span several knobs: bursts no closer than
+    /// [`MIN_BURST_EVERY_S`], and a schedule of at most [`MAX_ARRIVALS`] arrivals, so every
+    /// run ends in bounded time.
+    fn validate_workload(&self, blame: &dyn Fn(&[&str]) -> Source) -> Result<(), ConfigError> {
+        let w = &self.workload;
+        if w.burst_every_s > 0.0 && w.burst_every_s < MIN_BURST_EVERY_S {
+            return Err(ConfigError {
+                source: blame(&["workload.burst_every_s"]),
+                key: "workload.burst_every_s".into(),
+                value: w.burst_every_s.to_string(),
+                allowed: format!("0 (no bursts) or from {MIN_BURST_EVERY_S} seconds up"),
+            });
+        }
+        let arrivals = w.expected_arrivals();
+        if arrivals > MAX_ARRIVALS {
+            const KEYS: [&str; 4] = [
+                "workload.rate_per_s",
+                "workload.duration_s",
+                "workload.burst_size",
+                "workload.burst_every_s",
+            ];
+            return Err(ConfigError {
+                source: blame(&KEYS),
+                key: "workload.rate_per_s".into(),
+                value: w.rate_per_s.to_string(),
+                allowed: format!(
+                    "the schedule (duration_s {} x rate_per_s, plus a burst of {} every {} s) \
+                     makes {arrivals:.3e} arrivals; one run makes at most {MAX_ARRIVALS:.0}",
+                    w.duration_s, w.burst_size, w.burst_every_s
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Applies `key=value` pairs from the command line.

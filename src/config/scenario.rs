@@ -17,16 +17,46 @@ pub type Lines = HashMap<String, usize>;
 /// Reads and applies a scenario file; returns the line of every key it set.
 pub fn apply_file(settings: &mut Settings, path: &Path) -> Result<Lines, ConfigError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let text = read_scenario(path).map_err(|why| ConfigError {
         source: Source::File {
             path: shown.clone(),
             line: 0,
         },
         key: String::new(),
         value: String::new(),
-        allowed: format!("cannot read the scenario file: {e}"),
+        allowed: format!("cannot read the scenario file: {why}"),
     })?;
     apply_str(settings, &text, &shown)
+}
+
+/// The largest scenario file read: every knob with a long comment fits in a few kilobytes,
+/// so a megabyte is a mistake (a log, a binary), refused before it fills memory.
+pub const MAX_SCENARIO_BYTES: u64 = 1024 * 1024;
+
+/// Reads a scenario file: a regular file (a FIFO with no writer, a device or a folder
+/// would block or never end), at most [`MAX_SCENARIO_BYTES`], in UTF-8.
+fn read_scenario(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_SCENARIO_BYTES {
+        return Err(format!(
+            "{} bytes; a scenario file has at most {MAX_SCENARIO_BYTES}",
+            meta.len()
+        ));
+    }
+    // Opened after the check, and read with a cap in case it grew in between.
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    file.take(MAX_SCENARIO_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > MAX_SCENARIO_BYTES {
+        return Err(format!("more than {MAX_SCENARIO_BYTES} bytes"));
+    }
+    Ok(text)
 }
 
 /// Applies scenario text; `path` is only used in errors. Every value must have its knob's

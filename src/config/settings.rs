@@ -131,8 +131,30 @@ pub struct WorkloadSettings {
     pub step_events: bool,
 }
 
+/// The shortest interval between bursts: a millisecond. A shorter one (1e-10 s) is a typo,
+/// not a workload, and would make a run that never ends.
+pub const MIN_BURST_EVERY_S: f64 = 0.001;
+/// The most arrivals one run may schedule: 200 million, about 10 s of the simulator on
+/// one core with the seed's three spans a request, and far past what one real runner can
+/// serve in the longest traffic (an hour). A schedule past it is refused before it starts.
+pub const MAX_ARRIVALS: f64 = 200_000_000.0;
+
+impl WorkloadSettings {
+    /// The arrivals the schedule will make, on average: the Poisson traffic's, plus one
+    /// burst per whole interval (bursts come at `burst_every_s`, `2 x burst_every_s`, ...).
+    pub fn expected_arrivals(&self) -> f64 {
+        let steady = self.duration_s * self.rate_per_s;
+        let bursts = if self.burst_every_s > 0.0 && self.burst_size > 0 {
+            (self.duration_s / self.burst_every_s).ceil() * self.burst_size as f64
+        } else {
+            0.0
+        };
+        steady + bursts
+    }
+}
+
 /// Which device the caller asks for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     /// wgpu if it finds any adapter (GPU or software), else the CPU backend.
@@ -145,6 +167,8 @@ pub enum DeviceChoice {
 }
 
 impl DeviceChoice {
+    pub const ALL: [DeviceChoice; 3] = [DeviceChoice::Auto, DeviceChoice::Wgpu, DeviceChoice::Cpu];
+
     pub fn name(self) -> &'static str {
         match self {
             DeviceChoice::Auto => "auto",

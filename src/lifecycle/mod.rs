@@ -179,7 +179,10 @@ fn watch_until_exit_or_kill<W: KillWitness>(
                         return;
                     }
                     // The platform's own phases; the runner never reports them.
-                    ShutdownPhase::Sigterm | ShutdownPhase::HandleExit | ShutdownPhase::RoutingEnd | ShutdownPhase::Sigkill => {}
+                    ShutdownPhase::Sigterm
+                    | ShutdownPhase::HandleExit
+                    | ShutdownPhase::RoutingEnd
+                    | ShutdownPhase::Sigkill => {}
                 }
             }
             Err(RecvTimeoutError::Timeout) => break,

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
@@ -21,45 +21,55 @@ use crate::workload::Traffic;
 /// The line the child prints once its traffic runs, so the parent starts its clock.
 const READY: &str = "gracetrace-runner ready";
 
-/// `gracetrace runner`: serve the scenario's traffic, exporting to `endpoint`, until
-/// SIGTERM; then run the shutdown steps and exit. Whoever sent SIGTERM sends SIGKILL.
-pub fn runner_command(settings: &Settings, endpoint: String, runner_id: u64) -> ExitCode {
-    if settings.workload.kind == crate::config::WorkloadKind::Model
-        && let Err(error) = crate::workload::model_service(&settings.workload)
-    {
-        eprintln!("gracetrace runner: {error}");
-        return ExitCode::FAILURE;
+/// Why a runner process could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error(transparent)]
+    Model(#[from] crate::workload::model::ModelError),
+    #[error(transparent)]
+    Pipeline(#[from] crate::telemetry::PipelineError),
+    #[error("cannot watch for SIGTERM: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// The child's side of the real-process check (`gracetrace runner`): serve the scenario's
+/// traffic, exporting to `endpoint`, until SIGTERM; then run the shutdown steps and
+/// return. Whoever sent SIGTERM sends SIGKILL. The lines the parent reads ([`READY`], then
+/// `sigterm +0 ms` and each step as `NAME +MS ms`) go to `out`, flushed at once: a SIGKILL
+/// may come at any moment, and what was not flushed never happened for the parent.
+pub fn serve_as_runner(
+    settings: &Settings,
+    endpoint: String,
+    runner_id: u64,
+    out: &mut dyn Write,
+) -> Result<(), RunnerError> {
+    if settings.workload.kind == crate::config::WorkloadKind::Model {
+        crate::workload::model_service(&settings.workload)?;
     }
     let record = Arc::new(Record::new());
-    let pipeline = match Pipeline::start(settings, endpoint, record, runner_id) {
-        Ok(pipeline) => Arc::new(pipeline),
-        Err(error) => {
-            eprintln!("gracetrace runner: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let sigterm = match wait_for_sigterm() {
-        Ok(sigterm) => sigterm,
-        Err(error) => {
-            eprintln!("gracetrace runner: cannot watch for SIGTERM: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let pipeline = Arc::new(Pipeline::start(settings, endpoint, record, runner_id)?);
+    let sigterm = wait_for_sigterm().map_err(RunnerError::Signals)?;
     let mut traffic = Traffic::start(&settings.workload, pipeline.clone());
-    println!("{READY}");
-    let _ = std::io::stdout().flush();
+    // Behind a lock because the step callback is a shared `Fn`.
+    let out = std::sync::Mutex::new(out);
+    let say = |line: &str| {
+        let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    say(READY);
 
     let traffic_ends = Duration::from_secs_f64(settings.workload.duration_s);
-    match sigterm.recv_timeout(traffic_ends + Duration::from_secs(3600)) {
-        Ok(()) => {}
-        Err(_) => {
-            traffic.wait();
-            pipeline.shutdown();
-            return ExitCode::SUCCESS;
-        }
+    if sigterm
+        .recv_timeout(traffic_ends + Duration::from_secs(3600))
+        .is_err()
+    {
+        traffic.wait();
+        pipeline.shutdown();
+        return Ok(());
     }
     let sigterm_at = std::time::Instant::now();
-    println!("sigterm +0 ms");
+    say("sigterm +0 ms");
     traffic.begin_drain(sigterm_at, &settings.shutdown);
     if settings.shutdown.handle_exit == HandleExit::Cancel {
         traffic.cancel_in_flight();
@@ -69,12 +79,11 @@ pub fn runner_command(settings: &Settings, endpoint: String, runner_id: u64) -> 
     runner_main(&pipeline, traffic, flush_timeout, &|step| {
         let name = step.phase.name();
         let ms = step.at.saturating_duration_since(sigterm_at).as_secs_f64() * 1000.0;
-        println!("{name} +{ms:.1} ms");
-        let _ = std::io::stdout().flush();
+        say(&format!("{name} +{ms:.1} ms"));
         true
     });
     arrivals.stop();
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 /// A thread that waits for SIGTERM (through tokio's signal handling) and says so once.

@@ -26,88 +26,6 @@ pub struct Calibration {
     pub exports_measured: u64,
 }
 
-/// Where `--json` writes the report: checked before the run starts, so that a path that
-/// cannot be written is refused at once instead of after a whole scenario.
-#[derive(Debug)]
-pub enum ReportOut {
-    /// `-`: standard output.
-    Stdout,
-    /// A file whose folder exists and which this process may write.
-    File(std::path::PathBuf),
-}
-
-/// The report's path cannot be written; names the path and why.
-#[derive(Debug, thiserror::Error)]
-#[error("--json {}: cannot write the report there: {reason}", path.display())]
-pub struct ReportPathError {
-    pub path: std::path::PathBuf,
-    pub reason: String,
-}
-
-impl std::fmt::Display for ReportOut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReportOut::Stdout => write!(f, "standard output"),
-            ReportOut::File(path) => write!(f, "{}", path.display()),
-        }
-    }
-}
-
-impl ReportOut {
-    /// Checks `path` by opening it for writing as the report will be written: a file
-    /// that did not exist is created and removed again, one that exists is opened
-    /// without truncating it, so a failed check or a failed run leaves nothing behind.
-    pub fn check(path: &std::path::Path) -> Result<ReportOut, ReportPathError> {
-        if path.as_os_str() == "-" {
-            return Ok(ReportOut::Stdout);
-        }
-        let refused = |reason: String| ReportPathError {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => std::path::Path::new("."),
-        };
-        if !parent.is_dir() {
-            return Err(refused(format!("no folder {}", parent.display())));
-        }
-        if path.is_dir() {
-            return Err(refused("it is a folder".into()));
-        }
-        let open = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path);
-        let created = match open {
-            Ok(_) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| refused(e.to_string()))?;
-                false
-            }
-            Err(e) => return Err(refused(e.to_string())),
-        };
-        if created {
-            std::fs::remove_file(path).map_err(|e| refused(e.to_string()))?;
-        }
-        Ok(ReportOut::File(path.to_path_buf()))
-    }
-
-    /// Writes the report's text (a final newline added).
-    pub fn write(&self, text: &str) -> std::io::Result<()> {
-        match self {
-            ReportOut::Stdout => {
-                println!("{text}");
-                Ok(())
-            }
-            ReportOut::File(path) => std::fs::write(path, format!("{text}\n")),
-        }
-    }
-}
-
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     /// `real`: the threaded pipeline ran in real time; `virtual`: the simulator (`sim`).
@@ -147,7 +65,7 @@ pub struct SpanReport {
     pub never_ended: u64,
 }
 
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct RequestReport {
     pub sent: u64,
     pub completed: u64,

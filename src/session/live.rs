@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::app_run::{AppError, AppRun, AppView};
+use super::your_app::{AppError, AppRun, AppView};
 use super::{FIRST_RUNNER, Session, SessionError, newest_whole_trace, whatif};
 use crate::collector::{CollectorError, StoredTrace};
 use crate::config::scenario_file::{self, ScenarioFileError};

@@ -5,13 +5,13 @@
 //! build the same [`Report`].
 
 pub mod advise;
-pub mod app_run;
 mod exit;
 pub mod live;
 pub mod probe_predict;
 pub mod sweep;
 pub mod virtual_clock;
 pub mod whatif;
+pub mod your_app;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};

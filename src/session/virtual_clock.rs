@@ -103,9 +103,7 @@ pub fn run_virtual(settings: &Settings, costs: Calibration) -> Result<Report, Si
     report.clock = "virtual";
     report.calibration = Some(costs);
     report.spans = span_report(&outcome);
-    let (r, q) = (&mut report.requests, outcome.requests);
-    (r.sent, r.completed, r.rejected, r.cancelled) = (q.sent, q.completed, q.rejected, q.cancelled);
-    (r.refused, r.returned, r.cut_off) = (q.refused, q.returned, q.cut_off);
+    report.requests = outcome.requests;
     report.http.attempts = outcome.http_attempts;
     report.http.bytes = outcome.http_bytes;
     report.shutdown = outcome.shutdown;

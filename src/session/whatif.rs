@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, TryRecvError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::advise::{Advice, Advisor, cli::render};
+use super::advise::{Advice, Advisor, render::render};
 use super::sweep::{self, Grid, Vary};
 use super::virtual_clock::calibrate;
 use crate::config::knobs::{self, Bounds};
@@ -468,7 +468,9 @@ impl<T: Send + 'static> Slot<T> {
         &mut self,
         costs: &Arc<Mutex<Option<Calibration>>>,
         name: &str,
-        job: impl FnOnce(Calibration, &(dyn Fn(usize, usize) + Sync)) -> Result<T, String> + Send + 'static,
+        job: impl FnOnce(Calibration, &(dyn Fn(usize, usize) + Sync)) -> Result<T, String>
+        + Send
+        + 'static,
     ) {
         if self.running.is_some() {
             return;

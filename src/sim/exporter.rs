@@ -8,6 +8,7 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::{Event, Sim};
+use crate::config::IngestBucket;
 use crate::config::draws::{Sequence, Stream};
 use crate::telemetry::rules::retry::{
     Answer, Next, RUST_MAX_JITTER_MS, RustRetry, python_backoff, python_backoff_factor, python_next,
@@ -37,39 +38,11 @@ struct Export {
     pending: Pending,
 }
 
-/// The token bucket of `collector/faults.rs` (`TokenBucket`), over virtual time.
-#[derive(Clone, Copy, Debug, Default)]
-struct Bucket {
-    tokens: f64,
-    last: Duration,
-    filled: bool,
-}
-
-impl Bucket {
-    fn try_take(&mut self, limit: u64, spans: u64, now: Duration) -> bool {
-        let capacity = limit as f64;
-        if !self.filled {
-            self.filled = true;
-            self.tokens = capacity;
-            self.last = now;
-        }
-        let elapsed = now.saturating_sub(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * capacity).min(capacity);
-        self.last = now;
-        if self.tokens >= (spans as f64).min(capacity) {
-            self.tokens -= spans as f64;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 #[derive(Debug)]
 pub(super) struct Exporter {
     epoch: u64,
     current: Option<Export>,
-    bucket: Bucket,
+    bucket: IngestBucket,
     /// The collector's jitter and injected-error draws (`collector::faults::Draws`) and
     /// the python exporter's backoff draws (`telemetry/wire.rs`), the same sequences.
     jitter: Sequence,
@@ -84,7 +57,7 @@ impl Exporter {
         Exporter {
             epoch: 0,
             current: None,
-            bucket: Bucket::default(),
+            bucket: IngestBucket::default(),
             jitter: Sequence::new(seed, Stream::Jitter),
             error: Sequence::new(seed, Stream::InjectedError),
             backoff: Sequence::new(seed, Stream::PythonBackoff),
@@ -162,7 +135,7 @@ impl Sim<'_> {
             return Answer::Status(faults.error_status, retry_after);
         }
         if let Some(limit) = faults.ingest_limit_spans_per_s
-            && !self.exporter.bucket.try_take(limit, spans, self.now)
+            && !self.exporter.bucket.try_take(Some(limit), spans, self.now)
         {
             return Answer::Status(429, Some(1));
         }

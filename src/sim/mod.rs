@@ -20,6 +20,7 @@ use rand::rngs::StdRng;
 use serde::Serialize;
 
 use crate::config::{Semantics, Settings, WorkloadKind};
+use crate::record::report::RequestReport;
 use crate::record::{ShutdownReport, SpanCounts};
 use crate::workload::arrival::Schedule;
 
@@ -41,7 +42,8 @@ pub enum SimError {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SimOutcome {
     pub spans: SpanCounts,
-    pub requests: Requests,
+    /// The report's own request section: counts, latency from arrival and service time.
+    pub requests: RequestReport,
     pub shutdown: Option<ShutdownReport>,
     pub killed: bool,
     /// The most spans the processor's queue held at once.
@@ -50,18 +52,6 @@ pub struct SimOutcome {
     pub http_bytes: u64,
     /// Virtual milliseconds from the start of traffic to the end of the run.
     pub duration_ms: f64,
-}
-
-/// Request counts, named as in the report.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct Requests {
-    pub sent: u64,
-    pub completed: u64,
-    pub rejected: u64,
-    pub cancelled: u64,
-    pub refused: u64,
-    pub returned: u64,
-    pub cut_off: u64,
 }
 
 /// Export costs for unit tests here and in the session's sweep, what-if and advisor:
@@ -286,7 +276,7 @@ impl<'a> Sim<'a> {
     fn outcome(mut self) -> SimOutcome {
         self.out.spans = self.spans;
         self.out.spans.dropped_queue_full = self.spans.dropped_oldest + self.spans.dropped_newest;
-        self.out.requests = self.traffic.requests;
+        self.out.requests = self.traffic.report();
         self.out.duration_ms = self.now.as_secs_f64() * 1000.0;
         self.out
     }

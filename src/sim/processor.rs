@@ -7,13 +7,9 @@ use std::time::Duration;
 
 use super::{Event, Sim};
 use crate::config::{Semantics, Settings};
-use crate::telemetry::processor::Profile;
 use crate::telemetry::rules::python::{Strategy, should_export_batch, strategy_after_wait};
-use crate::telemetry::rules::rust::{next_chunk, next_wait};
-use crate::telemetry::rules::{self, BatchRules, FullQueue};
-
-/// Rust's control channel capacity (`sync_channel::<BatchMessage>(64)`).
-const MESSAGE_CAPACITY: usize = 64;
+use crate::telemetry::rules::rust::{MESSAGE_CAPACITY, next_chunk, next_wait};
+use crate::telemetry::rules::{self, BatchRules, FullQueue, Profile};
 
 /// Who runs python's `_export` loop under the export lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

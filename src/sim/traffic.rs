@@ -5,8 +5,10 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::{Event, Requests, Sim};
+use super::{Event, Sim};
 use crate::config::{Semantics, Settings};
+use crate::record::report::RequestReport;
+use crate::record::{LatencyHistogram, ServiceTimes};
 use crate::telemetry::sampler::{python_decision, rust_decision};
 use crate::workload::arrival::{self, Schedule};
 
@@ -19,6 +21,8 @@ enum Stage {
 
 #[derive(Clone, Copy, Debug)]
 struct Serving {
+    /// When the request arrived (its latency counts from here) and took its slot.
+    arrived: Duration,
     started: Duration,
     phase: Stage,
     /// When the current phase ends; a `SlotStep` for another time is stale.
@@ -30,9 +34,9 @@ struct Serving {
 pub(super) struct Traffic {
     schedule: Schedule,
     slots: Vec<Option<Serving>>,
-    /// The arrival indices of the requests waiting for a slot, oldest first: each one's
-    /// trace id comes from its index, as in the real workload.
-    pub(super) waiting: VecDeque<u64>,
+    /// The arrival indices and times of the requests waiting for a slot, oldest first:
+    /// each one's trace id comes from its index, as in the real workload.
+    pub(super) waiting: VecDeque<(u64, Duration)>,
     /// No more requests join (routing ended, or arrivals ended).
     pub(super) closed: bool,
     pub(super) only_to_a_free_slot: bool,
@@ -40,7 +44,11 @@ pub(super) struct Traffic {
     pub(super) cancel: bool,
     /// Exited or killed: no more arrivals, not even refused ones.
     pub(super) gone: bool,
-    pub(super) requests: Requests,
+    pub(super) requests: RequestReport,
+    /// Completed requests' latency from arrival, and service time from their slot, as
+    /// `workload::count_outcome` records them in real time.
+    latency: LatencyHistogram,
+    service: ServiceTimes,
 }
 
 impl Traffic {
@@ -54,7 +62,18 @@ impl Traffic {
             routing_ends: None,
             cancel: false,
             gone: false,
-            requests: Requests::default(),
+            requests: RequestReport::default(),
+            latency: LatencyHistogram::default(),
+            service: ServiceTimes::default(),
+        }
+    }
+
+    /// The report's request section: the counts, and the distributions summarised.
+    pub(super) fn report(&self) -> RequestReport {
+        RequestReport {
+            latency_ms: self.latency.summary(),
+            service_ms: self.service.summary(),
+            ..self.requests
         }
     }
 
@@ -103,7 +122,7 @@ impl Sim<'_> {
             return;
         }
         if let Some(slot) = t.idle_slot() {
-            self.begin(slot, index);
+            self.begin(slot, index, self.now);
             return;
         }
         let capacity = if t.only_to_a_free_slot {
@@ -119,12 +138,12 @@ impl Sim<'_> {
             }
             return;
         }
-        t.waiting.push_back(index);
+        t.waiting.push_back((index, self.now));
     }
 
     /// A slot takes the request that arrived `index`-th: cancelled at once after
     /// `handle_exit = cancel`, else its root and `inference` spans start.
-    fn begin(&mut self, slot: usize, index: u64) {
+    fn begin(&mut self, slot: usize, index: u64, arrived: Duration) {
         if self.traffic.cancel {
             self.traffic.requests.cancelled += 1;
             return;
@@ -133,6 +152,7 @@ impl Sim<'_> {
         let inference = Duration::from_secs_f64(w.inference_ms.max(0.0) / 1000.0);
         let sampled = self.settings.tracing.enabled && self.decide_sampled(index);
         let serving = Serving {
+            arrived,
             started: self.now,
             phase: Stage::Inference,
             ends: self.now + inference,
@@ -184,6 +204,10 @@ impl Sim<'_> {
                     self.end_spans(2 + w.extra_spans as u64, serving.sampled);
                 }
                 self.traffic.requests.completed += 1;
+                let ms = |since: Duration| self.now.saturating_sub(since).as_secs_f64() * 1000.0;
+                let (latency, service) = (ms(serving.arrived), ms(serving.started));
+                self.traffic.latency.add(latency);
+                self.traffic.service.add(traced, service);
                 self.finish_request(slot);
             }
         }
@@ -193,10 +217,10 @@ impl Sim<'_> {
     fn finish_request(&mut self, slot: usize) {
         self.traffic.slots[slot] = None;
         while self.traffic.slots[slot].is_none() {
-            let Some(index) = self.traffic.waiting.pop_front() else {
+            let Some((index, arrived)) = self.traffic.waiting.pop_front() else {
                 break;
             };
-            self.begin(slot, index);
+            self.begin(slot, index, arrived);
         }
         self.check_drained();
     }

@@ -38,9 +38,10 @@ pub use error::{FlushError, PipelineError};
 use crate::record::wire::KillWitness;
 use crate::record::{KillLosses, Record};
 use exporter::InstrumentedExporter;
-use processor::{BatchConfig, GraceBatchProcessor, Profile};
+use processor::{BatchConfig, GraceBatchProcessor};
+use rules::Profile;
 use sampler::{RatioFormula, SampleRate};
-use stock::CountedStockProcessor;
+use stock::{CountedStockProcessor, StockCounts};
 use wire::{ExportProbe, RetryRules, RunnerLife, WireClient};
 
 /// The exporter every generation uses: the real OTLP/HTTP exporter, instrumented.
@@ -69,10 +70,7 @@ pub fn shutdown_timeout(semantics: Semantics) -> Duration {
 
 enum ProcessorHandle {
     Own(GraceBatchProcessor<Exporter>),
-    Stock {
-        accepted: Arc<AtomicU64>,
-        handed: Arc<AtomicU64>,
-    },
+    Stock(StockCounts),
 }
 
 /// One provider and its processor, built from one set of settings.
@@ -89,7 +87,7 @@ impl Generation {
     pub fn queue_len(&self) -> Option<usize> {
         match &self.processor {
             ProcessorHandle::Own(p) => Some(p.queue_len()),
-            ProcessorHandle::Stock { .. } => None,
+            ProcessorHandle::Stock(_) => None,
         }
     }
 
@@ -97,7 +95,7 @@ impl Generation {
     pub fn own_processor(&self) -> Option<&GraceBatchProcessor<Exporter>> {
         match &self.processor {
             ProcessorHandle::Own(p) => Some(p),
-            ProcessorHandle::Stock { .. } => None,
+            ProcessorHandle::Stock(_) => None,
         }
     }
 
@@ -121,10 +119,10 @@ impl Generation {
         let _ = self
             .provider
             .shutdown_with_timeout(shutdown_timeout(self.semantics));
-        if let ProcessorHandle::Stock { accepted, handed } = &self.processor
+        if let ProcessorHandle::Stock(counts) = &self.processor
             && !life.is_killed()
         {
-            stock::settle_drops(record, accepted.load(Relaxed), handed.load(Relaxed));
+            stock::settle_drops(record, counts);
         }
     }
 
@@ -132,15 +130,9 @@ impl Generation {
     fn kill(&self, record: &Record) -> u64 {
         match &self.processor {
             ProcessorHandle::Own(p) => p.kill(),
-            // The stock processor cannot be stopped or looked into: what it accepted and
-            // never handed to the exporter (queued, or dropped for a full queue, which it
-            // does not tell) dies with the process.
-            ProcessorHandle::Stock { accepted, handed } => {
-                let lost = accepted.load(Relaxed).saturating_sub(handed.load(Relaxed));
-                record.counters.queued.fetch_sub(lost as i64, Relaxed);
-                record.counters.lost_at_kill.fetch_add(lost, Relaxed);
-                lost
-            }
+            // The stock processor cannot be stopped or looked into: what it held dies
+            // with the process.
+            ProcessorHandle::Stock(counts) => stock::kill(record, counts),
         }
     }
 }
@@ -471,11 +463,16 @@ impl Pipeline {
                             .build(),
                     )
                     .build();
-                let counted =
-                    CountedStockProcessor::new(stock, self.record.clone(), self.life.clone());
-                let accepted = counted.accepted.clone();
+                let counted = CountedStockProcessor::new(
+                    stock,
+                    batch.max_queue_size,
+                    handed,
+                    self.record.clone(),
+                    self.life.clone(),
+                );
+                let counts = counted.counts.clone();
                 let provider = builder.with_span_processor(counted).build();
-                (provider, ProcessorHandle::Stock { accepted, handed })
+                (provider, ProcessorHandle::Stock(counts))
             }
         }
     }

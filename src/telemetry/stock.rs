@@ -4,9 +4,14 @@
 //! The stock processor keeps its drop count private (opentelemetry_sdk 0.33.1
 //! `src/trace/span_processor.rs`: `BatchSpanProcessor::dropped_spans_count` is a private
 //! field, only logged as `BatchSpanProcessor.SpanDroppingStarted` at the first drop and
-//! `BatchSpanProcessor.SpansDropped` at shutdown). What it accepted minus
-//! what reached its exporter is therefore "queued or dropped" while it runs, and exactly
-//! "dropped" once it has shut down (its shutdown drains everything it counted).
+//! `BatchSpanProcessor.SpansDropped` at shutdown). What it holds is bounded, though: its
+//! spans wait in `sync_channel::<SpanData>(max_queue_size)` (l. 520) until the worker
+//! takes a batch out and hands it to the exporter at once (`get_spans_and_export`,
+//! l. 721-763), and `on_end` drops the span that finds the channel full (`try_send`,
+//! l. 818-877). So a span ended while `max_queue_size` spans are accepted and not yet
+//! handed to the exporter is dropped, and is booked so at once; the count is made exact
+//! when the processor has shut down (its shutdown drains everything it kept), since a
+//! batch the worker has taken out but not yet handed over is still counted as held.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -25,16 +30,38 @@ pub struct CountedStockProcessor {
     inner: BatchSpanProcessor,
     record: Arc<Record>,
     life: Arc<RunnerLife>,
+    /// The channel's capacity: `max_queue_size`.
+    capacity: u64,
+    pub counts: StockCounts,
+}
+
+/// What the wrapper knows of the stock processor: spans it was given, spans its exporter
+/// was handed, and the drops booked so far.
+#[derive(Clone, Debug, Default)]
+pub struct StockCounts {
     pub accepted: Arc<AtomicU64>,
+    pub handed: Arc<AtomicU64>,
+    pub dropped: Arc<AtomicU64>,
 }
 
 impl CountedStockProcessor {
-    pub fn new(inner: BatchSpanProcessor, record: Arc<Record>, life: Arc<RunnerLife>) -> Self {
+    /// Wraps `inner`, built with `max_queue_size`, whose exporter counts into `handed`.
+    pub fn new(
+        inner: BatchSpanProcessor,
+        max_queue_size: usize,
+        handed: Arc<AtomicU64>,
+        record: Arc<Record>,
+        life: Arc<RunnerLife>,
+    ) -> Self {
         CountedStockProcessor {
             inner,
             record,
             life,
-            accepted: Arc::new(AtomicU64::new(0)),
+            capacity: max_queue_size as u64,
+            counts: StockCounts {
+                handed,
+                ..StockCounts::default()
+            },
         }
     }
 }
@@ -49,8 +76,17 @@ impl SpanProcessor for CountedStockProcessor {
             return; // left open at the kill, dropped now: see GraceBatchProcessor::on_end
         }
         if span.span_context.is_sampled() {
-            self.accepted.fetch_add(1, Relaxed);
-            self.record.counters.queued.fetch_add(1, Relaxed);
+            let c = &self.counts;
+            let accepted = c.accepted.fetch_add(1, Relaxed) + 1;
+            let held = accepted
+                .saturating_sub(c.handed.load(Relaxed))
+                .saturating_sub(c.dropped.load(Relaxed));
+            if held > self.capacity {
+                c.dropped.fetch_add(1, Relaxed);
+                self.record.counters.dropped_newest.fetch_add(1, Relaxed);
+            } else {
+                self.record.counters.queued.fetch_add(1, Relaxed);
+            }
         }
         self.inner.on_end(span);
     }
@@ -69,9 +105,38 @@ impl SpanProcessor for CountedStockProcessor {
 }
 
 /// After the stock processor shut down: what it accepted but never exported was
-/// dropped, and the stock processor drops the newest (`try_send` on a full channel).
-pub fn settle_drops(record: &Record, accepted: u64, handed: u64) {
-    let dropped = accepted.saturating_sub(handed);
-    record.counters.queued.fetch_sub(dropped as i64, Relaxed);
-    record.counters.dropped_newest.fetch_add(dropped, Relaxed);
+/// dropped, and the stock processor drops the newest (`try_send` on a full channel). The
+/// drops booked while it ran are corrected to that exact count.
+pub fn settle_drops(record: &Record, counts: &StockCounts) {
+    let truth = counts
+        .accepted
+        .load(Relaxed)
+        .saturating_sub(counts.handed.load(Relaxed));
+    let booked = counts.dropped.swap(truth, Relaxed);
+    let more = truth as i64 - booked as i64;
+    record.counters.queued.fetch_sub(more, Relaxed);
+    if more >= 0 {
+        record
+            .counters
+            .dropped_newest
+            .fetch_add(more as u64, Relaxed);
+    } else {
+        record
+            .counters
+            .dropped_newest
+            .fetch_sub(more.unsigned_abs(), Relaxed);
+    }
+}
+
+/// SIGKILL: what the stock processor held (accepted, not handed over, not booked as
+/// dropped) dies with the process. Returns the count.
+pub fn kill(record: &Record, counts: &StockCounts) -> u64 {
+    let held = counts
+        .accepted
+        .load(Relaxed)
+        .saturating_sub(counts.handed.load(Relaxed))
+        .saturating_sub(counts.dropped.load(Relaxed));
+    record.counters.queued.fetch_sub(held as i64, Relaxed);
+    record.counters.lost_at_kill.fetch_add(held, Relaxed);
+    held
 }

@@ -6,14 +6,14 @@ use std::path::PathBuf;
 
 use eframe::egui::{self, Color32, RichText, Slider, SliderClamping, emath};
 
-use super::app_command;
+use super::your_app;
 use crate::config::knobs;
 use crate::config::{
     Faults, HandleExit, Platform, Semantics, Settings, ShutdownSettings, Waiting, WorkloadKind,
     WorkloadSettings,
 };
-use crate::session::app_run::{AppPhase, AppView};
 use crate::session::live::{RunnerState, Snapshot};
+use crate::session::your_app::{AppPhase, AppView};
 
 /// What a press in the panel asks the app to do.
 #[derive(Clone, Debug, PartialEq)]
@@ -398,11 +398,11 @@ fn handle_exit(ui: &mut egui::Ui, handle_exit: &mut HandleExit) {
 
 /// The user's app's rows: its command line, Start, the same Shutdown button, its status.
 fn app_buttons(ui: &mut egui::Ui, panel: &mut Panel, app: Option<&AppView>) -> Option<Action> {
-    app_command::field(ui, &mut panel.app_line);
+    your_app::command::field(ui, &mut panel.app_line);
     let running = app.is_some_and(|a| a.phase == AppPhase::Running);
     let mut pressed = None;
     ui.horizontal(|ui| {
-        if app_command::start_button(ui, app) {
+        if your_app::command::start_button(ui, app) {
             pressed = Some(Action::StartApp(panel.app_line.clone()));
         }
         let help = "Sends your app a real SIGTERM now; a real SIGKILL to its whole process \
@@ -411,7 +411,7 @@ fn app_buttons(ui: &mut egui::Ui, panel: &mut Panel, app: Option<&AppView>) -> O
             pressed = Some(Action::Shutdown);
         }
     });
-    app_command::status(ui, app);
+    your_app::command::status(ui, app);
     pressed
 }
 

@@ -1,39 +1,34 @@
 //! The desktop window: live controls on the left, the span queue, the exports and the
 //! shutdown timeline on one time axis in the middle, the accounting on the right. With
 //! "served by your app", the same places show the user's own app run under the probe
-//! (the `app_*` files).
+//! (the `your_app/` files).
 //!
 //! The window only draws and sends commands: [`crate::session::live`] owns the session on its own
 //! thread and publishes a snapshot (the same `Report` that `gracetrace run --json`
 //! writes), so every number on screen is one the JSON report also has.
 
-pub mod app;
-pub mod app_command;
-pub mod app_counters;
-pub mod app_exports;
-pub mod app_log;
-pub mod app_queue;
-pub mod app_timeline;
 pub mod controls;
 pub mod copy_as_code;
 pub mod counters;
-pub mod exports_view;
+pub mod exports;
 pub mod gantt;
 pub mod heatmap;
-pub mod model_view;
-pub mod queue_view;
+pub mod inference;
+pub mod queue;
 pub mod shutdown_timeline;
 pub mod status_bar;
 pub mod theme;
 pub mod time_axis;
-pub mod trace_view;
+pub mod trace;
 pub mod whatif;
+pub mod window;
+pub mod your_app;
 
 use std::path::Path;
 
 use crate::session::live;
 
-pub use app::GraceApp;
+pub use window::GraceApp;
 
 /// Why the window could not open.
 #[derive(Debug, thiserror::Error)]

@@ -92,3 +92,32 @@ fn outage_fails_every_export() {
     let busy_ms = export.end_ms.unwrap() - export.start_ms;
     assert!((5_000.0..10_000.0).contains(&busy_ms), "{busy_ms}");
 }
+
+/// The stock processor hides its drop count, so its drops used to be booked as `queued`
+/// until it shut down, and forever when the shutdown timed out: 600 queued in a 64-span
+/// queue against a backend that never answers. Now a span that finds the stock queue full
+/// is `dropped_queue_full` at once, as the rust profile books it.
+#[test]
+fn the_stock_processor_books_its_drops_when_they_happen() {
+    let settings = scenario(
+        "seed-defaults",
+        &[
+            "tracing.semantics=sdk",
+            "batch.max_queue_size=64",
+            "batch.max_export_batch_size=32",
+            "collector.black_hole=true",
+            "workload.duration_s=1",
+            "workload.rate_per_s=200",
+        ],
+    );
+    let report = gracetrace::session::run(&settings).expect("run");
+    let spans = &report.spans.counts;
+    assert_accounted(spans);
+    assert!(spans.dropped_newest > 0, "{spans:#?}");
+    // `queued` is the queue (at most max_queue_size) and the one export in flight (at
+    // most a batch), which the black hole never answers.
+    assert!(
+        spans.queued <= 64 + 32,
+        "the queue holds at most max_queue_size: {spans:#?}"
+    );
+}

@@ -136,6 +136,18 @@ fn check(scenario: Scenario) -> Result<String, TestCaseError> {
     let s = report.spans.counts;
     prop_assert_eq!(report.spans.unaccounted, 0, "{:#?} in {:?}", s, overrides);
     prop_assert_eq!(s.dropped_queue_full, s.dropped_oldest + s.dropped_newest);
+    // `queued` is what the queue holds (at most max_queue_size, whatever the profile: the
+    // stock processor's hidden drops included) and the one export in flight (a batch).
+    let b = &settings.batch;
+    prop_assert!(
+        s.queued <= (b.max_queue_size + b.max_export_batch_size) as u64,
+        "queued {} past the queue ({}) and a batch ({}): {:#?} in {:?}",
+        s.queued,
+        b.max_queue_size,
+        b.max_export_batch_size,
+        s,
+        overrides
+    );
     // What the collector counted was exported, or lost at SIGKILL in an export it had
     // not answered yet, with one exception that is not a fault: when `latency_ms` is close
     // to `exporter.timeout_ms`, the exporter can give up on an answer the collector is

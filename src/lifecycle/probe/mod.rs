@@ -1,14 +1,15 @@
 //! `gracetrace probe -- CMD`: the user's own app under the platform's shutdown. The app is
 //! started with the OTLP variables pointing at an embedded collector (with any fault from
-//! the settings; at its gRPC listener when the app's protocol is gRPC), gets a real SIGTERM when asked and a real SIGKILL at the end of the grace
-//! period, and everything is reported from the collector's side, as a backend sees it.
+//! the settings; at its gRPC listener when the app's protocol is gRPC), gets a real
+//! SIGTERM when asked and a real SIGKILL at the end of the grace period, and everything is
+//! reported from the collector's side, as a backend sees it.
 //!
-//! Files: this one (the run: environment, signals, the watch loop), `cli` (arguments,
-//! summary, the JSON report), `target` (where `--url` sends its load, checked), `load`
-//! (readiness, then the scenario's arrivals sent open loop, each with a `traceparent`),
-//! `follow` (each request joined with what arrived of its trace), `fail_if` (`--fail-if`).
+//! This file is the run (environment, signals, the watch loop); `reaper` makes sure nothing
+//! the app started outlives it; `target` (where `--url` sends its load, checked), `load` (readiness, then
+//! the scenario's arrivals sent open loop, each with a `traceparent`), `follow` (each
+//! request joined with what arrived of its trace), `fail_if` (`--fail-if`). The command
+//! line, its summary and its report file are `cli::probe`'s.
 
-pub mod cli;
 pub mod fail_if;
 pub mod follow;
 pub mod load;
@@ -20,10 +21,13 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
+mod reaper;
+
 use crate::collector::{Collector, CollectorConfig, CollectorError, CollectorStats, FORWARD_DRAIN};
 use crate::config::{Settings, knobs};
 use crate::record::probe::{BeforeSigterm, ProbeReport, ProbeSample, ProbeSection, Sdk};
 use load::{Load, LoadError, LoadPlan};
+use reaper::{Guardian, Mark};
 
 /// How often the collector's counts are sampled into the timeline.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
@@ -90,6 +94,9 @@ pub enum ProbeError {
     /// The load could not start, or the app never became ready for it.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// The guardian that takes the app down with a SIGKILLed probe could not start.
+    #[error("cannot start the guardian of the app's processes (sh): {0}")]
+    Guardian(#[source] std::io::Error),
     /// Waiting for the child failed.
     #[error("cannot watch the app (pid {pid}): {source}")]
     Wait {
@@ -259,6 +266,8 @@ fn probe_app(
     watcher: Arc<dyn Watcher>,
 ) -> Result<ProbeReport, ProbeError> {
     let collector = Collector::start(collector_config(settings, protocol))?;
+    let mark = Mark::new();
+    let _guardian = Guardian::start(&mark).map_err(ProbeError::Guardian)?;
     let stdin = match signal {
         Signal::Given(SigtermWhen::OnSignal(_)) => Stdio::null(),
         Signal::Given(SigtermWhen::After(_)) | Signal::Load(_) => Stdio::inherit(),
@@ -267,6 +276,7 @@ fn probe_app(
         command,
         settings,
         &collector,
+        &mark,
         stdin,
         watcher.captures_stderr(),
     )?;
@@ -279,6 +289,7 @@ fn probe_app(
                 Ok(load) => (SigtermWhen::OnSignal(asked), Some((load, plan))),
                 Err(error) => {
                     kill_group(pid);
+                    mark.kill_marked();
                     let _ = child.wait();
                     return Err(error.into());
                 }
@@ -302,8 +313,10 @@ fn probe_app(
     let watched = watch(
         &mut child, &collector, started, sigterm, grace, &progress, &kill_now,
     );
-    // Whatever happened, nothing the app started outlives the probe.
+    // Whatever happened, nothing the app started outlives the probe: its group, and what
+    // left the group but carries the run's mark.
     kill_group(pid);
+    mark.kill_marked();
     let sent = load.map(|(load, plan)| load.finish().map(|sent| (sent, plan)));
     let mut watched = watched?;
     let sent = sent.transpose()?;
@@ -329,13 +342,14 @@ fn probe_app(
     Ok(report)
 }
 
-/// Starts the app in a process group of its own, with the collector's endpoint and the
-/// settings in its environment; its stdout piped (to read its own count), its stderr
+/// Starts the app in a process group of its own, with the collector's endpoint, the
+/// settings and the run's mark (`reaper`) in its environment; its stdout piped (to read its own count), its stderr
 /// piped when the watcher captures it.
 fn spawn_app(
     command: &[String],
     settings: &Settings,
     collector: &Collector,
+    mark: &Mark,
     stdin: Stdio,
     capture_stderr: bool,
 ) -> Result<Child, ProbeError> {
@@ -347,6 +361,7 @@ fn spawn_app(
     Command::new(program)
         .args(args)
         .envs(app_env(settings, collector))
+        .env(mark.var().0, mark.var().1)
         .stdin(stdin)
         // Piped and echoed line by line (`echo`), to read the app's own count.
         .stdout(Stdio::piped())

@@ -3,7 +3,7 @@
 //! keeps the runs it came from: a probe is one change run with every arrival seed, judged
 //! by its worst run, and a search is the probes a bisection made.
 
-pub mod cli;
+pub mod render;
 mod search;
 
 use rayon::prelude::*;

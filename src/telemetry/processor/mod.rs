@@ -28,14 +28,8 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
 use crate::record::Record;
+use crate::telemetry::rules::Profile;
 use crate::telemetry::wire::RunnerLife;
-
-/// Which rule book the processor follows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Profile {
-    Python,
-    Rust,
-}
 
 /// The seed's four batch settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,9 +45,6 @@ enum Message {
     ForceFlush(std::sync::mpsc::SyncSender<OTelSdkResult>),
     Shutdown(std::sync::mpsc::SyncSender<OTelSdkResult>),
 }
-
-/// Rust's control channel capacity (`sync_channel::<BatchMessage>(64)`).
-const MESSAGE_CAPACITY: usize = 64;
 
 /// What the producer threads and the worker share.
 ///

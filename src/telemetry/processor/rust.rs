@@ -9,12 +9,11 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::{
-    GraceBatchProcessor, MESSAGE_CAPACITY, Message, Shared, export_batch, lock, shutdown_exporter,
-    wait_until,
+    GraceBatchProcessor, Message, Shared, export_batch, lock, shutdown_exporter, wait_until,
 };
 
 pub use crate::telemetry::rules::rust::FORCE_FLUSH_WAIT;
-use crate::telemetry::rules::rust::{Rust, next_chunk, next_wait};
+use crate::telemetry::rules::rust::{MESSAGE_CAPACITY, Rust, next_chunk, next_wait};
 use crate::telemetry::rules::{BatchRules, FullQueue};
 
 /// `on_end` (l. 812-880): count first, then `try_send`; a full channel rejects the NEW

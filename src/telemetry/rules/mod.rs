@@ -11,7 +11,12 @@ pub mod rust;
 
 use std::time::Duration;
 
-use super::processor::Profile;
+/// Which rule book a processor follows: the SDK whose batch processor it imitates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    Python,
+    Rust,
+}
 
 /// Which span a full queue drops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

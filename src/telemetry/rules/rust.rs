@@ -12,6 +12,10 @@ pub struct Rust;
 pub const FORCE_FLUSH_WAIT: Duration = Duration::from_secs(5);
 /// `SdkTracerProvider::shutdown()` waits 5 s.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+/// The worker's control channel holds this many messages (`sync_channel::<BatchMessage>(64)`
+/// in `BatchSpanProcessor::new`): a span that would be the 65th "export now" message is
+/// still queued, but wakes nobody; a `force_flush` that finds it full fails at once.
+pub const MESSAGE_CAPACITY: usize = 64;
 
 impl BatchRules for Rust {
     /// `on_end` (l. 812-880): `try_send` on a full channel rejects the NEW span.

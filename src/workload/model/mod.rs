@@ -17,7 +17,6 @@
 //! # Ok::<(), gracetrace::workload::model::ModelError>(())
 //! ```
 
-pub mod cli;
 pub mod device;
 pub mod error;
 pub mod glyphs;
@@ -34,7 +33,6 @@ use std::time::{Duration, Instant};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-pub use cli::{InferArgs, TrainArgs, infer_command, train_command};
 pub use device::{DeviceChoice, DeviceInfo};
 pub use error::ModelError;
 pub use image::Image;

@@ -9,9 +9,9 @@ use eframe::egui;
 
 use super::controls::{self, Action};
 use super::time_axis::{TimeWindow, Zoom};
+use super::your_app;
 use super::{
-    app_counters, app_exports, app_log, app_queue, app_timeline, copy_as_code, counters,
-    exports_view, model_view, queue_view, shutdown_timeline, status_bar, trace_view, whatif,
+    copy_as_code, counters, exports, inference, queue, shutdown_timeline, status_bar, trace, whatif,
 };
 use crate::config::{Settings, Source};
 use crate::record::probe::ProbeReport;
@@ -65,7 +65,7 @@ pub struct GraceApp {
     pub centre: Centre,
     pub what_if: whatif::Form,
     /// The last generated picture, as a texture.
-    images: model_view::ImageCache,
+    images: inference::ImageCache,
     /// Off for image snapshots, whose pixels must not depend on the machine's speed.
     pub show_frame_time: bool,
     frame_ms: VecDeque<f32>,
@@ -103,7 +103,7 @@ impl GraceApp {
             zoom: Zoom::default(),
             centre: Centre::Timeline,
             what_if: whatif::Form::default(),
-            images: model_view::ImageCache::default(),
+            images: inference::ImageCache::default(),
             frame_ms: VecDeque::with_capacity(FRAME_HISTORY),
             whole_frame_ms: VecDeque::with_capacity(FRAME_HISTORY),
             frames_logged: Instant::now(),
@@ -274,7 +274,7 @@ impl GraceApp {
             egui::ScrollArea::vertical()
                 .auto_shrink(false)
                 .show(ui, |ui| match self.centre {
-                    Centre::Timeline if your_app => self.app_timeline(ui, &snapshot),
+                    Centre::Timeline if your_app => self.your_app_timeline(ui, &snapshot),
                     Centre::Timeline => self.timeline(ui, &snapshot, &window),
                     Centre::WhatIf => {
                         let pressed = whatif::show(ui, &snapshot, &mut self.what_if, &self.edited);
@@ -298,15 +298,15 @@ impl GraceApp {
     fn accounting(&mut self, ui: &mut egui::Ui, snapshot: &Snapshot) {
         if self.panel.your_app {
             let app = snapshot.app.as_deref();
-            app_counters::show(ui, app);
+            your_app::counters::show(ui, app);
             ui.separator();
-            trace_view::show(ui, app.and_then(|a| a.recent_trace.as_deref()));
+            trace::show(ui, app.and_then(|a| a.recent_trace.as_deref()));
         } else {
             counters::show(ui, snapshot, &mut self.price_per_million);
             ui.separator();
-            model_view::show(ui, snapshot, &mut self.images);
+            inference::show(ui, snapshot, &mut self.images);
             ui.separator();
-            trace_view::show(ui, snapshot.recent_trace.as_ref());
+            trace::show(ui, snapshot.recent_trace.as_ref());
         }
         ui.separator();
         copy_as_code::show(ui, &self.edited, &mut self.code_kind);
@@ -322,14 +322,14 @@ impl GraceApp {
             .italics(),
         );
         self.zoom_line(ui);
-        queue_view::show(ui, snapshot, window, &mut self.zoom);
-        exports_view::show(ui, snapshot, window, &mut self.zoom);
+        queue::show(ui, snapshot, window, &mut self.zoom);
+        exports::show(ui, snapshot, window, &mut self.zoom);
         shutdown_timeline::show(ui, snapshot, window, &mut self.zoom);
     }
 
     /// The same places for the user's app: its queue (an estimate), what arrived from it,
     /// its shutdown, on its own time axis (seconds since it started), and its output.
-    fn app_timeline(&mut self, ui: &mut egui::Ui, snapshot: &Snapshot) {
+    fn your_app_timeline(&mut self, ui: &mut egui::Ui, snapshot: &Snapshot) {
         let app = snapshot.app.as_deref();
         ui.label(
             egui::RichText::new(
@@ -345,10 +345,10 @@ impl GraceApp {
             || TimeWindow::for_app(&ProbeReport::default()),
             TimeWindow::for_app,
         ));
-        app_queue::show(ui, app);
-        app_exports::show(ui, report, &window, &mut self.zoom);
-        app_timeline::show(ui, app, &window, &mut self.zoom);
-        app_log::show(ui, app);
+        your_app::queue::show(ui, app);
+        your_app::exports::show(ui, report, &window, &mut self.zoom);
+        your_app::timeline::show(ui, app, &window, &mut self.zoom);
+        your_app::log::show(ui, app);
     }
 
     /// Where the time plots are (a pinned range, or following the data), and how to move.

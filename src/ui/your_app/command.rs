@@ -3,8 +3,8 @@
 
 use eframe::egui::{self, RichText};
 
-use super::theme;
-use crate::session::app_run::{AppPhase, AppView};
+use crate::session::your_app::{AppPhase, AppView};
+use crate::ui::theme;
 
 /// What Start does, for its tooltip.
 const START_HELP: &str = "Starts the command (split into words as a shell would, without a \

@@ -1,22 +1,26 @@
-//! `gracetrace probe`'s arguments, its summary lines and its JSON report. Exit codes: 0 when
-//! the shutdown was observed (the app exited after SIGTERM, or was SIGKILLed), 1 when the
-//! app ended before SIGTERM (nothing was probed; the report is still written), when the
-//! app never became ready for `--url`'s load (a timeout, or the app ended first; no
-//! report) or the probe failed, 2 for bad input (a flag, a setting, a command that cannot
-//! be started), 3 when a `--fail-if` condition held (the report is written first).
+//! `gracetrace probe`: your own app under the platform's shutdown, and with `--url` under
+//! the scenario's traffic; its arguments, its summary lines and its JSON report. Exit
+//! codes: 0 when the shutdown was observed (the app exited after SIGTERM, or was
+//! SIGKILLed), 1 when the app ended before SIGTERM (nothing was probed; the report is
+//! still written), when the app never became ready for `--url`'s load (a timeout, or the
+//! app ended first; no report) or the probe failed, 2 for bad input (a flag, a setting, a
+//! command that cannot be started), 3 when a `--fail-if` condition held (the report is
+//! written first).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
-use super::fail_if::{Condition, FailIfError, first_held};
-use super::load::LoadPlan;
-use super::target::{LoadTarget, TargetError, TargetText};
-use super::{ProbeError, SigtermWhen, check_protocol, run_load_probe, run_probe};
+use super::output::Output;
+use super::signals::enter_or_signal;
+use super::{CliError, ScenarioArgs};
 use crate::config::Settings;
-use crate::record::probe::{Prediction, ProbeReport};
-use crate::record::report::ReportOut;
+use crate::lifecycle::probe::fail_if::{Condition, FailIfError, first_held};
+use crate::lifecycle::probe::load::LoadPlan;
+use crate::lifecycle::probe::target::{LoadTarget, TargetError, TargetText};
+use crate::lifecycle::probe::{ProbeError, SigtermWhen, check_protocol, run_load_probe, run_probe};
+use crate::record::probe::ProbeReport;
+use crate::session::probe_predict::predict;
 
 /// Longest `--sigterm-at`: an hour, like every other time in the settings.
 const MAX_SIGTERM_AT_S: f64 = 3600.0;
@@ -31,16 +35,15 @@ pub struct ProbeArgs {
     /// SIGTERM to SIGKILL, milliseconds (as `shutdown.grace_ms`; wins over --platform).
     #[arg(long)]
     pub grace_ms: Option<String>,
-    /// Send SIGTERM this many seconds after the app starts; without it, when Enter is
-    /// pressed (or stdin closes, or the probe gets SIGINT/SIGTERM).
+    /// Send SIGTERM this many seconds after the app starts (with --url: after its traffic
+    /// starts); without it, when Enter is pressed (or stdin closes, or the probe gets
+    /// SIGINT/SIGTERM), or with --url at `shutdown.at_s` or when the traffic ends.
     #[arg(long, allow_negative_numbers = true)]
     pub sigterm_at: Option<f64>,
-    /// Scenario TOML whose settings apply (collector faults, batch settings, platform).
-    #[arg(long)]
-    pub scenario: Option<PathBuf>,
-    /// Override one knob, `key=value` (repeatable), e.g. `collector.latency_ms=2000`.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
+    /// Scenario TOML whose settings apply (collector faults, batch settings, platform),
+    /// and `--set key=value` overrides, e.g. `collector.latency_ms=2000`.
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
     /// Write the JSON report here (`-` for stdout, after the app's own output).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -82,18 +85,22 @@ pub struct ProbeArgs {
 #[error("--sigterm-at {0}: expected seconds from 0 to {MAX_SIGTERM_AT_S}")]
 pub struct SigtermAtError(pub f64);
 
+/// The signals that start the shutdown could not be caught.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot catch signals: {0}")]
+pub struct SignalsError(#[source] pub std::io::Error);
+
 impl ProbeArgs {
-    /// The settings: scenario, environment, then --platform, --grace-ms and --set.
-    pub fn settings(&self) -> Result<Settings, String> {
-        let mut overrides = Vec::new();
+    /// The settings: environment, scenario, then --platform, --grace-ms and --set.
+    pub fn settings(&self) -> Result<Settings, CliError> {
+        let mut first = Vec::new();
         if let Some(platform) = &self.platform {
-            overrides.push(format!("shutdown.platform={platform}"));
+            first.push(format!("shutdown.platform={platform}"));
         }
         if let Some(grace) = &self.grace_ms {
-            overrides.push(format!("shutdown.grace_ms={grace}"));
+            first.push(format!("shutdown.grace_ms={grace}"));
         }
-        overrides.extend(self.overrides.iter().cloned());
-        Settings::load_from_process(self.scenario.as_deref(), &overrides).map_err(|e| e.to_string())
+        self.scenario.settings_with(&first)
     }
 
     /// The load `--url` and its flags describe, checked (the body file read), or `None`
@@ -149,138 +156,58 @@ impl ProbeArgs {
             Some(s) => Err(SigtermAtError(s)),
         }
     }
+
+    /// When SIGTERM goes: after `--sigterm-at`, or when the user asks.
+    fn sigterm_when(&self) -> Result<SigtermWhen, CliError> {
+        match self.sigterm_after().map_err(CliError::input)? {
+            Some(after) => Ok(SigtermWhen::After(after)),
+            None => {
+                let asked = enter_or_signal().map_err(|e| CliError::failed(SignalsError(e)))?;
+                eprintln!("gracetrace probe: press Enter to send the app SIGTERM");
+                Ok(SigtermWhen::OnSignal(asked))
+            }
+        }
+    }
 }
 
-/// Builds gracetrace's own prediction for a finished probe run (`session::probe_predict`,
-/// passed in: the simulator is not below this layer), or says why it could not.
-pub type Predictor = dyn Fn(&Settings, &ProbeReport) -> Result<Prediction, String>;
-
-/// `gracetrace probe`: checks every input before starting anything, runs the app (under
-/// the load, with `--url`), adds the prediction, prints the summary on stderr, writes the
-/// report, and exits 3 naming the first `--fail-if` condition that held.
-pub fn probe_command(args: ProbeArgs, predict: &Predictor) -> ExitCode {
-    let bad = |error: &dyn std::fmt::Display| {
-        eprintln!("gracetrace probe: {error}");
-        ExitCode::from(2)
+/// Checks every input before starting anything, runs the app (under the load, with
+/// `--url`), adds gracetrace's own prediction (the simulator with the app's settings),
+/// prints the summary on stderr, writes the report, and exits 3 naming the first
+/// `--fail-if` condition that held.
+pub fn probe(args: ProbeArgs) -> Result<ExitCode, CliError> {
+    let settings = args.settings()?;
+    let after = args.sigterm_after().map_err(CliError::input)?;
+    let plan = args.load_plan(&settings, after).map_err(CliError::input)?;
+    let conditions = args.conditions().map_err(CliError::input)?;
+    let protocol = check_protocol(&|var| std::env::var(var).ok()).map_err(CliError::input)?;
+    let out = Output::optional("--json", args.json.as_deref())?;
+    let result = match plan {
+        Some(plan) => run_load_probe(&settings, protocol, &args.command, plan),
+        None => run_probe(&settings, protocol, &args.command, args.sigterm_when()?),
     };
-    let settings = match args.settings() {
-        Ok(settings) => settings,
-        Err(error) => return bad(&error),
-    };
-    let after = match args.sigterm_after() {
-        Ok(after) => after,
-        Err(error) => return bad(&error),
-    };
-    let (plan, conditions) = match (args.load_plan(&settings, after), args.conditions()) {
-        (Ok(plan), Ok(conditions)) => (plan, conditions),
-        (Err(error), _) => return bad(&error),
-        (_, Err(error)) => return bad(&error),
-    };
-    let protocol = match check_protocol(&|var| std::env::var(var).ok()) {
-        Ok(protocol) => protocol,
-        Err(error) => return bad(&error),
-    };
-    let out = match args.json.as_deref().map(ReportOut::check).transpose() {
-        Ok(out) => out,
-        Err(error) => return bad(&error),
-    };
-    let mut report = match run(&args.command, &settings, protocol, after, plan) {
+    let mut report = match result {
         Ok(report) => report,
-        Err(code) => return code,
+        Err(error @ (ProbeError::Spawn { .. } | ProbeError::NoCommand)) => {
+            return Err(CliError::input(error));
+        }
+        Err(error) => return Err(CliError::failed(error)),
     };
     match predict(&settings, &report) {
         Ok(prediction) => report.prediction = Some(prediction),
-        Err(why) => report.prediction_error = Some(why),
+        Err(why) => report.prediction_error = Some(why.to_string()),
     }
     eprintln!("{}", summary(&report));
     if let Some(out) = out {
-        let written = serde_json::to_string_pretty(&report)
-            .map_err(|e| e.to_string())
-            .and_then(|text| out.write(&text).map_err(|e| e.to_string()));
-        if let Err(error) = written {
-            eprintln!("gracetrace probe: cannot write the report to {out}: {error}");
-            return ExitCode::FAILURE;
-        }
+        out.write_json(&report)?;
     }
     if report.probe.sigterm_ms.is_none() {
-        return ExitCode::FAILURE;
+        return Ok(ExitCode::FAILURE);
     }
     if let Some(line) = first_held(&conditions, &report) {
         eprintln!("gracetrace probe: {line}");
-        return ExitCode::from(3);
+        return Ok(ExitCode::from(3));
     }
-    ExitCode::SUCCESS
-}
-
-/// Runs the app, under `plan`'s load when there is one, else with SIGTERM at `after` or
-/// on Enter; the exit code on failure (2 for a command that cannot start, 1 otherwise,
-/// the reason printed).
-fn run(
-    command: &[String],
-    settings: &Settings,
-    protocol: super::Protocol,
-    after: Option<Duration>,
-    plan: Option<LoadPlan>,
-) -> Result<ProbeReport, ExitCode> {
-    let result = match (plan, after) {
-        (Some(plan), _) => run_load_probe(settings, protocol, command, plan),
-        (None, Some(after)) => run_probe(settings, protocol, command, SigtermWhen::After(after)),
-        (None, None) => match enter_or_signal() {
-            Ok(asked) => {
-                eprintln!("gracetrace probe: press Enter to send the app SIGTERM");
-                run_probe(settings, protocol, command, SigtermWhen::OnSignal(asked))
-            }
-            Err(error) => {
-                eprintln!("gracetrace probe: cannot catch signals: {error}");
-                return Err(ExitCode::FAILURE);
-            }
-        },
-    };
-    result.map_err(|error| {
-        eprintln!("gracetrace probe: {error}");
-        match error {
-            ProbeError::Spawn { .. } | ProbeError::NoCommand => ExitCode::from(2),
-            _ => ExitCode::FAILURE,
-        }
-    })
-}
-
-/// A channel that gets a message when the user presses Enter (or stdin ends) or the probe
-/// gets SIGINT or SIGTERM: each means "begin the shutdown now".
-fn enter_or_signal() -> std::io::Result<Receiver<()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (tx, rx) = channel();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    let (mut interrupt, mut terminate) = {
-        let _inside = runtime.enter();
-        (
-            signal(SignalKind::interrupt())?,
-            signal(SignalKind::terminate())?,
-        )
-    };
-    let by_signal = tx.clone();
-    std::thread::Builder::new()
-        .name("gracetrace-probe-signals".into())
-        .spawn(move || {
-            runtime.block_on(async {
-                tokio::select! {
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
-                }
-            });
-            let _ = by_signal.send(());
-        })?;
-    std::thread::Builder::new()
-        .name("gracetrace-probe-enter".into())
-        .spawn(move || {
-            let mut line = String::new();
-            // A line or the end of stdin: either way the user asks for the shutdown.
-            let _ = std::io::stdin().read_line(&mut line);
-            let _ = tx.send(());
-        })?;
-    Ok(rx)
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The summary lines: the shutdown as the app lived it, then as the collector saw it.

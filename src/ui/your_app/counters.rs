@@ -4,9 +4,9 @@
 
 use eframe::egui::{self, RichText};
 
-use super::theme;
 use crate::record::probe::ProbeReport;
-use crate::session::app_run::AppView;
+use crate::session::your_app::AppView;
+use crate::ui::theme;
 
 pub fn show(ui: &mut egui::Ui, app: Option<&AppView>) {
     ui.label(

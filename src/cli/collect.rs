@@ -1,17 +1,20 @@
-//! `gracetrace collect`: the collector on its own, so that a real application (Python or Rust)
-//! can export to it, over OTLP/HTTP or OTLP/gRPC, and see the same counts and faults the
-//! simulator uses.
+//! `gracetrace collect`: the collector on its own, so that a real application (Python or
+//! Rust) can export to it, over OTLP/HTTP or OTLP/gRPC, and see the same counts and faults
+//! the simulator uses. Its flags share the bounds of the `collector.*` knobs.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use super::{Collector, CollectorConfig, DEFAULT_RECENT_TRACES, FORWARD_DRAIN, Faults};
+use super::CliError;
+use super::signals::StopSignals;
+use crate::collector::{
+    Collector, CollectorConfig, DEFAULT_RECENT_TRACES, FORWARD_DRAIN, Faults, Limits,
+};
 use crate::config::knobs::{self, Invalid};
 use crate::config::{
     DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_PER_SPAN, DEFAULT_MAX_STORED_BYTES, FaultError, Limits,
+    DEFAULT_MAX_PER_SPAN, DEFAULT_MAX_STORED_BYTES, FaultError,
 };
-
 /// Run an OTLP collector (HTTP, and gRPC with --grpc-listen) that counts spans exactly and
 /// injects faults.
 ///
@@ -257,29 +260,16 @@ impl CollectArgs {
 /// Runs the collector until SIGINT or SIGTERM, then prints the stats as pretty JSON on stdout
 /// (so a script can keep them) and exits 0. Bad flags exit 2, like clap's own errors; a port
 /// that cannot be bound exits 1.
-pub fn run_collect(args: CollectArgs) -> ExitCode {
-    let config = match args.config() {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("gracetrace collect: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    let collector = match Collector::start(config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("gracetrace collect: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+pub fn collect(args: CollectArgs) -> Result<ExitCode, CliError> {
+    let config = args.config().map_err(CliError::input)?;
+    let collector = Collector::start(config).map_err(CliError::failed)?;
     // Caught from before the line that says we listen, so that a supervisor that stops
     // us as soon as it reads it gets the stats, not the default action of SIGTERM.
     let signals = match StopSignals::catch() {
         Ok(signals) => signals,
-        Err(e) => {
-            eprintln!("gracetrace collect: cannot catch signals: {e}");
+        Err(error) => {
             collector.shutdown();
-            return ExitCode::FAILURE;
+            return Err(CliError::failed(SignalsError(error)));
         }
     };
     eprintln!("collector listening on {}", collector.traces_endpoint());
@@ -295,57 +285,14 @@ pub fn run_collect(args: CollectArgs) -> ExitCode {
     collector.wait_forwarded(FORWARD_DRAIN);
     let stats = collector.stats();
     collector.shutdown();
-    match serde_json::to_string_pretty(&stats) {
-        Ok(json) => {
-            println!("{json}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("gracetrace collect: cannot print stats: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    super::output::Output::Stdout.write_json(&stats)?;
+    Ok(ExitCode::SUCCESS)
 }
 
-/// SIGINT and SIGTERM, the two ways a terminal or a supervisor stops us, caught from the
-/// moment this is built.
-struct StopSignals {
-    runtime: tokio::runtime::Runtime,
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl StopSignals {
-    fn catch() -> std::io::Result<StopSignals> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()?;
-        let (interrupt, terminate) = {
-            let _inside = runtime.enter();
-            (
-                signal(SignalKind::interrupt())?,
-                signal(SignalKind::terminate())?,
-            )
-        };
-        Ok(StopSignals {
-            runtime,
-            interrupt,
-            terminate,
-        })
-    }
-
-    /// Blocks until one of them arrives.
-    fn wait(mut self) {
-        self.runtime.block_on(async {
-            tokio::select! {
-                _ = self.interrupt.recv() => {}
-                _ = self.terminate.recv() => {}
-            }
-        });
-    }
-}
-
+/// The signals that stop the collector could not be caught.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot catch signals: {0}")]
+pub struct SignalsError(#[source] pub std::io::Error);
 #[cfg(test)]
 mod tests {
     use super::*;

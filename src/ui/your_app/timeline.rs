@@ -6,11 +6,11 @@
 use eframe::egui::{self, Color32, RichText};
 use egui_plot::{Bar, BarChart, PlotPoint, Text};
 
-use super::gantt::Lanes;
-use super::theme;
-use super::time_axis::{self, TimeWindow, Zoom};
 use crate::record::probe::{ProbeReport, ProbeSection};
-use crate::session::app_run::{AppPhase, AppView};
+use crate::session::your_app::{AppPhase, AppView};
+use crate::ui::gantt::Lanes;
+use crate::ui::theme;
+use crate::ui::time_axis::{self, TimeWindow, Zoom};
 
 /// Rows from top to bottom.
 const LANES: Lanes = Lanes(&["your app", "after SIGTERM", "exports"]);

@@ -3,8 +3,8 @@
 
 use eframe::egui::{self, RichText};
 
-use super::theme;
-use crate::session::app_run::{AppView, LOG_LINES, Stream};
+use crate::session::your_app::{AppView, LOG_LINES, Stream};
+use crate::ui::theme;
 
 /// The log's height, in points: a few lines, scrolled to the newest.
 const HEIGHT: f32 = 140.0;

@@ -5,9 +5,9 @@
 use eframe::egui::{self, RichText};
 use egui_plot::{Bar, BarChart, Line, PlotPoint, PlotPoints, Text};
 
-use super::theme;
-use super::time_axis::{self, TimeWindow, Zoom};
 use crate::record::probe::{ProbeArrival, ProbeReport};
+use crate::ui::theme;
+use crate::ui::time_axis::{self, TimeWindow, Zoom};
 
 /// Labels are drawn only when few bars are in view, or they would pile up.
 const MAX_LABELS: usize = 40;
