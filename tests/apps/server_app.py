@@ -35,6 +35,10 @@ class Server(ThreadingHTTPServer):
     # finish before teardown (ThreadingHTTPServer's default daemon threads would not be).
     daemon_threads = False
     block_on_close = True
+    # socketserver's default listen backlog is 5: a burst of 10 overflowed it, the kernel
+    # dropped SYNs, and those requests waited for a retransmit (about 1 s) or were reset
+    # when the listener closed at SIGTERM. A production server's backlog is far larger.
+    request_queue_size = 128
 
 
 def handler(tracer, service_s, ended, lock):

@@ -98,7 +98,10 @@ fn clean_shutdown_every_sampled_trace_arrives_whole() {
     }
     let (out, r) = probe_server(
         "load-clean",
+        // SIGTERM 1 s after the 3 s of traffic: every request has been answered by then.
         &[
+            "--sigterm-at",
+            "4",
             "--grace-ms",
             "60000",
             "--set",
