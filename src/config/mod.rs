@@ -9,6 +9,7 @@
 
 pub mod draws;
 pub mod env;
+pub mod features;
 mod faults;
 #[cfg(test)]
 pub(crate) mod fuzzing;
@@ -21,6 +22,7 @@ mod settings;
 mod validate;
 
 pub use faults::*;
+pub use features::NotBuilt;
 pub use knobs::{MAX_INGEST_LIMIT, MAX_LATENCY_MS, MAX_RETRY_AFTER_S};
 pub use settings::*;
 pub use validate::FaultError;

@@ -23,4 +23,7 @@ pub enum ModelError {
     /// PNG encoding or decoding failed.
     #[error("PNG: {0}")]
     Png(String),
+    /// This binary was built without the `model` feature (`--no-default-features`).
+    #[error(transparent)]
+    NotBuilt(#[from] crate::config::NotBuilt),
 }
