@@ -17,6 +17,7 @@ mod collect_cli;
 mod collector;
 mod collector_grpc;
 mod collector_limits;
+mod https;
 mod config;
 mod kill_under_load;
 mod live;
