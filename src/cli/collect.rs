@@ -244,17 +244,28 @@ impl CollectArgs {
     ) -> Result<(crate::config::Headers, Option<std::path::PathBuf>), FlagError> {
         let mut scratch = crate::config::Settings::default();
         for (flag, key, raw, shown) in [
-            ("--forward-headers", "collector.forward_headers", &self.forward_headers, None),
-            ("--forward-ca-file", "collector.forward_ca_file", &self.forward_ca_file, Some(())),
+            (
+                "--forward-headers",
+                "collector.forward_headers",
+                &self.forward_headers,
+                None,
+            ),
+            (
+                "--forward-ca-file",
+                "collector.forward_ca_file",
+                &self.forward_ca_file,
+                Some(()),
+            ),
         ] {
             let (Some(raw), Some(knob)) = (raw, knobs::find(key)) else {
                 continue;
             };
-            knob.set(&mut scratch, raw.trim()).map_err(|invalid| FlagError {
-                flag,
-                value: shown.map_or_else(|| "(hidden)".into(), |()| raw.clone()),
-                invalid,
-            })?;
+            knob.set(&mut scratch, raw.trim())
+                .map_err(|invalid| FlagError {
+                    flag,
+                    value: shown.map_or_else(|| "(hidden)".into(), |()| raw.clone()),
+                    invalid,
+                })?;
         }
         Ok((
             scratch.collector_forward_headers,

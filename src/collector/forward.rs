@@ -167,7 +167,11 @@ impl Forwarder {
         stats.forward_dropped = c.dropped.load(Relaxed);
         stats.forward_retries = c.retries.load(Relaxed);
         stats.forward_pending = c.pending.load(Relaxed);
-        stats.forward_last_error = c.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        stats.forward_last_error = c
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
     }
 }
 

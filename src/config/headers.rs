@@ -44,9 +44,10 @@ impl Headers {
                 return Err(fail("empty entry"));
             }
             let (name, value) = entry.split_once('=').ok_or_else(|| fail("no '='"))?;
-            let name = percent_decode(name.trim()).ok_or_else(|| fail("bad percent-escape in the name"))?;
-            let value =
-                percent_decode(value.trim()).ok_or_else(|| fail("bad percent-escape in the value"))?;
+            let name = percent_decode(name.trim())
+                .ok_or_else(|| fail("bad percent-escape in the name"))?;
+            let value = percent_decode(value.trim())
+                .ok_or_else(|| fail("bad percent-escape in the value"))?;
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 return Err(fail("the name is not an HTTP header name"));
             }

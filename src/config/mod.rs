@@ -9,11 +9,11 @@
 
 pub mod draws;
 pub mod env;
-pub mod features;
-pub mod headers;
 mod faults;
+pub mod features;
 #[cfg(test)]
 pub(crate) mod fuzzing;
+pub mod headers;
 pub mod knobs;
 #[cfg(test)]
 mod readme_tables;

@@ -72,6 +72,11 @@ pub fn error_text(error: &reqwest::Error) -> String {
 /// Whether the error is the server's certificate being refused: not worth a retry, since
 /// the next attempt meets the same certificate.
 pub fn is_certificate_error(error: &reqwest::Error) -> bool {
+    // The rustls error can sit inside an io::Error inside boxed connector errors, where a
+    // downcast may not reach it; rustls's own text for it is the fallback.
+    if error_text(error).contains("invalid peer certificate") {
+        return true;
+    }
     let mut cause = std::error::Error::source(error);
     while let Some(inner) = cause {
         if let Some(rustls::Error::InvalidCertificate(_)) = inner.downcast_ref::<rustls::Error>() {

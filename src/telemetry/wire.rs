@@ -215,7 +215,9 @@ impl WireClient {
                 if error.is_timeout() {
                     Err(AttemptError::Timeout(timeout))
                 } else {
-                    Err(AttemptError::Connection(crate::config::tls::error_text(&error)))
+                    Err(AttemptError::Connection(crate::config::tls::error_text(
+                        &error,
+                    )))
                 }
             }
         }

@@ -147,7 +147,11 @@ fn forward_over_https_delivers_fails_on_the_certificate_and_counts_a_401() {
     }
     assert!(front.wait_forwarded(PATIENCE), "forwards still pending");
     let f = front.stats();
-    assert_eq!((f.forward_accepted, f.forward_spans_accepted), (4, 24), "{f:?}");
+    assert_eq!(
+        (f.forward_accepted, f.forward_spans_accepted),
+        (4, 24),
+        "{f:?}"
+    );
     let got = receiver.requests();
     let sent: Vec<&[u8]> = got.iter().map(|(_, body)| body.as_ref()).collect();
     assert_eq!(sent, bodies.iter().map(Vec::as_slice).collect::<Vec<_>>());
@@ -161,7 +165,10 @@ fn forward_over_https_delivers_fails_on_the_certificate_and_counts_a_401() {
     assert!(front.wait_forwarded(PATIENCE), "forwards still pending");
     let f = front.stats();
     assert_eq!((f.spans_received, f.requests_accepted), (5, 1), "{f:?}");
-    assert_eq!((f.forward_failed, f.forward_accepted, f.forward_retries), (1, 0, 0));
+    assert_eq!(
+        (f.forward_failed, f.forward_accepted, f.forward_retries),
+        (1, 0, 0)
+    );
     let why = f.forward_last_error.clone().unwrap_or_default();
     assert!(why.contains("certificate"), "{why}");
     assert!(untrusted.requests().is_empty());
@@ -172,8 +179,14 @@ fn forward_over_https_delivers_fails_on_the_certificate_and_counts_a_401() {
     assert_eq!(post(front.addr(), &[], &n_spans(5, 3)).status, 200);
     assert!(front.wait_forwarded(PATIENCE), "forwards still pending");
     let f = front.stats();
-    assert_eq!((f.forward_refused, f.forward_failed, f.forward_retries), (1, 0, 0));
-    assert_eq!(f.forward_last_error.as_deref(), Some("refused: 401 Unauthorized"));
+    assert_eq!(
+        (f.forward_refused, f.forward_failed, f.forward_retries),
+        (1, 0, 0)
+    );
+    assert_eq!(
+        f.forward_last_error.as_deref(),
+        Some("refused: 401 Unauthorized")
+    );
     let json = serde_json::to_string(&f).unwrap();
     assert!(!json.contains(SECRET), "{json}");
 }
@@ -207,7 +220,11 @@ fn exporter_over_https_with_and_without_the_ca_file() {
         })
         .sum();
     assert!(spans > 0);
-    assert_eq!(report.spans.counts.exported, spans as u64, "{:?}", report.spans);
+    assert_eq!(
+        report.spans.counts.exported, spans as u64,
+        "{:?}",
+        report.spans
+    );
     assert!(got.iter().all(|(h, _)| h["x-honeycomb-team"] == SECRET));
     let json = serde_json::to_string(&report).unwrap();
     assert!(!json.contains(SECRET));
@@ -242,7 +259,10 @@ fn temp(name: &str) -> PathBuf {
 #[test]
 fn header_values_are_printed_nowhere() {
     let receiver = Receiver::start(200);
-    let env = [("OTEL_EXPORTER_OTLP_HEADERS", &*format!("x-honeycomb-team={SECRET}"))];
+    let env = [(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        &*format!("x-honeycomb-team={SECRET}"),
+    )];
     let forward_headers = format!("collector.forward_headers=authorization=Bearer%20{SECRET}");
     let forward = format!("collector.forward={}", receiver.url());
     let ca = format!("collector.forward_ca_file={}", tls_file("ca.pem").display());
@@ -338,8 +358,16 @@ fn bad_https_input_is_named_in_one_line() {
             Some("collector.forward_ca_file=/no/such/ca.pem".into()),
             "collector.forward_ca_file",
         ),
-        (vec![], Some("exporter.endpoint=https://".into()), "exporter.endpoint"),
-        (vec![], Some("collector.forward=https:///v1/traces".into()), "collector.forward"),
+        (
+            vec![],
+            Some("exporter.endpoint=https://".into()),
+            "exporter.endpoint",
+        ),
+        (
+            vec![],
+            Some("collector.forward=https:///v1/traces".into()),
+            "collector.forward",
+        ),
     ] {
         let mut args: Vec<&str> = run.to_vec();
         if let Some(set) = &set {
