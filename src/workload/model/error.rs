@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use super::device::WgpuError;
+
 /// An error from the model: loading weights, choosing a device, running, encoding.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -11,9 +13,9 @@ pub enum ModelError {
     /// Writing a file (weights, sample sheet, output image) failed.
     #[error("cannot write {}: {reason}", path.display())]
     Write { path: PathBuf, reason: String },
-    /// The requested device cannot be used.
-    #[error("device: {0}")]
-    Device(String),
+    /// wgpu was asked for (`--device wgpu`) and gave no device.
+    #[error("device: wgpu was requested but found no usable adapter: {0}")]
+    NoWgpu(#[source] WgpuError),
     /// A caller's argument is out of range (the message names it and the range).
     #[error("{0}")]
     InvalidArgument(String),
