@@ -5,31 +5,11 @@
 use std::sync::{Arc, OnceLock};
 
 use super::ModelError;
+use super::error::WgpuError;
 pub use crate::config::DeviceChoice;
 pub use crate::record::DeviceInfo;
 use burn::tensor::Device;
-use burn::tensor::wgpu::WgpuInitError;
 use burn::tensor::wgpu::wgpu::{AdapterInfo, DeviceType};
-
-/// Why wgpu gave this process no device. It is kept for the life of the process (an
-/// adapter is probed once) and handed out by copy, hence `Clone` and the `Arc`.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum WgpuError {
-    /// burn refused: no adapter matches, the configuration is invalid, or the graphics
-    /// API is not in this build.
-    #[error(transparent)]
-    Init(Arc<WgpuInitError>),
-    /// The driver panicked inside wgpu while an adapter was opened (a broken ICD).
-    #[error("wgpu panicked while opening an adapter{}", detail(.message))]
-    Panicked { message: Option<String> },
-}
-
-/// `: message` after the panic's description, when the panic had one.
-fn detail(message: &Option<String>) -> String {
-    message
-        .as_ref()
-        .map_or_else(String::new, |m| format!(": {m}"))
-}
 
 /// The wgpu device of this process and its adapter, set up once.
 ///
