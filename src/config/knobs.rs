@@ -233,7 +233,7 @@ impl Bounds {
             Bounds::Bool(set) => set(s, boolean(raw)?),
             Bounds::Int { set, .. } => set(s, self.int(raw)?),
             Bounds::Float { set, .. } => set(s, self.float(raw)?),
-            Bounds::OptionalInt { none, set, .. } => match number::<i128>(raw) {
+            Bounds::OptionalInt { none, set, .. } => match whole_number(raw) {
                 Some(n) if n == i128::from(none) => set(s, None),
                 _ => set(s, Some(self.int(raw)?)),
             },
@@ -322,7 +322,9 @@ impl Bounds {
     }
 
     fn int(&self, raw: &str) -> Result<u64, Invalid> {
-        let value = number::<u64>(raw).ok_or_else(|| self.invalid())?;
+        let value = whole_number(raw)
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| self.invalid())?;
         self.check_int(value).map_err(|_| self.invalid())?;
         Ok(value)
     }
@@ -341,6 +343,21 @@ pub fn find(key: &str) -> Option<&'static Knob> {
 /// A number as TOML and the environment write it: `_` separators are allowed.
 fn number<T: std::str::FromStr>(raw: &str) -> Option<T> {
     raw.replace('_', "").parse().ok()
+}
+
+/// A whole number as TOML writes it: decimal, or `0x`, `0o`, `0b` with no sign, so that
+/// `--set batch.max_queue_size=0x800` means 2048 as the same literal in a file does.
+fn whole_number(raw: &str) -> Option<i128> {
+    let digits = raw.replace('_', "");
+    let radix = match digits.get(..2) {
+        Some("0x") => 16,
+        Some("0o") => 8,
+        Some("0b") => 2,
+        _ => return digits.parse().ok(),
+    };
+    i128::from_str_radix(&digits[2..], radix)
+        .ok()
+        .filter(|_| !digits[2..].starts_with(['+', '-']))
 }
 
 const BOOL_RANGE: &str = "true or false";

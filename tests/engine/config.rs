@@ -387,4 +387,58 @@ fn hex_queue_size_is_2048() {
     let s = Settings::load(&crate::common::no_env, Some(&path), &[]).unwrap();
     assert_eq!(s.batch.max_queue_size, 2048);
     std::fs::remove_dir_all(&dir).ok();
+    // The same literals on the command line, as TOML reads them.
+    for (raw, expected) in [("0x800", 2048), ("0o4000", 2048), ("0b100000000000", 2048)] {
+        let set = vec![format!("batch.max_queue_size={raw}")];
+        let s = Settings::load(&crate::common::no_env, None, &set).unwrap();
+        assert_eq!(s.batch.max_queue_size, expected, "{raw}");
+    }
+    for bad in ["0x-800", "0x", "0xg"] {
+        let set = vec![format!("batch.max_queue_size={bad}")];
+        assert!(
+            Settings::load(&crate::common::no_env, None, &set).is_err(),
+            "{bad}"
+        );
+    }
+}
+
+/// Inputs that would make a run that never ends, or never starts, are refused at once
+/// and named: bursts closer than a millisecond, a schedule of more arrivals than a run
+/// makes, and a scenario path that is not a regular file (a FIFO with no writer blocked
+/// forever).
+#[test]
+fn inputs_that_would_never_end_are_refused() {
+    let load = |set: &[&str]| {
+        let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+        Settings::load(&crate::common::no_env, None, &set)
+    };
+    for tiny in ["1e-10", "1e-300", "0.0009"] {
+        let err = load(&[
+            &format!("workload.burst_every_s={tiny}"),
+            "workload.burst_size=1",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("workload.burst_every_s"), "{err}");
+        assert!(err.contains("0 (no bursts) or from 0.001"), "{err}");
+    }
+    assert!(load(&["workload.burst_every_s=0.001", "workload.burst_size=1"]).is_ok());
+    let err = load(&[
+        "workload.burst_every_s=0.001",
+        "workload.burst_size=1000000",
+        "workload.duration_s=3600",
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("one run makes at most 200000000"), "{err}");
+    let dir = std::env::temp_dir().join(format!("gracetrace-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("scenario.toml");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let err = Settings::load(&crate::common::no_env, Some(&fifo), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a regular file"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
 }

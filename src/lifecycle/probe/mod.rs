@@ -4,8 +4,9 @@
 //! SIGTERM when asked and a real SIGKILL at the end of the grace period, and everything is
 //! reported from the collector's side, as a backend sees it.
 //!
-//! This file is the run (environment, signals, the watch loop); the command line, its
-//! summary and its report file are `cli::probe`'s.
+//! This file is the run (environment, signals, the watch loop); `reaper` makes sure nothing
+//! the app started outlives it. The command line, its summary and its report file are
+//! `cli::probe`'s.
 
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -13,9 +14,12 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
+mod reaper;
+
 use crate::collector::{Collector, CollectorConfig, CollectorError, CollectorStats, FORWARD_DRAIN};
 use crate::config::{Settings, knobs};
 use crate::record::probe::{BeforeSigterm, ProbeReport, ProbeSample, ProbeSection, Sdk};
+use reaper::{Guardian, Mark};
 
 /// How often the collector's counts are sampled into the timeline.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
@@ -79,6 +83,9 @@ pub enum ProbeError {
         #[source]
         source: std::io::Error,
     },
+    /// The guardian that takes the app down with a SIGKILLed probe could not start.
+    #[error("cannot start the guardian of the app's processes (sh): {0}")]
+    Guardian(#[source] std::io::Error),
     /// Waiting for the child failed.
     #[error("cannot watch the app (pid {pid}): {source}")]
     Wait {
@@ -213,6 +220,8 @@ pub fn run_probe_with(
 ) -> Result<ProbeReport, ProbeError> {
     let (program, args) = command.split_first().ok_or(ProbeError::NoCommand)?;
     let collector = Collector::start(collector_config(settings, protocol))?;
+    let mark = Mark::new();
+    let _guardian = Guardian::start(&mark).map_err(ProbeError::Guardian)?;
     let stdin = match sigterm {
         SigtermWhen::After(_) => Stdio::inherit(),
         SigtermWhen::OnSignal(_) => Stdio::null(),
@@ -224,6 +233,7 @@ pub fn run_probe_with(
     let mut child = Command::new(program)
         .args(args)
         .envs(app_env(settings, &collector))
+        .env(mark.var().0, mark.var().1)
         .stdin(stdin)
         // Piped and echoed line by line (`echo`), to read the app's own count.
         .stdout(Stdio::piped())
@@ -254,8 +264,10 @@ pub fn run_probe_with(
     let watched = watch(
         &mut child, &collector, started, sigterm, grace, &progress, &kill_now,
     );
-    // Whatever happened, nothing the app started outlives the probe.
+    // Whatever happened, nothing the app started outlives the probe: its group, and what
+    // left the group but carries the run's mark.
     kill_group(pid);
+    mark.kill_marked();
     let mut watched = watched?;
     progress(&watched);
     let deadline = Instant::now() + SETTLE;
