@@ -5,8 +5,18 @@
 //! `workload.kind = "model"` before that (exit 2, naming the feature); this is what the
 //! window's engine or a library caller meets instead.
 
-#[path = "model/error.rs"]
-pub mod error;
+pub mod error {
+    //! The model's error in this build: only that it is not built in (the full build's
+    //! `model/error.rs` names burn's wgpu errors, which this build has no crate for).
+
+    /// An error from the model: here, always that the feature is missing.
+    #[derive(Debug, thiserror::Error)]
+    pub enum ModelError {
+        /// This binary was built without the `model` feature (`--no-default-features`).
+        #[error(transparent)]
+        NotBuilt(#[from] crate::config::NotBuilt),
+    }
+}
 
 use std::convert::Infallible;
 use std::path::PathBuf;
