@@ -432,8 +432,13 @@ mod tests {
             cli.args.forward().unwrap().as_deref(),
             Some("http://h:9/custom/path")
         );
+        let cli = Cli::parse_from(["x", "--forward", "https://h:1"]);
+        assert_eq!(
+            cli.args.forward().unwrap().as_deref(),
+            Some("https://h:1/v1/traces")
+        );
         for bad in [
-            "https://h:1",
+            "https://",
             "h:4318",
             "http://h:0",
             "http://h:65536",
