@@ -142,8 +142,8 @@ fn bad_environment_values_name_variable_value_and_range() {
             "OTEL_TRACES_SAMPLER=\"sometimes\" is invalid (tracing.sample_rate): expected always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio",
         ),
         (
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://x/v1/traces"),
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=\"https://x/v1/traces\" is invalid (exporter.endpoint): expected an http:// URL with a host and a port from 1 to 65535, ending in /v1/traces, or \"embedded\" (https is not built in)",
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https:///v1/traces"),
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=\"https:///v1/traces\" is invalid (exporter.endpoint): expected an http:// or https:// URL with a host and a port from 1 to 65535, ending in /v1/traces, or \"embedded\"",
         ),
     ];
     for ((var, value), expected) in cases {

@@ -84,11 +84,11 @@ fn too_much_work_and_bad_outputs_are_refused_before_any_run() {
         (
             &[
                 "--vary",
-                "batch.max_queue_size=1..1000+1",
+                "batch.max_queue_size=1..2000+1",
                 "--repeats",
                 "1000",
             ],
-            "1000 cells x 1000 repeats = 1000000 runs",
+            "2000 cells x 1000 repeats = 2000000 runs",
         ),
         (
             &[
