@@ -246,7 +246,7 @@ pub fn run_load_probe(
         settings,
         protocol,
         command,
-        Signal::Load(plan),
+        Signal::Load(Box::new(plan)),
         Arc::new(PassThrough),
     )
 }
@@ -254,7 +254,7 @@ pub fn run_load_probe(
 /// Who decides when SIGTERM comes: the caller, or the load (at its plan's time).
 enum Signal {
     Given(SigtermWhen),
-    Load(LoadPlan),
+    Load(Box<LoadPlan>),
 }
 
 /// Starts the app (and its load), watches it to its end, and reports.
@@ -285,8 +285,8 @@ fn probe_app(
         Signal::Given(sigterm) => (sigterm, None),
         Signal::Load(plan) => {
             let (ask, asked) = std::sync::mpsc::channel();
-            match Load::start(plan.clone(), ask) {
-                Ok(load) => (SigtermWhen::OnSignal(asked), Some((load, plan))),
+            match Load::start((*plan).clone(), ask) {
+                Ok(load) => (SigtermWhen::OnSignal(asked), Some((load, *plan))),
                 Err(error) => {
                     kill_group(pid);
                     mark.kill_marked();
