@@ -21,7 +21,6 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -35,7 +34,8 @@ use opentelemetry_sdk::trace::{
 
 use gracetrace::record::Record;
 use gracetrace::telemetry::exporter::InstrumentedExporter;
-use gracetrace::telemetry::processor::{BatchConfig, GraceBatchProcessor, Profile};
+use gracetrace::telemetry::processor::{BatchConfig, GraceBatchProcessor};
+use gracetrace::telemetry::rules::Profile;
 use gracetrace::telemetry::sampler::{RatioFormula, SampleRate};
 use gracetrace::telemetry::stock::{CountedStockProcessor, settle_drops};
 use gracetrace::telemetry::wire::{ExportProbe, RunnerLife};
@@ -174,9 +174,10 @@ fn span_cost(c: &mut Criterion) {
                     .build(),
             )
             .build();
+        let life = Arc::new(RunnerLife::new(1));
         let counted =
-            CountedStockProcessor::new(stock, record.clone(), Arc::new(RunnerLife::new(1)));
-        let accepted = counted.accepted.clone();
+            CountedStockProcessor::new(stock, MAX_QUEUE_SIZE, handed, record.clone(), life);
+        let counts = counted.counts.clone();
         let provider = SdkTracerProvider::builder()
             .with_sampler(SampleRate::new(1.0).parent_based(RatioFormula::Rust))
             .with_span_processor(counted)
@@ -188,7 +189,7 @@ fn span_cost(c: &mut Criterion) {
             .expect("shutting down the stock processor's provider");
         // The stock processor hides its drop count: after its draining shutdown, what it
         // accepted but never handed to the exporter was dropped (telemetry::stock).
-        settle_drops(&record, accepted.load(Relaxed), handed.load(Relaxed));
+        settle_drops(&record, &counts);
         report("stock_processor", &record);
     }
 

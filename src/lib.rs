@@ -33,5 +33,6 @@ pub mod record;
 pub mod session;
 pub mod sim;
 pub mod telemetry;
+#[cfg(feature = "gui")]
 pub mod ui;
 pub mod workload;

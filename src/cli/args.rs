@@ -24,7 +24,10 @@ impl ScenarioArgs {
     /// shorthand flags, such as probe's `--platform`); a bad one is bad input.
     pub fn settings_with(&self, first: &[String]) -> Result<Settings, CliError> {
         let overrides: Vec<String> = first.iter().chain(&self.overrides).cloned().collect();
-        Settings::load_from_process(self.scenario.as_deref(), &overrides).map_err(CliError::input)
+        let settings = Settings::load_from_process(self.scenario.as_deref(), &overrides)
+            .map_err(CliError::input)?;
+        crate::config::features::check(&settings).map_err(CliError::input)?;
+        Ok(settings)
     }
 
     /// The settings.

@@ -93,6 +93,15 @@ pub struct CollectArgs {
     /// (`forward_*` in /stats). Empty: off.
     #[arg(long, value_name = "URL")]
     pub forward: Option<String>,
+    /// HTTP headers sent with every forwarded batch, `name=value,name2=value2`,
+    /// percent-encoded (`collector.forward_headers`), e.g. `x-honeycomb-team=KEY`. The
+    /// values are secrets: printed nowhere, /stats shows no header.
+    #[arg(long, value_name = "NAME=VALUE,...")]
+    pub forward_headers: Option<String>,
+    /// A PEM file of CA certificates trusted for an https --forward, besides the system's
+    /// roots (`collector.forward_ca_file`).
+    #[arg(long, value_name = "FILE")]
+    pub forward_ca_file: Option<String>,
 }
 
 /// Each flag and the knob whose bounds it shares.
@@ -247,6 +256,42 @@ impl CollectArgs {
         })
     }
 
+    /// `--forward-headers` and `--forward-ca-file` checked as their knobs are; an error
+    /// names the flag, and never quotes a header list.
+    pub fn forward_extras(
+        &self,
+    ) -> Result<(crate::config::Headers, Option<std::path::PathBuf>), FlagError> {
+        let mut scratch = crate::config::Settings::default();
+        for (flag, key, raw, shown) in [
+            (
+                "--forward-headers",
+                "collector.forward_headers",
+                &self.forward_headers,
+                None,
+            ),
+            (
+                "--forward-ca-file",
+                "collector.forward_ca_file",
+                &self.forward_ca_file,
+                Some(()),
+            ),
+        ] {
+            let (Some(raw), Some(knob)) = (raw, knobs::find(key)) else {
+                continue;
+            };
+            knob.set(&mut scratch, raw.trim())
+                .map_err(|invalid| FlagError {
+                    flag,
+                    value: shown.map_or_else(|| "(hidden)".into(), |()| raw.clone()),
+                    invalid,
+                })?;
+        }
+        Ok((
+            scratch.collector_forward_headers,
+            scratch.collector_forward_ca_file,
+        ))
+    }
+
     /// `--grpc-listen`: any address but `--listen`'s own (the same fixed port twice could
     /// never be bound); port 0 in both picks two free ports.
     pub fn grpc_listen(&self) -> Result<Option<SocketAddr>, FlagError> {
@@ -264,6 +309,7 @@ impl CollectArgs {
 
     /// The whole configuration these flags ask for, or the first flag out of range.
     pub fn config(&self) -> Result<CollectorConfig, FlagError> {
+        let (forward_headers, forward_ca_file) = self.forward_extras()?;
         Ok(CollectorConfig {
             listen: self.listen,
             grpc_listen: self.grpc_listen()?,
@@ -271,6 +317,8 @@ impl CollectArgs {
             limits: self.limits()?,
             recent_traces: DEFAULT_RECENT_TRACES,
             forward: self.forward()?,
+            forward_headers,
+            forward_ca_file,
             ..CollectorConfig::default()
         })
     }
@@ -403,8 +451,13 @@ mod tests {
             cli.args.forward().unwrap().as_deref(),
             Some("http://h:9/custom/path")
         );
+        let cli = Cli::parse_from(["x", "--forward", "https://h:1"]);
+        assert_eq!(
+            cli.args.forward().unwrap().as_deref(),
+            Some("https://h:1/v1/traces")
+        );
         for bad in [
-            "https://h:1",
+            "https://",
             "h:4318",
             "http://h:0",
             "http://h:65536",

@@ -15,10 +15,20 @@ pub struct GuiArgs {
 
 /// Blocks until the window is closed. A bad scenario is bad input; a window that cannot
 /// open (no display) is a failure.
+#[cfg(feature = "gui")]
 pub fn gui(args: GuiArgs) -> Result<ExitCode, CliError> {
     match crate::ui::run_gui(args.scenario.as_deref()) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(error @ crate::ui::GuiError::Settings(_)) => Err(CliError::input(error)),
         Err(error) => Err(CliError::failed(error)),
     }
+}
+
+/// A build without the window (`--no-default-features`): says so and names the feature.
+#[cfg(not(feature = "gui"))]
+pub fn gui(_args: GuiArgs) -> Result<ExitCode, CliError> {
+    Err(CliError::input(crate::config::NotBuilt {
+        what: "the window (`gracetrace` or `gracetrace gui`)",
+        feature: "gui",
+    }))
 }

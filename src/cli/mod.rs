@@ -9,10 +9,13 @@
 //! reports go (checked before any work starts), `signals` for the SIGINT/SIGTERM that stop
 //! `collect` and start `probe`'s shutdown.
 
+#[cfg(not(feature = "model"))]
+mod absent;
 pub mod advise;
 pub mod args;
 pub mod collect;
 pub mod gui;
+#[cfg(feature = "model")]
 pub mod infer;
 pub mod knobs;
 pub mod output;
@@ -21,7 +24,13 @@ pub mod run;
 pub mod runner;
 mod signals;
 pub mod sweep;
+#[cfg(feature = "model")]
 pub mod train;
+// Without the model, `train` and `infer` answer that they need it (see `absent`).
+#[cfg(not(feature = "model"))]
+use absent as infer;
+#[cfg(not(feature = "model"))]
+use absent as train;
 
 use std::process::ExitCode;
 

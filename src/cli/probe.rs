@@ -1,8 +1,11 @@
-//! `gracetrace probe`: your own app under the platform's shutdown; its arguments, its
-//! summary lines and its JSON report. Exit codes: 0 when the shutdown was observed (the
-//! app exited after SIGTERM, or was SIGKILLed), 1 when the app ended before SIGTERM
-//! (nothing was probed; the report is still written) or the probe failed, 2 for bad input
-//! (a flag, a setting, a command that cannot be started).
+//! `gracetrace probe`: your own app under the platform's shutdown, and with `--url` under
+//! the scenario's traffic; its arguments, its summary lines and its JSON report. Exit
+//! codes: 0 when the shutdown was observed (the app exited after SIGTERM, or was
+//! SIGKILLed), 1 when the app ended before SIGTERM (nothing was probed; the report is
+//! still written), when the app never became ready for `--url`'s load (a timeout, or the
+//! app ended first; no report) or the probe failed, 2 for bad input (a flag, a setting, a
+//! command that cannot be started), 3 when a `--fail-if` condition held (the report is
+//! written first).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +14,11 @@ use std::time::Duration;
 use super::output::Output;
 use super::signals::enter_or_signal;
 use super::{CliError, ScenarioArgs};
-use crate::lifecycle::probe::{ProbeError, SigtermWhen, check_protocol, run_probe};
+use crate::config::Settings;
+use crate::lifecycle::probe::fail_if::{Condition, FailIfError, first_held};
+use crate::lifecycle::probe::load::LoadPlan;
+use crate::lifecycle::probe::target::{LoadTarget, TargetError, TargetText};
+use crate::lifecycle::probe::{ProbeError, SigtermWhen, check_protocol, run_load_probe, run_probe};
 use crate::record::probe::ProbeReport;
 use crate::session::probe_predict::predict;
 
@@ -28,8 +35,9 @@ pub struct ProbeArgs {
     /// SIGTERM to SIGKILL, milliseconds (as `shutdown.grace_ms`; wins over --platform).
     #[arg(long)]
     pub grace_ms: Option<String>,
-    /// Send SIGTERM this many seconds after the app starts; without it, when Enter is
-    /// pressed (or stdin closes, or the probe gets SIGINT/SIGTERM).
+    /// Send SIGTERM this many seconds after the app starts (with --url: after its traffic
+    /// starts); without it, when Enter is pressed (or stdin closes, or the probe gets
+    /// SIGINT/SIGTERM), or with --url at `shutdown.at_s` or when the traffic ends.
     #[arg(long, allow_negative_numbers = true)]
     pub sigterm_at: Option<f64>,
     /// Scenario TOML whose settings apply (collector faults, batch settings, platform),
@@ -39,6 +47,34 @@ pub struct ProbeArgs {
     /// Write the JSON report here (`-` for stdout, after the app's own output).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Send the scenario's traffic (`workload.*`) to this URL, http://host:port/path,
+    /// once the app is ready; SIGTERM then counts from the traffic's start (`--sigterm-at`,
+    /// else `shutdown.at_s`, else when the traffic ends).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The load's method, GET (the default) or POST.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// The load's request body, read from this file.
+    #[arg(long)]
+    pub body: Option<PathBuf>,
+    /// An extra header of every request, `'Name: value'` (repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Ready when GET of this path answers 2xx (else: when the URL's port takes a TCP
+    /// connection).
+    #[arg(long)]
+    pub ready_path: Option<String>,
+    /// How long the app may take to become ready, seconds (default 30).
+    #[arg(long)]
+    pub ready_timeout_s: Option<f64>,
+    /// How long one request may take before it counts as a timeout, seconds (default 30).
+    #[arg(long)]
+    pub timeout_s: Option<f64>,
+    /// Exit 3 when this holds: `lost_traces>N`, `failed_requests>N` (both need --url),
+    /// `killed` (repeatable; the first that holds is named).
+    #[arg(long = "fail-if", value_name = "COND")]
+    pub fail_if: Vec<String>,
     /// The app's command line.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -56,7 +92,7 @@ pub struct SignalsError(#[source] pub std::io::Error);
 
 impl ProbeArgs {
     /// The settings: environment, scenario, then --platform, --grace-ms and --set.
-    pub fn settings(&self) -> Result<crate::config::Settings, CliError> {
+    pub fn settings(&self) -> Result<Settings, CliError> {
         let mut first = Vec::new();
         if let Some(platform) = &self.platform {
             first.push(format!("shutdown.platform={platform}"));
@@ -65,6 +101,49 @@ impl ProbeArgs {
             first.push(format!("shutdown.grace_ms={grace}"));
         }
         self.scenario.settings_with(&first)
+    }
+
+    /// The load `--url` and its flags describe, checked (the body file read), or `None`
+    /// without `--url`. `sigterm_after` is `--sigterm-at`, which then counts from the
+    /// start of the traffic.
+    pub fn load_plan(
+        &self,
+        settings: &Settings,
+        sigterm_after: Option<Duration>,
+    ) -> Result<Option<LoadPlan>, TargetError> {
+        let Some(url) = &self.url else {
+            let given = [
+                ("--method", self.method.is_some()),
+                ("--body", self.body.is_some()),
+                ("--header", !self.headers.is_empty()),
+                ("--ready-path", self.ready_path.is_some()),
+                ("--ready-timeout-s", self.ready_timeout_s.is_some()),
+                ("--timeout-s", self.timeout_s.is_some()),
+            ];
+            return match given.into_iter().find(|(_, given)| *given) {
+                Some((flag, _)) => Err(TargetError::NeedsUrl(flag)),
+                None => Ok(None),
+            };
+        };
+        let target = LoadTarget::from_text(&TargetText {
+            url,
+            method: self.method.as_deref(),
+            body_file: self.body.as_deref(),
+            headers: &self.headers,
+            ready_path: self.ready_path.as_deref(),
+            ready_timeout_s: self.ready_timeout_s,
+            timeout_s: self.timeout_s,
+        })?;
+        Ok(Some(LoadPlan::new(settings, target, sigterm_after)))
+    }
+
+    /// The `--fail-if` conditions, checked.
+    pub fn conditions(&self) -> Result<Vec<Condition>, FailIfError> {
+        let with_load = self.url.is_some();
+        self.fail_if
+            .iter()
+            .map(|text| Condition::parse(text, with_load))
+            .collect()
     }
 
     /// `--sigterm-at` as a delay, checked.
@@ -91,16 +170,22 @@ impl ProbeArgs {
     }
 }
 
-/// Checks every input before starting anything, runs the app, adds gracetrace's own
-/// prediction (the simulator with the app's settings), prints the summary on stderr and
-/// writes the report.
+/// Checks every input before starting anything, runs the app (under the load, with
+/// `--url`), adds gracetrace's own prediction (the simulator with the app's settings),
+/// prints the summary on stderr, writes the report, and exits 3 naming the first
+/// `--fail-if` condition that held.
 pub fn probe(args: ProbeArgs) -> Result<ExitCode, CliError> {
     let settings = args.settings()?;
-    args.sigterm_after().map_err(CliError::input)?;
+    let after = args.sigterm_after().map_err(CliError::input)?;
+    let plan = args.load_plan(&settings, after).map_err(CliError::input)?;
+    let conditions = args.conditions().map_err(CliError::input)?;
     let protocol = check_protocol(&|var| std::env::var(var).ok()).map_err(CliError::input)?;
     let out = Output::optional("--json", args.json.as_deref())?;
-    let sigterm = args.sigterm_when()?;
-    let mut report = match run_probe(&settings, protocol, &args.command, sigterm) {
+    let result = match plan {
+        Some(plan) => run_load_probe(&settings, protocol, &args.command, plan),
+        None => run_probe(&settings, protocol, &args.command, args.sigterm_when()?),
+    };
+    let mut report = match result {
         Ok(report) => report,
         Err(error @ (ProbeError::Spawn { .. } | ProbeError::NoCommand)) => {
             return Err(CliError::input(error));
@@ -117,6 +202,10 @@ pub fn probe(args: ProbeArgs) -> Result<ExitCode, CliError> {
     }
     if report.probe.sigterm_ms.is_none() {
         return Ok(ExitCode::FAILURE);
+    }
+    if let Some(line) = first_held(&conditions, &report) {
+        eprintln!("gracetrace probe: {line}");
+        return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -148,8 +237,9 @@ pub fn summary(report: &ProbeReport) -> String {
         None if p.sdk.language.is_none() => "no resource arrived".to_owned(),
         None => format!("the app runs {}", sdk.describe()),
     };
+    let load = load_lines(report);
     format!(
-        "gracetrace probe: {shutdown}\n\
+        "gracetrace probe: {shutdown}\n{load}\
          collector: {} spans in {} requests; after SIGTERM {} spans in {} requests; \
          {} cut off mid-body, {} abandoned unanswered; {} orphan spans in {} traces \
          (root never arrived)\n\
@@ -164,6 +254,67 @@ pub fn summary(report: &ProbeReport) -> String {
         p.orphan_spans,
         p.orphan_traces,
         prediction_line(report),
+    )
+}
+
+/// The load's and its traces' lines (each ending in a newline), or nothing without a load.
+fn load_lines(report: &ProbeReport) -> String {
+    let (Some(load), Some(traces)) = (&report.load, &report.traces) else {
+        return String::new();
+    };
+    let f = &load.failed;
+    let kinds = [
+        ("refused", f.refused),
+        ("reset", f.reset),
+        ("timeout", f.timeout),
+        ("cut mid-response", f.cut_mid_response),
+        ("5xx", f.status_5xx),
+        ("429", f.status_429),
+        ("other status", f.other_status),
+        ("other error", f.other_error),
+    ];
+    let failed: Vec<String> = kinds
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(kind, n)| format!("{n} {kind}"))
+        .collect();
+    let failed = match failed.is_empty() {
+        true => String::new(),
+        false => format!(" ({})", failed.join(", ")),
+    };
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+    let latency = |l: &crate::record::load::LoadLatency| {
+        format!(
+            "p50 {} p90 {} p99 {} max {} ms",
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99),
+            ms(l.max)
+        )
+    };
+    format!(
+        "load: {} scheduled, {} sent ({} not sent after routing ended), {} answered, {} failed{failed}, \
+         {} in flight at the end; {} failed after SIGTERM\n\
+         latency before SIGTERM {}; after SIGTERM {}\n\
+         traces: {} answered sampled requests: {} complete, {} partial, {} missing, {} unknown; \
+         {} lost ({} before SIGTERM, {} after)\n",
+        load.scheduled,
+        load.sent,
+        load.not_sent_after_routing_end,
+        load.answered,
+        load.failed.total(),
+        load.in_flight_at_end,
+        load.failed_after_sigterm,
+        latency(&load.latency_ms.before_sigterm),
+        latency(&load.latency_ms.after_sigterm),
+        traces.answered_sampled,
+        traces.complete,
+        traces.partial,
+        traces.missing,
+        traces.unknown,
+        traces.lost,
+        traces.lost_before_sigterm,
+        traces.lost_after_sigterm,
     )
 }
 

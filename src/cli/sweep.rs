@@ -52,6 +52,7 @@ fn prepare(args: &SweepArgs) -> Result<Prepared, CliError> {
         .map_err(CliError::input)?;
     let grid = Grid::new(varies).map_err(CliError::input)?;
     sweep::check(&base, &grid).map_err(CliError::input)?;
+    sweep::check_work(&base, &grid, usize::from(args.repeats)).map_err(CliError::input)?;
     let json = Output::optional("--json", args.json.as_deref())?;
     let csv = Output::optional("--csv", args.csv.as_deref())?;
     one_stdout(("--json", &json), ("--csv", &csv))?;

@@ -9,6 +9,12 @@
 //! dropped and counted. What the backend answers is counted apart (`forward_*` in `/stats`)
 //! and never changes what the app was answered or `spans_received`.
 //!
+//! An https backend is reached with rustls and the system's roots, plus the CA file of
+//! `collector.forward_ca_file`; `collector.forward_headers` go with every batch (how a
+//! hosted backend knows who is sending). A certificate the backend shows and we cannot
+//! verify is a failure that is not retried (the next try meets the same certificate),
+//! and the last failure's cause is kept in `forward_last_error`.
+//!
 //! A failure that says "try again" (no connection, 429, 502, 503, 504: the statuses the
 //! OTLP/HTTP specification calls retryable) is retried a few times with a doubling,
 //! jittered backoff, or after the backend's `Retry-After` up to a cap, so that a backend
@@ -64,6 +70,8 @@ struct Counters {
     retries: AtomicU64,
     pending: AtomicU64,
     pending_bytes: AtomicU64,
+    /// Why the last failed batch failed (never a header value: see `config::tls`).
+    last_error: std::sync::Mutex<Option<String>>,
 }
 
 /// The intake's side of forwarding: offers batches to the worker without waiting.
@@ -79,27 +87,34 @@ pub(crate) struct Worker {
     url: String,
     rx: mpsc::Receiver<Batch>,
     client: reqwest::Client,
+    /// `collector.forward_headers`, marked sensitive.
+    headers: http::HeaderMap,
     counters: std::sync::Arc<Counters>,
 }
 
-/// Why forwarding could not be set up (the HTTP client could not be built).
+/// Why forwarding could not be set up: the CA file, or the HTTP client.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot forward to {url}: {source}")]
 pub struct ForwardError {
     pub url: String,
     #[source]
-    pub source: reqwest::Error,
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// A forwarder and the worker that sends its queue (spawn `Worker::run` on a runtime).
-pub(crate) fn start(url: &str) -> Result<(Forwarder, Worker), ForwardError> {
-    let client = reqwest::Client::builder()
+pub(crate) fn start(
+    url: &str,
+    config: &super::CollectorConfig,
+) -> Result<(Forwarder, Worker), ForwardError> {
+    let failed = |source: Box<dyn std::error::Error + Send + Sync>| ForwardError {
+        url: url.to_owned(),
+        source,
+    };
+    let client = crate::config::tls::client_builder(config.forward_ca_file.as_deref())
+        .map_err(|e| failed(e.into()))?
         .timeout(SEND_TIMEOUT)
         .build()
-        .map_err(|source| ForwardError {
-            url: url.to_owned(),
-            source,
-        })?;
+        .map_err(|e| failed(e.into()))?;
     let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
     let counters = std::sync::Arc::new(Counters::default());
     let forwarder = Forwarder {
@@ -111,6 +126,7 @@ pub(crate) fn start(url: &str) -> Result<(Forwarder, Worker), ForwardError> {
         url: url.to_owned(),
         rx,
         client,
+        headers: config.forward_headers.to_header_map(),
         counters,
     };
     Ok((forwarder, worker))
@@ -151,6 +167,11 @@ impl Forwarder {
         stats.forward_dropped = c.dropped.load(Relaxed);
         stats.forward_retries = c.retries.load(Relaxed);
         stats.forward_pending = c.pending.load(Relaxed);
+        stats.forward_last_error = c
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
     }
 }
 
@@ -159,8 +180,9 @@ impl Forwarder {
 enum Attempt {
     /// The backend answered this status, with its `Retry-After` when it sent one.
     Answered(http::StatusCode, Option<Duration>),
-    /// No answer; `retryable` when no connection was made (nothing can have arrived).
-    Failed { retryable: bool },
+    /// No answer; `retryable` when no connection was made (nothing can have arrived) and
+    /// the next try may fare better (not a refused certificate); `why`, the cause.
+    Failed { retryable: bool, why: String },
 }
 
 impl Attempt {
@@ -169,7 +191,7 @@ impl Attempt {
         match self {
             Attempt::Answered(status, after) => matches!(status.as_u16(), 429 | 502 | 503 | 504)
                 .then(|| after.map(|a| a.min(MAX_RETRY_AFTER))),
-            Attempt::Failed { retryable } => retryable.then_some(None),
+            Attempt::Failed { retryable, .. } => retryable.then_some(None),
         }
     }
 }
@@ -203,11 +225,14 @@ impl Worker {
                     c.accepted.fetch_add(1, Relaxed);
                     c.spans_accepted.fetch_add(spans, Relaxed);
                 }
-                Attempt::Answered(..) => {
+                Attempt::Answered(status, _) => {
                     c.refused.fetch_add(1, Relaxed);
+                    *c.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(format!("refused: {status}"));
                 }
-                Attempt::Failed { .. } => {
+                Attempt::Failed { why, .. } => {
                     c.failed.fetch_add(1, Relaxed);
+                    *c.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
                 }
             }
             c.pending_bytes.fetch_sub(bytes, Relaxed);
@@ -233,7 +258,11 @@ impl Worker {
     /// One POST; the answer's body is read so that the connection can be used again.
     async fn send(&self, batch: &Batch) -> Attempt {
         // A clone of `Bytes` shares the buffer: a retry sends the same bytes, not a copy.
-        let mut request = self.client.post(&self.url).body(batch.body.clone());
+        let mut request = self
+            .client
+            .post(&self.url)
+            .headers(self.headers.clone())
+            .body(batch.body.clone());
         if let Some(ct) = &batch.content_type {
             request = request.header(http::header::CONTENT_TYPE, ct);
         }
@@ -243,8 +272,10 @@ impl Worker {
         let response = match request.send().await {
             Ok(response) => response,
             Err(e) => {
+                let certificate = crate::config::tls::is_certificate_error(&e);
                 return Attempt::Failed {
-                    retryable: e.is_connect(),
+                    retryable: e.is_connect() && !certificate,
+                    why: crate::config::tls::error_text(&e),
                 };
             }
         };
@@ -252,7 +283,10 @@ impl Worker {
         match response.bytes().await {
             Ok(_) => Attempt::Answered(status, after),
             // The answer was cut off: the batch may have been taken, so no retry.
-            Err(_) => Attempt::Failed { retryable: false },
+            Err(e) => Attempt::Failed {
+                retryable: false,
+                why: crate::config::tls::error_text(&e),
+            },
         }
     }
 }
@@ -278,8 +312,12 @@ mod tests {
         }
         assert_eq!(answered(503, Some(2)), Some(Some(Duration::from_secs(2))));
         assert_eq!(answered(429, Some(3600)), Some(Some(MAX_RETRY_AFTER)));
-        assert_eq!(Attempt::Failed { retryable: true }.retry(), Some(None));
-        assert_eq!(Attempt::Failed { retryable: false }.retry(), None);
+        let failed = |retryable| Attempt::Failed {
+            retryable,
+            why: String::new(),
+        };
+        assert_eq!(failed(true).retry(), Some(None));
+        assert_eq!(failed(false).retry(), None);
 
         assert_eq!(
             backoff(3, Some(Duration::from_secs(2))),

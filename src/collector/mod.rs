@@ -71,6 +71,11 @@ pub struct CollectorConfig {
     /// Where accepted batches are passed on (`collector.forward`, already checked with
     /// `config::knobs::forward_url`); `None` keeps them.
     pub forward: Option<String>,
+    /// Sent with every forwarded batch (`collector.forward_headers`); values are secrets.
+    pub forward_headers: crate::config::Headers,
+    /// CA certificates trusted for an https forward besides the system's
+    /// (`collector.forward_ca_file`, already checked readable).
+    pub forward_ca_file: Option<std::path::PathBuf>,
     /// Seeds the jitter and injected-error draws: a run's embedded collector takes the
     /// scenario's seed, so the virtual clock can draw the same faults in the same order.
     pub fault_seed: u64,
@@ -86,6 +91,8 @@ impl Default for CollectorConfig {
             recent_traces: DEFAULT_RECENT_TRACES,
             limits: Limits::default(),
             forward: None,
+            forward_headers: crate::config::Headers::default(),
+            forward_ca_file: None,
             // A standalone collector (`gracetrace collect`) draws a new sequence each time.
             fault_seed: rand::random(),
         }
@@ -100,6 +107,8 @@ impl CollectorConfig {
             faults: settings.collector.clone(),
             limits: settings.collector_limits.clone(),
             forward: settings.collector_forward.clone(),
+            forward_headers: settings.collector_forward_headers.clone(),
+            forward_ca_file: settings.collector_forward_ca_file.clone(),
             fault_seed: settings.workload.seed,
             ..CollectorConfig::default()
         }
@@ -266,7 +275,11 @@ impl Collector {
             .build()
             .map_err(CollectorError::Runtime)?;
         let bound = bind_all(&runtime, &config);
-        let forward = config.forward.as_deref().map(forward::start).transpose();
+        let forward = config
+            .forward
+            .as_deref()
+            .map(|url| forward::start(url, &config))
+            .transpose();
         let (bound, forward) = match (bound, forward) {
             (Ok(bound), Ok(forward)) => (bound, forward),
             (Err(e), _) => return Err(stop_runtime(runtime, e)),
@@ -373,6 +386,16 @@ impl Collector {
     /// over the last `TRACE_WINDOW` traces, so for the end of a run, not every frame.
     pub fn orphans(&self) -> crate::record::Orphans {
         self.shared.store.orphans()
+    }
+
+    /// What arrived of each trace of `trace_ids` (in that order): its distinct spans and
+    /// whether its root did, the root being a span without a parent or the app's top span
+    /// under `gracetrace probe`'s load. The tallies are the ones `orphans` reads, kept for
+    /// the last `TRACE_WINDOW` trace ids seen (about 64 bytes each); `None` is a trace
+    /// none of whose spans arrived, or, once more than `TRACE_WINDOW` traces were seen
+    /// (`stats().traces_seen`), one that may have been forgotten.
+    pub fn trace_tallies(&self, trace_ids: &[u128]) -> Vec<Option<crate::record::TraceTally>> {
+        self.shared.store.tallies(trace_ids)
     }
 
     /// What the app says about itself in its latest resource (service name, SDK).

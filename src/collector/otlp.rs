@@ -181,7 +181,7 @@ fn span(buf: Bytes, caps: &Caps, read: &mut Read) -> Result<()> {
     key[..16].copy_from_slice(&trace_id);
     key[16..].copy_from_slice(&span_id);
     read.ids.push(key);
-    if parent.is_empty() {
+    if is_root(&trace_id, &parent) {
         read.roots.push(trace_id);
     }
     if !keep {
@@ -194,6 +194,17 @@ fn span(buf: Bytes, caps: &Caps, read: &mut Read) -> Result<()> {
     read.kept_bytes = read.kept_bytes.saturating_add(size);
     read.kept.push((trace_id, s, size));
     Ok(())
+}
+
+/// Whether a span is its trace's root: it has no parent, or its parent is the span id
+/// `gracetrace probe` sent in the request's `traceparent` (the app's top span under the
+/// probe's load; see [`crate::record::wire::probe_parent_span_id`]).
+fn is_root(trace_id: &[u8; 16], parent: &[u8]) -> bool {
+    let Ok(parent) = <[u8; 8]>::try_from(parent) else {
+        return parent.is_empty();
+    };
+    let id = u128::from_be_bytes(*trace_id);
+    u64::from_be_bytes(parent) == crate::record::wire::probe_parent_span_id(id)
 }
 
 /// The ids' lengths, as the OpenTelemetry Collector checks them: the counts key on

@@ -18,7 +18,7 @@ use super::faults::{Draws, Faults, TokenBucket};
 use super::otlp::hex;
 use super::stored::{StoredSpan, StoredTrace};
 use super::window::{FifoMap, FifoSet};
-use crate::record::{AppResource, Orphans};
+use crate::record::{AppResource, Orphans, TraceTally};
 
 /// How many (trace id, span id) pairs the duplicate check remembers. A span re-sent after
 /// more than this many newer spans counts as new, not as a duplicate: exactness for any
@@ -236,13 +236,6 @@ struct Ledger {
     resource: Option<AppResource>,
 }
 
-/// What arrived of one trace: its distinct spans, and whether a root span was among them.
-#[derive(Clone, Copy, Debug, Default)]
-struct TraceTally {
-    spans: u64,
-    root: bool,
-}
-
 /// The collector's memory of what arrived.
 #[derive(Debug)]
 pub(crate) struct Store {
@@ -433,6 +426,14 @@ impl Store {
             orphans.spans += tally.spans;
         }
         orphans
+    }
+
+    /// What arrived of each of `trace_ids` (`None`: nothing, or forgotten: see
+    /// [`super::Collector::trace_tallies`]), under one lock.
+    pub(crate) fn tallies(&self, trace_ids: &[u128]) -> Vec<Option<TraceTally>> {
+        let ledger = self.lock();
+        let tally = |id: &u128| ledger.trace_ids.get(&id.to_be_bytes()).copied();
+        trace_ids.iter().map(tally).collect()
     }
 
     /// What the app says about itself in its latest resource, if any arrived.

@@ -9,6 +9,8 @@
 //!   the environment in opentelemetry-sdk.
 //! - `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is used as is; `OTEL_EXPORTER_OTLP_ENDPOINT` is a
 //!   base to which `/v1/traces` is appended (the OTLP exporter specification).
+//! - `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_EXPORTER_OTLP_CERTIFICATE` set
+//!   `exporter.headers` and `exporter.ca_file`; their `_TRACES_` forms win over them.
 
 use super::{ConfigError, Settings, Source, knobs};
 
@@ -19,6 +21,25 @@ pub const SPECIAL: &[(&str, &str)] = &[
     ("OTEL_TRACES_SAMPLER", "tracing.sample_rate"),
     ("OTEL_TRACES_SAMPLER_ARG", "tracing.sample_rate"),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "exporter.endpoint"),
+    ("OTEL_EXPORTER_OTLP_HEADERS", "exporter.headers"),
+    ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "exporter.headers"),
+    ("OTEL_EXPORTER_OTLP_CERTIFICATE", "exporter.ca_file"),
+    ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "exporter.ca_file"),
+];
+
+/// Variables read as a general one, then a signal-specific one that wins over it (the
+/// OTLP exporter specification), for knobs without an `env` column of their own.
+const GENERAL_THEN_TRACES: &[(&str, &str, &str)] = &[
+    (
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "exporter.headers",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+        "exporter.ca_file",
+    ),
 ];
 
 /// Applies every variable `get` returns, in a fixed order so precedence is deterministic.
@@ -40,6 +61,13 @@ pub fn apply(
         )?;
     }
     sampler_from_env(settings, get)?;
+    for (general, traces, key) in GENERAL_THEN_TRACES {
+        for var in [general, traces] {
+            if let Some(raw) = get(var) {
+                set(settings, key, var, &raw)?;
+            }
+        }
+    }
     for knob in knobs::KNOBS {
         let Some(var) = knob.env else { continue };
         if let Some(raw) = get(var) {
@@ -123,7 +151,11 @@ pub fn check_env(get: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Result<(),
             return Err(ConfigError {
                 source: Source::Env(var.to_string()),
                 key: key_of(var).to_string(),
-                value: value.to_string_lossy().into_owned(),
+                // A header list holds secrets; the variable's name says enough.
+                value: match key_of(var) {
+                    "exporter.headers" => "(hidden: header values are secrets)".into(),
+                    _ => value.to_string_lossy().into_owned(),
+                },
                 allowed: "the value is not valid UTF-8".into(),
             });
         }

@@ -128,6 +128,11 @@ pub enum Bounds {
     Endpoint(fn(&mut Settings, Option<String>)),
     /// Nothing (off), or an `http://` URL with a host and a valid port (see [`forward_url`]).
     Url(fn(&mut Settings, Option<String>)),
+    /// `name=value,...` HTTP headers (see [`super::headers`]); the values are secrets.
+    Headers(fn(&mut Settings, super::Headers)),
+    /// Nothing, or a readable PEM file with at least one CA certificate (see
+    /// [`super::tls`]).
+    CaFile(fn(&mut Settings, Option<std::path::PathBuf>)),
 }
 
 impl Bounds {
@@ -144,10 +149,12 @@ impl Bounds {
                 format!("{none} ({means}) or {}", self.value_range())
             }
             Bounds::Choice { names, .. } => one_of(&names()),
-            Bounds::Endpoint(_) => "an http:// URL with a host and a port from 1 to 65535, \
-                                    ending in /v1/traces, or \"embedded\" (https is not built in)"
+            Bounds::Endpoint(_) => "an http:// or https:// URL with a host and a port from 1 \
+                                    to 65535, ending in /v1/traces, or \"embedded\""
                 .into(),
             Bounds::Url(_) => URL_RANGE.into(),
+            Bounds::Headers(_) => "nothing, or name=value,name2=value2 (percent-encoded)".into(),
+            Bounds::CaFile(_) => "nothing, or a readable PEM file of CA certificates".into(),
             Bounds::Int { .. } | Bounds::Float { .. } => self.value_range(),
         }
     }
@@ -226,7 +233,7 @@ impl Bounds {
             Bounds::Bool(set) => set(s, boolean(raw)?),
             Bounds::Int { set, .. } => set(s, self.int(raw)?),
             Bounds::Float { set, .. } => set(s, self.float(raw)?),
-            Bounds::OptionalInt { none, set, .. } => match number::<i128>(raw) {
+            Bounds::OptionalInt { none, set, .. } => match whole_number(raw) {
                 Some(n) if n == i128::from(none) => set(s, None),
                 _ => set(s, Some(self.int(raw)?)),
             },
@@ -241,6 +248,13 @@ impl Bounds {
             }
             Bounds::Endpoint(set) => set(s, endpoint(raw).ok_or_else(|| self.invalid())?),
             Bounds::Url(set) => set(s, forward_url(raw)?),
+            Bounds::Headers(set) => set(
+                s,
+                super::Headers::parse(raw).map_err(|e| Invalid {
+                    expected: format!("{}: {e}", self.range()),
+                })?,
+            ),
+            Bounds::CaFile(set) => set(s, ca_file(raw)?),
         }
         Ok(())
     }
@@ -258,7 +272,9 @@ impl Bounds {
                 | Bounds::NonEmpty(_)
                 | Bounds::Choice { .. }
                 | Bounds::Endpoint(_)
-                | Bounds::Url(_),
+                | Bounds::Url(_)
+                | Bounds::Headers(_)
+                | Bounds::CaFile(_),
                 Value::Str(text),
             ) => return self.apply(s, text),
             (Bounds::Bool(set), Value::Bool(b)) => set(s, b),
@@ -306,7 +322,9 @@ impl Bounds {
     }
 
     fn int(&self, raw: &str) -> Result<u64, Invalid> {
-        let value = number::<u64>(raw).ok_or_else(|| self.invalid())?;
+        let value = whole_number(raw)
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| self.invalid())?;
         self.check_int(value).map_err(|_| self.invalid())?;
         Ok(value)
     }
@@ -325,6 +343,21 @@ pub fn find(key: &str) -> Option<&'static Knob> {
 /// A number as TOML and the environment write it: `_` separators are allowed.
 fn number<T: std::str::FromStr>(raw: &str) -> Option<T> {
     raw.replace('_', "").parse().ok()
+}
+
+/// A whole number as TOML writes it: decimal, or `0x`, `0o`, `0b` with no sign, so that
+/// `--set batch.max_queue_size=0x800` means 2048 as the same literal in a file does.
+fn whole_number(raw: &str) -> Option<i128> {
+    let digits = raw.replace('_', "");
+    let radix = match digits.get(..2) {
+        Some("0x") => 16,
+        Some("0o") => 8,
+        Some("0b") => 2,
+        _ => return digits.parse().ok(),
+    };
+    i128::from_str_radix(&digits[2..], radix)
+        .ok()
+        .filter(|_| !digits[2..].starts_with(['+', '-']))
 }
 
 const BOOL_RANGE: &str = "true or false";
@@ -348,15 +381,17 @@ pub(super) fn boolean(raw: &str) -> Result<bool, Invalid> {
     }
 }
 
-/// `Some(None)` for the embedded collector, `Some(Some(url))` for an `http://` URL with a
-/// host and, if given, a port from 1 to 65535; `None` for anything else, so that a URL the
+/// `Some(None)` for the embedded collector, `Some(Some(url))` for an `http://` or
+/// `https://` URL with a host and, if given, a port from 1 to 65535; `None` for anything else, so that a URL the
 /// exporter could never reach (`http://`, port 99999) is refused where it was written
 /// instead of failing every export of the run.
 fn endpoint(raw: &str) -> Option<Option<String>> {
     if raw.is_empty() || raw == "embedded" {
         return Some(None);
     }
-    let rest = raw.strip_prefix("http://")?;
+    let rest = raw
+        .strip_prefix("http://")
+        .or_else(|| raw.strip_prefix("https://"))?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let (host, port) = match authority.strip_prefix('[') {
         // An IPv6 literal: `[::1]:4318`.
@@ -383,10 +418,24 @@ fn endpoint(raw: &str) -> Option<Option<String>> {
     (host_ok && port_ok && raw.parse::<http::Uri>().is_ok()).then(|| Some(raw.to_string()))
 }
 
-const URL_RANGE: &str = "nothing (off) or an http:// URL with a host and a port from 1 to 65535 (https is not built in)";
+const URL_RANGE: &str =
+    "nothing (off) or an http:// or https:// URL with a host and a port from 1 to 65535";
+
+/// A CA file knob's value: nothing, or a file read and parsed now, so that a path that
+/// cannot be used is refused where it was written.
+fn ca_file(raw: &str) -> Result<Option<std::path::PathBuf>, Invalid> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let path = std::path::PathBuf::from(raw);
+    super::tls::read_ca_file(&path).map_err(|e| Invalid {
+        expected: format!("a readable PEM file of CA certificates: {e}"),
+    })?;
+    Ok(Some(path))
+}
 
 /// A forwarding target (`collector.forward`, `collect --forward`): empty for none, else an
-/// `http://` URL with a host and a port in 1..=65535. A URL without a path gets OTLP's
+/// `http://` or `https://` URL with a host and a port in 1..=65535. A URL without a path gets OTLP's
 /// `/v1/traces`, as `OTEL_EXPORTER_OTLP_ENDPOINT` does, so `http://host:4318` works.
 pub fn forward_url(raw: &str) -> Result<Option<String>, Invalid> {
     let raw = raw.trim();
@@ -410,6 +459,13 @@ macro_rules! names {
     ($all:expr) => {
         || $all.into_iter().map(|v| v.name()).collect()
     };
+}
+
+/// A path knob's value as text; nothing for none.
+fn path_text(path: &Option<std::path::PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }
 
 const MAX_QUEUE: u64 = 10_000_000;
@@ -531,6 +587,24 @@ pub static KNOBS: &[Knob] = &[
                 .clone()
                 .unwrap_or_else(|| "embedded".into())
         },
+    },
+    Knob {
+        key: "exporter.headers",
+        env: None,
+        help: "HTTP headers sent with every export, name=value,name2=value2 (set by \
+               OTEL_EXPORTER_OTLP_HEADERS or OTEL_EXPORTER_OTLP_TRACES_HEADERS); the values \
+               are secrets, shown nowhere and left out of saved scenarios.",
+        bounds: Bounds::Headers(|s, v| s.exporter.headers = v),
+        get: |s| s.exporter.headers.to_spec(),
+    },
+    Knob {
+        key: "exporter.ca_file",
+        env: None,
+        help: "A PEM file of CA certificates trusted for an https endpoint, besides the \
+               system's roots (set by OTEL_EXPORTER_OTLP_CERTIFICATE or \
+               OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE).",
+        bounds: Bounds::CaFile(|s, v| s.exporter.ca_file = v),
+        get: |s| path_text(&s.exporter.ca_file),
     },
     Knob {
         key: "exporter.timeout_ms",
@@ -909,6 +983,23 @@ pub static KNOBS: &[Knob] = &[
         get: |s| s.collector_forward.clone().unwrap_or_default(),
     },
     Knob {
+        key: "collector.forward_headers",
+        env: None,
+        help: "HTTP headers sent with every forwarded batch, name=value,name2=value2 \
+               (e.g. x-honeycomb-team=KEY); the values are secrets, shown nowhere and left \
+               out of saved scenarios.",
+        bounds: Bounds::Headers(|s, v| s.collector_forward_headers = v),
+        get: |s| s.collector_forward_headers.to_spec(),
+    },
+    Knob {
+        key: "collector.forward_ca_file",
+        env: None,
+        help: "A PEM file of CA certificates trusted for an https forward, besides the \
+               system's roots (a private CA).",
+        bounds: Bounds::CaFile(|s, v| s.collector_forward_ca_file = v),
+        get: |s| path_text(&s.collector_forward_ca_file),
+    },
+    Knob {
         key: "shutdown.at_s",
         env: None,
         help: "When SIGTERM arrives, seconds after traffic starts.",
@@ -1065,11 +1156,15 @@ mod tests {
                 .set(&mut s, "")
                 .is_err()
         );
-        assert!(
-            find("exporter.endpoint")
-                .unwrap()
-                .set(&mut s, "https://x")
-                .is_err()
+        let endpoint = find("exporter.endpoint").unwrap();
+        assert_eq!(endpoint.set(&mut s, "https://x:443/v1/traces"), Ok(()));
+        for bad in ["https://", "https:///v1/traces", "https://:443", "ftp://x"] {
+            assert!(endpoint.set(&mut s, bad).is_err(), "{bad}");
+            assert!(forward_url(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            forward_url("https://api.honeycomb.io"),
+            Ok(Some("https://api.honeycomb.io/v1/traces".into()))
         );
     }
 }

@@ -10,17 +10,22 @@
 pub mod draws;
 pub mod env;
 mod faults;
+pub mod features;
 #[cfg(test)]
 pub(crate) mod fuzzing;
+pub mod headers;
 pub mod knobs;
 #[cfg(test)]
 mod readme_tables;
 pub mod scenario;
 pub mod scenario_file;
 mod settings;
+pub mod tls;
 mod validate;
 
 pub use faults::*;
+pub use features::NotBuilt;
+pub use headers::Headers;
 pub use knobs::{MAX_INGEST_LIMIT, MAX_LATENCY_MS, MAX_RETRY_AFTER_S};
 pub use settings::*;
 pub use validate::FaultError;
@@ -115,8 +120,14 @@ impl Settings {
                     .join(", ")
             ))
         })?;
-        knob.set_value(self, value)
-            .map_err(|invalid| error(invalid.to_string()))
+        knob.set_value(self, value).map_err(|invalid| {
+            let mut error = error(invalid.to_string());
+            // A header list holds secrets: the error says where and what, never the text.
+            if let knobs::Bounds::Headers(_) = knob.bounds {
+                error.value = "(hidden: header values are secrets)".into();
+            }
+            error
+        })
     }
 
     /// Checks the rules that span several knobs, after every layer has been applied.

@@ -33,28 +33,35 @@ pub fn apply_file(settings: &mut Settings, path: &Path) -> Result<Lines, ConfigE
 /// so a megabyte is a mistake (a log, a binary), refused before it fills memory.
 pub const MAX_SCENARIO_BYTES: u64 = 1024 * 1024;
 
+/// Why a scenario file could not be read (its text is not looked at yet).
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a regular file")]
+    NotAFile,
+    #[error("{0} bytes; a scenario file has at most {MAX_SCENARIO_BYTES}")]
+    TooLarge(u64),
+}
+
 /// Reads a scenario file: a regular file (a FIFO with no writer, a device or a folder
 /// would block or never end), at most [`MAX_SCENARIO_BYTES`], in UTF-8.
-fn read_scenario(path: &Path) -> Result<String, String> {
+fn read_scenario(path: &Path) -> Result<String, ReadError> {
     use std::io::Read as _;
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    let meta = std::fs::metadata(path)?;
     if !meta.is_file() {
-        return Err("not a regular file".into());
+        return Err(ReadError::NotAFile);
     }
     if meta.len() > MAX_SCENARIO_BYTES {
-        return Err(format!(
-            "{} bytes; a scenario file has at most {MAX_SCENARIO_BYTES}",
-            meta.len()
-        ));
+        return Err(ReadError::TooLarge(meta.len()));
     }
     // Opened after the check, and read with a cap in case it grew in between.
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut text = String::new();
-    file.take(MAX_SCENARIO_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| e.to_string())?;
+    std::fs::File::open(path)?
+        .take(MAX_SCENARIO_BYTES + 1)
+        .read_to_string(&mut text)?;
     if text.len() as u64 > MAX_SCENARIO_BYTES {
-        return Err(format!("more than {MAX_SCENARIO_BYTES} bytes"));
+        return Err(ReadError::TooLarge(text.len() as u64));
     }
     Ok(text)
 }

@@ -29,8 +29,18 @@ pub enum ScenarioFileError {
     NoConfigDir,
 }
 
-/// The settings as scenario TOML: one table per section, every knob.
+/// The settings as scenario TOML: one table per section, every knob but the header
+/// values, which are secrets: a header knob is written as a comment naming its headers.
 pub fn to_toml(settings: &Settings) -> String {
+    toml_with(settings, false)
+}
+
+/// [`to_toml`] with the header values, for a user who asked to keep them in the file.
+pub fn to_toml_with_secrets(settings: &Settings) -> String {
+    toml_with(settings, true)
+}
+
+fn toml_with(settings: &Settings, secrets: bool) -> String {
     let mut out =
         String::from("# Written by the gracetrace window; `gracetrace run --scenario` reads it.\n");
     let mut section = "";
@@ -40,6 +50,15 @@ pub fn to_toml(settings: &Settings) -> String {
         if table != section {
             let _ = write!(out, "\n[{table}]\n");
             section = table;
+        }
+        if let (Bounds::Headers(_), false) = (&knob.bounds, secrets) {
+            let names = super::Headers::parse(&value).map(|h| h.names().join(", "));
+            let _ = writeln!(
+                out,
+                "# {name}: values not saved (secrets); names: {}",
+                names.unwrap_or_default()
+            );
+            continue;
         }
         let _ = writeln!(out, "{name} = {}", toml_value(&knob.bounds, &value));
     }
@@ -60,7 +79,9 @@ fn toml_value(bounds: &Bounds, raw: &str) -> String {
         | Bounds::NonEmpty(_)
         | Bounds::Choice { .. }
         | Bounds::Endpoint(_)
-        | Bounds::Url(_) => toml::Value::String(raw.to_string()).to_string(),
+        | Bounds::Url(_)
+        | Bounds::Headers(_)
+        | Bounds::CaFile(_) => toml::Value::String(raw.to_string()).to_string(),
     }
 }
 

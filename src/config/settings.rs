@@ -95,6 +95,12 @@ pub struct ExporterSettings {
     pub endpoint: Option<String>,
     /// Per export call (Python: the deadline across all tries; Rust: per HTTP request).
     pub timeout_ms: u64,
+    /// Sent with every export (`OTEL_EXPORTER_OTLP_HEADERS`); values are secrets.
+    #[serde(default)]
+    pub headers: super::Headers,
+    /// A PEM file of CA certificates trusted besides the system's, for an https endpoint.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -341,6 +347,12 @@ pub struct Settings {
     /// keeps them. Not a fault: forwarding never changes what the app is answered.
     #[serde(default)]
     pub collector_forward: Option<String>,
+    /// Sent with every forwarded batch (`collector.forward_headers`); values are secrets.
+    #[serde(default)]
+    pub collector_forward_headers: super::Headers,
+    /// A PEM file of CA certificates trusted besides the system's, for an https forward.
+    #[serde(default)]
+    pub collector_forward_ca_file: Option<std::path::PathBuf>,
     pub shutdown: ShutdownSettings,
 }
 
@@ -363,6 +375,8 @@ impl Default for Settings {
             exporter: ExporterSettings {
                 endpoint: None,
                 timeout_ms: 10_000,
+                headers: super::Headers::default(),
+                ca_file: None,
             },
             workload: WorkloadSettings {
                 kind: WorkloadKind::Synthetic,
@@ -384,6 +398,8 @@ impl Default for Settings {
             collector: Faults::default(),
             collector_limits: Limits::default(),
             collector_forward: None,
+            collector_forward_headers: super::Headers::default(),
+            collector_forward_ca_file: None,
             shutdown: ShutdownSettings {
                 at_s: None,
                 platform: Platform::Fal,

@@ -34,7 +34,7 @@ pub enum RunnerError {
 
 /// The child's side of the real-process check (`gracetrace runner`): serve the scenario's
 /// traffic, exporting to `endpoint`, until SIGTERM; then run the shutdown steps and
-/// return. Whoever sent SIGTERM sends SIGKILL. The lines the parent reads ([`READY`], then
+/// return. Whoever sent SIGTERM sends SIGKILL. The lines the parent reads (`gracetrace-runner ready`, then
 /// `sigterm +0 ms` and each step as `NAME +MS ms`) go to `out`, flushed at once: a SIGKILL
 /// may come at any moment, and what was not flushed never happened for the parent.
 pub fn serve_as_runner(

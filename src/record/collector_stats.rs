@@ -101,4 +101,9 @@ pub struct CollectorStats {
     pub forward_dropped: u64,
     /// Batches queued or being sent now.
     pub forward_pending: u64,
+    /// What became of the last batch that was refused or failed: the backend's status
+    /// (`refused: 401 Unauthorized`) or the cause (`...: invalid peer certificate:
+    /// UnknownIssuer`). Never a header value. Absent until one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_last_error: Option<String>,
 }

@@ -9,6 +9,7 @@
 mod collector_stats;
 mod exit;
 mod latency;
+pub mod load;
 mod model;
 pub mod probe;
 pub mod rates;
@@ -20,7 +21,7 @@ pub use collector_stats::CollectorStats;
 pub use exit::{ExitProgress, ExitReport};
 pub use latency::{LatencyHistogram, ServiceTimes};
 pub use model::{DeviceInfo, LastImage, ModelStatus, SharedModelStatus};
-pub use probe::{AppResource, Orphans};
+pub use probe::{AppResource, Orphans, TraceTally};
 pub use shutdown::{KillLosses, ShutdownPhase, ShutdownReport};
 
 use std::collections::VecDeque;

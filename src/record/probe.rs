@@ -54,6 +54,15 @@ pub struct Orphans {
     pub spans: u64,
 }
 
+/// What the collector received of one trace: its distinct spans, and whether its root
+/// was among them (a span without a parent, or the app's top span under the probe's load,
+/// whose parent is the span id the probe sent).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TraceTally {
+    pub spans: u64,
+    pub root: bool,
+}
+
 /// The SDK as the resource names it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Sdk {
@@ -237,6 +246,12 @@ pub struct ProbeReport {
     pub prediction: Option<Prediction>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prediction_error: Option<String>,
+    /// What `--url` sent and how each request ended; absent without `--url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<super::load::LoadSection>,
+    /// What arrived of the answered requests' traces; absent without `--url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traces: Option<super::load::TraceSection>,
 }
 
 impl ProbeReport {
@@ -251,6 +266,8 @@ impl ProbeReport {
             arrivals,
             prediction: None,
             prediction_error: None,
+            load: None,
+            traces: None,
         }
     }
 }

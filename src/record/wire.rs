@@ -20,3 +20,15 @@ pub trait KillWitness {
     /// Whether the attempt with this `x-gracetrace-request-id` was answered 2xx.
     fn acknowledged(&self, request_id: &str) -> bool;
 }
+
+/// The parent span id `gracetrace probe` puts in the W3C `traceparent` of the request
+/// whose trace id is `trace_id`: a pure function of the id, so the collector recognises
+/// the app's top span (the one whose parent is this id) as that trace's root without
+/// being told which requests the probe sent, and keeps no memory for it. Never 0, which
+/// W3C Trace Context (section 3.2.2.4, parent-id) forbids. An app's own span whose
+/// parent happens to equal it is a 2^-64 coincidence.
+pub fn probe_parent_span_id(trace_id: u128) -> u64 {
+    use crate::config::draws::splitmix64;
+    let (high, low) = ((trace_id >> 64) as u64, trace_id as u64);
+    splitmix64(high ^ splitmix64(low ^ 0x7072_6f62_6500_0000)).max(1)
+}

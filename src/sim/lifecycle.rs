@@ -9,6 +9,22 @@ use super::{Event, Sim};
 use crate::config::{HandleExit, Waiting};
 use crate::record::{KillLosses, ShutdownReport};
 use crate::telemetry::rules::FlushWait;
+use crate::telemetry::rules::rust::FORCE_FLUSH_WAIT;
+
+/// Why the simulated `force_flush` did not succeed, worded as the report's
+/// `flush_result` has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(super) enum FlushError {
+    /// python: the processor had already shut down.
+    #[error("already shut down")]
+    AlreadyShutDown,
+    /// rust: the worker's control channel took no `ForceFlush` message.
+    #[error("control channel is full or closed")]
+    ChannelClosed,
+    /// rust: the worker did not answer within `force_flush`'s fixed wait.
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
+}
 
 /// Where the runner's main thread is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -100,14 +116,14 @@ impl Sim<'_> {
         }
     }
 
-    pub(super) fn flush_done(&mut self, result: Result<(), String>) {
+    pub(super) fn flush_done(&mut self, result: Result<(), FlushError>) {
         if self.life.main != Main::Flushing {
             return; // rust: the flush's answer came after its wait ran out
         }
         let now = ms(self.now);
         if let Some(r) = &mut self.life.report {
             r.flush_end_ms = Some(now);
-            r.flush_result = Some(result.map_or_else(|e| e, |()| "ok".into()));
+            r.flush_result = Some(result.map_or_else(|e| e.to_string(), |()| "ok".into()));
         }
         self.begin_shutdown();
     }
@@ -133,7 +149,8 @@ impl Sim<'_> {
             return;
         }
         match self.life.main {
-            Main::Flushing => self.flush_done(Err("timed out after 5s".into())),
+            // Only the rust rules bound the wait (`FlushWait::AtMost`), by this constant.
+            Main::Flushing => self.flush_done(Err(FlushError::TimedOut(FORCE_FLUSH_WAIT))),
             Main::ShuttingDown => {
                 self.processor_give_up();
                 self.exit();

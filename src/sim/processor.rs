@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use super::lifecycle::FlushError;
 use super::{Event, Sim};
 use crate::config::{Semantics, Settings};
 use crate::telemetry::rules::python::{Strategy, should_export_batch, strategy_after_wait};
@@ -351,7 +352,7 @@ impl Sim<'_> {
     pub(super) fn processor_flush(&mut self) {
         if self.processor.is_python() {
             if self.processor.shutdown {
-                return self.flush_done(Err("already shut down".into()));
+                return self.flush_done(Err(FlushError::AlreadyShutDown));
             }
             let run = Run {
                 owner: Owner::Flush,
@@ -361,7 +362,7 @@ impl Sim<'_> {
             return self.start_run(run);
         }
         if !self.send(Message::ForceFlush) {
-            self.flush_done(Err("control channel is full or closed".into()));
+            self.flush_done(Err(FlushError::ChannelClosed));
         }
     }
 

@@ -10,6 +10,9 @@ pub enum PipelineError {
     /// The HTTP client could not be built (its TLS or resolver could not start).
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),
+    /// The CA file for an https endpoint could not be used (the message names it).
+    #[error(transparent)]
+    Tls(#[from] crate::config::tls::TlsError),
     /// `opentelemetry-otlp` refused the endpoint or the settings.
     #[error("cannot build the OTLP exporter for {endpoint}: {source}")]
     Exporter {

@@ -144,6 +144,8 @@ pub struct Pipeline {
     endpoint: String,
     life: Arc<RunnerLife>,
     http: reqwest::Client,
+    /// `exporter.headers`, sent with every export.
+    headers: http::HeaderMap,
     /// Runs the exporter's HTTP requests (see `wire.rs`).
     runtime: tokio::runtime::Runtime,
     current: RwLock<Option<Arc<Generation>>>,
@@ -168,7 +170,7 @@ impl Pipeline {
             .enable_all()
             .build()
             .map_err(PipelineError::Runtime)?;
-        let http = reqwest::Client::builder()
+        let http = crate::config::tls::client_builder(settings.exporter.ca_file.as_deref())?
             .no_proxy()
             .pool_idle_timeout(POOL_IDLE)
             .build()
@@ -179,6 +181,7 @@ impl Pipeline {
             endpoint,
             life: Arc::new(RunnerLife::new(runner_id)),
             http,
+            headers: settings.exporter.headers.to_header_map(),
             runtime,
             current: RwLock::new(None),
             applied: Mutex::new(settings.clone()),
@@ -349,10 +352,7 @@ impl Pipeline {
             settings.exporter.timeout_ms,
             settings.workload.seed,
         )?;
-        let formula = match semantics {
-            Semantics::Python => RatioFormula::Python,
-            Semantics::Rust | Semantics::Sdk => RatioFormula::Rust,
-        };
+        let formula = RatioFormula::of(semantics);
         let builder = SdkTracerProvider::builder()
             .with_sampler(self.sample_rate.parent_based(formula))
             .with_id_generator(ids::RequestTraceIds::default())
@@ -394,6 +394,7 @@ impl Pipeline {
         };
         let wire = WireClient {
             http: self.http.clone(),
+            headers: self.headers.clone(),
             runtime: self.runtime.handle().clone(),
             rules,
             timeout,

@@ -26,6 +26,25 @@ pub enum RatioFormula {
     Rust,
 }
 
+impl RatioFormula {
+    /// The arithmetic of the SDK a semantics profile follows (the stock processor is
+    /// the Rust SDK's).
+    pub fn of(semantics: crate::config::Semantics) -> RatioFormula {
+        match semantics {
+            crate::config::Semantics::Python => RatioFormula::Python,
+            crate::config::Semantics::Rust | crate::config::Semantics::Sdk => RatioFormula::Rust,
+        }
+    }
+
+    /// Whether `TraceIdRatioBased(rate)` samples `trace_id`, as this SDK decides.
+    pub fn decide(self, rate: f64, trace_id: u128) -> bool {
+        match self {
+            RatioFormula::Python => python_decision(rate, trace_id),
+            RatioFormula::Rust => rust_decision(rate, trace_id),
+        }
+    }
+}
+
 /// The Python SDK's decision (`get_bound_for_rate` and `should_sample`).
 pub fn python_decision(rate: f64, trace_id: u128) -> bool {
     // `round(rate * (TRACE_ID_LIMIT + 1))`: the float product is exact (a power of two
@@ -92,10 +111,7 @@ impl ShouldSample for LiveRatioSampler {
     ) -> SamplingResult {
         let rate = f64::from_bits(self.rate_bits.load(Relaxed));
         let id = u128::from_be_bytes(trace_id.to_bytes());
-        let sampled = match self.formula {
-            RatioFormula::Python => python_decision(rate, id),
-            RatioFormula::Rust => rust_decision(rate, id),
-        };
+        let sampled = self.formula.decide(rate, id);
         SamplingResult {
             decision: if sampled {
                 SamplingDecision::RecordAndSample

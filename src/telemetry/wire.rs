@@ -137,6 +137,9 @@ use crate::config::draws::Sequence;
 #[derive(Debug)]
 pub struct WireClient {
     pub http: reqwest::Client,
+    /// `exporter.headers`: put on every attempt after the exporter's own, so they win over
+    /// what opentelemetry-otlp read from `OTEL_EXPORTER_OTLP_HEADERS` by itself.
+    pub headers: http::HeaderMap,
     pub runtime: tokio::runtime::Handle,
     pub rules: RetryRules,
     /// Python: the deadline of one `export()` across all tries; single: per attempt.
@@ -181,6 +184,7 @@ impl WireClient {
             .http
             .request(request.method().clone(), request.uri().to_string())
             .headers(request.headers().clone())
+            .headers(self.headers.clone())
             .header(RUNNER_HEADER, self.life.id)
             .header(REQUEST_ID_HEADER, request_id)
             .timeout(timeout)
@@ -211,7 +215,9 @@ impl WireClient {
                 if error.is_timeout() {
                     Err(AttemptError::Timeout(timeout))
                 } else {
-                    Err(AttemptError::Connection(error.to_string()))
+                    Err(AttemptError::Connection(crate::config::tls::error_text(
+                        &error,
+                    )))
                 }
             }
         }

@@ -14,6 +14,11 @@
 
 pub mod arrival;
 pub mod line;
+#[cfg(feature = "model")]
+pub mod model;
+// Without the `model` feature: the same names, and an error that names the feature.
+#[cfg(not(feature = "model"))]
+#[path = "absent_model.rs"]
 pub mod model;
 pub mod request;
 

@@ -45,11 +45,11 @@ def otlp_exporter():
     return OTLPSpanExporter()
 
 
-def setup_tracer():
+def setup_tracer(service_name="seed-app"):
     if not ENABLE_TRACING:
         return None
     provider = TracerProvider(
-        resource=Resource.create({"service.name": "seed-app"}),
+        resource=Resource.create({"service.name": service_name}),
         sampler=ParentBased(TraceIdRatioBased(SAMPLE_RATE)),
     )
     # The endpoint and the BSP settings come from the environment the probe sets.

@@ -137,12 +137,7 @@ fn collect_rejects_a_bad_flag_with_exit_code_2() {
 /// the flag and the value, exit code 2, nothing started.
 #[test]
 fn collect_rejects_a_bad_forward_url_with_exit_code_2() {
-    for bad in [
-        "localhost:4318",
-        "https://example.com:4318",
-        "http://h:0",
-        "http://:9",
-    ] {
+    for bad in ["localhost:4318", "https://:4318", "http://h:0", "http://:9"] {
         let output = Command::new(BIN)
             .args(["collect", "--listen", "127.0.0.1:0", "--forward", bad])
             .output()

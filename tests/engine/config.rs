@@ -142,8 +142,8 @@ fn bad_environment_values_name_variable_value_and_range() {
             "OTEL_TRACES_SAMPLER=\"sometimes\" is invalid (tracing.sample_rate): expected always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio",
         ),
         (
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://x/v1/traces"),
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=\"https://x/v1/traces\" is invalid (exporter.endpoint): expected an http:// URL with a host and a port from 1 to 65535, ending in /v1/traces, or \"embedded\" (https is not built in)",
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https:///v1/traces"),
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=\"https:///v1/traces\" is invalid (exporter.endpoint): expected an http:// or https:// URL with a host and a port from 1 to 65535, ending in /v1/traces, or \"embedded\"",
         ),
     ];
     for ((var, value), expected) in cases {
@@ -386,5 +386,59 @@ fn hex_queue_size_is_2048() {
     std::fs::write(&path, "[batch]\nmax_queue_size = 0x800\n").unwrap();
     let s = Settings::load(&crate::common::no_env, Some(&path), &[]).unwrap();
     assert_eq!(s.batch.max_queue_size, 2048);
+    std::fs::remove_dir_all(&dir).ok();
+    // The same literals on the command line, as TOML reads them.
+    for (raw, expected) in [("0x800", 2048), ("0o4000", 2048), ("0b100000000000", 2048)] {
+        let set = vec![format!("batch.max_queue_size={raw}")];
+        let s = Settings::load(&crate::common::no_env, None, &set).unwrap();
+        assert_eq!(s.batch.max_queue_size, expected, "{raw}");
+    }
+    for bad in ["0x-800", "0x", "0xg"] {
+        let set = vec![format!("batch.max_queue_size={bad}")];
+        assert!(
+            Settings::load(&crate::common::no_env, None, &set).is_err(),
+            "{bad}"
+        );
+    }
+}
+
+/// Inputs that would make a run that never ends, or never starts, are refused at once
+/// and named: bursts closer than a millisecond, a schedule of more arrivals than a run
+/// makes, and a scenario path that is not a regular file (a FIFO with no writer blocked
+/// forever).
+#[test]
+fn inputs_that_would_never_end_are_refused() {
+    let load = |set: &[&str]| {
+        let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+        Settings::load(&crate::common::no_env, None, &set)
+    };
+    for tiny in ["1e-10", "1e-300", "0.0009"] {
+        let err = load(&[
+            &format!("workload.burst_every_s={tiny}"),
+            "workload.burst_size=1",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("workload.burst_every_s"), "{err}");
+        assert!(err.contains("0 (no bursts) or from 0.001"), "{err}");
+    }
+    assert!(load(&["workload.burst_every_s=0.001", "workload.burst_size=1"]).is_ok());
+    let err = load(&[
+        "workload.burst_every_s=0.001",
+        "workload.burst_size=1000000",
+        "workload.duration_s=3600",
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("one run makes at most 200000000"), "{err}");
+    let dir = std::env::temp_dir().join(format!("gracetrace-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("scenario.toml");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let err = Settings::load(&crate::common::no_env, Some(&fifo), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a regular file"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }

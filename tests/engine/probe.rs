@@ -10,7 +10,7 @@ use crate::common::{PATIENCE, python_ready, seed_app, wait_until};
 const BIN: &str = env!("CARGO_BIN_EXE_gracetrace");
 
 /// A fresh path for one test's report.
-fn report_path(name: &str) -> PathBuf {
+pub(crate) fn report_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!(
         "gracetrace-probe-{name}-{}.json",
         std::process::id()
@@ -23,7 +23,7 @@ fn probe(args: &[&str], command: &[&str]) -> Output {
 }
 
 /// [`probe`] with these variables set (the app's protocol, say).
-fn probe_in(env: &[(&str, &str)], args: &[&str], command: &[&str]) -> Output {
+pub(crate) fn probe_in(env: &[(&str, &str)], args: &[&str], command: &[&str]) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.arg("probe").args(args).arg("--").args(command);
     for (var, _) in std::env::vars() {
@@ -36,20 +36,20 @@ fn probe_in(env: &[(&str, &str)], args: &[&str], command: &[&str]) -> Output {
 }
 
 /// The app's OTLP protocol, as its environment says it: the SDK's own variable.
-const HTTP: &[(&str, &str)] = &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")];
+pub(crate) const HTTP: &[(&str, &str)] = &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")];
 const GRPC: &[(&str, &str)] = &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")];
 
-fn read_report(path: &Path) -> serde_json::Value {
+pub(crate) fn read_report(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).expect("the report was written");
     let _ = std::fs::remove_file(path);
     serde_json::from_str(&text).expect("the report is JSON")
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
@@ -75,14 +75,14 @@ fn probe_seed_app(
 }
 
 /// The number the app printed as `spans ended: N`.
-fn spans_ended(out: &str) -> u64 {
+pub(crate) fn spans_ended(out: &str) -> u64 {
     out.lines()
         .find_map(|l| l.strip_prefix("spans ended: "))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("the app did not print its span count:\n{out}"))
 }
 
-fn u(v: &serde_json::Value) -> u64 {
+pub(crate) fn u(v: &serde_json::Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
 
@@ -417,5 +417,87 @@ fn an_app_that_ignores_sigterm_is_killed_with_its_children() {
         .unwrap_or_else(|| panic!("no child pid in {text}"));
     wait_until("the app's child to be gone", PATIENCE, || {
         !Path::new(&format!("/proc/{child}")).exists()
+    });
+}
+
+/// An app whose every process ignores SIGTERM, with a child and a grandchild that left the
+/// app's process group and session (`setsid`); each prints its pid. The probe's group kill
+/// cannot reach the grandchild: the run's mark in its environment must.
+const ESCAPING_APP: &str = r#"
+trap '' TERM
+echo "app $$"
+sh -c 'trap "" TERM; echo "child $$"; setsid sh -c "trap \"\" TERM; echo \"grandchild \$\$\"; exec sleep 600" & exec sleep 600' &
+while true; do sleep 1; done
+"#;
+
+/// The pids an app printed as `NAME PID` lines.
+fn printed_pids(text: &str) -> Vec<u32> {
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(name, _)| ["app", "child", "grandchild"].contains(name))
+        .filter_map(|(_, pid)| pid.trim().parse().ok())
+        .collect()
+}
+
+/// Alive: in /proc and not a zombie (a zombie is its parent's to reap, and runs nothing).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            Some(state != 'Z')
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_grandchild_that_left_the_group_is_killed_too() {
+    let out = probe(
+        &["--sigterm-at", "0.5", "--grace-ms", "300"],
+        &["sh", "-c", ESCAPING_APP],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pids = printed_pids(&stdout(&out));
+    assert_eq!(pids.len(), 3, "app, child and grandchild: {}", stdout(&out));
+    wait_until("every process of the app to be gone", PATIENCE, || {
+        pids.iter().all(|&pid| !alive(pid))
+    });
+}
+
+/// A probe that is itself SIGKILLed (no chance to clean up) still takes the app's whole
+/// tree with it: its guardian sees it gone.
+#[test]
+fn a_sigkilled_probe_takes_the_app_with_it() {
+    use std::io::BufRead as _;
+    let mut probe = Command::new(BIN)
+        .args([
+            "probe",
+            "--sigterm-at",
+            "600",
+            "--",
+            "sh",
+            "-c",
+            ESCAPING_APP,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start gracetrace probe");
+    let lines = std::io::BufReader::new(probe.stdout.take().expect("stdout"));
+    let mut text = String::new();
+    for line in lines.lines() {
+        let Ok(line) = line else { break };
+        text.push_str(&line);
+        text.push('\n');
+        if printed_pids(&text).len() == 3 {
+            break;
+        }
+    }
+    let pids = printed_pids(&text);
+    assert_eq!(pids.len(), 3, "app, child and grandchild: {text}");
+    probe.kill().expect("SIGKILL the probe");
+    probe.wait().expect("reap the probe");
+    wait_until("every process of the app to be gone", PATIENCE, || {
+        pids.iter().all(|&pid| !alive(pid))
     });
 }

@@ -71,6 +71,66 @@ fn bad_vary_input_exits_2_with_one_line_naming_it() {
     );
 }
 
+/// Work that could not end well is refused before the calibration's real run: a sweep of
+/// more runs than it can hold, or more arrivals than it can simulate in minutes, and
+/// outputs that cannot be written (a missing folder, or JSON and CSV both on stdout). Each
+/// is one line, exit 2, and comes at once (no "calibrating" line, no cell run).
+#[test]
+fn too_much_work_and_bad_outputs_are_refused_before_any_run() {
+    let dir = std::env::temp_dir().join(format!("gracetrace-sweep-out-{}", std::process::id()));
+    let missing = dir.join("no-such-folder").join("x.json");
+    let missing = missing.to_str().expect("a UTF-8 temp path");
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &[
+                "--vary",
+                "batch.max_queue_size=1..2000+1",
+                "--repeats",
+                "1000",
+            ],
+            "2000 cells x 1000 repeats = 2000000 runs",
+        ),
+        (
+            &[
+                "--vary",
+                "batch.max_queue_size=1..100+1",
+                "--set",
+                "workload.rate_per_s=50000",
+                "--set",
+                "workload.duration_s=3600",
+            ],
+            "arrivals to simulate; a sweep has at most 5e9",
+        ),
+        (
+            &["--vary", "batch.max_queue_size=64,128", "--json", missing],
+            "--json",
+        ),
+        (
+            &["--vary", "batch.max_queue_size=64,128", "--csv", missing],
+            "cannot write the report there: no folder",
+        ),
+        (
+            &[
+                "--vary",
+                "batch.max_queue_size=64",
+                "--json",
+                "-",
+                "--csv",
+                "-",
+            ],
+            "only one output can go to standard output",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = sweep(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing ran");
+    }
+}
+
 #[test]
 fn a_sweep_writes_every_cell_in_order_to_json_and_csv() {
     let dir = std::env::temp_dir().join(format!("gracetrace-sweep-{}", std::process::id()));

@@ -4,8 +4,16 @@
 //! SIGTERM when asked and a real SIGKILL at the end of the grace period, and everything is
 //! reported from the collector's side, as a backend sees it.
 //!
-//! This file is the run (environment, signals, the watch loop); the command line, its
-//! summary and its report file are `cli::probe`'s.
+//! This file is the run (environment, signals, the watch loop); `reaper` makes sure nothing
+//! the app started outlives it; `target` (where `--url` sends its load, checked), `load` (readiness, then
+//! the scenario's arrivals sent open loop, each with a `traceparent`), `follow` (each
+//! request joined with what arrived of its trace), `fail_if` (`--fail-if`). The command
+//! line, its summary and its report file are `cli::probe`'s.
+
+pub mod fail_if;
+pub mod follow;
+pub mod load;
+pub mod target;
 
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -13,9 +21,13 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
+mod reaper;
+
 use crate::collector::{Collector, CollectorConfig, CollectorError, CollectorStats, FORWARD_DRAIN};
 use crate::config::{Settings, knobs};
 use crate::record::probe::{BeforeSigterm, ProbeReport, ProbeSample, ProbeSection, Sdk};
+use load::{Load, LoadError, LoadPlan};
+use reaper::{Guardian, Mark};
 
 /// How often the collector's counts are sampled into the timeline.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
@@ -79,6 +91,12 @@ pub enum ProbeError {
         #[source]
         source: std::io::Error,
     },
+    /// The load could not start, or the app never became ready for it.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The guardian that takes the app down with a SIGKILLed probe could not start.
+    #[error("cannot start the guardian of the app's processes (sh): {0}")]
+    Guardian(#[source] std::io::Error),
     /// Waiting for the child failed.
     #[error("cannot watch the app (pid {pid}): {source}")]
     Wait {
@@ -211,32 +229,73 @@ pub fn run_probe_with(
     sigterm: SigtermWhen,
     watcher: Arc<dyn Watcher>,
 ) -> Result<ProbeReport, ProbeError> {
-    let (program, args) = command.split_first().ok_or(ProbeError::NoCommand)?;
+    probe_app(settings, protocol, command, Signal::Given(sigterm), watcher)
+}
+
+/// [`run_probe`] under load: once the app is ready, `plan`'s traffic goes to its URL,
+/// SIGTERM comes at the plan's time, and the report has the `load` and `traces` sections.
+/// The app's readiness failing (a timeout, or the app ending first) is an error, the app
+/// killed with everything it started.
+pub fn run_load_probe(
+    settings: &Settings,
+    protocol: Protocol,
+    command: &[String],
+    plan: LoadPlan,
+) -> Result<ProbeReport, ProbeError> {
+    probe_app(
+        settings,
+        protocol,
+        command,
+        Signal::Load(Box::new(plan)),
+        Arc::new(PassThrough),
+    )
+}
+
+/// Who decides when SIGTERM comes: the caller, or the load (at its plan's time).
+enum Signal {
+    Given(SigtermWhen),
+    Load(Box<LoadPlan>),
+}
+
+/// Starts the app (and its load), watches it to its end, and reports.
+fn probe_app(
+    settings: &Settings,
+    protocol: Protocol,
+    command: &[String],
+    signal: Signal,
+    watcher: Arc<dyn Watcher>,
+) -> Result<ProbeReport, ProbeError> {
     let collector = Collector::start(collector_config(settings, protocol))?;
-    let stdin = match sigterm {
-        SigtermWhen::After(_) => Stdio::inherit(),
-        SigtermWhen::OnSignal(_) => Stdio::null(),
+    let mark = Mark::new();
+    let _guardian = Guardian::start(&mark).map_err(ProbeError::Guardian)?;
+    let stdin = match signal {
+        Signal::Given(SigtermWhen::OnSignal(_)) => Stdio::null(),
+        Signal::Given(SigtermWhen::After(_)) | Signal::Load(_) => Stdio::inherit(),
     };
-    let stderr = match watcher.captures_stderr() {
-        true => Stdio::piped(),
-        false => Stdio::inherit(),
-    };
-    let mut child = Command::new(program)
-        .args(args)
-        .envs(app_env(settings, &collector))
-        .stdin(stdin)
-        // Piped and echoed line by line (`echo`), to read the app's own count.
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        // A group of its own: the probe's terminal signals (Ctrl-C) are not the app's, and
-        // SIGKILL reaches every process the app started, so none is left behind.
-        .process_group(0)
-        .spawn()
-        .map_err(|source| ProbeError::Spawn {
-            program: program.clone(),
-            source,
-        })?;
+    let mut child = spawn_app(
+        command,
+        settings,
+        &collector,
+        &mark,
+        stdin,
+        watcher.captures_stderr(),
+    )?;
     let (started, pid) = (Instant::now(), child.id());
+    let (sigterm, load) = match signal {
+        Signal::Given(sigterm) => (sigterm, None),
+        Signal::Load(plan) => {
+            let (ask, asked) = std::sync::mpsc::channel();
+            match Load::start((*plan).clone(), ask) {
+                Ok(load) => (SigtermWhen::OnSignal(asked), Some((load, *plan))),
+                Err(error) => {
+                    kill_group(pid);
+                    mark.kill_marked();
+                    let _ = child.wait();
+                    return Err(error.into());
+                }
+            }
+        }
+    };
     let echoes = [
         child
             .stdout
@@ -250,13 +309,17 @@ pub fn run_probe_with(
     let grace = Duration::from_millis(settings.shutdown.grace_ms);
     let progress =
         |w: &Watched| watcher.progress(&report_of(command, pid, w, &collector, grace), &collector);
-    let kill_now = || watcher.kill_now();
+    let kill_now = || watcher.kill_now() || load.as_ref().is_some_and(|(l, _)| l.gave_up());
     let watched = watch(
         &mut child, &collector, started, sigterm, grace, &progress, &kill_now,
     );
-    // Whatever happened, nothing the app started outlives the probe.
+    // Whatever happened, nothing the app started outlives the probe: its group, and what
+    // left the group but carries the run's mark.
     kill_group(pid);
+    mark.kill_marked();
+    let sent = load.map(|(load, plan)| load.finish().map(|sent| (sent, plan)));
     let mut watched = watched?;
+    let sent = sent.transpose()?;
     progress(&watched);
     let deadline = Instant::now() + SETTLE;
     let [stdout, stderr] = echoes.map(|e| e.and_then(|e| finish_echo(e, deadline)));
@@ -267,8 +330,50 @@ pub fn run_probe_with(
     watched.timeline.push(sample(&collector, started));
     let mut report = report_of(command, pid, &watched, &collector, grace);
     report.probe.spans_ended = stdout.or(stderr);
+    if let Some((sent, plan)) = sent {
+        let end = [watched.sigkill_ms, watched.exit_ms]
+            .into_iter()
+            .flatten()
+            .reduce(f64::min);
+        let (load, traces) = follow::sections(&sent, &plan, &collector, started, end);
+        (report.load, report.traces) = (Some(load), Some(traces));
+    }
     collector.shutdown();
     Ok(report)
+}
+
+/// Starts the app in a process group of its own, with the collector's endpoint, the
+/// settings and the run's mark (`reaper`) in its environment; its stdout piped (to read its own count), its stderr
+/// piped when the watcher captures it.
+fn spawn_app(
+    command: &[String],
+    settings: &Settings,
+    collector: &Collector,
+    mark: &Mark,
+    stdin: Stdio,
+    capture_stderr: bool,
+) -> Result<Child, ProbeError> {
+    let (program, args) = command.split_first().ok_or(ProbeError::NoCommand)?;
+    let stderr = match capture_stderr {
+        true => Stdio::piped(),
+        false => Stdio::inherit(),
+    };
+    Command::new(program)
+        .args(args)
+        .envs(app_env(settings, collector))
+        .env(mark.var().0, mark.var().1)
+        .stdin(stdin)
+        // Piped and echoed line by line (`echo`), to read the app's own count.
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        // A group of its own: the probe's terminal signals (Ctrl-C) are not the app's, and
+        // SIGKILL reaches every process the app started, so none is left behind.
+        .process_group(0)
+        .spawn()
+        .map_err(|source| ProbeError::Spawn {
+            program: program.clone(),
+            source,
+        })
 }
 
 /// The report of what the watch loop has seen so far, with the collector's counts now.

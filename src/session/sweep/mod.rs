@@ -23,6 +23,60 @@ pub enum SweepError {
     /// A cell the simulator cannot follow (the `sdk` semantics, the model workload, ...).
     #[error("cell {cell}: {error}")]
     Unsupported { cell: String, error: SimError },
+    /// More runs than a sweep holds in memory.
+    #[error(
+        "{cells} cells x {repeats} repeats = {runs} runs; a sweep has at most {MAX_RUNS} \
+         (fewer values in --vary, or fewer --repeats)"
+    )]
+    TooManyRuns { cells: u64, repeats: u64, runs: u64 },
+    /// More simulated arrivals than a sweep should take (tens of minutes of every core).
+    #[error(
+        "{cells} cells x {repeats} repeats x their arrivals (up to {most:.3e} a cell) = \
+         {total:.3e} arrivals to simulate; a sweep has at most {MAX_ARRIVALS_SWEPT:.0e}"
+    )]
+    TooMuchWork {
+        cells: u64,
+        repeats: u64,
+        most: f64,
+        total: f64,
+    },
+}
+
+/// The most runs (cells x repeats) a sweep keeps: each run's outcome stays in memory for
+/// the table, about a kilobyte each.
+pub const MAX_RUNS: u64 = 1_000_000;
+/// The most arrivals a sweep simulates in all: at about 20 million spans a second on each
+/// core and three spans an arrival, some minutes of a two-core machine.
+pub const MAX_ARRIVALS_SWEPT: f64 = 5e9;
+
+/// Bounds the sweep's total work before any run starts: runs (memory) and arrivals (time),
+/// naming the product that is too large.
+pub fn check_work(base: &Settings, grid: &Grid, repeats: usize) -> Result<(), SweepError> {
+    let (cells, repeats) = (grid.len() as u64, repeats as u64);
+    let runs = cells.saturating_mul(repeats);
+    if runs > MAX_RUNS {
+        return Err(SweepError::TooManyRuns {
+            cells,
+            repeats,
+            runs,
+        });
+    }
+    let mut total = 0.0;
+    let mut most: f64 = 0.0;
+    for index in 0..grid.len() {
+        let arrivals = grid.settings(base, index)?.workload.expected_arrivals();
+        most = most.max(arrivals);
+        total += arrivals * repeats as f64;
+    }
+    if total > MAX_ARRIVALS_SWEPT {
+        return Err(SweepError::TooMuchWork {
+            cells,
+            repeats,
+            most,
+            total,
+        });
+    }
+    Ok(())
 }
 
 /// One simulated run of a cell.

@@ -2,9 +2,10 @@
 //! llvmpipe, when there is none), or burn's pure-Rust CPU backend `flex` when wgpu finds no
 //! adapter at all. The choice is reported, with the reason whenever it is not a GPU.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use super::ModelError;
+use super::error::WgpuError;
 pub use crate::config::DeviceChoice;
 pub use crate::record::DeviceInfo;
 use burn::tensor::Device;
@@ -23,9 +24,9 @@ struct Wgpu {
     info: AdapterInfo,
 }
 
-static WGPU: OnceLock<Result<Wgpu, String>> = OnceLock::new();
+static WGPU: OnceLock<Result<Wgpu, WgpuError>> = OnceLock::new();
 
-fn wgpu() -> &'static Result<Wgpu, String> {
+fn wgpu() -> &'static Result<Wgpu, WgpuError> {
     WGPU.get_or_init(|| {
         // `init_with_setup` returns adapter and request failures as errors; the unwind guard
         // is for driver-level surprises (a broken ICD can panic inside wgpu), which must
@@ -36,11 +37,13 @@ fn wgpu() -> &'static Result<Wgpu, String> {
                 device,
                 info: setup.adapter.get_info(),
             }),
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(panic) => Err(match panic.downcast_ref::<String>() {
-                Some(message) => format!("wgpu panicked while opening an adapter: {message}"),
-                None => "wgpu panicked while opening an adapter".to_owned(),
-            }),
+            Ok(Err(error)) => Err(WgpuError::Init(Arc::new(error))),
+            Err(panic) => {
+                // `panic!` with arguments carries a String, one with a literal a &str.
+                let text = panic.downcast_ref::<&str>().map(|m| m.to_string());
+                let message = panic.downcast_ref::<String>().cloned().or(text);
+                Err(WgpuError::Panicked { message })
+            }
         }
     })
 }
@@ -92,9 +95,7 @@ pub(crate) fn select(choice: DeviceChoice) -> Result<(Device, DeviceInfo), Model
         DeviceChoice::Cpu => Ok(cpu()),
         DeviceChoice::Wgpu => match wgpu() {
             Ok(wgpu) => Ok((wgpu.device.clone(), wgpu_info(&wgpu.info))),
-            Err(error) => Err(ModelError::Device(format!(
-                "wgpu was requested but found no usable adapter: {error}"
-            ))),
+            Err(error) => Err(ModelError::NoWgpu(error.clone())),
         },
         DeviceChoice::Auto => match wgpu() {
             Ok(wgpu) => Ok((wgpu.device.clone(), wgpu_info(&wgpu.info))),

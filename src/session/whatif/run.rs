@@ -1,0 +1,112 @@
+//! The what-if's two runs, in virtual time on the settings in force: [`sweep`] (one knob
+//! or a grid of two, through [`crate::session::sweep`]) and [`advise`] (the advisor,
+//! [`crate::session::advise`]), and why either fails ([`WhatIfError`]).
+
+use super::request::{Request, current};
+use super::result::{AdviceResult, Point, SweepResult, recommendations};
+use crate::config::Settings;
+use crate::session::advise::{AdviseError, Advisor, render::render};
+use crate::session::sweep::{self, Grid, SweepError, Vary, VaryError};
+use crate::sim::Calibration;
+
+/// Arrival seeds per cell; the chart shows each cell's median run.
+pub const REPEATS: usize = 3;
+/// Arrival seeds per advisor probe (as `gracetrace advise --seeds 3`).
+const ADVISE_SEEDS: usize = 3;
+
+/// Why a sweep or the advisor gave no result; each names the input or the run at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum WhatIfError {
+    /// The request is not swept: the reason [`Request::refused`] gives, word for word, as
+    /// the window shows it next to the Sweep button.
+    #[error("{0}")]
+    Refused(String),
+    /// A range did not make a `--vary` that `gracetrace sweep` takes, or the grid is
+    /// too big.
+    #[error(transparent)]
+    Range(#[from] VaryError),
+    /// A cell could not be simulated.
+    #[error(transparent)]
+    Sweep(#[from] SweepError),
+    /// The advisor could not run on the settings in force.
+    #[error(transparent)]
+    Advise(#[from] AdviseError),
+}
+
+/// The settings the simulator runs: those in force, with SIGTERM at the end of the
+/// traffic when they have none (as `gracetrace advise` assumes), so that what the
+/// platform's shutdown loses shows.
+fn with_shutdown(settings: &Settings) -> (Settings, f64, bool) {
+    let mut on = settings.clone();
+    let assumed = on.shutdown.at_s.is_none();
+    let at_s = on.shutdown.at_s.unwrap_or(on.workload.duration_s);
+    on.shutdown.at_s = Some(at_s);
+    (on, at_s, assumed)
+}
+
+/// A cell as the chart draws it: its median run's counts, and its worst run's loss.
+fn point(cell: &sweep::Cell) -> Point {
+    let (m, w) = (cell.median(), cell.worst());
+    let s = &m.outcome.spans;
+    let value = |i: usize| cell.values.get(i).map(|v| v.1.clone());
+    let first = value(0).unwrap_or_default();
+    let second = value(1);
+    Point {
+        x: first.parse().unwrap_or(f64::NAN),
+        value: first,
+        y: second.as_ref().map(|v| v.parse().unwrap_or(f64::NAN)),
+        second,
+        created: s.created,
+        sampled: s.sampled,
+        dropped_queue_full: s.dropped_queue_full,
+        lost_at_kill: s.lost_at_kill,
+        lost: m.lost(),
+        received: s.received,
+        killed: m.outcome.killed,
+        worst_lost: w.lost(),
+    }
+}
+
+/// Sweeps `request` on `settings` in virtual time; `progress(done, total)` after each run.
+pub fn sweep(
+    request: &Request,
+    settings: &Settings,
+    costs: Calibration,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<SweepResult, WhatIfError> {
+    if let Some(why) = request.refused() {
+        return Err(WhatIfError::Refused(why));
+    }
+    let varies = request.vary_args().into_iter().map(|arg| Vary::parse(&arg));
+    let grid = Grid::new(varies.collect::<Result<_, _>>()?)?;
+    let (on, sigterm_at_s, sigterm_assumed) = with_shutdown(settings);
+    let swept = sweep::run(&on, &grid, REPEATS, costs, progress)?;
+    let mut values = grid.varies.into_iter().map(|v| v.values);
+    Ok(SweepResult {
+        request: request.clone(),
+        base: settings.clone(),
+        sigterm_at_s,
+        sigterm_assumed,
+        current: current(request.first.key, settings),
+        current_second: (request.second.as_ref()).and_then(|a| current(a.key, settings)),
+        repeats: swept.repeats,
+        costs,
+        columns: values.next().unwrap_or_default(),
+        rows: values.next().unwrap_or_default(),
+        points: swept.cells.iter().map(point).collect(),
+    })
+}
+
+/// Runs the advisor on `settings` in virtual time.
+pub fn advise(
+    settings: &Settings,
+    costs: Calibration,
+    price: Option<f64>,
+) -> Result<AdviceResult, WhatIfError> {
+    let advice = Advisor::new(settings, costs, ADVISE_SEEDS)?.run()?;
+    Ok(AdviceResult {
+        base: settings.clone(),
+        text: render(&advice, price),
+        recommendations: recommendations(&advice),
+    })
+}
