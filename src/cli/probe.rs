@@ -7,6 +7,7 @@
 //! command that cannot be started), 3 when a `--fail-if` condition held (the report is
 //! written first).
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,8 +20,11 @@ use crate::lifecycle::probe::fail_if::{Condition, FailIfError, first_held};
 use crate::lifecycle::probe::load::LoadPlan;
 use crate::lifecycle::probe::target::{LoadTarget, TargetError, TargetText};
 use crate::lifecycle::probe::{ProbeError, SigtermWhen, check_protocol, run_load_probe, run_probe};
+use crate::record::compare::CompareReport;
 use crate::record::probe::ProbeReport;
-use crate::session::probe_predict::predict;
+use crate::session::probe_compare::{
+    Compare, CompareDrive, CompareError, add_prediction, run_compare,
+};
 
 /// Longest `--sigterm-at`: an hour, like every other time in the settings.
 const MAX_SIGTERM_AT_S: f64 = 3600.0;
@@ -75,6 +79,11 @@ pub struct ProbeArgs {
     /// `killed` (repeatable; the first that holds is named).
     #[arg(long = "fail-if", value_name = "COND")]
     pub fail_if: Vec<String>,
+    /// Run the app once per value of a knob, each a fresh process with the same traffic,
+    /// and print the runs side by side: `tracing.enabled=false,true` is what tracing
+    /// costs the app (latency, throughput, CPU) and what the shutdown loses with it.
+    #[arg(long, value_name = "KEY=A,B,...")]
+    pub compare: Option<String>,
     /// The app's command line.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -111,6 +120,13 @@ impl ProbeArgs {
         settings: &Settings,
         sigterm_after: Option<Duration>,
     ) -> Result<Option<LoadPlan>, TargetError> {
+        let target = self.target()?;
+        Ok(target.map(|target| LoadPlan::new(settings, target, sigterm_after)))
+    }
+
+    /// Where `--url` and its flags send the load, checked (the body file read); `None`
+    /// without `--url`, when none of its flags may be given either.
+    pub fn target(&self) -> Result<Option<LoadTarget>, TargetError> {
         let Some(url) = &self.url else {
             let given = [
                 ("--method", self.method.is_some()),
@@ -134,7 +150,7 @@ impl ProbeArgs {
             ready_timeout_s: self.ready_timeout_s,
             timeout_s: self.timeout_s,
         })?;
-        Ok(Some(LoadPlan::new(settings, target, sigterm_after)))
+        Ok(Some(target))
     }
 
     /// The `--fail-if` conditions, checked.
@@ -171,31 +187,32 @@ impl ProbeArgs {
 }
 
 /// Checks every input before starting anything, runs the app (under the load, with
-/// `--url`), adds gracetrace's own prediction (the simulator with the app's settings),
-/// prints the summary on stderr, writes the report, and exits 3 naming the first
-/// `--fail-if` condition that held.
+/// `--url`; once per value, with `--compare`), adds gracetrace's own prediction (the
+/// simulator with the app's settings), prints the summary on stderr, writes the report,
+/// and exits 3 naming the first `--fail-if` condition that held.
 pub fn probe(args: ProbeArgs) -> Result<ExitCode, CliError> {
     let settings = args.settings()?;
     let after = args.sigterm_after().map_err(CliError::input)?;
-    let plan = args.load_plan(&settings, after).map_err(CliError::input)?;
+    let target = args.target().map_err(CliError::input)?;
     let conditions = args.conditions().map_err(CliError::input)?;
     let protocol = check_protocol(&|var| std::env::var(var).ok()).map_err(CliError::input)?;
     let out = Output::optional("--json", args.json.as_deref())?;
-    let result = match plan {
-        Some(plan) => run_load_probe(&settings, protocol, &args.command, plan),
+    if let Some(compare) = &args.compare {
+        let run = CompareArgs {
+            compare: Compare::parse(compare, &settings).map_err(CliError::input)?,
+            drive: compare_drive(&settings, target, after)?,
+        };
+        return probe_compare(&args, &settings, protocol, run, &conditions, out);
+    }
+    let result = match target {
+        Some(target) => {
+            let plan = LoadPlan::new(&settings, target, after);
+            run_load_probe(&settings, protocol, &args.command, plan)
+        }
         None => run_probe(&settings, protocol, &args.command, args.sigterm_when()?),
     };
-    let mut report = match result {
-        Ok(report) => report,
-        Err(error @ (ProbeError::Spawn { .. } | ProbeError::NoCommand)) => {
-            return Err(CliError::input(error));
-        }
-        Err(error) => return Err(CliError::failed(error)),
-    };
-    match predict(&settings, &report) {
-        Ok(prediction) => report.prediction = Some(prediction),
-        Err(why) => report.prediction_error = Some(why.to_string()),
-    }
+    let mut report = result.map_err(probe_error)?;
+    add_prediction(&settings, &mut report);
     eprintln!("{}", summary(&report));
     if let Some(out) = out {
         out.write_json(&report)?;
@@ -210,6 +227,139 @@ pub fn probe(args: ProbeArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A command that cannot be started is bad input (exit 2); anything else a failure.
+fn probe_error(error: ProbeError) -> CliError {
+    match error {
+        error @ (ProbeError::Spawn { .. } | ProbeError::NoCommand) => CliError::input(error),
+        error => CliError::failed(error),
+    }
+}
+
+/// A checked `--compare` and how each of its runs is driven.
+struct CompareArgs {
+    compare: Compare,
+    drive: CompareDrive,
+}
+
+/// Each run's traffic and SIGTERM: the load (SIGTERM at its plan's time), or without
+/// `--url` a fixed time, which `--sigterm-at` or `shutdown.at_s` must give (waiting for
+/// Enter would stop each run at a different moment).
+fn compare_drive(
+    settings: &Settings,
+    target: Option<LoadTarget>,
+    after: Option<Duration>,
+) -> Result<CompareDrive, CliError> {
+    if let Some(target) = target {
+        return Ok(CompareDrive::Load {
+            target,
+            sigterm_after: after,
+        });
+    }
+    let at_s = settings
+        .shutdown
+        .at_s
+        .and_then(|s| Duration::try_from_secs_f64(s).ok());
+    match after.or(at_s) {
+        Some(after) => Ok(CompareDrive::SigtermAfter(after)),
+        None => Err(CliError::input(CompareError::NoSigterm)),
+    }
+}
+
+/// `--compare`: every run, the side-by-side table, the report, and exit 3 naming the
+/// value and the first `--fail-if` condition that held in its run.
+fn probe_compare(
+    args: &ProbeArgs,
+    settings: &Settings,
+    protocol: crate::lifecycle::probe::Protocol,
+    run: CompareArgs,
+    conditions: &[Condition],
+    out: Option<Output>,
+) -> Result<ExitCode, CliError> {
+    let total = run.compare.values.len();
+    let key = run.compare.key;
+    let started = |i: usize, value: &str| {
+        eprintln!("gracetrace probe: run {} of {total}: {key}={value}", i + 1);
+    };
+    let report = run_compare(
+        settings,
+        &run.compare,
+        protocol,
+        &args.command,
+        &run.drive,
+        &started,
+    )
+    .map_err(probe_error)?;
+    for run in &report.runs {
+        eprintln!("--- {key}={}\n{}", run.value, summary(&run.report));
+    }
+    eprint!("{}", compare_table(&report));
+    if let Some(out) = out {
+        out.write_json(&report)?;
+    }
+    if report
+        .runs
+        .iter()
+        .any(|r| r.report.probe.sigterm_ms.is_none())
+    {
+        return Ok(ExitCode::FAILURE);
+    }
+    for run in &report.runs {
+        if let Some(line) = first_held(conditions, &run.report) {
+            eprintln!("gracetrace probe: {key}={}: {line}", run.value);
+            return Ok(ExitCode::from(3));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The runs side by side, one row per value (every figure from the report's `row`).
+pub fn compare_table(report: &CompareReport) -> String {
+    let num = |v: Option<f64>, digits: usize| {
+        v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
+    };
+    let count = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    let mut out = format!(
+        "{:<24} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8} {:>8} {:>9} {:>6} {:>7}  {}\n",
+        report.key,
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "answered/s",
+        "CPU ms",
+        "CPU/req",
+        "spans",
+        "lost",
+        "failed",
+        "the app",
+    );
+    for run in &report.runs {
+        let r = &run.row;
+        let latency = r.latency_ms_before_sigterm.unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<24} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8} {:>8} {:>9} {:>6} {:>7}  {}",
+            run.value,
+            num(latency.p50, 2),
+            num(latency.p90, 2),
+            num(latency.p99, 2),
+            num(latency.max, 1),
+            num(r.answered_per_s_before_sigterm, 1),
+            num(r.cpu_before_sigterm_ms, 0),
+            num(r.cpu_ms_per_request, 3),
+            r.spans_received,
+            count(r.lost_traces),
+            count(r.failed_after_sigterm),
+            r.ending,
+        );
+    }
+    out.push_str(
+        "(latency, answered/s and CPU are of the traffic before SIGTERM; lost: answered \
+         requests whose trace never arrived whole; failed: requests the shutdown cost)\n",
+    );
+    out
+}
+
 /// The summary lines: the shutdown as the app lived it, then as the collector saw it.
 pub fn summary(report: &ProbeReport) -> String {
     let p = &report.probe;
@@ -220,13 +370,18 @@ pub fn summary(report: &ProbeReport) -> String {
         .exit_ms
         .map_or_else(String::new, |t| format!(" at {}", ms(t)));
     let shutdown = match p.sigterm_ms {
-        None => format!("the app {ended}{at}, before SIGTERM: no shutdown was probed"),
+        None => format!(
+            "the app {ended}{at}, before {}: no shutdown was probed",
+            p.stop_signal
+        ),
         Some(t) => format!(
-            "SIGTERM at {}, grace {} ms; the app {ended}{at}",
+            "{} at {}, grace {} ms; the app {ended}{at}",
+            p.stop_signal,
             ms(t),
             p.grace_ms
         ),
     };
+    let cpu = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), ms);
     let sdk = crate::record::AppResource {
         service_name: p.service_name.clone(),
         sdk_language: p.sdk.language.clone(),
@@ -243,7 +398,7 @@ pub fn summary(report: &ProbeReport) -> String {
          collector: {} spans in {} requests; after SIGTERM {} spans in {} requests; \
          {} cut off mid-body, {} abandoned unanswered; {} orphan spans in {} traces \
          (root never arrived)\n\
-         {app}\n\
+         {app}; its CPU time {} before SIGTERM, {} in all\n\
          {}",
         c.spans_received,
         c.requests_accepted,
@@ -253,6 +408,8 @@ pub fn summary(report: &ProbeReport) -> String {
         p.requests_abandoned,
         p.orphan_spans,
         p.orphan_traces,
+        cpu(p.cpu_before_sigterm_ms),
+        cpu(p.cpu_total_ms),
         prediction_line(report),
     )
 }

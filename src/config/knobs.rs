@@ -4,7 +4,9 @@
 //! The UI (tooltips), the README table, `--set`, the environment and scenario files all
 //! read this one table, so a range is written down exactly once.
 
-use super::{DeviceChoice, HandleExit, Platform, Semantics, Settings, Waiting, WorkloadKind};
+use super::{
+    DeviceChoice, HandleExit, Platform, Semantics, Settings, StopSignal, Waiting, WorkloadKind,
+};
 
 /// Largest injected latency or jitter: ten minutes is longer than any exporter timeout, so
 /// nothing useful lies beyond it, and the bound keeps a typo from parking requests for days.
@@ -1019,14 +1021,25 @@ pub static KNOBS: &[Knob] = &[
     Knob {
         key: "shutdown.platform",
         env: None,
-        help: "Whose shutdown: sets the grace period (fal 5 s, cloud-run 10 s, kubernetes 30 s, \
-               lambda 2 s, modal 30 s, replicate 10 s) and the routing lag (kubernetes 2 s, \
-               others 0).",
+        help: "Whose shutdown: sets the signal, the grace period (fal 5 s, fly 5 s with SIGINT, \
+               ecs 30 s, heroku 30 s, cloud-run 10 s, kubernetes 30 s, lambda 2 s, modal 30 s, \
+               replicate 10 s) and the routing lag (kubernetes 2 s, others 0).",
         bounds: Bounds::Choice {
             names: names!(Platform::ALL),
             set: |s, i| s.shutdown.set_platform(Platform::ALL[i]),
         },
         get: |s| s.shutdown.platform.name().into(),
+    },
+    Knob {
+        key: "shutdown.signal",
+        env: None,
+        help: "The signal that starts the shutdown, sigterm or sigint (fly's default); \
+               `probe` sends it to the app.",
+        bounds: Bounds::Choice {
+            names: names!(StopSignal::ALL),
+            set: |s, i| s.shutdown.signal = StopSignal::ALL[i],
+        },
+        get: |s| s.shutdown.signal.name().into(),
     },
     Knob {
         key: "shutdown.grace_ms",

@@ -184,15 +184,34 @@ impl DeviceChoice {
     }
 }
 
-/// The platform whose shutdown is simulated: it fixes the grace period between SIGTERM and
-/// SIGKILL, as each platform documents it: fal 5 s (`termination_grace_period_seconds` on
-/// the App), Kubernetes 30 s (`terminationGracePeriodSeconds` default), Cloud Run 10 s, AWS
-/// Lambda about 2 s for the whole shutdown phase with extensions, Modal 30 s, Replicate
-/// (cog) 10 s.
+/// The platform whose shutdown is simulated: it fixes the signal that starts the shutdown,
+/// the grace period before SIGKILL and how long requests keep arriving, as each platform
+/// documents them:
+/// - fal: SIGTERM, 5 s (`termination_grace_period_seconds` on the App);
+/// - Fly.io: **SIGINT** by default (`kill_signal`), 5 s (`kill_timeout`), fly.io/docs/reference/configuration/
+///   ("kill_signal ... default SIGINT", "kill_timeout ... default 5");
+/// - AWS ECS: SIGTERM, 30 s (`stopTimeout`; the agent's `ECS_CONTAINER_STOP_TIMEOUT`
+///   default), docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html;
+/// - Heroku: SIGTERM to every process of the dyno, SIGKILL 30 s later,
+///   devcenter.heroku.com/articles/dynos#shutdown;
+/// - Modal: 30 s for the container's exit handlers ("given a grace period of 30 seconds
+///   to finish", modal.com/docs/guide/lifecycle-functions); the page does not name the
+///   signal, so SIGTERM, as for a container stop;
+/// - Cloud Run: SIGTERM, 10 s, cloud.google.com/run/docs/container-contract#instance-shutdown;
+/// - AWS Lambda: SIGTERM reaches the runtime only when an extension is registered, and the
+///   whole shutdown phase has 2 s with one (500 ms with internal ones only),
+///   docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html#runtimes-lifecycle-shutdown;
+/// - Kubernetes: SIGTERM, 30 s (`terminationGracePeriodSeconds` default), with routing
+///   continuing while endpoints are removed (see [`Platform::routing_lag_ms`]),
+///   kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination;
+/// - Replicate (cog): SIGTERM, 10 s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Platform {
     Fal,
+    Fly,
+    Ecs,
+    Heroku,
     CloudRun,
     Kubernetes,
     Lambda,
@@ -203,8 +222,11 @@ pub enum Platform {
 }
 
 impl Platform {
-    pub const ALL: [Platform; 7] = [
+    pub const ALL: [Platform; 10] = [
         Platform::Fal,
+        Platform::Fly,
+        Platform::Ecs,
+        Platform::Heroku,
         Platform::CloudRun,
         Platform::Kubernetes,
         Platform::Lambda,
@@ -216,6 +238,9 @@ impl Platform {
     pub fn name(self) -> &'static str {
         match self {
             Platform::Fal => "fal",
+            Platform::Fly => "fly",
+            Platform::Ecs => "ecs",
+            Platform::Heroku => "heroku",
             Platform::CloudRun => "cloud-run",
             Platform::Kubernetes => "kubernetes",
             Platform::Lambda => "lambda",
@@ -229,12 +254,24 @@ impl Platform {
     pub fn grace_ms(self) -> Option<u64> {
         match self {
             Platform::Fal => Some(5_000),
+            Platform::Fly => Some(5_000),
+            Platform::Ecs => Some(30_000),
+            Platform::Heroku => Some(30_000),
             Platform::CloudRun => Some(10_000),
             Platform::Kubernetes => Some(30_000),
             Platform::Lambda => Some(2_000),
             Platform::Modal => Some(30_000),
             Platform::Replicate => Some(10_000),
             Platform::Custom => None,
+        }
+    }
+
+    /// The signal that starts the shutdown; `None` for a custom one (which keeps its own).
+    pub fn stop_signal(self) -> Option<StopSignal> {
+        match self {
+            Platform::Fly => Some(StopSignal::Sigint),
+            Platform::Custom => None,
+            _ => Some(StopSignal::Sigterm),
         }
     }
 
@@ -247,6 +284,36 @@ impl Platform {
         match self {
             Platform::Kubernetes => 2_000,
             _ => 0,
+        }
+    }
+}
+
+/// The signal the platform sends to start the shutdown. Most send SIGTERM; Fly.io sends
+/// SIGINT unless `kill_signal` says otherwise, which an app that handles only SIGTERM
+/// meets as Python's `KeyboardInterrupt` or Node's default exit, without its handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopSignal {
+    Sigterm,
+    Sigint,
+}
+
+impl StopSignal {
+    pub const ALL: [StopSignal; 2] = [StopSignal::Sigterm, StopSignal::Sigint];
+
+    /// The value's name in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            StopSignal::Sigterm => "sigterm",
+            StopSignal::Sigint => "sigint",
+        }
+    }
+
+    /// The signal's name as `kill -l` prints it, for reports.
+    pub fn signal_name(self) -> &'static str {
+        match self {
+            StopSignal::Sigterm => "SIGTERM",
+            StopSignal::Sigint => "SIGINT",
         }
     }
 }
@@ -300,6 +367,9 @@ pub struct ShutdownSettings {
     /// When SIGTERM arrives, seconds after traffic starts; `None`: the run ends cleanly.
     pub at_s: Option<f64>,
     pub platform: Platform,
+    /// The signal that starts the shutdown (the platform's; a real app under `probe` gets
+    /// it, the in-process runner treats both alike). The reports call it SIGTERM.
+    pub signal: StopSignal,
     /// SIGTERM to SIGKILL, milliseconds: the shared budget of handle_exit, the drain,
     /// teardown and its force_flush.
     pub grace_ms: u64,
@@ -325,6 +395,9 @@ impl ShutdownSettings {
         if let Some(grace) = platform.grace_ms() {
             self.grace_ms = grace;
             self.routing_lag_ms = platform.routing_lag_ms();
+        }
+        if let Some(signal) = platform.stop_signal() {
+            self.signal = signal;
         }
     }
 }
@@ -403,6 +476,7 @@ impl Default for Settings {
             shutdown: ShutdownSettings {
                 at_s: None,
                 platform: Platform::Fal,
+                signal: StopSignal::Sigterm,
                 grace_ms: 5_000,
                 flush_timeout_ms: 4_000,
                 handle_exit: HandleExit::None,

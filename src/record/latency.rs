@@ -45,15 +45,24 @@ impl ServiceTimes {
         ServiceSummary {
             tracing_on: self.tracing_on.summary(),
             tracing_off: self.tracing_off.summary(),
+            measured_with: MEASURED_WITH,
         }
     }
 }
+
+/// Whose span cost the serving times carry: the requests run in gracetrace's own process,
+/// so every profile's spans cost what the Rust SDK's cost, however the profile batches and
+/// drops them. A Python app's per-span cost is far higher; `probe --compare
+/// tracing.enabled=false,true` measures it in the app itself.
+pub const MEASURED_WITH: &str = "the Rust SDK (opentelemetry_sdk 0.33) in gracetrace's process";
 
 /// The report's `requests.service_ms`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct ServiceSummary {
     pub tracing_on: LatencySummary,
     pub tracing_off: LatencySummary,
+    /// Whose span cost these times carry ([`MEASURED_WITH`]), whatever `tracing.semantics`.
+    pub measured_with: &'static str,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]

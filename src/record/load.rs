@@ -10,6 +10,10 @@ use serde::Serialize;
 
 use super::LatencyHistogram;
 
+/// The most rows `load.requests` keeps: 100,000 rows are about 30 MB of JSON, and a run of
+/// a million requests would otherwise write a report nobody opens.
+pub const MAX_REQUEST_ROWS: usize = 100_000;
+
 /// What became of one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Outcome {
@@ -170,6 +174,8 @@ pub struct LoadSection {
     pub sent: u64,
     pub not_sent_after_routing_end: u64,
     pub answered: u64,
+    /// Of the answered, those scheduled before SIGTERM (the serving throughput's count).
+    pub answered_before_sigterm: u64,
     pub failed: FailedCounts,
     pub in_flight_at_end: u64,
     /// Of the failed and the in flight at the end, those that failed after SIGTERM: the
@@ -178,7 +184,12 @@ pub struct LoadSection {
     pub latency_ms: LatencySplit,
     /// How late each request left against its schedule (the load generator's accuracy).
     pub send_lag_ms: LoadLatency,
+    /// One row per request, at most [`MAX_REQUEST_ROWS`]: past that, the rows worth
+    /// reading first (failed, not sent, answered with a lost trace), then the others in
+    /// schedule order; the totals above count every request.
     pub requests: Vec<LoadRequest>,
+    /// Requests left out of `requests` by that cap.
+    pub requests_omitted: u64,
 }
 
 impl LoadSection {
@@ -250,6 +261,7 @@ pub fn tally(section: &mut LoadSection, sigterm_ms: Option<f64>, forgotten: bool
         match outcome {
             Outcome::Answered => {
                 section.answered += 1;
+                section.answered_before_sigterm += u64::from(!r.after_sigterm);
                 if r.sampled {
                     follow(r, forgotten, &mut traces);
                 }
@@ -270,7 +282,31 @@ pub fn tally(section: &mut LoadSection, sigterm_ms: Option<f64>, forgotten: bool
         after_sigterm: LoadLatency::of(after.into_iter()),
     };
     section.send_lag_ms = LoadLatency::of(lag.into_iter());
+    keep_rows(section, MAX_REQUEST_ROWS);
+    traces.lost_requests.truncate(MAX_REQUEST_ROWS);
     traces
+}
+
+/// Keeps at most `cap` request rows: first those worth reading (not answered, or answered
+/// with a sampled trace whose root did not arrive), then the others, each in schedule order.
+fn keep_rows(section: &mut LoadSection, cap: usize) {
+    let all = section.requests.len();
+    if all <= cap {
+        return;
+    }
+    let notable = |r: &LoadRequest| r.outcome != Some(Outcome::Answered) || (r.sampled && !r.root);
+    let notable_count = section.requests.iter().filter(|r| notable(r)).count();
+    let (mut room_notable, mut room_plain) = (cap, cap.saturating_sub(notable_count));
+    section.requests.retain(|r| {
+        let room = match notable(r) {
+            true => &mut room_notable,
+            false => &mut room_plain,
+        };
+        let keep = *room > 0;
+        *room = room.saturating_sub(1);
+        keep
+    });
+    section.requests_omitted = (all - section.requests.len()) as u64;
 }
 
 /// Counts one answered, sampled request's trace as complete, partial, missing or unknown.
@@ -385,5 +421,27 @@ mod tests {
         };
         let unsure = tally(&mut again, Some(5.5), true);
         assert_eq!((unsure.lost, unsure.unknown), (1, 1));
+    }
+
+    /// Past the cap the failed and lost rows stay, the plain answered ones fill what is
+    /// left in schedule order, and the omitted are counted.
+    #[test]
+    fn the_rows_are_capped_keeping_the_ones_worth_reading() {
+        let mut section = LoadSection {
+            requests: vec![
+                request(0, Outcome::Answered, true, 3, true),
+                request(1, Outcome::Answered, true, 3, true),
+                request(2, Outcome::Refused, true, 0, false),
+                request(3, Outcome::Answered, true, 3, true),
+                request(4, Outcome::Answered, true, 1, false),
+            ],
+            ..LoadSection::default()
+        };
+        keep_rows(&mut section, 3);
+        let kept: Vec<u64> = section.requests.iter().map(|r| r.index).collect();
+        assert_eq!(kept, [0, 2, 4]);
+        assert_eq!(section.requests_omitted, 2);
+        keep_rows(&mut section, 3);
+        assert_eq!(section.requests_omitted, 2, "under the cap nothing changes");
     }
 }

@@ -7,6 +7,7 @@
 //! stays bounded however long a run lasts.
 
 mod collector_stats;
+pub mod compare;
 mod exit;
 mod latency;
 pub mod load;

@@ -82,14 +82,23 @@ pub struct ProbeSection {
     pub killed: bool,
     /// The signal that ended the app, if one did.
     pub signal: Option<i32>,
-    /// When SIGTERM was sent; `None` if the app ended before it was due.
+    /// When the stop signal was sent; `None` if the app ended before it was due. The
+    /// report calls it SIGTERM whichever signal the platform sends (`stop_signal`).
     pub sigterm_ms: Option<f64>,
+    /// The signal sent at `sigterm_ms`: the platform's (`SIGINT` on Fly.io), else `SIGTERM`.
+    pub stop_signal: String,
     /// When the app ended (by itself or by SIGKILL).
     pub exit_ms: Option<f64>,
     /// When SIGKILL was sent, if it was.
     pub sigkill_ms: Option<f64>,
     /// The grace period SIGTERM began.
     pub grace_ms: u64,
+    /// The CPU time of the app's process group when SIGTERM was sent (user + system, with
+    /// the children its processes waited for), ms, from `/proc`: what serving cost.
+    pub cpu_before_sigterm_ms: Option<f64>,
+    /// The app's CPU time when it ended (its own and the children it waited for), ms,
+    /// from `wait4`; `None` while it runs.
+    pub cpu_total_ms: Option<f64>,
     /// Spans and export requests the collector accepted after SIGTERM was sent.
     pub spans_after_sigterm: u64,
     pub requests_after_sigterm: u64,

@@ -33,7 +33,7 @@ pub fn show(ui: &mut egui::Ui, snapshot: &Snapshot, price_per_million: &mut f64)
     ingestion_and_cost(ui, &report.rates, price_per_million);
 
     ui.add_space(6.0);
-    requests(ui, &report.requests);
+    requests(ui, &report.requests, report.semantics);
 }
 
 /// "Every span": the identity's rows, whether it closes, and the sampled fraction.
@@ -194,7 +194,7 @@ fn ms(v: Option<f64>) -> String {
 }
 
 /// "Requests": end-to-end latency, serving time with tracing on and off, and the counts.
-fn requests(ui: &mut egui::Ui, r: &RequestReport) {
+fn requests(ui: &mut egui::Ui, r: &RequestReport, semantics: &str) {
     ui.label(RichText::new("Requests").strong());
     ui.label(format!(
         "latency p50 {}, p99 {} (waiting in line included)",
@@ -202,6 +202,18 @@ fn requests(ui: &mut egui::Ui, r: &RequestReport) {
         ms(r.latency_ms.p99)
     ));
     serving_time(ui, r);
+    if semantics == "python" {
+        // The profile imitates the Python SDK's batching, not its cost per span.
+        ui.label(
+            RichText::new(format!(
+                "serving time carries the span cost of {}, not the Python SDK's; your app's \
+                 own: gracetrace probe --compare tracing.enabled=false,true",
+                r.service_ms.measured_with
+            ))
+            .small()
+            .weak(),
+        );
+    }
     ui.label(format!(
         "{} sent, {} completed, {} rejected, {} cancelled, {} refused, {} returned",
         r.sent, r.completed, r.rejected, r.cancelled, r.refused, r.returned

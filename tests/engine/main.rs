@@ -23,6 +23,7 @@ mod kill_under_load;
 mod live;
 mod probe;
 mod probe_load;
+mod probe_misbehaving;
 mod property;
 mod real_process;
 mod run_ends;

@@ -9,7 +9,7 @@ use crate::common::{PATIENCE, python_ready, wait_until};
 use crate::probe::{HTTP, probe_in, read_report, report_path, spans_ended, stderr, stdout, u};
 
 /// The traced server of tests/apps/.
-fn server_app() -> String {
+pub(crate) fn server_app() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/apps/server_app.py")
         .display()
@@ -17,14 +17,14 @@ fn server_app() -> String {
 }
 
 /// A loopback port nothing listens on now (bound, then released).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     listener.local_addr().expect("its address").port()
 }
 
 /// The settings every load test shares: 3 s of Poisson arrivals at 40/s with a burst of
 /// 10 each second, exports every 200 ms, the python SDK's sampler arithmetic.
-const TRAFFIC: [&str; 10] = [
+pub(crate) const TRAFFIC: [&str; 10] = [
     "--set",
     "workload.rate_per_s=40",
     "--set",
@@ -53,7 +53,7 @@ fn probe_server(name: &str, flags: &[&str]) -> (std::process::Output, serde_json
 
 /// Every scheduled request is in exactly one bucket, and the per-request rows add up to
 /// the totals.
-fn assert_requests_accounted(load: &serde_json::Value) {
+pub(crate) fn assert_requests_accounted(load: &serde_json::Value) {
     let f = &load["failed"];
     let failed: u64 = [
         "refused",

@@ -21,10 +21,11 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
+mod cpu;
 mod reaper;
 
 use crate::collector::{Collector, CollectorConfig, CollectorError, CollectorStats, FORWARD_DRAIN};
-use crate::config::{Settings, knobs};
+use crate::config::{Settings, StopSignal, knobs};
 use crate::record::probe::{BeforeSigterm, ProbeReport, ProbeSample, ProbeSection, Sdk};
 use load::{Load, LoadError, LoadPlan};
 use reaper::{Guardian, Mark};
@@ -41,7 +42,7 @@ const MAX_SAMPLES: usize = 36_000;
 
 /// The knobs whose values reach the app as environment variables: the seed's own
 /// switches and the batch processor's settings, so the sliders reach the real app too.
-const APP_KNOBS: [&str; 6] = [
+pub const APP_KNOBS: [&str; 6] = [
     "tracing.enabled",
     "tracing.sample_rate",
     "batch.max_queue_size",
@@ -306,13 +307,17 @@ fn probe_app(
             .take()
             .map(|err| echo(err, Stream::Stderr, watcher.clone())),
     ];
-    let grace = Duration::from_millis(settings.shutdown.grace_ms);
-    let progress =
-        |w: &Watched| watcher.progress(&report_of(command, pid, w, &collector, grace), &collector);
+    let shutdown = Shutdown {
+        when: sigterm,
+        signal: settings.shutdown.signal,
+        grace: Duration::from_millis(settings.shutdown.grace_ms),
+    };
+    let progress = |w: &Watched| {
+        let report = report_of(command, pid, w, &collector, &shutdown);
+        watcher.progress(&report, &collector);
+    };
     let kill_now = || watcher.kill_now() || load.as_ref().is_some_and(|(l, _)| l.gave_up());
-    let watched = watch(
-        &mut child, &collector, started, sigterm, grace, &progress, &kill_now,
-    );
+    let watched = watch(pid, &collector, started, &shutdown, &progress, &kill_now);
     // Whatever happened, nothing the app started outlives the probe: its group, and what
     // left the group but carries the run's mark.
     kill_group(pid);
@@ -328,7 +333,7 @@ fn probe_app(
     // the report says what became of them (as `collect` does at its exit).
     collector.wait_forwarded(FORWARD_DRAIN);
     watched.timeline.push(sample(&collector, started));
-    let mut report = report_of(command, pid, &watched, &collector, grace);
+    let mut report = report_of(command, pid, &watched, &collector, &shutdown);
     report.probe.spans_ended = stdout.or(stderr);
     if let Some((sent, plan)) = sent {
         let end = [watched.sigkill_ms, watched.exit_ms]
@@ -382,9 +387,9 @@ fn report_of(
     pid: u32,
     w: &Watched,
     collector: &Collector,
-    grace: Duration,
+    shutdown: &Shutdown,
 ) -> ProbeReport {
-    let probe = section(command, pid, w, collector, grace);
+    let probe = section(command, pid, w, collector, shutdown);
     ProbeReport::new(collector.stats(), probe, w.timeline.clone())
 }
 
@@ -486,6 +491,23 @@ fn before_sigterm(w: &Watched) -> Option<BeforeSigterm> {
     })
 }
 
+/// The platform's shutdown as the watch loop plays it: when the stop signal goes, which
+/// signal (the platform's: SIGINT on Fly.io), and the grace period before SIGKILL.
+struct Shutdown {
+    when: SigtermWhen,
+    signal: StopSignal,
+    grace: Duration,
+}
+
+impl Shutdown {
+    fn signal_number(&self) -> libc::c_int {
+        match self.signal {
+            StopSignal::Sigterm => libc::SIGTERM,
+            StopSignal::Sigint => libc::SIGINT,
+        }
+    }
+}
+
 /// What the watch loop saw.
 #[derive(Debug)]
 struct Watched {
@@ -500,22 +522,25 @@ struct Watched {
     first_span_start_ms: Option<f64>,
     /// At SIGTERM: spans ended per second and how many span ends it was measured from.
     ended_per_s: Option<(f64, u64)>,
+    /// At SIGTERM: the CPU time of the app's process group, ms (`cpu::group_cpu_ms`).
+    cpu_before_sigterm_ms: Option<f64>,
+    /// When it was reaped: the app's CPU time with its waited-for children's, ms.
+    cpu_total_ms: Option<f64>,
     timeline: Vec<ProbeSample>,
 }
 
-/// Polls the child every millisecond: sends SIGTERM when due, SIGKILL at the end of the
-/// grace period (or when `kill_now` says so), samples the collector every 100 ms and tells
-/// `progress`, until the child has ended.
+/// Polls the child every millisecond: sends the stop signal when due, SIGKILL at the end
+/// of the grace period (or when `kill_now` says so), samples the collector every 100 ms and
+/// tells `progress`, until the child has ended; then the child is reaped (`cpu::try_reap`,
+/// for its CPU time) and `Child::wait` must not be called for it.
 fn watch(
-    child: &mut Child,
+    pid: u32,
     collector: &Collector,
     started: Instant,
-    sigterm: SigtermWhen,
-    grace: Duration,
+    shutdown: &Shutdown,
     progress: &dyn Fn(&Watched),
     kill_now: &dyn Fn() -> bool,
 ) -> Result<Watched, ProbeError> {
-    let pid = child.id();
     let ms = |at: Instant| at.saturating_duration_since(started).as_secs_f64() * 1000.0;
     let mut w = Watched {
         status: None,
@@ -525,27 +550,30 @@ fn watch(
         at_sigterm: None,
         first_span_start_ms: None,
         ended_per_s: None,
+        cpu_before_sigterm_ms: None,
+        cpu_total_ms: None,
         timeline: Vec::new(),
     };
     let started_unix_ns = unix_ns(std::time::SystemTime::now());
     let (mut sigterm_at, mut next_sample) = (None, started);
     loop {
         let now = Instant::now();
-        if let Some(status) = child
-            .try_wait()
-            .map_err(|source| ProbeError::Wait { pid, source })?
+        if let Some((status, cpu_ms)) =
+            cpu::try_reap(pid).map_err(|source| ProbeError::Wait { pid, source })?
         {
             (w.status, w.exit_ms) = (Some(status), Some(ms(now)));
+            w.cpu_total_ms = Some(cpu_ms);
             return Ok(w);
         }
-        if sigterm_at.is_none() && sigterm_due(&sigterm, now - started) {
+        if sigterm_at.is_none() && sigterm_due(&shutdown.when, now - started) {
             w.at_sigterm = Some(collector.stats());
             w.ended_per_s = ended_per_s(collector);
-            signal(pid, libc::SIGTERM);
+            w.cpu_before_sigterm_ms = cpu::group_cpu_ms(pid);
+            signal(pid, shutdown.signal_number());
             sigterm_at = Some(now);
             w.sigterm_ms = Some(ms(now));
         }
-        let deadline = sigterm_at.is_some_and(|at| now >= at + grace);
+        let deadline = sigterm_at.is_some_and(|at| now >= at + shutdown.grace);
         if w.sigkill_ms.is_none() && (deadline || kill_now()) {
             // As the platform does at the deadline: every process of the app, at once (and
             // at once when the watcher is going away: nobody is left to watch a shutdown).
@@ -632,7 +660,7 @@ fn section(
     pid: u32,
     w: &Watched,
     collector: &Collector,
-    grace: Duration,
+    shutdown: &Shutdown,
 ) -> ProbeSection {
     let end = collector.stats();
     let at_sigterm = w.at_sigterm.clone();
@@ -658,7 +686,10 @@ fn section(
         sigterm_ms: w.sigterm_ms,
         exit_ms: w.exit_ms,
         sigkill_ms: w.sigkill_ms,
-        grace_ms: u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+        stop_signal: shutdown.signal.signal_name().to_owned(),
+        grace_ms: u64::try_from(shutdown.grace.as_millis()).unwrap_or(u64::MAX),
+        cpu_before_sigterm_ms: w.cpu_before_sigterm_ms,
+        cpu_total_ms: w.cpu_total_ms,
         spans_after_sigterm: after(|s| s.spans_received),
         requests_after_sigterm: after(|s| s.requests_accepted),
         requests_cut_off: end
