@@ -29,7 +29,8 @@ pub struct CompareRow {
     /// Requests scheduled before SIGTERM with a whole response: count and percentiles.
     /// `None` without `--url`.
     pub latency_ms_before_sigterm: Option<LoadLatency>,
-    /// Answered requests scheduled before SIGTERM, per second of traffic before it.
+    /// Answered requests scheduled before SIGTERM, per second of the traffic before it
+    /// (from its start to SIGTERM, or to its end when SIGTERM came later).
     pub answered_per_s_before_sigterm: Option<f64>,
     /// The app's CPU time when SIGTERM was sent, ms (its whole process group).
     pub cpu_before_sigterm_ms: Option<f64>,
@@ -52,9 +53,10 @@ impl CompareRow {
     pub fn of(report: &ProbeReport) -> CompareRow {
         let p = &report.probe;
         let load = report.load.as_ref();
-        let traffic_s = load
-            .zip(p.sigterm_ms)
-            .map(|(load, sigterm)| (sigterm - load.traffic_start_ms).max(0.0) / 1000.0);
+        // The traffic's time before SIGTERM: from its start to SIGTERM or its end.
+        let traffic_s = load.zip(p.sigterm_ms).map(|(load, sigterm)| {
+            (sigterm.min(load.traffic_end_ms) - load.traffic_start_ms).max(0.0) / 1000.0
+        });
         let answered = load.map(|l| l.answered_before_sigterm);
         let per_s = answered
             .zip(traffic_s)
@@ -99,6 +101,7 @@ mod tests {
             },
             load: Some(LoadSection {
                 traffic_start_ms: 500.0,
+                traffic_end_ms: 10_500.0,
                 answered_before_sigterm: 200,
                 failed_after_sigterm: 3,
                 ..LoadSection::default()

@@ -168,6 +168,8 @@ pub struct LoadSection {
     pub ready_ms: f64,
     /// When the schedule's time 0 was: the traffic started as soon as the app was ready.
     pub traffic_start_ms: f64,
+    /// When the schedule ends: `workload.duration_s` after its start.
+    pub traffic_end_ms: f64,
     /// When the platform stopped routing: `shutdown.routing_lag_ms` after SIGTERM.
     pub routing_end_ms: Option<f64>,
     pub scheduled: u64,

@@ -21,9 +21,19 @@ use super::probe_predict::predict;
 pub const MAX_VALUES: usize = 10;
 
 /// The sections of knobs the probe applies itself (the embedded collector's faults and
-/// limits, the shutdown it plays, the load it sends), besides [`APP_KNOBS`], which reach
-/// the app through its environment.
-const PROBE_SECTIONS: [&str; 3] = ["collector.", "shutdown.", "workload."];
+/// limits, the shutdown it plays), besides [`APP_KNOBS`], which reach the app through its
+/// environment, and [`LOAD_KNOBS`].
+const PROBE_SECTIONS: [&str; 2] = ["collector.", "shutdown."];
+
+/// The workload knobs the probe's load follows (the arrival schedule); the others describe
+/// gracetrace's own runner (the model, its concurrency), which a real app does not have.
+const LOAD_KNOBS: [&str; 5] = [
+    "workload.rate_per_s",
+    "workload.duration_s",
+    "workload.burst_every_s",
+    "workload.burst_size",
+    "workload.seed",
+];
 
 /// Why a `--compare` was refused; each names the argument and what is allowed.
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -34,8 +44,9 @@ pub enum CompareError {
     UnknownKnob { arg: String, key: String },
     #[error(
         "--compare {key}: neither the app nor the probe uses it; expected one of {} \
-         (they reach the app's environment) or a collector.*, shutdown.* or workload.* knob",
-        APP_KNOBS.join(", ")
+         (they reach the app's environment), {} (the load) or a collector.* or shutdown.* knob",
+        APP_KNOBS.join(", "),
+        LOAD_KNOBS.join(", ")
     )]
     NotUsed { key: String },
     #[error("--compare {arg:?}: {count} values; expected from 2 to {MAX_VALUES}")]
@@ -117,7 +128,9 @@ impl Compare {
 /// Whether a run of the probe can differ with this knob: it reaches the app's environment,
 /// or the probe applies it.
 fn used_by_probe(knob: &Knob) -> bool {
-    APP_KNOBS.contains(&knob.key) || PROBE_SECTIONS.iter().any(|s| knob.key.starts_with(s))
+    APP_KNOBS.contains(&knob.key)
+        || LOAD_KNOBS.contains(&knob.key)
+        || PROBE_SECTIONS.iter().any(|s| knob.key.starts_with(s))
 }
 
 /// Where each run's traffic and SIGTERM come from: the load `--url` describes (SIGTERM at
@@ -205,7 +218,10 @@ mod tests {
         let errors = [
             ("tracing.enabled", "expected KEY=A,B"),
             ("nope.knob=1,2", "unknown knob \"nope.knob\""),
-            ("model.steps=1,2", "neither the app nor the probe uses it"),
+            (
+                "exporter.timeout_ms=1,2",
+                "neither the app nor the probe uses it",
+            ),
             ("tracing.sample_rate=0.5", "1 values; expected from 2 to 10"),
             ("tracing.sample_rate=0.5,,1", "expected from 2 to 10"),
             (

@@ -329,6 +329,18 @@ fn bad_load_flags_are_named() {
             vec!["--method", "GET", "--sigterm-at", "1"],
             "--method: needs --url",
         ),
+        (
+            vec!["--url", url, "--compare", "exporter.timeout_ms=1,2"],
+            "--compare exporter.timeout_ms: neither the app nor the probe uses it",
+        ),
+        (
+            vec!["--url", url, "--compare", "tracing.sample_rate=0.5"],
+            "1 values; expected from 2 to 10",
+        ),
+        (
+            vec!["--compare", "tracing.enabled=false,true"],
+            "--compare without --url needs --sigterm-at or shutdown.at_s",
+        ),
     ] {
         let out = probe_in(HTTP, &args, &["true"]);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
@@ -336,4 +348,71 @@ fn bad_load_flags_are_named() {
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains(named), "{args:?}: {err}");
     }
+}
+
+/// `--compare tracing.enabled=false,true`: the app runs twice, fresh each time, with the
+/// same schedule; the JSON has one report per value and a row each. Tracing off sends no
+/// span and loses no trace; tracing on traces every request and loses none in a clean
+/// shutdown; both answer every request, and each row's figures are its report's.
+#[test]
+fn compare_runs_the_app_once_per_value() {
+    if !python_ready() {
+        return;
+    }
+    let json = report_path("load-compare");
+    let port = free_port().to_string();
+    let url = format!("http://127.0.0.1:{port}/generate");
+    let mut args = vec!["--url", &url, "--json", json.to_str().unwrap()];
+    args.extend(TRAFFIC);
+    args.extend([
+        "--sigterm-at",
+        "4",
+        "--grace-ms",
+        "60000",
+        "--compare",
+        "tracing.enabled=false,true",
+    ]);
+    let app = server_app();
+    let out = probe_in(HTTP, &args, &["python3", &app, &port, "20"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = read_report(&json);
+    assert_eq!(r["key"], "tracing.enabled");
+    let runs = r["runs"].as_array().expect("runs");
+    let values: Vec<&str> = runs
+        .iter()
+        .map(|run| run["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values, ["false", "true"]);
+    for run in runs {
+        let (report, row) = (&run["report"], &run["row"]);
+        let load = &report["load"];
+        assert_requests_accounted(load);
+        assert_eq!(
+            u(&load["answered"]),
+            u(&load["scheduled"]),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(row["spans_received"], report["collector"]["spans_received"]);
+        assert_eq!(u(&row["lost_traces"]), 0, "{row:#}");
+        assert!(row["answered_per_s_before_sigterm"].as_f64().unwrap() > 0.0);
+        assert!(
+            row["cpu_before_sigterm_ms"].as_f64().unwrap() > 0.0,
+            "{row:#}"
+        );
+        assert!(report["probe"]["cpu_total_ms"].as_f64().unwrap() > 0.0);
+    }
+    let spans = |i: usize| u(&runs[i]["row"]["spans_received"]);
+    assert_eq!(spans(0), 0, "tracing off makes no span");
+    assert_eq!(spans(1), 3 * u(&runs[1]["report"]["load"]["answered"]));
+    let err = stderr(&out);
+    assert!(err.contains("run 1 of 2: tracing.enabled=false"), "{err}");
+    assert!(
+        err.contains("tracing.enabled") && err.contains("CPU/req"),
+        "{err}"
+    );
+    println!(
+        "{}",
+        err.lines().rev().take(4).collect::<Vec<_>>().join("\n")
+    );
 }

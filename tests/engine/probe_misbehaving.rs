@@ -104,7 +104,8 @@ fn a_server_that_never_answers_times_out_every_request() {
     assert!(u(&load["failed"]["timeout"]) > 0, "{load:#}");
     assert_eq!(
         u(&load["failed"]["timeout"]) + u(&load["in_flight_at_end"]),
-        u(&load["sent"])
+        u(&load["sent"]),
+        "{load:#}"
     );
     assert!(stderr(&out).contains("timeout"), "{}", stderr(&out));
     assert_all_gone(&out);

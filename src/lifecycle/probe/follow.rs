@@ -47,6 +47,7 @@ pub fn sections(
         method: plan.target.method.to_string(),
         ready_ms: ms(sent.ready_at),
         traffic_start_ms: ms(sent.start),
+        traffic_end_ms: ms(sent.start) + plan.workload.duration_s * 1000.0,
         routing_end_ms: sent.routing_end.map(ms),
         requests,
         ..LoadSection::default()
@@ -57,6 +58,10 @@ pub fn sections(
     (load, traces)
 }
 
+/// How much later than its sockets closed the app's end may be seen: the watch loop polls
+/// every millisecond, and a loaded machine delays it a few more.
+const END_SEEN_LATE_MS: f64 = 20.0;
+
 /// One request's row, times in ms since the app started, without its trace yet.
 fn request(
     a: &Attempt,
@@ -65,8 +70,11 @@ fn request(
     sigterm_ms: Option<f64>,
 ) -> LoadRequest {
     let (scheduled_ms, sent_ms, ended_ms) = (ms(a.scheduled), a.sent.map(ms), a.ended.map(ms));
+    // The app's end is seen when the watch loop reaps it, a little after the kernel closed
+    // its sockets (and the load saw its connections reset): a failure that close before
+    // the end is the end.
     let cut_by_end = match (sent_ms, ended_ms, app_end_ms) {
-        (Some(sent), Some(ended), Some(end)) => sent < end && ended >= end,
+        (Some(sent), Some(ended), Some(end)) => sent < end && ended >= end - END_SEEN_LATE_MS,
         _ => false,
     };
     let outcome = match a.outcome {
