@@ -21,6 +21,7 @@ mod config;
 mod https;
 mod kill_under_load;
 mod live;
+mod node_fidelity;
 mod probe;
 mod probe_load;
 mod property;
