@@ -24,6 +24,7 @@ mod live;
 mod node_fidelity;
 mod probe;
 mod probe_load;
+mod probe_node;
 mod property;
 mod real_process;
 mod run_ends;
