@@ -169,7 +169,8 @@ pub fn env_vars(settings: &Settings) -> String {
 
 pub fn show(ui: &mut egui::Ui, settings: &Settings, kind: &mut CodeKind) {
     ui.label(RichText::new("Copy as code").strong().size(15.0));
-    ui.horizontal(|ui| {
+    // Wrapped: the choices must not widen the panel they sit in.
+    ui.horizontal_wrapped(|ui| {
         ui.selectable_value(kind, CodeKind::Python, "Python setup_tracer()");
         ui.selectable_value(kind, CodeKind::Node, "Node.js setupTracer()");
         ui.selectable_value(kind, CodeKind::Env, "env vars");
