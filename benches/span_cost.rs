@@ -88,6 +88,7 @@ fn own_provider(profile: Profile, sample_rate: f64, record: &Arc<Record>) -> Sdk
         max_queue_size: MAX_QUEUE_SIZE,
         max_export_batch_size: MAX_EXPORT_BATCH_SIZE,
         schedule_delay: SCHEDULE_DELAY,
+        export_timeout: Duration::from_secs(30),
     };
     let processor = GraceBatchProcessor::new(
         profile,

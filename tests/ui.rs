@@ -1262,3 +1262,92 @@ fn snapshot_of_your_app_after_a_clean_shutdown() {
             .is_some()
     );
 }
+
+/// "Copy as code" for Node.js runs as pasted with the real SDK (tests/apps/node's
+/// packages): the provider it builds has the batch settings, exporter timeout, sampler
+/// and service name on screen, and its spans reach the endpoint it names.
+#[test]
+fn the_node_snippet_runs_and_has_the_settings() {
+    use gracetrace::collector::{Collector, CollectorConfig};
+    use gracetrace::config::Source;
+    if !common::node_ready() {
+        return;
+    }
+    let collector = Collector::start(CollectorConfig::default()).expect("collector");
+    let mut settings = Settings::default();
+    let endpoint = collector.traces_endpoint();
+    for (key, value) in [
+        ("batch.max_queue_size", "4096"),
+        ("batch.max_export_batch_size", "256"),
+        ("batch.schedule_delay_ms", "1234"),
+        ("batch.export_timeout_ms", "20000"),
+        ("exporter.timeout_ms", "7000"),
+        ("tracing.sample_rate", "0.25"),
+        ("tracing.service_name", "snippet 'app'"),
+        ("exporter.endpoint", endpoint.as_str()),
+    ] {
+        settings
+            .set(key, value, Source::CommandLine)
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+    }
+    let code = gracetrace::ui::copy_as_code::node(&settings);
+    let file = std::env::temp_dir().join(format!("gracetrace-snippet-{}.js", std::process::id()));
+    std::fs::write(&file, &code).expect("write the snippet");
+    let driver = r#"
+const { trace } = require('@opentelemetry/api');
+const provider = require(process.argv[1]).setupTracer();
+const bsp = provider._activeSpanProcessor._spanProcessors[0];
+const tracer = trace.getTracer('snippet');
+let sampled = 0;
+for (let i = 0; i < 400; i += 1) {
+  const span = tracer.startSpan('request');
+  if (span.isRecording()) sampled += 1;
+  span.end();
+}
+provider.forceFlush({ timeoutMillis: 10000 }).then(() => {
+  console.log(JSON.stringify({
+    queue: bsp._maxQueueSize,
+    batch: bsp._maxExportBatchSize,
+    delay: bsp._scheduledDelayMillis,
+    export_timeout: bsp._exportTimeoutMillis,
+    timeout: bsp._exporter._delegate._timeout,
+    sampler: provider._tracerOptions.sampler.toString(),
+    service: provider._resource.attributes['service.name'],
+    language: provider._resource.attributes['telemetry.sdk.language'],
+    sampled,
+  }));
+  process.exit(0);
+});
+"#;
+    let out = std::process::Command::new("node")
+        .env("NODE_PATH", common::node_dir().join("node_modules"))
+        .args(["-e", driver])
+        .arg(&file)
+        .output()
+        .expect("run node");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "{}\n{code}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the driver's JSON line");
+    assert_eq!(seen["queue"], 4096, "{seen}");
+    assert_eq!(seen["batch"], 256);
+    assert_eq!(seen["delay"], 1234);
+    assert_eq!(seen["export_timeout"], 20000);
+    assert_eq!(seen["timeout"], 7000);
+    let sampler = seen["sampler"].as_str().expect("sampler");
+    assert!(
+        sampler.starts_with("ParentBased{root=TraceIdRatioBased{0.25}"),
+        "{sampler}"
+    );
+    assert_eq!(seen["service"], "snippet 'app'");
+    assert_eq!(seen["language"], "nodejs");
+    let sampled = seen["sampled"].as_u64().expect("sampled");
+    assert!(sampled > 0 && sampled < 400, "{seen}");
+    common::wait_until("the snippet's spans to arrive", common::PATIENCE, || {
+        collector.stats().spans_received == sampled
+    });
+}

@@ -518,7 +518,8 @@ pub static KNOBS: &[Knob] = &[
         key: "tracing.semantics",
         env: Some("GRACETRACE_SEMANTICS"),
         help: "Whose batch processor and exporter to imitate: python (opentelemetry-sdk 1.41), \
-               rust (opentelemetry_sdk 0.33, reimplemented) or sdk (the stock Rust processor).",
+               rust (opentelemetry_sdk 0.33, reimplemented), js (@opentelemetry/sdk-trace \
+               2.12, reimplemented) or sdk (the stock Rust processor).",
         bounds: Bounds::Choice {
             names: names!(Semantics::ALL),
             set: |s, i| s.tracing.semantics = Semantics::ALL[i],
@@ -570,7 +571,8 @@ pub static KNOBS: &[Knob] = &[
     Knob {
         key: "batch.export_timeout_ms",
         env: Some("OTEL_BSP_EXPORT_TIMEOUT"),
-        help: "Stored but never enforced by either SDK's thread processor (Python's BatchProcessor never reads it; Rust's has no export timeout).",
+        help: "Python's BatchProcessor never reads it and Rust's thread processor has no export \
+               timeout; js stops waiting for an export after it (the export goes on).",
         bounds: Bounds::Int {
             min: 0,
             max: MAX_MS,
@@ -611,7 +613,7 @@ pub static KNOBS: &[Knob] = &[
     Knob {
         key: "exporter.timeout_ms",
         env: Some("OTEL_EXPORTER_OTLP_TIMEOUT"),
-        help: "Export deadline: python spends it across all retries, rust per HTTP request.",
+        help: "Export deadline: python and js spend it across all retries, rust per HTTP request.",
         bounds: Bounds::Int {
             min: 1,
             max: MAX_MS,
@@ -1060,7 +1062,8 @@ pub static KNOBS: &[Knob] = &[
     Knob {
         key: "shutdown.flush_timeout_ms",
         env: None,
-        help: "The timeout teardown() passes to force_flush (the seed's 4000); python ignores it.",
+        help: "The timeout teardown() passes to force_flush (the seed's 4000); python ignores it, \
+               rust waits a fixed 5 s, js waits at most this long.",
         bounds: Bounds::Int {
             min: 0,
             max: MAX_MS,
@@ -1162,7 +1165,7 @@ mod tests {
         assert_eq!(s.shutdown.at_s, None);
         assert!(at.set(&mut s, "-2").is_err());
         let semantics = find("tracing.semantics").unwrap();
-        assert_eq!(semantics.range(), "python, rust or sdk");
+        assert_eq!(semantics.range(), "python, rust, js or sdk");
         assert!(
             find("tracing.service_name")
                 .unwrap()

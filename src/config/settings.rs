@@ -13,17 +13,26 @@ pub enum Semantics {
     Python,
     /// opentelemetry_sdk 0.33 (Rust), reimplemented here so it can be observed.
     Rust,
+    /// @opentelemetry/sdk-trace 2.12 with the OTLP/HTTP exporter 0.223 (Node.js),
+    /// reimplemented here.
+    Js,
     /// The stock `opentelemetry_sdk::trace::BatchSpanProcessor`, unmodified.
     Sdk,
 }
 
 impl Semantics {
-    pub const ALL: [Semantics; 3] = [Semantics::Python, Semantics::Rust, Semantics::Sdk];
+    pub const ALL: [Semantics; 4] = [
+        Semantics::Python,
+        Semantics::Rust,
+        Semantics::Js,
+        Semantics::Sdk,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Semantics::Python => "python",
             Semantics::Rust => "rust",
+            Semantics::Js => "js",
             Semantics::Sdk => "sdk",
         }
     }

@@ -20,12 +20,14 @@ pub struct AppResource {
 
 impl AppResource {
     /// Which of gracetrace's semantics profiles describes this SDK: `python` for
-    /// opentelemetry-python, `rust` for opentelemetry-rust; `None` for an SDK gracetrace
-    /// has no rule book for (its batch processor may behave otherwise).
+    /// opentelemetry-python, `rust` for opentelemetry-rust, `js` for opentelemetry-js
+    /// (`nodejs`, what its `defaultResource()` says); `None` for an SDK gracetrace has no
+    /// rule book for (its batch processor may behave otherwise).
     pub fn rules(&self) -> Option<&'static str> {
         match self.sdk_language.as_deref()? {
             "python" => Some("python"),
             "rust" => Some("rust"),
+            "nodejs" => Some("js"),
             _ => None,
         }
     }

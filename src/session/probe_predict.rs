@@ -93,10 +93,13 @@ fn simulated(
     let spans_per_trace = before.spans as f64 / before.traces.max(1) as f64;
     let spans_per_request = (spans_per_trace.round() as u64).max(MIN_SPANS_PER_REQUEST);
     let requests_per_s = spans_per_s / spans_per_request as f64;
-    let (semantics, semantics_from) = match p.rules.as_deref() {
-        Some("rust") => (Semantics::Rust, "resource"),
-        Some("python") => (Semantics::Python, "resource"),
-        _ => (settings.tracing.semantics, "settings"),
+    let from_resource = p
+        .rules
+        .as_deref()
+        .and_then(|rules| Semantics::ALL.into_iter().find(|s| s.name() == rules));
+    let (semantics, semantics_from) = match from_resource {
+        Some(semantics) => (semantics, "resource"),
+        None => (settings.tracing.semantics, "settings"),
     };
     let mut s = settings.clone();
     s.tracing.semantics = semantics;

@@ -1,8 +1,11 @@
 //! The exporter and the embedded collector in virtual time: each attempt's duration
 //! (the backend's latency and jitter plus the measured per-batch cost), the backend's
 //! answer (error rate and status with Retry-After, outage, black hole, ingestion limit)
-//! and each profile's retry schedule from `telemetry::rules::retry`.
+//! and each profile's retry schedule from `telemetry::rules::retry` (and `rules::js`).
+//! Python and rust have one export in flight at a time; js may have many (a `forceFlush`
+//! sends every batch at once), so exports are kept by id, each with its own events.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::Rng;
@@ -10,6 +13,8 @@ use rand::Rng;
 use super::{Event, Sim};
 use crate::config::IngestBucket;
 use crate::config::draws::{Sequence, Stream};
+use crate::telemetry::rules::Profile;
+use crate::telemetry::rules::js::{JsRetry, refuses_export};
 use crate::telemetry::rules::retry::{
     Answer, Next, RUST_MAX_JITTER_MS, RustRetry, python_backoff, python_backoff_factor, python_next,
 };
@@ -26,6 +31,8 @@ enum Pending {
     Served,
     /// Waiting before the next try.
     Backoff,
+    /// Refused by the js exporter's concurrency limit, failed at once with nothing sent.
+    OverLimit,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -35,13 +42,20 @@ struct Export {
     retry_num: i32,
     connection_retried: bool,
     rust: RustRetry,
+    js: JsRetry,
+    /// Js: the next attempt's own timeout, what was left of the deadline before its wait.
+    attempt_timeout: Duration,
     pending: Pending,
+    /// Only the event scheduled last for this export counts.
+    epoch: u64,
 }
 
 #[derive(Debug)]
 pub(super) struct Exporter {
     epoch: u64,
-    current: Option<Export>,
+    next_id: u64,
+    /// The exports in flight, by id.
+    exports: BTreeMap<u64, Export>,
     bucket: IngestBucket,
     /// The collector's jitter and injected-error draws (`collector::faults::Draws`) and
     /// the python exporter's backoff draws (`telemetry/wire.rs`), the same sequences.
@@ -56,7 +70,8 @@ impl Exporter {
     pub(super) fn new(seed: u64) -> Exporter {
         Exporter {
             epoch: 0,
-            current: None,
+            next_id: 0,
+            exports: BTreeMap::new(),
             bucket: IngestBucket::default(),
             jitter: Sequence::new(seed, Stream::Jitter),
             error: Sequence::new(seed, Stream::InjectedError),
@@ -66,38 +81,75 @@ impl Exporter {
     }
 }
 
+impl Exporter {
+    /// Exports in flight now.
+    pub(super) fn in_flight(&self) -> usize {
+        self.exports.len()
+    }
+}
+
 impl Sim<'_> {
-    pub(super) fn export_start(&mut self, spans: u64) {
-        self.exporter.current = Some(Export {
-            spans,
-            started: self.now,
-            retry_num: 0,
-            connection_retried: false,
-            rust: RustRetry::default(),
-            pending: Pending::Backoff,
-        });
-        self.attempt();
+    /// Sends a batch; returns its export's id, which `export_done` is called with.
+    pub(super) fn export_start(&mut self, spans: u64) -> u64 {
+        let id = self.exporter.next_id;
+        self.exporter.next_id += 1;
+        let over_limit =
+            self.processor.profile() == Profile::Js && refuses_export(self.exporter.in_flight());
+        self.exporter.exports.insert(
+            id,
+            Export {
+                spans,
+                started: self.now,
+                retry_num: 0,
+                connection_retried: false,
+                rust: RustRetry::default(),
+                js: JsRetry::default(),
+                attempt_timeout: self.timeout(),
+                pending: Pending::Backoff,
+                epoch: 0,
+            },
+        );
+        if over_limit {
+            // Answered after the caller has booked the export, as the callback upstream.
+            self.schedule(id, Pending::OverLimit, Duration::ZERO);
+        } else {
+            self.attempt(id);
+        }
+        id
+    }
+
+    /// The export's next event, `takes` from now; earlier ones for it go stale.
+    fn schedule(&mut self, id: u64, pending: Pending, takes: Duration) {
+        self.exporter.epoch += 1;
+        let epoch = self.exporter.epoch;
+        if let Some(export) = self.exporter.exports.get_mut(&id) {
+            export.pending = pending;
+            export.epoch = epoch;
+        }
+        self.at(self.now + takes, Event::Exporter { export: id, epoch });
     }
 
     fn timeout(&self) -> Duration {
         Duration::from_millis(self.settings.exporter.timeout_ms)
     }
 
-    /// One HTTP attempt: python's timeout is what is left of its deadline, rust's the
-    /// exporter timeout per attempt (`telemetry/wire.rs`).
-    fn attempt(&mut self) {
-        let Some(mut export) = self.exporter.current else {
+    /// One HTTP attempt: python's timeout is what is left of its deadline, js's what was
+    /// left before its wait, rust's the exporter timeout per attempt (`telemetry/wire.rs`).
+    fn attempt(&mut self, id: u64) {
+        let Some(&export) = self.exporter.exports.get(&id) else {
             return;
         };
         self.out.http_attempts += 1;
         self.out.http_bytes += (export.spans as f64 * self.costs.bytes_per_span) as u64;
-        let timeout = if self.processor.is_python() {
-            let deadline = export.started + self.timeout();
-            deadline
-                .saturating_sub(self.now)
-                .max(Duration::from_millis(1))
-        } else {
-            self.timeout()
+        let timeout = match self.processor.profile() {
+            Profile::Python => {
+                let deadline = export.started + self.timeout();
+                deadline
+                    .saturating_sub(self.now)
+                    .max(Duration::from_millis(1))
+            }
+            Profile::Js => export.attempt_timeout,
+            Profile::Rust => self.timeout(),
         };
         let faults = &self.settings.collector;
         let (pending, takes) = if faults.outage {
@@ -116,11 +168,7 @@ impl Sim<'_> {
                 false => (Pending::Served, takes),
             }
         };
-        export.pending = pending;
-        self.exporter.current = Some(export);
-        self.exporter.epoch += 1;
-        let epoch = self.exporter.epoch;
-        self.at(self.now + takes, Event::Exporter { epoch });
+        self.schedule(id, pending, takes);
     }
 
     /// `Store::decide`: an injected error, else the ingestion limit, else accepted; the
@@ -142,64 +190,83 @@ impl Sim<'_> {
         Answer::Accepted
     }
 
-    pub(super) fn exporter_event(&mut self, epoch: u64) {
-        let Some(mut export) = self.exporter.current else {
+    pub(super) fn exporter_event(&mut self, id: u64, epoch: u64) {
+        let Some(&export) = self.exporter.exports.get(&id) else {
             return;
         };
-        if epoch != self.exporter.epoch || self.life.killed {
+        if epoch != export.epoch || self.life.killed {
             return;
         }
         let answer = match export.pending {
-            Pending::Backoff => return self.attempt(),
+            Pending::Backoff => return self.attempt(id),
+            Pending::OverLimit => return self.export_finished(id, false),
             Pending::Refused => Answer::Connection,
             Pending::TimedOut => Answer::Timeout,
             Pending::Served => self.decide(export.spans),
         };
         if answer == Answer::Accepted {
             self.spans.received += export.spans;
-            return self.export_finished(true);
+            return self.export_finished(id, true);
         }
-        let next = if self.processor.is_python() {
-            if answer == Answer::Connection && !export.connection_retried {
-                // l. 156-172: a ConnectionError is retried once at once.
+        let python = self.processor.profile() == Profile::Python;
+        if python && answer == Answer::Connection && !export.connection_retried {
+            // l. 156-172: a ConnectionError is retried once at once.
+            if let Some(export) = self.exporter.exports.get_mut(&id) {
                 export.connection_retried = true;
-                self.exporter.current = Some(export);
-                return self.attempt();
             }
-            // The n-th failed try's draw, as the threaded exporter's (`telemetry/wire.rs`).
-            let u = self.exporter.backoff.next();
-            let backoff = python_backoff(export.retry_num, python_backoff_factor(u));
-            let left = (export.started + self.timeout()).saturating_sub(self.now);
-            python_next(
-                export.retry_num,
-                answer,
-                backoff,
-                left,
-                self.exporter.shutting_down,
-            )
-        } else {
-            let jitter = Duration::from_millis(self.rng.random_range(0..=RUST_MAX_JITTER_MS));
-            let elapsed = self.now - export.started;
-            export
-                .rust
-                .after_failure(answer, elapsed, self.timeout(), jitter)
-        };
+            return self.attempt(id);
+        }
+        let next = self.retry_decision(id, answer);
         match next {
-            Next::GiveUp => self.export_finished(false),
+            Next::GiveUp => self.export_finished(id, false),
             Next::RetryAfter(wait) => {
-                export.retry_num += 1;
-                export.connection_retried = false;
-                export.pending = Pending::Backoff;
-                self.exporter.current = Some(export);
-                self.exporter.epoch += 1;
-                let epoch = self.exporter.epoch;
-                self.at(self.now + wait, Event::Exporter { epoch });
+                if let Some(export) = self.exporter.exports.get_mut(&id) {
+                    export.retry_num += 1;
+                    export.connection_retried = false;
+                }
+                self.schedule(id, Pending::Backoff, wait);
             }
         }
     }
 
-    fn export_finished(&mut self, ok: bool) {
-        let Some(export) = self.exporter.current.take() else {
+    /// What the profile's exporter does after a failed attempt of export `id`.
+    fn retry_decision(&mut self, id: u64, answer: Answer) -> Next {
+        let timeout = self.timeout();
+        let now = self.now;
+        let Some(export) = self.exporter.exports.get_mut(&id) else {
+            return Next::GiveUp;
+        };
+        match self.processor.profile() {
+            Profile::Python => {
+                // The n-th failed try's draw, as the threaded exporter's (`telemetry/wire.rs`).
+                let u = self.exporter.backoff.next();
+                let backoff = python_backoff(export.retry_num, python_backoff_factor(u));
+                let left = (export.started + timeout).saturating_sub(now);
+                python_next(
+                    export.retry_num,
+                    answer,
+                    backoff,
+                    left,
+                    self.exporter.shutting_down,
+                )
+            }
+            Profile::Js => {
+                // One draw per failed attempt, as the threaded exporter's.
+                let u = self.exporter.backoff.next();
+                let left = (export.started + timeout).saturating_sub(now);
+                export.attempt_timeout = left.max(Duration::from_millis(1));
+                export.js.after_failure(answer, left, u)
+            }
+            Profile::Rust => {
+                let jitter = Duration::from_millis(self.rng.random_range(0..=RUST_MAX_JITTER_MS));
+                let elapsed = now - export.started;
+                export.rust.after_failure(answer, elapsed, timeout, jitter)
+            }
+        }
+    }
+
+    fn export_finished(&mut self, id: u64, ok: bool) {
+        let Some(export) = self.exporter.exports.remove(&id) else {
             return;
         };
         if ok {
@@ -207,12 +274,12 @@ impl Sim<'_> {
         } else {
             self.spans.export_failed += export.spans;
         }
-        self.export_done(export.spans);
+        self.export_done(id, export.spans, ok);
     }
 
-    /// SIGKILL: the export in flight never finishes.
+    /// SIGKILL: the exports in flight never finish.
     pub(super) fn export_cut_off(&mut self) {
-        self.exporter.current = None;
+        self.exporter.exports.clear();
         self.exporter.epoch += 1;
     }
 }

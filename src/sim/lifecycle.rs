@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::{Event, Sim};
 use crate::config::{HandleExit, Waiting};
 use crate::record::{KillLosses, ShutdownReport};
-use crate::telemetry::rules::FlushWait;
-use crate::telemetry::rules::rust::FORCE_FLUSH_WAIT;
+use crate::telemetry::rules::js::flush_gives_up_after;
+use crate::telemetry::rules::{FlushWait, Profile};
 
 /// Why the simulated `force_flush` did not succeed, worded as the report's
 /// `flush_result` has it.
@@ -21,9 +21,13 @@ pub(super) enum FlushError {
     /// rust: the worker's control channel took no `ForceFlush` message.
     #[error("control channel is full or closed")]
     ChannelClosed,
-    /// rust: the worker did not answer within `force_flush`'s fixed wait.
+    /// rust: the worker did not answer within `force_flush`'s fixed wait; js: the
+    /// provider stopped waiting.
     #[error("timed out after {0:?}")]
     TimedOut(Duration),
+    /// js: one of the batches failed (`Promise.all` rejects with the first).
+    #[error("an export failed")]
+    ExportFailed,
 }
 
 /// Where the runner's main thread is.
@@ -43,6 +47,8 @@ pub(super) struct Life {
     pub(super) killed: bool,
     /// Invalidates a scheduled timeout of a wait that has already ended.
     epoch: u64,
+    /// How long the flush waits at most (rust, js).
+    flush_wait: Duration,
     report: Option<ShutdownReport>,
 }
 
@@ -107,6 +113,11 @@ impl Sim<'_> {
                 self.life.epoch += 1;
                 let timeout = Duration::from_millis(self.settings.shutdown.flush_timeout_ms);
                 if let FlushWait::AtMost(wait) = self.processor.rules().flush_wait(timeout) {
+                    let wait = match self.processor.profile() {
+                        Profile::Js => flush_gives_up_after(wait, self.processor.export_timeout),
+                        _ => wait,
+                    };
+                    self.life.flush_wait = wait;
                     let epoch = self.life.epoch;
                     self.at(self.now + wait, Event::MainTimeout { epoch });
                 }
@@ -149,8 +160,8 @@ impl Sim<'_> {
             return;
         }
         match self.life.main {
-            // Only the rust rules bound the wait (`FlushWait::AtMost`), by this constant.
-            Main::Flushing => self.flush_done(Err(FlushError::TimedOut(FORCE_FLUSH_WAIT))),
+            // Only the rust and js rules bound the wait (`FlushWait::AtMost`).
+            Main::Flushing => self.flush_done(Err(FlushError::TimedOut(self.life.flush_wait))),
             Main::ShuttingDown => {
                 self.processor_give_up();
                 self.exit();

@@ -8,6 +8,7 @@
 //! [`Calibration`], measured from a real run.
 
 mod exporter;
+mod js;
 mod lifecycle;
 mod processor;
 mod traffic;
@@ -106,7 +107,7 @@ pub fn check(settings: &Settings) -> Result<(), SimError> {
         return unsupported(
             "tracing.semantics",
             "sdk",
-            "the stock processor's internals cannot be followed; use python or rust",
+            "the stock processor's internals cannot be followed; use python, rust or js",
         );
     }
     if settings.workload.kind == WorkloadKind::Model {
@@ -145,9 +146,15 @@ enum Event {
     WorkerWake {
         epoch: u64,
     },
-    /// The export in flight gets an answer or ends its retry wait.
+    /// An export in flight gets an answer or ends its retry wait (valid if `epoch` is
+    /// still that export's).
     Exporter {
+        export: u64,
         epoch: u64,
+    },
+    /// Js: the processor's export timeout for this export runs out.
+    ExportWait {
+        export: u64,
     },
     Sigterm,
     RoutingEnd,
@@ -250,7 +257,8 @@ impl<'a> Sim<'a> {
             Event::Arrivals => self.arrivals(),
             Event::SlotStep { slot } => self.slot_step(slot),
             Event::WorkerWake { epoch } => self.worker_wake(epoch),
-            Event::Exporter { epoch } => self.exporter_event(epoch),
+            Event::Exporter { export, epoch } => self.exporter_event(export, epoch),
+            Event::ExportWait { export } => self.js_export_wait_over(export),
             Event::Sigterm => self.sigterm(),
             Event::RoutingEnd => self.routing_end(),
             Event::Sigkill => self.sigkill(),

@@ -1,13 +1,14 @@
 //! The batch processor in virtual time: the queue as a count, the python worker and its
-//! export lock, the rust worker and its control messages, every decision taken from
-//! `telemetry::rules` (the same functions the threaded processor calls).
+//! export lock, the rust worker and its control messages (the js timer and its parallel
+//! flushes are in `js.rs`), every decision taken from `telemetry::rules` (the same
+//! functions the threaded processor calls).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use super::lifecycle::FlushError;
 use super::{Event, Sim};
-use crate::config::{Semantics, Settings};
+use crate::config::Settings;
 use crate::telemetry::rules::python::{Strategy, should_export_batch, strategy_after_wait};
 use crate::telemetry::rules::rust::{MESSAGE_CAPACITY, next_chunk, next_wait};
 use crate::telemetry::rules::{self, BatchRules, FullQueue, Profile};
@@ -72,14 +73,24 @@ pub(super) struct Processor {
     target: u64,
     total: u64,
     current: Option<Message>,
+    // Js
+    /// `_isExporting`: the timer's export is in flight and still waited for.
+    pub(super) exporting: bool,
+    /// `_timer` is set (its `WorkerWake` carries `epoch`).
+    pub(super) timer_runs: bool,
+    /// The id of the timer's export, while it is waited for.
+    pub(super) timer_export: Option<u64>,
+    /// `forceFlush`'s batches not yet answered, while it waits.
+    pub(super) flush: Option<BTreeSet<u64>>,
+    /// Shutdown: waiting for every export in flight (the exporter's shutdown).
+    pub(super) draining: bool,
+    pub(super) export_timeout: Duration,
 }
 
 impl Processor {
     pub(super) fn new(settings: &Settings) -> Processor {
-        let profile = match settings.tracing.semantics {
-            Semantics::Rust | Semantics::Sdk => Profile::Rust,
-            Semantics::Python => Profile::Python,
-        };
+        // `sim::check` refuses the stock processor (`sdk`) before a run.
+        let profile = Profile::of(settings.tracing.semantics).unwrap_or(Profile::Rust);
         Processor {
             profile,
             rules: rules::rules(profile),
@@ -103,11 +114,51 @@ impl Processor {
             target: 0,
             total: 0,
             current: None,
+            exporting: false,
+            timer_runs: false,
+            timer_export: None,
+            flush: None,
+            draining: false,
+            export_timeout: Duration::from_millis(settings.batch.export_timeout_ms),
         }
     }
 
     pub(super) fn is_python(&self) -> bool {
         self.profile == Profile::Python
+    }
+
+    pub(super) fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    pub(super) fn batch(&self) -> usize {
+        self.batch
+    }
+
+    pub(super) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    pub(super) fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    pub(super) fn is_shut_down(&self) -> bool {
+        self.shutdown
+    }
+
+    pub(super) fn shut_down(&mut self) {
+        self.shutdown = true;
+    }
+
+    /// A new timer: the one scheduled before goes stale. Returns its epoch.
+    pub(super) fn next_epoch(&mut self) -> u64 {
+        self.epoch += 1;
+        self.epoch
+    }
+
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     pub(super) fn rules(&self) -> &'static dyn BatchRules {
@@ -117,11 +168,17 @@ impl Processor {
 
 impl Sim<'_> {
     pub(super) fn processor_start(&mut self) {
-        self.worker_wait();
+        // The js timer starts with the first span (`rules::js::maybe_start_timer`).
+        if self.processor.profile != Profile::Js {
+            self.worker_wait();
+        }
     }
 
-    /// `emit` (python) / `on_end` (rust) for one sampled span.
+    /// `emit` (python) / `on_end` (rust, js) for one sampled span.
     pub(super) fn processor_on_end(&mut self) {
+        if self.processor.profile == Profile::Js {
+            return self.js_on_end();
+        }
         let p = &mut self.processor;
         if p.shutdown {
             self.spans.dropped_after_shutdown += 1;
@@ -219,6 +276,9 @@ impl Sim<'_> {
     }
 
     pub(super) fn worker_wake(&mut self, epoch: u64) {
+        if self.processor.profile == Profile::Js {
+            return self.js_timer_fires(epoch);
+        }
         let p = &mut self.processor;
         if epoch != p.epoch || p.worker != Worker::Waiting || self.life.killed {
             return;
@@ -279,7 +339,7 @@ impl Sim<'_> {
             let n = p.queue.min(p.batch as u64);
             p.queue -= n;
             p.in_export += n;
-            self.export_start(n);
+            let _ = self.export_start(n);
             return;
         }
         p.active = None;
@@ -316,7 +376,7 @@ impl Sim<'_> {
             p.last_export = self.now;
             p.queue -= n;
             p.in_export += n;
-            self.export_start(n);
+            let _ = self.export_start(n);
             return;
         }
         match p.current.take() {
@@ -336,11 +396,13 @@ impl Sim<'_> {
         self.worker_wait();
     }
 
-    /// The export in flight is over (its spans already booked).
-    pub(super) fn export_done(&mut self, spans: u64) {
+    /// Export `id` is over (its spans already booked as exported or failed, `ok`).
+    pub(super) fn export_done(&mut self, id: u64, spans: u64, ok: bool) {
         let p = &mut self.processor;
         p.in_export -= spans;
-        if p.is_python() {
+        if p.profile == Profile::Js {
+            self.js_export_done(id, ok);
+        } else if p.is_python() {
             self.python_next_batch();
         } else {
             p.pending -= spans;
@@ -350,6 +412,9 @@ impl Sim<'_> {
 
     /// teardown()'s force_flush on the runner's main thread.
     pub(super) fn processor_flush(&mut self) {
+        if self.processor.profile == Profile::Js {
+            return self.js_flush();
+        }
         if self.processor.is_python() {
             if self.processor.shutdown {
                 return self.flush_done(Err(FlushError::AlreadyShutDown));
@@ -369,6 +434,9 @@ impl Sim<'_> {
     /// The provider's shutdown: python stops accepting and wakes the worker for its last
     /// `ExportAll`; rust sends `Shutdown`.
     pub(super) fn processor_shutdown(&mut self) {
+        if self.processor.profile == Profile::Js {
+            return self.js_shutdown();
+        }
         if self.processor.is_python() {
             self.processor.shutdown = true;
             self.processor.awaken = true;

@@ -33,8 +33,8 @@ fn a_healthy_run_exports_every_span_and_the_same_seed_gives_the_same_run() {
 }
 
 #[test]
-fn a_full_queue_drops_in_both_rule_books() {
-    for semantics in ["python", "rust"] {
+fn a_full_queue_drops_in_every_rule_book() {
+    for semantics in ["python", "rust", "js"] {
         let s = settings(&[
             ("tracing.semantics", semantics),
             ("batch.max_queue_size", "64"),
@@ -96,6 +96,35 @@ fn long_requests_are_killed_unless_handle_exit_cancels_them() {
     assert!(!saved.killed, "{:?}", saved.shutdown);
     assert_eq!(saved.spans.lost_at_kill, 0);
     assert!(saved.requests.cancelled > 0);
+}
+
+/// Four batches queued at SIGTERM and a backend slower than the grace allows for one at a
+/// time: js sends them at once and exits; python sends them one after another and is
+/// killed before the last.
+#[test]
+fn js_flushes_four_batches_in_parallel_where_python_is_killed() {
+    let run_with = |semantics| {
+        let mut s = settings(&[
+            ("tracing.semantics", semantics),
+            ("collector.latency_ms", "1500"),
+            ("workload.rate_per_s", "300"),
+            ("workload.duration_s", "12"),
+            ("workload.inference_ms", "1"),
+            ("workload.upload_ms", "1"),
+            ("shutdown.grace_ms", "5000"),
+        ]);
+        s.shutdown.at_s = Some(5.0);
+        let o = run(&s, COSTS).unwrap();
+        assert_identity(&o);
+        o
+    };
+    let js = run_with("js");
+    assert!(!js.killed, "{:?}", js.shutdown);
+    assert_eq!(js.spans.lost_at_kill, 0);
+    assert!(js.spans.dropped_newest > 0, "{:?}", js.spans);
+    let python = run_with("python");
+    assert!(python.killed, "{:?}", python.shutdown);
+    assert!(python.spans.lost_at_kill > 0, "{:?}", python.spans);
 }
 
 #[test]

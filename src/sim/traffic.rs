@@ -6,10 +6,10 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::{Event, Sim};
-use crate::config::{Semantics, Settings};
+use crate::config::Settings;
 use crate::record::report::RequestReport;
 use crate::record::{LatencyHistogram, ServiceTimes};
-use crate::telemetry::sampler::{python_decision, rust_decision};
+use crate::telemetry::sampler::RatioFormula;
 use crate::workload::arrival::{self, Schedule};
 
 /// Where a request being served is.
@@ -168,10 +168,7 @@ impl Sim<'_> {
     fn decide_sampled(&self, index: u64) -> bool {
         let trace_id = arrival::trace_id(self.settings.workload.seed, index);
         let rate = self.settings.tracing.sample_rate;
-        match self.settings.tracing.semantics {
-            Semantics::Python => python_decision(rate, trace_id),
-            Semantics::Rust | Semantics::Sdk => rust_decision(rate, trace_id),
-        }
+        RatioFormula::of(self.settings.tracing.semantics).decide(rate, trace_id)
     }
 
     pub(super) fn slot_step(&mut self, slot: usize) {

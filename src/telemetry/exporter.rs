@@ -7,16 +7,18 @@
 //! batch processor and the real exporter. It moves the batch's spans from `queued` to
 //! "in export" when the batch leaves, and to `exported` or `export_failed` when the
 //! exporter answers. It forwards `set_resource`, without which the OTLP exporter would
-//! send every span without `service.name`.
+//! send every span without `service.name`. For the js profile it also refuses an export
+//! while 30 are in flight, as the JavaScript OTLP exporter does (`rules::js`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::time::Duration;
 
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
+use super::rules::js::refuses_export;
 use super::wire::{ExportProbe, RunnerLife};
 use crate::record::Record;
 
@@ -30,6 +32,10 @@ pub struct InstrumentedExporter<E> {
     /// Spans handed to this exporter so far (the stock processor's drops are what it
     /// accepted minus this, once it has shut down).
     handed: Arc<AtomicU64>,
+    /// Exports in flight now.
+    in_flight: AtomicUsize,
+    /// The js exporter's concurrency limit applies.
+    limits_concurrency: bool,
 }
 
 impl<E> InstrumentedExporter<E> {
@@ -47,7 +53,16 @@ impl<E> InstrumentedExporter<E> {
             probe,
             life,
             handed: Arc::new(AtomicU64::new(0)),
+            in_flight: AtomicUsize::new(0),
+            limits_concurrency: false,
         }
+    }
+
+    /// Refuses an export while 30 are in flight, as `@opentelemetry/otlp-exporter-base`
+    /// does (`rules::js::refuses_export`).
+    pub fn limiting_concurrency(mut self) -> Self {
+        self.limits_concurrency = true;
+        self
     }
 
     pub fn handed(&self) -> Arc<AtomicU64> {
@@ -67,8 +82,17 @@ impl<E: SpanExporter> SpanExporter for InstrumentedExporter<E> {
             // this batch as lost with the spans still in the runner's memory.
             return Err(OTelSdkError::InternalFailure("runner was killed".into()));
         };
-        self.probe.current_export.store(id, Relaxed);
-        let result = self.inner.export(batch).await;
+        let in_flight = self.in_flight.fetch_add(1, SeqCst);
+        let result = if self.limits_concurrency && refuses_export(in_flight) {
+            drop(batch);
+            Err(OTelSdkError::InternalFailure(
+                "Concurrent export limit reached".into(),
+            ))
+        } else {
+            super::wire::set_current_export(id);
+            self.inner.export(batch).await
+        };
+        self.in_flight.fetch_sub(1, SeqCst);
         // After a kill the export belongs to the kill (lost, or delivered if the backend
         // had accepted it), whatever this thread saw of the cut-off connection.
         self.life.while_alive(|| {

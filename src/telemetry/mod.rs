@@ -47,8 +47,6 @@ use wire::{ExportProbe, RetryRules, RunnerLife, WireClient};
 /// The exporter every generation uses: the real OTLP/HTTP exporter, instrumented.
 pub type Exporter = InstrumentedExporter<opentelemetry_otlp::SpanExporter>;
 
-use rules::BatchRules;
-
 /// How long the exporter keeps an idle connection: shorter than the embedded collector's
 /// default header read timeout (30 s), which also closes idle connections, so that the
 /// exporter lets a connection go before the collector does instead of sending a request
@@ -59,13 +57,10 @@ const POOL_IDLE: Duration = Duration::from_secs(15);
 /// `BatchProcessor.shutdown(timeout_millis=30000)` (opentelemetry-sdk 1.41.0
 /// `opentelemetry/sdk/_shared_internal/__init__.py` l. 224-232), rust's `shutdown_with_timeout(
 /// Duration::from_secs(5))` behind `SdkTracerProvider::shutdown` (opentelemetry_sdk 0.33.1
-/// `src/trace/provider.rs` l. 273-274).
-/// The rule books hold the values.
+/// `src/trace/provider.rs` l. 273-274); js's provider has none (see `rules::js`).
+/// The rule books hold the values; the stock processor is the Rust SDK's.
 pub fn shutdown_timeout(semantics: Semantics) -> Duration {
-    match semantics {
-        Semantics::Python => rules::python::Python.shutdown_wait(),
-        Semantics::Rust | Semantics::Sdk => rules::rust::Rust.shutdown_wait(),
-    }
+    rules::rules(Profile::of(semantics).unwrap_or(Profile::Rust)).shutdown_wait()
 }
 
 enum ProcessorHandle {
@@ -100,7 +95,8 @@ impl Generation {
     }
 
     /// teardown()'s `force_flush`, as each SDK does it: python exports everything on
-    /// this thread whatever the timeout; rust and the stock processor wait at most 5 s.
+    /// this thread whatever the timeout; js sends every batch at once and waits at most
+    /// the timeout; rust and the stock processor wait at most 5 s.
     pub fn force_flush(&self, timeout: Duration) -> Result<(), FlushError> {
         match &self.processor {
             ProcessorHandle::Own(p) if self.semantics == Semantics::Python => {
@@ -109,6 +105,9 @@ impl Generation {
                 } else {
                     Err(FlushError::AlreadyShutDown)
                 }
+            }
+            ProcessorHandle::Own(p) if self.semantics == Semantics::Js => {
+                Ok(p.force_flush_js(timeout)?)
             }
             _ => Ok(self.provider.force_flush()?),
         }
@@ -378,7 +377,8 @@ impl Pipeline {
     }
 
     /// The real OTLP/HTTP exporter over our instrumented HTTP client, with each profile's
-    /// retry rules: python's loop in the client, rust's `RetryPolicy` in the exporter.
+    /// retry rules: python's and js's loops in the client, rust's `RetryPolicy` in the
+    /// exporter.
     fn build_exporter(
         &self,
         generation: u64,
@@ -390,6 +390,7 @@ impl Pipeline {
         let probe = Arc::new(ExportProbe::default());
         let (rules, retry_policy) = match semantics {
             Semantics::Python => (RetryRules::Python, RetryPolicy::disabled()),
+            Semantics::Js => (RetryRules::Js, RetryPolicy::disabled()),
             Semantics::Rust | Semantics::Sdk => (RetryRules::Single, RetryPolicy::recommended()),
         };
         let wire = WireClient {
@@ -415,16 +416,20 @@ impl Pipeline {
                 endpoint: self.endpoint.clone(),
                 source,
             })?;
-        Ok(InstrumentedExporter::new(
+        let exporter = InstrumentedExporter::new(
             otlp,
             self.record.clone(),
             generation,
             probe,
             self.life.clone(),
-        ))
+        );
+        Ok(match semantics {
+            Semantics::Js => exporter.limiting_concurrency(),
+            _ => exporter,
+        })
     }
 
-    /// The batch processor the semantics ask for (ours with the python or rust rules, or
+    /// The batch processor the semantics ask for (ours with the python, rust or js rules, or
     /// the stock one, counted from outside), installed in the provider.
     fn build_processor(
         &self,
@@ -434,17 +439,13 @@ impl Pipeline {
         exporter: Exporter,
     ) -> (SdkTracerProvider, ProcessorHandle) {
         let schedule_delay = Duration::from_millis(batch.schedule_delay_ms);
-        match semantics {
-            Semantics::Python | Semantics::Rust => {
-                let profile = if semantics == Semantics::Python {
-                    Profile::Python
-                } else {
-                    Profile::Rust
-                };
+        match Profile::of(semantics) {
+            Some(profile) => {
                 let config = BatchConfig {
                     max_queue_size: batch.max_queue_size,
                     max_export_batch_size: batch.max_export_batch_size,
                     schedule_delay,
+                    export_timeout: Duration::from_millis(batch.export_timeout_ms),
                 };
                 let own = GraceBatchProcessor::new(
                     profile,
@@ -456,7 +457,7 @@ impl Pipeline {
                 let provider = builder.with_span_processor(own.clone()).build();
                 (provider, ProcessorHandle::Own(own))
             }
-            Semantics::Sdk => {
+            None => {
                 let handed = exporter.handed();
                 let stock = BatchSpanProcessor::builder(exporter)
                     .with_batch_config(

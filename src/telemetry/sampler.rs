@@ -24,6 +24,9 @@ pub enum RatioFormula {
     /// rate >= 1 samples all; else `bound = (max(rate, 0) * 2^63) as u64` (truncating);
     /// sampled iff `(low 64 bits, big-endian) >> 1 < bound`.
     Rust,
+    /// @opentelemetry/sdk-trace 2.12, `TraceIdRatioBasedSampler`: the four 32-bit words of
+    /// the id XORed together, sampled iff below `floor(rate * 0xffffffff)` (2^32 at 1).
+    Js,
 }
 
 impl RatioFormula {
@@ -32,6 +35,7 @@ impl RatioFormula {
     pub fn of(semantics: crate::config::Semantics) -> RatioFormula {
         match semantics {
             crate::config::Semantics::Python => RatioFormula::Python,
+            crate::config::Semantics::Js => RatioFormula::Js,
             crate::config::Semantics::Rust | crate::config::Semantics::Sdk => RatioFormula::Rust,
         }
     }
@@ -41,6 +45,7 @@ impl RatioFormula {
         match self {
             RatioFormula::Python => python_decision(rate, trace_id),
             RatioFormula::Rust => rust_decision(rate, trace_id),
+            RatioFormula::Js => js_decision(rate, trace_id),
         }
     }
 }
@@ -63,6 +68,27 @@ pub fn rust_decision(rate: f64, trace_id: u128) -> bool {
     let bound = (rate.max(0.0) * (1u64 << 63) as f64) as u64;
     let low = trace_id as u64; // bytes 8..16 of the big-endian id are the low 64 bits
     (low >> 1) < bound
+}
+
+/// The JavaScript SDK's decision: `TraceIdRatioBasedSampler` (opentelemetry-js v2.10.0
+/// `packages/sdk-trace/src/sampler/TraceIdRatioBasedSampler.ts` l. 15-52, unchanged in
+/// 2.12.1): `_upperBound` is 2^32 at rate 1, else `floor(rate * 0xffffffff)`;
+/// `_accumulate` XORs the id's four 32-bit words (its hex, 8 digits at a time).
+pub fn js_decision(rate: f64, trace_id: u128) -> bool {
+    let rate = if rate.is_nan() {
+        0.0
+    } else {
+        rate.clamp(0.0, 1.0)
+    };
+    let bound = if rate >= 1.0 {
+        1u64 << 32
+    } else {
+        (rate * f64::from(u32::MAX)).floor() as u64
+    };
+    let accumulation = (0..4).fold(0u32, |acc, word| {
+        acc ^ (trace_id >> (96 - 32 * word)) as u32
+    });
+    u64::from(accumulation) < bound
 }
 
 /// A `TraceIdRatioBased` sampler whose rate is read from an atomic on every decision.

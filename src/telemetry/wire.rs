@@ -10,7 +10,12 @@
 //! loop is what keeps one batch busy for ~7 s against a failing backend: tries at about 0,
 //! 1, 3 and 7 s (backoff `2**retry_num * random.uniform(0.8, 1.2)`), then it gives up
 //! because the next 8 s wait would pass the 10 s `deadline_sec` (`OTLPSpanExporter.export`).
+//! For the js profile it runs the retrying transport of `@opentelemetry/otlp-exporter-base`
+//! 0.223.1 (`rules::js::JsRetry`): 429/502/503/504, timeouts and refused connections,
+//! five retries at most, 1 s x 1.5 capped at 5 s with a 20% jitter, `Retry-After`
+//! honoured, all within one deadline.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::time::{Duration, Instant};
@@ -23,11 +28,23 @@ use opentelemetry_http::{HttpClient, HttpError};
 use crate::record::Record;
 use crate::record::wire::{REQUEST_ID_HEADER, RUNNER_HEADER};
 
-/// State shared by one exporter and its client: which export is in flight (so attempts
-/// are attributed to it) and whether the exporter is shutting down.
+thread_local! {
+    /// The export this thread is sending: the batch processors call `export` and block
+    /// on it on one thread (`futures_executor::block_on`), and the client is called on
+    /// that same thread, so each attempt is attributed to its own export even when the js
+    /// rules send several batches at once, each from a thread of its own.
+    static CURRENT_EXPORT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Marks the export this thread sends from now on (see `CURRENT_EXPORT`).
+pub fn set_current_export(id: u64) {
+    CURRENT_EXPORT.with(|c| c.set(id));
+}
+
+/// State shared by one exporter and its client: how many attempts were made and whether
+/// the exporter is shutting down.
 #[derive(Debug, Default)]
 pub struct ExportProbe {
-    pub current_export: AtomicU64,
     /// Numbers every HTTP attempt, so each request id is unique.
     pub attempts: AtomicU64,
     /// Python's `_shutdown_in_progress`: aborts a retry wait.
@@ -127,8 +144,11 @@ pub enum RetryRules {
     Single,
     /// `OTLPSpanExporter.export` of opentelemetry-exporter-otlp-proto-http 1.41.
     Python,
+    /// `RetryingTransport.send` of @opentelemetry/otlp-exporter-base 0.223.1.
+    Js,
 }
 
+use super::rules::js::JsRetry;
 use super::rules::retry::{
     Answer, Next, PYTHON_MAX_TRIES, python_backoff, python_backoff_factor, python_next,
 };
@@ -142,7 +162,7 @@ pub struct WireClient {
     pub headers: http::HeaderMap,
     pub runtime: tokio::runtime::Handle,
     pub rules: RetryRules,
-    /// Python: the deadline of one `export()` across all tries; single: per attempt.
+    /// Python and js: the deadline of one `export()` across all tries; single: per attempt.
     pub timeout: Duration,
     pub record: Arc<Record>,
     pub probe: Arc<ExportProbe>,
@@ -167,6 +187,7 @@ impl WireClient {
     /// One HTTP request, recorded, abandoned at once if the runner is killed.
     async fn attempt(
         &self,
+        export_id: u64,
         request: &Request<Bytes>,
         timeout: Duration,
     ) -> Result<Response<Bytes>, AttemptError> {
@@ -174,7 +195,6 @@ impl WireClient {
         if *killed.borrow_and_update() {
             return Err(AttemptError::Killed);
         }
-        let export_id = self.probe.current_export.load(Relaxed);
         let attempt = self.probe.attempts.fetch_add(1, Relaxed);
         let request_id = format!("{}-{export_id}-{attempt}", self.life.id);
         self.record.attempt_started(export_id, &request_id);
@@ -224,16 +244,20 @@ impl WireClient {
     }
 
     /// `OTLPSpanExporter.export` (l. 174-224) with `_export` (l. 137-172).
-    async fn send_python(&self, request: &Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+    async fn send_python(
+        &self,
+        export_id: u64,
+        request: &Request<Bytes>,
+    ) -> Result<Response<Bytes>, HttpError> {
         let deadline = Instant::now() + self.timeout;
         for retry_num in 0..PYTHON_MAX_TRIES {
             let remaining = deadline
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1));
-            let mut result = self.attempt(request, remaining).await;
+            let mut result = self.attempt(export_id, request, remaining).await;
             if matches!(result, Err(AttemptError::Connection(_))) {
                 // l. 156-172: a ConnectionError is retried once at once, same timeout.
-                result = self.attempt(request, remaining).await;
+                result = self.attempt(export_id, request, remaining).await;
             }
             let answer = match &result {
                 Ok(response) if response.status().is_success() => return ok(result),
@@ -254,7 +278,7 @@ impl WireClient {
             };
             // l. 220: self._shutdown_in_progress.wait(backoff_seconds)
             self.record.retry_waits(Some(wait));
-            let stopped = self.wait_unless_shutdown(wait).await;
+            let stopped = self.wait_unless_stopped(wait, true).await;
             self.record.retry_waits(None);
             if stopped {
                 return ok(result);
@@ -263,11 +287,52 @@ impl WireClient {
         Err("export failed after all retries".into())
     }
 
-    /// Sleeps, but returns `true` early if the exporter shuts down or the runner dies.
-    async fn wait_unless_shutdown(&self, wait: Duration) -> bool {
+    /// `RetryingTransport.send` (`retrying-transport.ts` l. 42-73): the deadline is taken
+    /// at the first attempt; each retry's own timeout is what was left of it before its
+    /// wait (l. 61, l. 72). The exporter's shutdown does not cut a wait short: it awaits
+    /// every export in flight (`otlp-export-delegate.ts` `shutdown`).
+    async fn send_js(
+        &self,
+        export_id: u64,
+        request: &Request<Bytes>,
+    ) -> Result<Response<Bytes>, HttpError> {
+        let deadline = Instant::now() + self.timeout;
+        let mut retry = JsRetry::default();
+        let mut timeout = self.timeout;
+        loop {
+            let result = self.attempt(export_id, request, timeout).await;
+            let answer = match &result {
+                Ok(response) if response.status().is_success() => return ok(result),
+                Ok(response) => Answer::Status(
+                    response.status().as_u16(),
+                    retry_after_seconds(response.headers()),
+                ),
+                Err(AttemptError::Connection(_)) => Answer::Connection,
+                Err(AttemptError::Timeout(_)) => Answer::Timeout,
+                Err(AttemptError::Killed) => return ok(result),
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            // One draw per failed attempt, as the simulator draws (`sim/exporter.rs`).
+            let Next::RetryAfter(wait) = retry.after_failure(answer, left, self.backoff.next())
+            else {
+                return ok(result);
+            };
+            self.record.retry_waits(Some(wait));
+            let stopped = self.wait_unless_stopped(wait, false).await;
+            self.record.retry_waits(None);
+            if stopped {
+                return ok(result);
+            }
+            timeout = left.max(Duration::from_millis(1));
+        }
+    }
+
+    /// Sleeps, but returns `true` early if the runner dies, or, where `on_shutdown` says
+    /// so, the exporter shuts down (python's `_shutdown_in_progress`).
+    async fn wait_unless_stopped(&self, wait: Duration, on_shutdown: bool) -> bool {
         let until = Instant::now() + wait;
         loop {
-            if self.probe.shutdown.load(Relaxed) || self.life.is_killed() {
+            if (on_shutdown && self.probe.shutdown.load(Relaxed)) || self.life.is_killed() {
                 return true;
             }
             let left = until.saturating_duration_since(Instant::now());
@@ -277,6 +342,18 @@ impl WireClient {
             tokio::time::sleep(left.min(Duration::from_millis(10))).await;
         }
     }
+}
+
+/// `Retry-After` in whole seconds, as `parseRetryAfterToMills` reads it
+/// (`is-export-retryable.ts` l. 15-24); a date is left to the backoff.
+fn retry_after_seconds(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// A non-2xx response is still a response: the OTLP exporter turns it into an error.
@@ -290,10 +367,12 @@ impl HttpClient for WireClient {
         // The batch processors call `export` on plain threads through
         // `futures_executor::block_on`; reqwest needs a Tokio reactor, so the work is run
         // on this client's runtime and the calling thread blocks, as it does upstream.
+        let export_id = CURRENT_EXPORT.with(Cell::get);
         let work = async {
             match self.rules {
-                RetryRules::Single => ok(self.attempt(&request, self.timeout).await),
-                RetryRules::Python => self.send_python(&request).await,
+                RetryRules::Single => ok(self.attempt(export_id, &request, self.timeout).await),
+                RetryRules::Python => self.send_python(export_id, &request).await,
+                RetryRules::Js => self.send_js(export_id, &request).await,
             }
         };
         self.runtime.block_on(work)

@@ -1,5 +1,6 @@
 //! "Copy as code": the settings on screen as the seed's Python `setup_tracer()` with its
-//! `BatchSpanProcessor(...)`, or as environment variables (names from the knob table).
+//! `BatchSpanProcessor(...)`, as its Node.js twin (`NodeTracerProvider`), or as environment
+//! variables (names from the knob table).
 
 use std::fmt::Write as _;
 
@@ -10,6 +11,7 @@ use crate::config::{Settings, knobs};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CodeKind {
     Python,
+    Node,
     Env,
 }
 
@@ -75,6 +77,81 @@ def setup_tracer():
     )
 }
 
+/// The same tracer for Node.js (@opentelemetry/sdk-trace-node 2.12.1, the OTLP/HTTP
+/// protobuf exporter 0.223.1): a CommonJS module exporting `setupTracer()`, which runs as
+/// pasted once those packages are installed.
+pub fn node(settings: &Settings) -> String {
+    let b = &settings.batch;
+    let t = &settings.tracing;
+    let endpoint = settings
+        .exporter
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| "http://127.0.0.1:4318/v1/traces".into());
+    format!(
+        r#"// npm install @opentelemetry/api@1.9.1 @opentelemetry/sdk-trace-node@2.12.1 //   @opentelemetry/exporter-trace-otlp-proto@0.223.1 @opentelemetry/resources@2.12.1
+const {{
+  BatchSpanProcessor,
+  NodeTracerProvider,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+}} = require('@opentelemetry/sdk-trace-node');
+const {{ OTLPTraceExporter }} = require('@opentelemetry/exporter-trace-otlp-proto');
+const {{ defaultResource, resourceFromAttributes }} = require('@opentelemetry/resources');
+
+const ENABLE_TRACING = {enabled};
+const SAMPLE_RATE = {rate};
+
+function setupTracer() {{
+  if (!ENABLE_TRACING) {{
+    return null;
+  }}
+  const provider = new NodeTracerProvider({{
+    // defaultResource() names the SDK (telemetry.sdk.language = nodejs)
+    resource: defaultResource().merge(resourceFromAttributes({{ 'service.name': {service} }})),
+    sampler: new ParentBasedSampler({{ root: new TraceIdRatioBasedSampler(SAMPLE_RATE) }}),
+    spanProcessors: [
+      new BatchSpanProcessor(
+        new OTLPTraceExporter({{ url: {endpoint}, timeoutMillis: {timeout} }}),
+        {{
+          maxQueueSize: {queue},
+          maxExportBatchSize: {batch},
+          scheduledDelayMillis: {delay},
+          exportTimeoutMillis: {export_timeout}, // stops the waiting, not the export
+        }}
+      ),
+    ],
+  }});
+  provider.register();
+  return provider;
+}}
+
+// teardown(): forceFlush sends every queued batch at once and waits at most this long;
+// budget it inside the platform's {grace_s} s grace period, then shut the provider down.
+// await provider.forceFlush({{ timeoutMillis: {flush} }});
+// await provider.shutdown();
+
+module.exports = {{ setupTracer }};
+"#,
+        enabled = t.enabled,
+        rate = t.sample_rate,
+        service = js_string(&t.service_name),
+        endpoint = js_string(&endpoint),
+        timeout = settings.exporter.timeout_ms,
+        queue = b.max_queue_size,
+        batch = b.max_export_batch_size,
+        delay = b.schedule_delay_ms,
+        export_timeout = b.export_timeout_ms,
+        grace_s = settings.shutdown.grace_ms as f64 / 1000.0,
+        flush = settings.shutdown.flush_timeout_ms,
+    )
+}
+
+/// A JavaScript string literal (JSON's escaping is valid JavaScript).
+fn js_string(text: &str) -> String {
+    serde_json::Value::String(text.to_owned()).to_string()
+}
+
 /// Every knob that has an environment variable, as `NAME=value` lines.
 pub fn env_vars(settings: &Settings) -> String {
     let mut out = String::new();
@@ -92,12 +169,15 @@ pub fn env_vars(settings: &Settings) -> String {
 
 pub fn show(ui: &mut egui::Ui, settings: &Settings, kind: &mut CodeKind) {
     ui.label(RichText::new("Copy as code").strong().size(15.0));
-    ui.horizontal(|ui| {
+    // Wrapped: the choices must not widen the panel they sit in.
+    ui.horizontal_wrapped(|ui| {
         ui.selectable_value(kind, CodeKind::Python, "Python setup_tracer()");
+        ui.selectable_value(kind, CodeKind::Node, "Node.js setupTracer()");
         ui.selectable_value(kind, CodeKind::Env, "env vars");
     });
     let text = match kind {
         CodeKind::Python => python(settings),
+        CodeKind::Node => node(settings),
         CodeKind::Env => env_vars(settings),
     };
     if ui.button("Copy to clipboard").clicked() {

@@ -97,3 +97,38 @@ pub fn seed_app() -> String {
         .display()
         .to_string()
 }
+
+/// The Node.js apps' folder, tests/apps/node.
+pub fn node_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps/node")
+}
+
+/// A Node.js app of tests/apps/node (`runner.js`, `server.js`).
+pub fn node_app(name: &str) -> String {
+    node_dir().join(name).display().to_string()
+}
+
+/// Whether `node` is on PATH and tests/apps/node has its packages (`npm ci` there). CI
+/// installs them (.ci/run); elsewhere the test says how to get them and, unless
+/// GRACETRACE_REQUIRE_NODE is set, passes without checking.
+pub fn node_ready() -> bool {
+    let found = std::process::Command::new("node")
+        .current_dir(node_dir())
+        .args([
+            "-e",
+            "require('@opentelemetry/sdk-trace-node'); \
+             require('@opentelemetry/exporter-trace-otlp-proto')",
+        ])
+        .output();
+    if matches!(found, Ok(ref out) if out.status.success()) {
+        return true;
+    }
+    let message = "node (20 or newer) with the packages of tests/apps/node is needed for this \
+                   check (cd tests/apps/node && npm ci)";
+    assert!(
+        std::env::var_os("GRACETRACE_REQUIRE_NODE").is_none(),
+        "{message}"
+    );
+    eprintln!("SKIPPED: {message}");
+    false
+}

@@ -1,7 +1,8 @@
 //! The contract between the two clocks: every shipped scenario run by the threaded
 //! pipeline in real time and by the simulator in virtual time gives the same counts,
 //! within one export batch or 2% (whichever is larger), and the same exit-or-SIGKILL
-//! verdict. The table of both is printed (`--nocapture` shows it).
+//! verdict; with each scenario's own rules (python), and again with the js rules. The
+//! table of both is printed (`--nocapture` shows it).
 
 use gracetrace::config::Settings;
 use gracetrace::record::report::Report;
@@ -77,6 +78,17 @@ fn row(name: &str, clock: &str, report: &Report) -> String {
 
 #[test]
 fn every_shipped_scenario_agrees_in_both_clocks() {
+    shipped_scenarios_agree(&[]);
+}
+
+/// The js rules: one export from the timer at a time, every batch at once at the flush,
+/// the OTLP/HTTP exporter's retries.
+#[test]
+fn every_shipped_scenario_agrees_in_both_clocks_with_the_js_rules() {
+    shipped_scenarios_agree(&["tracing.semantics=js".to_owned()]);
+}
+
+fn shipped_scenarios_agree(overrides: &[String]) {
     let costs = virtual_clock::calibrate().expect("the calibration run");
     let header: String = counts(&Report::build(
         &Default::default(),
@@ -90,7 +102,7 @@ fn every_shipped_scenario_agrees_in_both_clocks() {
     let mut failures = Vec::new();
     for name in SHIPPED {
         let path = scenario_path(name);
-        let settings = Settings::load(&no_env, Some(&path), &[]).expect("a shipped scenario");
+        let settings = Settings::load(&no_env, Some(&path), overrides).expect("a shipped scenario");
         let real = session::run(&settings).expect("the real run");
         let virt = virtual_clock::run_virtual(&settings, costs).expect("the virtual run");
         assert_accounted(&real.spans.counts);
@@ -111,11 +123,11 @@ fn every_shipped_scenario_agrees_in_both_clocks() {
     );
 }
 
-/// One random scenario the simulator can run (python or rust rules, synthetic traffic, no
+/// One random scenario the simulator can run (python, rust or js rules, synthetic traffic, no
 /// flush per request): every backend fault, bursts, queues down to one span, with and
 /// without a shutdown.
 fn random_overrides(rng: &mut StdRng) -> Vec<String> {
-    let semantics = ["python", "rust"][rng.random_range(0..2)];
+    let semantics = ["python", "rust", "js"][rng.random_range(0..3)];
     let queue = [1, 4, 16, 64, 256, 2048][rng.random_range(0..6)];
     let batch = rng.random_range(1..=queue.min(512));
     let mut o = vec![

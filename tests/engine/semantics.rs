@@ -1,5 +1,5 @@
-//! The two rule books of the project's batch processor, against each other and against
-//! the stock `opentelemetry_sdk` processor, with an exporter the test holds shut.
+//! The rule books of the project's batch processor, against each other and against the
+//! stock `opentelemetry_sdk` processor, with an exporter the test holds shut.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -108,6 +108,7 @@ fn config(max_queue_size: usize, max_export_batch_size: usize) -> BatchConfig {
         max_queue_size,
         max_export_batch_size,
         schedule_delay: Duration::from_secs(60),
+        export_timeout: Duration::from_secs(30),
     }
 }
 
@@ -162,6 +163,8 @@ fn under_overload_python_keeps_the_newest_and_rust_the_oldest() {
         ),
         // Rust: try_send on a full channel keeps the 10 oldest of 5..105.
         (Profile::Rust, (0..15).collect()),
+        // Js: a full buffer drops the span being ended, so the 10 oldest stay too.
+        (Profile::Js, (0..15).collect()),
     ];
     for (profile, expected) in expectations {
         let exporter = GatedExporter::default();
@@ -175,7 +178,9 @@ fn under_overload_python_keeps_the_newest_and_rust_the_oldest() {
         let counts = record.span_counts();
         match profile {
             Profile::Python => assert_eq!((counts.dropped_oldest, counts.dropped_newest), (90, 0)),
-            Profile::Rust => assert_eq!((counts.dropped_oldest, counts.dropped_newest), (0, 90)),
+            Profile::Rust | Profile::Js => {
+                assert_eq!((counts.dropped_oldest, counts.dropped_newest), (0, 90))
+            }
         }
         assert_eq!(counts.exported, 15);
         assert_eq!(counts.queued, 0);
@@ -251,6 +256,28 @@ fn python_force_flush_ignores_its_timeout() {
     assert_eq!(exporter.exported().len(), 20);
     assert_eq!(record.span_counts().exported, 20);
     processor.shutdown().unwrap();
+}
+
+/// Js's `forceFlush` sends every buffered batch at once: all four are in the exporter
+/// before any is let through (python and rust send one at a time); while the timer's
+/// export is in flight, a full buffer does not start another.
+#[test]
+fn js_force_flush_sends_every_batch_at_once() {
+    let exporter = GatedExporter::default();
+    let (processor, record) = own(Profile::Js, config(100, 5), &exporter);
+    emit(&processor, 0, 5); // a full batch leaves at once, and is held
+    exporter.wait_entered(1);
+    emit(&processor, 5, 25); // four more batches wait: no export starts mid-export
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(exporter.entered.load(SeqCst), 1);
+    let flusher = processor.clone();
+    let flush = std::thread::spawn(move || flusher.force_flush_js(Duration::from_secs(60)));
+    exporter.wait_entered(5); // the timer's batch and the flush's four, together
+    exporter.grant(usize::MAX / 2);
+    flush.join().unwrap().unwrap();
+    processor.shutdown().unwrap();
+    assert_eq!(exporter.exported().len(), 25);
+    assert_eq!(record.span_counts().exported, 25);
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! gracetrace's own batch span processor: one queue, two rule books.
+//! gracetrace's own batch span processor: one queue, three rule books.
 //!
 //! The stock processors hide what a user most needs to see (queue length, which span was
 //! dropped, when a batch left), and the Python one is not available from Rust at all. So
@@ -6,16 +6,18 @@
 //! follows:
 //! - `python.rs`: opentelemetry-sdk 1.41, `opentelemetry/sdk/_shared_internal/__init__.py`,
 //!   class `BatchProcessor`;
-//! - `rust.rs`: opentelemetry_sdk 0.33.1, `src/trace/span_processor.rs`, `BatchSpanProcessor`.
+//! - `rust.rs`: opentelemetry_sdk 0.33.1, `src/trace/span_processor.rs`, `BatchSpanProcessor`;
+//! - `js.rs`: @opentelemetry/sdk-trace 2.12.1, `BatchSpanProcessorBase`.
 //!
 //! The queue itself, the counters it keeps in the [`Record`], and SIGKILL are shared.
 
+mod js;
 mod python;
 mod rust;
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use crossbeam_queue::ArrayQueue;
@@ -37,6 +39,8 @@ pub struct BatchConfig {
     pub max_queue_size: usize,
     pub max_export_batch_size: usize,
     pub schedule_delay: Duration,
+    /// Only js enforces it, and only by no longer waiting (`rules::js::stops_waiting`).
+    pub export_timeout: Duration,
 }
 
 /// Messages to the rust worker; `sync_channel::<BatchMessage>(64)` upstream.
@@ -87,6 +91,13 @@ struct Shared<E> {
     life: Arc<RunnerLife>,
     /// Set by SIGKILL: the worker must not start another export.
     killed: AtomicBool,
+    /// Js: `_isExporting`, a timer export is in flight.
+    exporting: AtomicBool,
+    /// Js: when `_timer` fires, nanoseconds after `born`; 0 while no timer runs.
+    timer_at: AtomicU64,
+    /// Js: exports in flight on their own threads, from every path.
+    in_flight: AtomicUsize,
+    born: Instant,
 }
 
 impl<E> Shared<E> {
@@ -169,17 +180,24 @@ impl<E: SpanExporter + 'static> GraceBatchProcessor<E> {
             record,
             life,
             killed: AtomicBool::new(false),
+            exporting: AtomicBool::new(false),
+            timer_at: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            born: Instant::now(),
         });
         let for_worker = shared.clone();
         let name = match profile {
             Profile::Python => "OtelBatchSpanRecordProcessor",
             Profile::Rust => "OpenTelemetry.Traces.BatchProcessor",
+            // Node has one thread; this one stands for the BSP's timer callbacks.
+            Profile::Js => "gracetrace-js-bsp-timer",
         };
         let worker = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || match for_worker.profile {
                 Profile::Python => python::worker(&for_worker),
                 Profile::Rust => rust::worker(&for_worker),
+                Profile::Js => js::worker(&for_worker),
             })
             .ok();
         GraceBatchProcessor {
@@ -197,6 +215,12 @@ impl<E: SpanExporter + 'static> GraceBatchProcessor<E> {
     /// upstream (issue 4568); it exports everything on the caller's thread.
     pub fn force_flush_python(&self, _timeout: Duration) -> bool {
         python::force_flush(&self.shared)
+    }
+
+    /// Js `NodeTracerProvider.forceFlush({timeoutMillis})`: every buffered batch at once,
+    /// waiting at most `timeout`.
+    pub fn force_flush_js(&self, timeout: Duration) -> OTelSdkResult {
+        js::force_flush(&self.shared, timeout)
     }
 
     /// SIGKILL: nothing more leaves. Spans still in the queue are lost; the worker is
@@ -248,6 +272,7 @@ impl<E: SpanExporter + 'static> SpanProcessor for GraceBatchProcessor<E> {
         match self.shared.profile {
             Profile::Python => python::emit(&self.shared, span),
             Profile::Rust => rust::on_end(&self.shared, span),
+            Profile::Js => js::on_end(&self.shared, span),
         }
     }
 
@@ -261,6 +286,7 @@ impl<E: SpanExporter + 'static> SpanProcessor for GraceBatchProcessor<E> {
                 }
             }
             Profile::Rust => rust::force_flush(&self.shared),
+            Profile::Js => js::force_flush(&self.shared, js::PROVIDER_FLUSH_WAIT),
         }
     }
 
@@ -268,6 +294,7 @@ impl<E: SpanExporter + 'static> SpanProcessor for GraceBatchProcessor<E> {
         match self.shared.profile {
             Profile::Python => python::shutdown(self, timeout),
             Profile::Rust => rust::shutdown(self, timeout),
+            Profile::Js => js::shutdown(self, timeout),
         }
     }
 

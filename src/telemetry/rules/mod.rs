@@ -5,17 +5,21 @@
 //! One more SDK is one more file here implementing [`BatchRules`], plus its exporter's
 //! retry schedule.
 
+pub mod js;
 pub mod python;
 pub mod retry;
 pub mod rust;
 
 use std::time::Duration;
 
+use crate::config::Semantics;
+
 /// Which rule book a processor follows: the SDK whose batch processor it imitates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Profile {
     Python,
     Rust,
+    Js,
 }
 
 /// Which span a full queue drops.
@@ -23,7 +27,8 @@ pub enum Profile {
 pub enum FullQueue {
     /// The oldest queued span makes room (python's `deque(maxlen)`).
     EvictOldest,
-    /// The span being ended is refused (rust's `try_send` on a full channel).
+    /// The span being ended is refused (rust's `try_send` on a full channel, js's
+    /// `_addToBuffer` on a full array).
     RejectNewest,
 }
 
@@ -32,7 +37,7 @@ pub enum FullQueue {
 pub enum FlushWait {
     /// Until everything queued is exported, whatever the timeout (python).
     Everything,
-    /// For the worker's answer, at most this long (rust).
+    /// For the worker's answer, at most this long (rust: a fixed 5 s; js: the timeout).
     AtMost(Duration),
 }
 
@@ -50,10 +55,24 @@ pub trait BatchRules: Sync {
     fn shutdown_wait(&self) -> Duration;
 }
 
+impl Profile {
+    /// The rule book a `tracing.semantics` names; `None` for the stock processor (`sdk`),
+    /// which follows no book of ours.
+    pub fn of(semantics: Semantics) -> Option<Profile> {
+        match semantics {
+            Semantics::Python => Some(Profile::Python),
+            Semantics::Rust => Some(Profile::Rust),
+            Semantics::Js => Some(Profile::Js),
+            Semantics::Sdk => None,
+        }
+    }
+}
+
 /// The rule book of a profile.
 pub fn rules(profile: Profile) -> &'static dyn BatchRules {
     match profile {
         Profile::Python => &python::Python,
         Profile::Rust => &rust::Rust,
+        Profile::Js => &js::Js,
     }
 }

@@ -1,0 +1,187 @@
+//! `gracetrace probe --url URL -- node server.js`: the Node.js twin of `probe_load`'s
+//! cases, against tests/apps/node/server.js (the real JavaScript SDK, its
+//! BatchSpanProcessor and OTLP/HTTP protobuf exporter): a clean shutdown loses no trace, a
+//! backend slower than the grace loses exactly the answered requests whose traces did not
+//! arrive, and the report names the app's SDK (`nodejs`) and the js rules.
+
+use crate::common::{node_app, node_ready};
+use crate::probe::{HTTP, probe_in, read_report, report_path, spans_ended, stderr, stdout, u};
+
+/// A loopback port nothing listens on now (bound, then released).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+/// `probe_load`'s traffic: 3 s of Poisson arrivals at 40/s with a burst of 10 each second,
+/// exports every 200 ms; the js SDK's sampler arithmetic for the `traceparent` flags.
+const TRAFFIC: [&str; 12] = [
+    "--set",
+    "workload.rate_per_s=40",
+    "--set",
+    "workload.duration_s=3",
+    "--set",
+    "workload.burst_every_s=1",
+    "--set",
+    "workload.burst_size=10",
+    "--set",
+    "batch.schedule_delay_ms=200",
+    "--set",
+    "tracing.semantics=js",
+];
+
+/// Runs server.js under `probe --url` with `flags`; the probe's output and its report.
+fn probe_node_server(name: &str, flags: &[&str]) -> (std::process::Output, serde_json::Value) {
+    let json = report_path(name);
+    let port = free_port().to_string();
+    let url = format!("http://127.0.0.1:{port}/generate");
+    let mut args = vec!["--url", &url, "--json", json.to_str().unwrap()];
+    args.extend(TRAFFIC);
+    args.extend(flags);
+    let app = node_app("server.js");
+    let out = probe_in(HTTP, &args, &["node", &app, &port, "20"]);
+    let report = read_report(&json);
+    (out, report)
+}
+
+/// The report names the Node SDK, its version and the js rules.
+fn assert_names_nodejs(r: &serde_json::Value, err: &str) {
+    let p = &r["probe"];
+    assert_eq!(p["sdk"]["language"], "nodejs", "{p:#}");
+    assert_eq!(p["sdk"]["version"], "2.12.1", "{p:#}");
+    assert_eq!(p["rules"], "js", "{p:#}");
+    assert_eq!(p["service_name"], "server-app");
+    assert!(
+        err.contains("opentelemetry-nodejs 2.12.1, so the js rules apply"),
+        "{err}"
+    );
+}
+
+/// Every request sent was answered, failed or still in flight; one row per request.
+fn assert_requests_accounted(load: &serde_json::Value) {
+    let failed: u64 = load["failed"]
+        .as_object()
+        .expect("failed")
+        .values()
+        .map(u)
+        .sum();
+    assert_eq!(
+        u(&load["sent"]),
+        u(&load["answered"]) + failed + u(&load["in_flight_at_end"]),
+        "{load:#}"
+    );
+    let rows = load["requests"].as_array().expect("requests");
+    assert_eq!(rows.len() as u64, u(&load["scheduled"]));
+}
+
+/// A clean shutdown at sample rate 0.5: every request answered, the app traces exactly
+/// the requests whose `traceparent` said sampled, each trace arrives whole with its root,
+/// and the collector's count is the app's own.
+#[test]
+fn node_clean_shutdown_every_sampled_trace_arrives_whole() {
+    if !node_ready() {
+        return;
+    }
+    let (out, r) = probe_node_server(
+        "node-clean",
+        &[
+            "--sigterm-at",
+            "4",
+            "--grace-ms",
+            "60000",
+            "--set",
+            "tracing.sample_rate=0.5",
+            "--fail-if",
+            "lost_traces>0",
+        ],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_names_nodejs(&r, &err);
+    let (load, traces) = (&r["load"], &r["traces"]);
+    assert_requests_accounted(load);
+    assert!(u(&load["scheduled"]) > 100, "{load:#}");
+    assert_eq!(u(&load["answered"]), u(&load["scheduled"]), "{err}");
+    let rows = load["requests"].as_array().unwrap();
+    for row in rows {
+        let spans = u(&row["spans_received"]);
+        match row["sampled"].as_bool().unwrap() {
+            true => assert!(spans == 3 && row["root"] == true, "{row:#}"),
+            false => assert!(spans == 0 && row["root"] == false, "{row:#}"),
+        }
+    }
+    let sampled = rows.iter().filter(|row| row["sampled"] == true).count() as u64;
+    assert!(sampled > 0 && sampled < rows.len() as u64);
+    assert_eq!(
+        (u(&traces["complete"]), u(&traces["lost"])),
+        (sampled, 0),
+        "{traces:#}"
+    );
+    assert_eq!(u(&r["collector"]["spans_received"]), 3 * sampled);
+    assert_eq!(spans_ended(&stdout(&out)), 3 * sampled);
+    assert_eq!(u(&r["probe"]["orphan_spans"]), 0);
+    assert_eq!(r["probe"]["exit_code"], 0);
+    println!(
+        "node clean: {} requests sent, {} answered, {sampled} sampled, 0 traces lost",
+        u(&load["sent"]),
+        u(&load["answered"]),
+    );
+}
+
+/// A backend slower than the grace: exports take 1 s, the grace is 0.5 s, so the app is
+/// SIGKILLed in its teardown flush, and the lost traces are exactly the answered sampled
+/// requests whose root did not arrive.
+#[test]
+fn node_slow_backend_lost_traces_are_named() {
+    if !node_ready() {
+        return;
+    }
+    let (out, r) = probe_node_server(
+        "node-slow",
+        &[
+            "--grace-ms",
+            "500",
+            "--set",
+            "collector.latency_ms=1000",
+            "--fail-if",
+            "lost_traces>0",
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_names_nodejs(&r, &err);
+    assert_eq!(r["probe"]["killed"], true, "{:#}", r["probe"]);
+    let (load, traces) = (&r["load"], &r["traces"]);
+    assert_requests_accounted(load);
+    let rows = load["requests"].as_array().unwrap();
+    let lost_rows: Vec<u64> = rows
+        .iter()
+        .filter(|row| {
+            row["outcome"] == "answered" && row["sampled"] == true && row["root"] == false
+        })
+        .map(|row| u(&row["index"]))
+        .collect();
+    let listed: Vec<u64> = traces["lost_requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| u(&l["index"]))
+        .collect();
+    assert!(!lost_rows.is_empty(), "{traces:#}");
+    assert_eq!(listed, lost_rows);
+    assert_eq!(u(&traces["lost"]), lost_rows.len() as u64);
+    let per_request: u64 = rows.iter().map(|row| u(&row["spans_received"])).sum();
+    assert_eq!(per_request, u(&r["collector"]["spans_received"]));
+    assert_eq!(
+        u(&traces["complete"]) + u(&traces["lost"]),
+        u(&traces["answered_sampled"])
+    );
+    println!(
+        "node slow backend: {} sent, {} answered, {} sampled and answered: {} complete, {} lost",
+        u(&load["sent"]),
+        u(&load["answered"]),
+        u(&traces["answered_sampled"]),
+        u(&traces["complete"]),
+        u(&traces["lost"]),
+    );
+}
