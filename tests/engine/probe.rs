@@ -110,13 +110,15 @@ fn python_grpc_app_clean_shutdown_loses_nothing() {
 /// the resource names the Python SDK.
 fn clean_shutdown_loses_nothing(name: &str, env: &[(&str, &str)]) {
     // A grace far longer than the flush needs, even on a loaded machine; exports every
-    // 200 ms, so that traffic arrives before SIGTERM for the prediction to measure.
+    // 200 ms, so that traffic arrives before SIGTERM for the prediction to measure. SIGTERM
+    // at 3 s: Python's imports of the SDK took over 1.5 s on a loaded 2-core machine, and a
+    // SIGTERM before the app's handler is installed kills it at once.
     let Some((out, r)) = probe_seed_app(
         name,
         env,
         &[
             "--sigterm-at",
-            "1.5",
+            "3",
             "--grace-ms",
             "60000",
             "--set",
