@@ -6,12 +6,7 @@
 
 use crate::common::{node_app, node_ready};
 use crate::probe::{HTTP, probe_in, read_report, report_path, spans_ended, stderr, stdout, u};
-
-/// A loopback port nothing listens on now (bound, then released).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
-}
+use crate::probe_load::{assert_requests_accounted, free_port};
 
 /// `probe_load`'s traffic: 3 s of Poisson arrivals at 40/s with a burst of 10 each second,
 /// exports every 200 ms; the js SDK's sampler arithmetic for the `traceparent` flags.
@@ -55,23 +50,6 @@ fn assert_names_nodejs(r: &serde_json::Value, err: &str) {
         err.contains("opentelemetry-nodejs 2.12.1, so the js rules apply"),
         "{err}"
     );
-}
-
-/// Every request sent was answered, failed or still in flight; one row per request.
-fn assert_requests_accounted(load: &serde_json::Value) {
-    let failed: u64 = load["failed"]
-        .as_object()
-        .expect("failed")
-        .values()
-        .map(u)
-        .sum();
-    assert_eq!(
-        u(&load["sent"]),
-        u(&load["answered"]) + failed + u(&load["in_flight_at_end"]),
-        "{load:#}"
-    );
-    let rows = load["requests"].as_array().expect("requests");
-    assert_eq!(rows.len() as u64, u(&load["scheduled"]));
 }
 
 /// A clean shutdown at sample rate 0.5: every request answered, the app traces exactly
@@ -184,4 +162,50 @@ fn node_slow_backend_lost_traces_are_named() {
         u(&traces["complete"]),
         u(&traces["lost"]),
     );
+}
+
+/// `--compare tracing.enabled=false,true` on the Node server: two fresh runs with the same
+/// schedule; tracing off sends no span, tracing on traces every answered request whole,
+/// neither loses a trace in a clean shutdown, and both rows carry the app's CPU time.
+#[test]
+fn node_compare_tracing_off_and_on() {
+    if !node_ready() {
+        return;
+    }
+    let (out, r) = probe_node_server(
+        "node-compare",
+        &[
+            "--sigterm-at",
+            "4",
+            "--grace-ms",
+            "60000",
+            "--compare",
+            "tracing.enabled=false,true",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let runs = r["runs"].as_array().expect("runs");
+    assert_eq!(
+        (runs[0]["value"].as_str(), runs[1]["value"].as_str()),
+        (Some("false"), Some("true"))
+    );
+    for run in runs {
+        let load = &run["report"]["load"];
+        assert_requests_accounted(load);
+        assert_eq!(
+            u(&load["answered"]),
+            u(&load["scheduled"]),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(u(&run["row"]["lost_traces"]), 0, "{:#}", run["row"]);
+        assert!(run["row"]["cpu_before_sigterm_ms"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(u(&runs[0]["row"]["spans_received"]), 0);
+    let on = &runs[1]["report"];
+    assert_eq!(
+        u(&on["collector"]["spans_received"]),
+        3 * u(&on["load"]["answered"])
+    );
+    assert_names_nodejs(on, &stderr(&out));
 }
