@@ -251,7 +251,7 @@ fn compare_drive(
 ) -> Result<CompareDrive, CliError> {
     if let Some(target) = target {
         return Ok(CompareDrive::Load {
-            target,
+            target: Box::new(target),
             sigterm_after: after,
         });
     }

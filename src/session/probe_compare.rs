@@ -138,7 +138,7 @@ fn used_by_probe(knob: &Knob) -> bool {
 #[derive(Clone, Debug)]
 pub enum CompareDrive {
     Load {
-        target: LoadTarget,
+        target: Box<LoadTarget>,
         sigterm_after: Option<Duration>,
     },
     SigtermAfter(Duration),
@@ -167,7 +167,7 @@ pub fn run_compare(
                 target,
                 sigterm_after,
             } => {
-                let plan = LoadPlan::new(&settings, target.clone(), *sigterm_after);
+                let plan = LoadPlan::new(&settings, (**target).clone(), *sigterm_after);
                 run_load_probe(&settings, protocol, command, plan)?
             }
             CompareDrive::SigtermAfter(after) => {

@@ -33,9 +33,10 @@ pub fn group_cpu_ms(pgid: u32) -> Option<f64> {
     Some(ticks as f64 * 1000.0 / ticks_per_s)
 }
 
-/// From one `/proc/PID/stat` line: the process group (field 5) and utime + stime + cutime
-/// + cstime (fields 14 to 17), in clock ticks (proc(5)). The command name (field 2) is in
-/// parentheses and may hold spaces or parentheses itself, so fields count from the last `)`.
+/// From one `/proc/PID/stat` line: the process group (field 5) and the sum of utime,
+/// stime, cutime and cstime (fields 14 to 17), in clock ticks (proc(5)). The command name
+/// (field 2) is in parentheses and may hold spaces or parentheses itself, so fields count
+/// from the last `)`.
 fn group_and_ticks(stat: &str) -> Option<(u32, u64)> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -98,6 +99,8 @@ mod tests {
     #[test]
     fn a_busy_child_is_counted() {
         use std::os::unix::process::CommandExt as _;
+        // Reaped by `try_reap` below, which std's `Child` cannot see.
+        #[allow(clippy::zombie_processes)]
         let child = std::process::Command::new("sh")
             .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
             .process_group(0)
