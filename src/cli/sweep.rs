@@ -36,7 +36,7 @@ pub struct SweepArgs {
     pub repeats: u16,
     /// Run only the cells whose index i has i % N == K (0 <= K < N) and write them, with
     /// what the sweep was, to --json as a part; `sweep merge` joins the N parts.
-    #[arg(long, value_name = "K/N")]
+    #[arg(long, value_name = "K/N", allow_hyphen_values = true)]
     pub shard: Option<String>,
     /// Charge the export costs measured by an earlier sweep (its --json, or a part)
     /// instead of calibrating: shards merge only with one calibration.
@@ -63,10 +63,7 @@ enum FlagError {
     #[error("--shard {shard} needs --json FILE: the part it writes is what `sweep merge` joins")]
     ShardWithoutJson { shard: Shard },
     #[error("--calibration {file}: cannot read it: {error}")]
-    Unreadable {
-        file: String,
-        error: std::io::Error,
-    },
+    Unreadable { file: String, error: std::io::Error },
 }
 
 /// Everything a sweep needs, checked.
@@ -117,8 +114,12 @@ fn prepare(args: &SweepArgs) -> Result<Prepared, CliError> {
 /// The calibration in `path` (a sweep's JSON or a part); bad input if there is none.
 fn read_calibration(path: &std::path::Path) -> Result<Calibration, CliError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| CliError::input(FlagError::Unreadable { file: file.clone(), error }))?;
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        CliError::input(FlagError::Unreadable {
+            file: file.clone(),
+            error,
+        })
+    })?;
     part::read_calibration(&file, &text).map_err(CliError::input)
 }
 

@@ -83,8 +83,14 @@ pub fn merge(parts: Vec<(String, Part)>) -> Result<Sweep, MergeError> {
 /// half) and the same shard count as the first part.
 fn same_sweep(first: (&str, &Part), other: (&str, &Part)) -> Result<(), MergeError> {
     let ((first_file, a), (file, b)) = (first, other);
-    let (a_def, a_cal) = a.fingerprint.split_once('-').unwrap_or((&a.fingerprint, ""));
-    let (b_def, b_cal) = b.fingerprint.split_once('-').unwrap_or((&b.fingerprint, ""));
+    let (a_def, a_cal) = a
+        .fingerprint
+        .split_once('-')
+        .unwrap_or((&a.fingerprint, ""));
+    let (b_def, b_cal) = b
+        .fingerprint
+        .split_once('-')
+        .unwrap_or((&b.fingerprint, ""));
     if a_def != b_def {
         return Err(MergeError::OtherSweep {
             file: file.into(),
@@ -149,10 +155,12 @@ fn parts_keys(file: &str, varied: &[String]) -> Result<Vec<&'static str>, MergeE
     varied
         .iter()
         .map(|key| {
-            knobs::find(key).map(|k| k.key).ok_or_else(|| MergeError::Cells {
-                file: file.into(),
-                why: format!("varies {key:?}, which is no knob of this gracetrace"),
-            })
+            knobs::find(key)
+                .map(|k| k.key)
+                .ok_or_else(|| MergeError::Cells {
+                    file: file.into(),
+                    why: format!("varies {key:?}, which is no knob of this gracetrace"),
+                })
         })
         .collect()
 }
@@ -166,10 +174,24 @@ fn check_cells(file: &str, part: &Part) -> Result<(), MergeError> {
             "shard {} of {} cells should hold cells {:?}, but holds {:?}",
             part.shard, part.cells_total, expected, found
         )
-    } else if let Some(c) = part.cells.iter().find(|c| c.values.len() != part.varied.len()) {
-        format!("cell {} has {} values for {} keys", c.index, c.values.len(), part.varied.len())
+    } else if let Some(c) = part
+        .cells
+        .iter()
+        .find(|c| c.values.len() != part.varied.len())
+    {
+        format!(
+            "cell {} has {} values for {} keys",
+            c.index,
+            c.values.len(),
+            part.varied.len()
+        )
     } else if let Some(c) = part.cells.iter().find(|c| c.runs.len() != part.repeats) {
-        format!("cell {} has {} runs, not {}", c.index, c.runs.len(), part.repeats)
+        format!(
+            "cell {} has {} runs, not {}",
+            c.index,
+            c.runs.len(),
+            part.repeats
+        )
     } else {
         return Ok(());
     };
@@ -177,4 +199,51 @@ fn check_cells(file: &str, part: &Part) -> Result<(), MergeError> {
         file: file.into(),
         why,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::sweep::part::{Part, fingerprint};
+    use crate::session::sweep::{Grid, Vary, output, run, run_shard};
+    use crate::sim::{TEST_COSTS, test_settings};
+
+    #[test]
+    fn parts_written_and_read_back_merge_into_the_whole_sweep() {
+        let base = test_settings(&[
+            ("workload.duration_s", "2"),
+            ("collector.latency_ms", "300"),
+        ]);
+        let grid = Grid::new(vec![
+            Vary::parse("batch.max_queue_size=64,512,4096").unwrap(),
+            Vary::parse("batch.schedule_delay_ms=100,5000").unwrap(),
+        ])
+        .unwrap();
+        let whole = run(&base, &grid, 2, TEST_COSTS, &|_, _| {}).unwrap();
+        let print = fingerprint(&base, &grid, 2, TEST_COSTS).unwrap();
+        let parts: Vec<(String, Part)> = (0..4)
+            .rev()
+            .map(|index| {
+                let shard = Shard { index, count: 4 };
+                let swept = run_shard(&base, &grid, 2, TEST_COSTS, shard, &|_, _| {}).unwrap();
+                let part = Part::new(&swept, shard, grid.len(), print.clone());
+                let text = serde_json::to_string(&part).unwrap();
+                let file = format!("part-{index}.json");
+                let read = Part::read(&file, &text).unwrap();
+                (file, read)
+            })
+            .collect();
+        let merged = merge(parts.clone()).unwrap();
+        assert_eq!(output::json(&merged), output::json(&whole));
+        assert_eq!(output::csv(&merged), output::csv(&whole));
+        assert_eq!(output::table(&merged), output::table(&whole));
+
+        let mut edited = parts;
+        edited[0].1.cells.pop();
+        let e = merge(edited).unwrap_err().to_string();
+        assert!(
+            e.starts_with("part-3.json: shard 3/4 of 6 cells should hold"),
+            "{e}"
+        );
+    }
 }

@@ -56,6 +56,11 @@ pub enum PartError {
         file: String,
         error: serde_json::Error,
     },
+    #[error("{file} is not a sweep part: it is not JSON ({error})")]
+    PartNotJson {
+        file: String,
+        error: serde_json::Error,
+    },
     #[error(
         "{file} is not a sweep part: it has no \"format\": {FORMAT:?} (a part is what \
          `gracetrace sweep --shard K/N --json FILE` writes)"
@@ -151,7 +156,7 @@ impl Part {
 
     /// Reads `text`, the contents of `file`, as a part.
     pub fn read(file: &str, text: &str) -> Result<Part, PartError> {
-        let value: Value = serde_json::from_str(text).map_err(|error| PartError::NotJson {
+        let value: Value = serde_json::from_str(text).map_err(|error| PartError::PartNotJson {
             file: file.into(),
             error,
         })?;
@@ -203,7 +208,10 @@ pub fn read_calibration(file: &str, text: &str) -> Result<Calibration, PartError
     };
     let costs: Calibration = serde_json::from_value(found.clone()).map_err(bad)?;
     match value.get("calibration_bits") {
-        Some(b) => Ok(from_bits(costs, serde_json::from_value(b.clone()).map_err(bad)?)),
+        Some(b) => Ok(from_bits(
+            costs,
+            serde_json::from_value(b.clone()).map_err(bad)?,
+        )),
         None => Ok(costs),
     }
 }
@@ -227,12 +235,22 @@ mod tests {
         let (def, cal) = print.split_once('-').unwrap();
         let other = fingerprint(&base, &grid("batch.max_queue_size=64,256"), 2, TEST_COSTS);
         let other = other.unwrap();
-        assert!(!other.starts_with(def) && other.ends_with(cal), "{print} {other}");
-        assert!(!fingerprint(&base, &g, 3, TEST_COSTS).unwrap().starts_with(def));
+        assert!(
+            !other.starts_with(def) && other.ends_with(cal),
+            "{print} {other}"
+        );
+        assert!(
+            !fingerprint(&base, &g, 3, TEST_COSTS)
+                .unwrap()
+                .starts_with(def)
+        );
         let mut costs = TEST_COSTS;
         costs.per_span_ms = f64::from_bits(costs.per_span_ms.to_bits() + 1);
         let recal = fingerprint(&base, &g, 2, costs).unwrap();
-        assert!(recal.starts_with(def) && !recal.ends_with(cal), "{print} {recal}");
+        assert!(
+            recal.starts_with(def) && !recal.ends_with(cal),
+            "{print} {recal}"
+        );
     }
 
     #[test]
@@ -243,19 +261,35 @@ mod tests {
         let read = read_calibration("s.json", &sweep.to_string()).unwrap();
         assert_eq!(read.exports_measured, costs.exports_measured);
         let part = json!({"calibration": costs, "calibration_bits": bits(costs)});
-        assert_eq!(read_calibration("p.json", &part.to_string()).unwrap(), costs);
+        assert_eq!(
+            read_calibration("p.json", &part.to_string()).unwrap(),
+            costs
+        );
         let e = read_calibration("r.json", r#"{"calibration": null}"#).unwrap_err();
-        assert!(e.to_string().starts_with("--calibration r.json: no \"calibration\""));
+        assert!(
+            e.to_string()
+                .starts_with("--calibration r.json: no \"calibration\"")
+        );
         let e = read_calibration("n.txt", "not json").unwrap_err();
-        assert!(e.to_string().starts_with("--calibration n.txt: not JSON"), "{e}");
+        assert!(
+            e.to_string().starts_with("--calibration n.txt: not JSON"),
+            "{e}"
+        );
     }
 
     #[test]
     fn only_a_part_reads_as_a_part() {
         let e = Part::read("s.json", r#"{"scenario": "x"}"#).unwrap_err();
-        assert!(e.to_string().starts_with("s.json is not a sweep part"), "{e}");
+        assert!(
+            e.to_string().starts_with("s.json is not a sweep part"),
+            "{e}"
+        );
         let broken = json!({"format": FORMAT, "scenario": 1}).to_string();
         let e = Part::read("b.json", &broken).unwrap_err();
-        assert!(e.to_string().starts_with("b.json: a sweep part that cannot"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("b.json: a sweep part that cannot"),
+            "{e}"
+        );
     }
 }

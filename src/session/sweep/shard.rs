@@ -20,7 +20,9 @@ pub enum ShardError {
     Form { value: String },
     #[error("--shard {value:?}: N = 0; N is the number of shards, at least 1")]
     NoShards { value: String },
-    #[error("--shard {value:?}: K = {index} is not below N = {count}; K runs from 0 to {count} - 1")]
+    #[error(
+        "--shard {value:?}: K = {index} is not below N = {count}; K runs from 0 to {count} - 1"
+    )]
     OutOfRange {
         value: String,
         index: usize,
@@ -90,7 +92,11 @@ mod tests {
     #[test]
     fn bad_shards_name_the_value_and_what_is_allowed() {
         let err = |v: &str| Shard::parse(v).unwrap_err().to_string();
-        assert!(err("3/2").contains("K = 3 is not below N = 2"), "{}", err("3/2"));
+        assert!(
+            err("3/2").contains("K = 3 is not below N = 2"),
+            "{}",
+            err("3/2")
+        );
         assert!(err("1/0").contains("N = 0"), "{}", err("1/0"));
         for bad in ["x", "1", "1/", "/2", "-1/2", "1/2/3", "a/b"] {
             assert!(err(bad).contains("expected K/N"), "{bad}: {}", err(bad));
