@@ -1,6 +1,8 @@
 //! `gracetrace sweep` as a user runs it: bad input is refused with exit code 2 and one
 //! line naming it, and a sweep writes a table, JSON and CSV whose cells are the product
 //! of the `--vary` lists, in order, each accounted for.
+//! Sharded: `--shard K/N` parts with one `--calibration`, joined by `sweep merge`, are the
+//! unsharded sweep byte for byte, and parts that are not of one sweep are refused.
 
 use std::process::{Command, Output};
 
@@ -294,11 +296,42 @@ fn three_shards_merged_are_byte_for_byte_the_unsharded_sweep() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Bad shards and parts that do not make one sweep: exit 2, one line naming the flag,
-/// the file or the shard.
+/// Asserts that `sweep ARGS` exits 2 with one line that says `says`, and ran nothing.
+fn refused(args: &[&str], says: &str) {
+    let out = sweep(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    assert!(stderr.contains(says), "{args:?}: {stderr}");
+    assert!(out.stdout.is_empty(), "{args:?}: nothing ran");
+}
+
 #[test]
-fn bad_shards_and_parts_of_other_sweeps_exit_2_with_one_line() {
-    let dir = temp_dir("sweep-bad-shards");
+fn bad_shards_exit_2_with_one_line_naming_the_value() {
+    // Never written: every case is refused first.
+    let out = path(&std::env::temp_dir(), "gracetrace-never-written.json");
+    for (shard, says) in [
+        ("3/2", "--shard \"3/2\": K = 3 is not below N = 2"),
+        ("1/0", "--shard \"1/0\": N = 0"),
+        ("x", "--shard \"x\": expected K/N"),
+        ("-1/2", "--shard \"-1/2\": expected K/N"),
+    ] {
+        let vary = ["--vary", "batch.max_queue_size=64"];
+        refused(
+            &[&vary[..], &["--shard", shard, "--json", &out]].concat(),
+            says,
+        );
+    }
+    refused(
+        &["--vary", "batch.max_queue_size=64", "--shard", "0/2"],
+        "--shard 0/2 needs --json FILE",
+    );
+}
+
+/// Parts that do not make one sweep: exit 2, one line naming the file or the shard.
+#[test]
+fn parts_of_other_sweeps_and_missing_shards_are_refused_by_merge() {
+    let dir = temp_dir("sweep-bad-parts");
     let (cal, other_cal) = (path(&dir, "cal.json"), path(&dir, "other-cal.json"));
     std::fs::write(&cal, CALIBRATION).unwrap();
     std::fs::write(&other_cal, CALIBRATION.replace("183", "184")).unwrap();
@@ -316,28 +349,7 @@ fn bad_shards_and_parts_of_other_sweeps_exit_2_with_one_line() {
     );
     let recal = part("recal.json", "1/2", &["--calibration", &other_cal]);
     let of3 = part("of3.json", "1/3", &["--calibration", &cal]);
-    let out_json = path(&dir, "out.json");
-    let shard_cases = [
-        ("3/2", "--shard \"3/2\": K = 3 is not below N = 2"),
-        ("1/0", "--shard \"1/0\": N = 0"),
-        ("x", "--shard \"x\": expected K/N"),
-        ("-1/2", "--shard \"-1/2\": expected K/N"),
-    ];
-    let mut cases: Vec<(Vec<&str>, String)> = shard_cases
-        .iter()
-        .map(|(s, says)| {
-            let args = vec![
-                "--vary",
-                "batch.max_queue_size=64",
-                "--shard",
-                s,
-                "--json",
-                &out_json,
-            ];
-            (args, says.to_string())
-        })
-        .collect();
-    let merge_cases: [(Vec<&str>, String); 7] = [
+    let cases: [(Vec<&str>, String); 7] = [
         (
             vec![&p0, &faster],
             format!("{faster} is a part of a different sweep than {p0}"),
@@ -361,20 +373,8 @@ fn bad_shards_and_parts_of_other_sweeps_exit_2_with_one_line() {
             "Cargo.toml is not a sweep part: it is not JSON".into(),
         ),
     ];
-    for (files, says) in merge_cases {
-        cases.push(([vec!["merge"], files].concat(), says));
-    }
-    cases.push((
-        vec!["--vary", "batch.max_queue_size=64", "--shard", "0/2"],
-        "--shard 0/2 needs --json FILE".into(),
-    ));
-    for (args, says) in cases {
-        let out = sweep(&args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
-        assert!(stderr.contains(&says), "{args:?}: {stderr}");
-        assert!(out.stdout.is_empty(), "{args:?}: nothing ran");
+    for (files, says) in cases {
+        refused(&[vec!["merge"], files].concat(), &says);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
