@@ -3,8 +3,8 @@
 //! parses an argument or prints a line; a command here is arguments in, a library call,
 //! text out.
 //!
-//! One file per command (`gui`, `run`, `runner`, `sweep`, `advise`, `probe`, `collect`,
-//! `knobs`, `train`, `infer`), `args` for what several share (`ScenarioArgs`, and
+//! One file per command (`gui`, `run`, `runner`, `sweep`, `sweep_merge`, `advise`, `probe`,
+//! `collect`, `knobs`, `train`, `infer`), `args` for what several share (`ScenarioArgs`, and
 //! `CliError`: bad input exits 2 with one line, a failure exits 1), `output` for where
 //! reports go (checked before any work starts), `signals` for the SIGINT/SIGTERM that stop
 //! `collect` and start `probe`'s shutdown.
@@ -24,6 +24,7 @@ pub mod run;
 pub mod runner;
 mod signals;
 pub mod sweep;
+pub mod sweep_merge;
 #[cfg(feature = "model")]
 pub mod train;
 // Without the model, `train` and `infer` answer that they need it (see `absent`).
@@ -88,6 +89,7 @@ impl Command {
             Command::Gui(_) => "gracetrace",
             Command::Run(_) => "gracetrace",
             Command::Runner(_) => "gracetrace runner",
+            Command::Sweep(args) if args.command.is_some() => "gracetrace sweep merge",
             Command::Sweep(_) => "gracetrace sweep",
             Command::Advise(_) => "gracetrace advise",
             Command::Probe(_) => "gracetrace probe",
@@ -103,6 +105,10 @@ impl Command {
             Command::Gui(args) => gui::gui(args),
             Command::Run(args) => run::run(args),
             Command::Runner(args) => runner::runner(args),
+            Command::Sweep(sweep::SweepArgs {
+                command: Some(sweep::SweepCommand::Merge(args)),
+                ..
+            }) => sweep_merge::merge(args),
             Command::Sweep(args) => sweep::sweep(args),
             Command::Advise(args) => advise::advise(args),
             Command::Probe(args) => probe::probe(args),

@@ -117,6 +117,16 @@ impl Output {
     }
 }
 
+/// Prints `text`, a table for a person, on stdout; on stderr when one of `outputs` is
+/// stdout, which then carries the JSON or CSV a program reads.
+pub fn print_beside(text: &str, outputs: &[&Option<Output>]) {
+    if outputs.iter().any(|o| matches!(o, Some(Output::Stdout))) {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+}
+
 /// Refuses two outputs that both name standard output.
 pub fn one_stdout(
     a: (&'static str, &Option<Output>),

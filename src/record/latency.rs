@@ -1,7 +1,7 @@
 //! Request latency percentiles in bounded memory: a log-bucketed histogram whose buckets
 //! are 1% wide, so p50/p99 are within 1% however many requests an hour brings.
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Bucket i holds latencies in [MIN_MS * GROWTH^i, MIN_MS * GROWTH^(i+1)).
 const MIN_MS: f64 = 0.001;
@@ -65,7 +65,37 @@ pub struct ServiceSummary {
     pub measured_with: &'static str,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+/// Read back (a sweep's part): this build measures only one way, so `measured_with` must
+/// be [`MEASURED_WITH`] (or empty, the default of a run that served nothing); anything
+/// else was measured by something else. By hand, because a derived `Deserialize` of a
+/// `&'static str` field would borrow from input that lives for ever.
+impl<'de> Deserialize<'de> for ServiceSummary {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Read {
+            tracing_on: LatencySummary,
+            tracing_off: LatencySummary,
+            measured_with: String,
+        }
+        let read = Read::deserialize(deserializer)?;
+        let measured_with = match read.measured_with.as_str() {
+            MEASURED_WITH => MEASURED_WITH,
+            "" => "",
+            other => {
+                return Err(serde::de::Error::custom(format!(
+                    "measured_with {other:?}: expected {MEASURED_WITH:?}"
+                )));
+            }
+        };
+        Ok(ServiceSummary {
+            tracing_on: read.tracing_on,
+            tracing_off: read.tracing_off,
+            measured_with,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
     pub count: u64,
     pub p50: Option<f64>,

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How often the counters are sampled into the time series.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
@@ -91,7 +91,7 @@ pub struct Counters {
 }
 
 /// A consistent-enough copy of the span counters, as the report and the UI show them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpanCounts {
     pub created: u64,
     pub sampled: u64,

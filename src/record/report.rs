@@ -5,7 +5,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::latency::{LatencySummary, ServiceSummary};
 use super::{CollectorStats, ExitReport, ShutdownReport};
@@ -14,7 +14,7 @@ use crate::config::Settings;
 
 /// What a real run of the embedded collector measured, which the virtual clock charges
 /// per export: see `session::calibrate`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     /// OTLP/HTTP bytes per exported span.
     pub bytes_per_span: f64,
@@ -65,7 +65,7 @@ pub struct SpanReport {
     pub never_ended: u64,
 }
 
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct RequestReport {
     pub sent: u64,
     pub completed: u64,

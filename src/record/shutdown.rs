@@ -2,7 +2,7 @@
 //! the timeline draws), what SIGKILL destroyed, and the shutdown section of the report.
 //! The lifecycle fills these; the report and the window read them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A step of fal's shutdown sequence, in the order it happens: SIGTERM -> handle_exit ->
 /// drain -> teardown (force_flush) -> exit, or SIGKILL when the grace period runs out.
@@ -61,7 +61,7 @@ impl ShutdownPhase {
 }
 
 /// What SIGKILL destroyed, for the shutdown report's verdict.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KillLosses {
     /// Spans waiting in a batch processor's queue.
     pub queued: u64,
@@ -73,7 +73,7 @@ pub struct KillLosses {
 
 /// The timeline of one shutdown, in the record's milliseconds. Field names are the
 /// report's contract.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ShutdownReport {
     pub platform: String,
     pub grace_ms: u64,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Semantics, Settings, WorkloadKind};
 use crate::record::report::RequestReport;
@@ -40,7 +40,7 @@ pub enum SimError {
 }
 
 /// The outcome of one simulated run: the report's counts, and what the queue did.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SimOutcome {
     pub spans: SpanCounts,
     /// The report's own request section: counts, latency from arrival and service time.

@@ -1,19 +1,27 @@
 //! `gracetrace sweep`: one scenario simulated (`crate::sim`) for every cell of a grid of
 //! knob values, each cell with one or more arrival seeds, the runs in parallel on every
 //! core. [`grid`] parses the grid, [`output`] renders the table, JSON and CSV (the
-//! command in `cli::sweep` prints and writes them).
+//! command in `cli::sweep` prints and writes them); [`shard`] picks one machine's share
+//! of the cells, [`part`] writes that share down and [`merge`] joins the shares again.
 
 pub mod grid;
+pub mod merge;
 pub mod output;
+pub mod part;
+pub mod shard;
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
 use crate::sim::{self, Calibration, SimError, SimOutcome};
 
 pub use grid::{Grid, MAX_CELLS, Vary, VaryError};
+pub use merge::{MergeError, merge};
+pub use part::{Part, PartError};
+pub use shard::{Shard, ShardError};
 
 /// Why a sweep cannot run; each names the input or the cell.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +40,8 @@ pub enum SweepError {
     /// More simulated arrivals than a sweep should take (tens of minutes of every core).
     #[error(
         "{cells} cells x {repeats} repeats x their arrivals (up to {most:.3e} a cell) = \
-         {total:.3e} arrivals to simulate; a sweep has at most {MAX_ARRIVALS_SWEPT:.0e}"
+         {total:.3e} arrivals to simulate; a sweep has at most {MAX_ARRIVALS_SWEPT:.0e} \
+         on one machine (fewer values or --repeats, or --shard K/N over N machines)"
     )]
     TooMuchWork {
         cells: u64,
@@ -49,9 +58,15 @@ pub const MAX_RUNS: u64 = 1_000_000;
 /// core and three spans an arrival, some minutes of a two-core machine.
 pub const MAX_ARRIVALS_SWEPT: f64 = 5e9;
 
-/// Bounds the sweep's total work before any run starts: runs (memory) and arrivals (time),
-/// naming the product that is too large.
-pub fn check_work(base: &Settings, grid: &Grid, repeats: usize) -> Result<(), SweepError> {
+/// Bounds the sweep's total work before any run starts: runs (memory, the whole sweep's,
+/// since `merge` holds every shard's) and arrivals (time, only `shard`'s cells, since the
+/// other shards run elsewhere), naming the product that is too large.
+pub fn check_work(
+    base: &Settings,
+    grid: &Grid,
+    repeats: usize,
+    shard: Shard,
+) -> Result<(), SweepError> {
     let (cells, repeats) = (grid.len() as u64, repeats as u64);
     let runs = cells.saturating_mul(repeats);
     if runs > MAX_RUNS {
@@ -63,7 +78,7 @@ pub fn check_work(base: &Settings, grid: &Grid, repeats: usize) -> Result<(), Sw
     }
     let mut total = 0.0;
     let mut most: f64 = 0.0;
-    for index in 0..grid.len() {
+    for index in shard.cells(grid.len()) {
         let arrivals = grid.settings(base, index)?.workload.expected_arrivals();
         most = most.max(arrivals);
         total += arrivals * repeats as f64;
@@ -80,7 +95,7 @@ pub fn check_work(base: &Settings, grid: &Grid, repeats: usize) -> Result<(), Sw
 }
 
 /// One simulated run of a cell.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Run {
     /// The arrival seed (`workload.seed`) it ran with.
     pub seed: u64,
@@ -109,6 +124,8 @@ impl Run {
 /// One cell: its values and its runs, ordered by spans lost (then seed).
 #[derive(Clone, Debug)]
 pub struct Cell {
+    /// Its place in the grid (see [`Grid::values`]).
+    pub index: usize,
     pub values: Vec<(&'static str, String)>,
     /// The export batch size it ran with (lower than the scenario's when the queue was
     /// varied below it).
@@ -164,18 +181,33 @@ pub fn run(
     costs: Calibration,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Sweep, SweepError> {
+    run_shard(base, grid, repeats, costs, Shard::WHOLE, progress)
+}
+
+/// [`run`] for `shard`'s cells only; each cell's runs are what [`run`] gives it, so the
+/// shards of a sweep together are the sweep.
+pub fn run_shard(
+    base: &Settings,
+    grid: &Grid,
+    repeats: usize,
+    costs: Calibration,
+    shard: Shard,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Sweep, SweepError> {
     check(base, grid)?;
     let repeats = repeats.max(1);
-    let total = grid.len() * repeats;
+    let indices: Vec<usize> = shard.cells(grid.len()).collect();
+    let total = indices.len() * repeats;
     let done = AtomicUsize::new(0);
     let runs: Vec<Run> = (0..total)
         .into_par_iter()
         .map(|job| {
-            let mut settings = grid.settings(base, job / repeats)?;
+            let index = indices[job / repeats];
+            let mut settings = grid.settings(base, index)?;
             let seed = settings.workload.seed.wrapping_add((job % repeats) as u64);
             settings.workload.seed = seed;
             let outcome = sim::run(&settings, costs).map_err(|error| SweepError::Unsupported {
-                cell: grid::describe(&grid.values(job / repeats)),
+                cell: grid::describe(&grid.values(index)),
                 error,
             })?;
             progress(done.fetch_add(1, Relaxed) + 1, total);
@@ -184,11 +216,12 @@ pub fn run(
         .collect::<Result<_, SweepError>>()?;
     let cells = runs
         .chunks(repeats)
-        .enumerate()
-        .map(|(index, runs)| {
+        .zip(&indices)
+        .map(|(runs, &index)| {
             let mut runs = runs.to_vec();
             runs.sort_by_key(|r| (r.lost(), r.seed));
             Ok(Cell {
+                index,
                 values: owned(grid.values(index)),
                 batch_size: grid.settings(base, index)?.batch.max_export_batch_size,
                 runs,
