@@ -1069,7 +1069,7 @@ fn your_app_bad_input_is_said_and_start_works_again() {
     );
     assert!(h.query_by_label(&why).is_some(), "said next to the field");
 
-    h.state_mut().panel.app_line.clear();
+    h.state_mut().panel.app.line.clear();
     h.get_by_label("Start").click_accesskit();
     wait_for_snapshot(&mut h, "the empty line to be refused", |s| {
         s.app.as_ref().is_some_and(|a| a.run == 2)
@@ -1138,7 +1138,7 @@ fn failure(s: &Snapshot) -> String {
 
 /// Types a new command line over the old one and presses Start.
 fn start_again(h: &mut Harness<'_, GraceApp>, line: &str) {
-    h.state_mut().panel.app_line = line.to_owned();
+    h.state_mut().panel.app.line = line.to_owned();
     h.step();
     h.get_by_label("Start").click_accesskit();
     h.step();
@@ -1228,6 +1228,7 @@ fn your_app_run() -> Arc<AppView> {
     Arc::new(AppView {
         run: 1,
         command: report.probe.command.clone(),
+        url: None,
         phase: AppPhase::Ended,
         report: Some(Arc::new(report)),
         collector_addr: Some("127.0.0.1:40111".into()),
@@ -1245,7 +1246,7 @@ fn snapshot_of_your_app_after_a_clean_shutdown() {
     let mut app = GraceApp::fixed(snapshot);
     app.show_frame_time = false;
     app.panel.your_app = true;
-    app.panel.app_line = "python3 tests/apps/seed_app.py".into();
+    app.panel.app.line = "python3 tests/apps/seed_app.py".into();
     let mut h = fixed_window(app);
     h.snapshot_options("your_app_clean_exit", &snapshot_options());
     assert!(h.query_by_label("collector received 3392 spans").is_some());

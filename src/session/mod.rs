@@ -13,6 +13,7 @@ pub mod sweep;
 pub mod virtual_clock;
 pub mod whatif;
 pub mod your_app;
+pub mod your_app_compare;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
