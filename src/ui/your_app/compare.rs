@@ -109,10 +109,22 @@ fn progress(ui: &mut egui::Ui, view: &CompareView) {
 
 /// One row per value: its figures once its run has ended, else where it stands.
 fn table(ui: &mut egui::Ui, view: &CompareView) {
+    // Twelve columns may be wider than the panel: they scroll sideways, never clipped.
+    egui::ScrollArea::horizontal()
+        .id_salt("compare-table-scroll")
+        .show(ui, |ui| rows(ui, view));
+    ui.weak(
+        "latency, answered/s and CPU are of the traffic before SIGTERM; lost: answered \
+         requests whose trace never arrived whole; failed: requests the shutdown cost",
+    );
+}
+
+/// The heading and a row per value.
+fn rows(ui: &mut egui::Ui, view: &CompareView) {
     egui::Grid::new("compare-table")
         .num_columns(COLUMNS.len() + 1)
         .striped(true)
-        .spacing([10.0, 3.0])
+        .spacing([8.0, 3.0])
         .show(ui, |ui| {
             ui.label(RichText::new(&view.key).strong());
             for heading in COLUMNS {
@@ -133,10 +145,6 @@ fn table(ui: &mut egui::Ui, view: &CompareView) {
                 ui.end_row();
             }
         });
-    ui.weak(
-        "latency, answered/s and CPU are of the traffic before SIGTERM; lost: answered \
-         requests whose trace never arrived whole; failed: requests the shutdown cost",
-    );
 }
 
 /// A run's figures, formatted as `probe --compare` prints them.

@@ -61,6 +61,7 @@ fn chart(
     let top = p99.iter().chain(&p50).map(|p| p[1]).fold(1.0, f64::max) * 1.2;
     let (start, end) = (window.start_s, window.end_s);
     time_axis::plot("app-latency", 130.0)
+        .y_grid_spacer(time_axis::round_y_marks)
         .y_axis_formatter(|mark, _| format!("{:.0} ms", mark.value))
         .y_axis_min_width(56.0)
         .show(ui, |plot| {

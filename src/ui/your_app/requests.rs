@@ -122,7 +122,7 @@ fn chart(
     let top = (ended_top.max(flying_top) as f64 * 1.25).max(4.0);
     let (start, end) = (window.start_s, window.end_s);
     time_axis::plot("app-requests", 130.0)
-        .show_grid([true, false])
+        .y_grid_spacer(time_axis::round_y_marks)
         .show(ui, |plot| {
             for chart in charts {
                 plot.bar_chart(chart);
