@@ -123,6 +123,8 @@ fn used_by_probe(knob: &Knob) -> bool {
 /// Where each run's traffic and SIGTERM come from: the load `--url` describes (SIGTERM at
 /// its plan's time), or SIGTERM this long after the app starts.
 #[derive(Clone, Debug)]
+// One per comparison: its size costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum CompareDrive {
     Load {
         target: LoadTarget,

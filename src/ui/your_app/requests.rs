@@ -16,10 +16,13 @@ use crate::ui::time_axis::{self, TimeWindow, Zoom};
 /// A bucket's length, seconds (`record::load_timeline::BUCKET_MS`).
 const BUCKET_S: f64 = 0.1;
 
+/// How many requests of one outcome a bucket holds.
+type Count = fn(&LoadBucket) -> u64;
+
 /// Each outcome's name, colour and count in a bucket, stacked in this order from the
 /// bottom: what was answered, then failures with a response, then without one, then
 /// what the app's end cut.
-pub const OUTCOMES: [(&str, Color32, fn(&LoadBucket) -> u64); 10] = [
+pub const OUTCOMES: [(&str, Color32, Count); 10] = [
     ("answered", theme::OK, |b| b.answered),
     ("5xx", theme::FAILED, |b| b.failed.status_5xx),
     ("429", Color32::from_rgb(230, 200, 60), |b| {
