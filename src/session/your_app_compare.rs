@@ -162,3 +162,45 @@ fn run_all(plan: &Plan, view: &Mutex<CompareView>, stop: &AtomicBool) {
     let mut view = lock(view);
     (view.running, view.done) = (None, true);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What Run would refuse is said before it is pressed, naming the input at fault.
+    #[test]
+    fn a_comparison_is_checked_before_it_runs() {
+        let settings = Settings::default();
+        let server = AppStart {
+            line: "python3 server.py 8000".into(),
+            url: "http://127.0.0.1:8000/generate".into(),
+            ready_path: "/health".into(),
+        };
+        assert!(check(&settings, &server, "tracing.enabled=false,true").is_ok());
+        let error = |start: &AppStart, text: &str| match check(&settings, start, text) {
+            Ok(()) => panic!("{text} was taken"),
+            Err(error) => error.to_string(),
+        };
+        assert!(error(&server, "nope=1,2").contains("unknown knob \"nope\""));
+        let empty = AppStart {
+            line: "  ".into(),
+            ..server.clone()
+        };
+        assert!(error(&empty, "tracing.enabled=false,true").starts_with("no command"));
+        let bad_url = AppStart {
+            url: "ftp://x".into(),
+            ..server.clone()
+        };
+        assert!(error(&bad_url, "tracing.enabled=false,true").starts_with("--url ftp://x"));
+        // Without a URL the runs need a SIGTERM time of their own.
+        let own_traffic = AppStart {
+            line: server.line.clone(),
+            ..AppStart::default()
+        };
+        let text = "tracing.enabled=false,true";
+        assert!(error(&own_traffic, text).contains("shutdown.at_s"));
+        let mut at = settings.clone();
+        at.shutdown.at_s = Some(3.0);
+        assert!(check(&at, &own_traffic, text).is_ok());
+    }
+}

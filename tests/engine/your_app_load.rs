@@ -73,7 +73,12 @@ fn your_app_with_a_url_grows_its_timeline_and_shutdown_accounts_for_every_reques
     wait_until("the app's final report", PATIENCE, || {
         run.is_gone() && matches!(run.view().phase, AppPhase::Estimating | AppPhase::Ended)
     });
-    let report = run.view().report.expect("a final report");
+    let view = run.view();
+    assert!(
+        view.recent_trace.is_some(),
+        "the waterfall finds a root whose parent is the probe's"
+    );
+    let report = view.report.expect("a final report");
     check_final(&report, &live);
 }
 

@@ -5,13 +5,15 @@
 //! Open loop, as wrk2 measures: each request leaves at its scheduled time on a task of its
 //! own, whatever earlier ones are doing, and its latency counts from the scheduled time, so
 //! a server that stalls is charged for every request that waited behind the stall (no
-//! coordinated omission). SIGTERM comes at the plan's time, or sooner when asked through
-//! [`EarlySigterm`] (the window's Shutdown button); routing goes on for the routing lag
-//! after whichever came. What has been sent and what has ended is published as it happens
-//! ([`LoadNews`]) for a live view. Each request has a connection of its own: a failure then belongs
+//! coordinated omission). Each request has a connection of its own: a failure then belongs
 //! to that request alone (refused, reset, cut mid-response), never to a pooled connection
 //! an earlier request left behind, and a platform's router opens one per request too when
 //! an instance is new.
+//!
+//! SIGTERM comes at the plan's time, or sooner when asked through [`EarlySigterm`] (the
+//! window's Shutdown button); routing goes on for the routing lag after whichever came.
+//! What has been sent and what has ended is published as it happens ([`LoadNews`]) for a
+//! live view.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::Sender;
@@ -153,8 +155,8 @@ pub struct Sent {
     pub attempts: Vec<Attempt>,
 }
 
-/// What the load did since it was last asked ([`Load::news`]), for a live view; the
-/// report is built from [`Sent`] at the end, not from this.
+/// What the load did since its feed was last taken ([`LoadFeed::take`]), for a live view;
+/// the report is built from [`Sent`] at the end, not from this.
 #[derive(Clone, Debug, Default)]
 pub struct LoadNews {
     /// When the app was ready, and when the traffic started; `None` while waiting.
