@@ -16,6 +16,9 @@ use gracetrace::collector::{CollectorStats, StoredSpan, StoredTrace};
 use gracetrace::config::{HandleExit, Platform, Settings, WorkloadKind};
 use gracetrace::record::KillLosses;
 use gracetrace::record::ShutdownReport;
+use gracetrace::record::compare::CompareRow;
+use gracetrace::record::load::{self as load_record, LoadLatency, LoadRequest, LoadSection};
+use gracetrace::record::load_timeline::Timeline;
 use gracetrace::record::probe::{
     PredictedSpans, Prediction, PredictionInputs, ProbeReport, ProbeSample, ProbeSection, Sdk,
 };
@@ -23,7 +26,8 @@ use gracetrace::record::report::{DeviceReport, Report};
 use gracetrace::record::{ExportEvent, LastImage, Marker, Outcome, Record, Sample};
 use gracetrace::session::live::{RunnerState, Snapshot};
 use gracetrace::session::whatif::{self, SweepResult};
-use gracetrace::session::your_app::{AppPhase, AppView, LogLine, Stream};
+use gracetrace::session::your_app::{AppPhase, AppStart, AppView, LogLine, Stream};
+use gracetrace::session::your_app_compare::{CompareView, ComparedRun};
 use gracetrace::ui::GraceApp;
 use gracetrace::ui::whatif as whatif_form;
 use gracetrace::ui::window::Centre;
@@ -516,6 +520,7 @@ fn finished_run() -> Snapshot {
         what_if: Default::default(),
         served_by_app: false,
         app: None,
+        compare: None,
     }
 }
 
@@ -1069,7 +1074,7 @@ fn your_app_bad_input_is_said_and_start_works_again() {
     );
     assert!(h.query_by_label(&why).is_some(), "said next to the field");
 
-    h.state_mut().panel.app_line.clear();
+    h.state_mut().panel.app.line.clear();
     h.get_by_label("Start").click_accesskit();
     wait_for_snapshot(&mut h, "the empty line to be refused", |s| {
         s.app.as_ref().is_some_and(|a| a.run == 2)
@@ -1138,7 +1143,7 @@ fn failure(s: &Snapshot) -> String {
 
 /// Types a new command line over the old one and presses Start.
 fn start_again(h: &mut Harness<'_, GraceApp>, line: &str) {
-    h.state_mut().panel.app_line = line.to_owned();
+    h.state_mut().panel.app.line = line.to_owned();
     h.step();
     h.get_by_label("Start").click_accesskit();
     h.step();
@@ -1228,6 +1233,7 @@ fn your_app_run() -> Arc<AppView> {
     Arc::new(AppView {
         run: 1,
         command: report.probe.command.clone(),
+        url: None,
         phase: AppPhase::Ended,
         report: Some(Arc::new(report)),
         collector_addr: Some("127.0.0.1:40111".into()),
@@ -1245,7 +1251,7 @@ fn snapshot_of_your_app_after_a_clean_shutdown() {
     let mut app = GraceApp::fixed(snapshot);
     app.show_frame_time = false;
     app.panel.your_app = true;
-    app.panel.app_line = "python3 tests/apps/seed_app.py".into();
+    app.panel.app.line = "python3 tests/apps/seed_app.py".into();
     let mut h = fixed_window(app);
     h.snapshot_options("your_app_clean_exit", &snapshot_options());
     assert!(h.query_by_label("collector received 3392 spans").is_some());
@@ -1350,4 +1356,301 @@ provider.forceFlush({ timeoutMillis: 10000 }).then(() => {
     common::wait_until("the snippet's spans to arrive", common::PATIENCE, || {
         collector.stats().spans_received == sampled
     });
+}
+
+// ---- your app with a URL ----
+
+/// A made-up run of a server under the probe's traffic, against a backend slower than the
+/// grace: 40 requests/s from 1 s, SIGTERM at 6 s (refused from then on: the server stopped
+/// accepting), SIGKILL at 11 s cutting two requests still out, and three answered requests
+/// before SIGTERM whose traces were in the app's queue. The sections are counted by
+/// `record` from the rows, as the probe counts them. `ended`: the final report; else the
+/// report while the traffic runs (no SIGTERM yet, the section so far, no `traces`).
+fn load_run(ended: bool) -> Arc<AppView> {
+    let mut rows = Vec::new();
+    for i in 0..240u64 {
+        let scheduled_ms = 1_000.0 + i as f64 * 25.0;
+        let (sent, end, outcome) = match i {
+            0..200 => {
+                let latency = 20.0 + (i % 7) as f64 * 3.0 + if i > 150 { 30.0 } else { 0.0 };
+                (true, scheduled_ms + latency, load_record::Outcome::Answered)
+            }
+            200..220 => (true, scheduled_ms + 1.0, load_record::Outcome::Refused),
+            _ => (false, 0.0, load_record::Outcome::NotSent),
+        };
+        let lost = [183, 191, 197].contains(&i);
+        rows.push(LoadRequest {
+            index: i,
+            scheduled_ms,
+            sent_ms: sent.then_some(scheduled_ms + 0.3),
+            ended_ms: sent.then_some(end),
+            outcome: Some(outcome),
+            status: (outcome == load_record::Outcome::Answered).then_some(200),
+            latency_ms: (outcome == load_record::Outcome::Answered).then_some(end - scheduled_ms),
+            after_sigterm: scheduled_ms >= 6_000.0,
+            trace_id: format!("{:032x}", 0x4bf9_2f35_0000_u128 + u128::from(i)),
+            sampled: sent,
+            spans_received: if lost {
+                u64::from(i == 197) * 2
+            } else {
+                3 * u64::from(sent)
+            },
+            root: sent && !lost,
+        });
+    }
+    for (index, ended_ms) in [(240, 11_000.0), (241, 11_000.0)] {
+        rows.push(LoadRequest {
+            index,
+            scheduled_ms: 5_990.0,
+            sent_ms: Some(5_990.3),
+            ended_ms: Some(ended_ms),
+            outcome: Some(load_record::Outcome::InFlightAtEnd),
+            trace_id: format!("{index:032x}"),
+            sampled: true,
+            ..LoadRequest::default()
+        });
+    }
+    let header = LoadSection {
+        url: "http://127.0.0.1:8000/generate".into(),
+        method: "GET".into(),
+        ready_ms: 950.0,
+        traffic_start_ms: 1_000.0,
+        ..LoadSection::default()
+    };
+    let mut app = (*your_app_run()).clone();
+    let mut report = (**app.report.as_ref().expect("a report")).clone();
+    report.prediction = None;
+    report.probe.command = vec!["python3".into(), "server.py".into(), "8000".into()];
+    if ended {
+        let p = &mut report.probe;
+        (p.sigterm_ms, p.sigkill_ms, p.exit_ms) = (Some(6_000.0), Some(11_000.0), Some(11_001.0));
+        (p.killed, p.exit_code, p.signal, p.grace_ms) = (true, None, Some(9), 5_000);
+        report.timeline = (0..=111)
+            .map(|i| ProbeSample {
+                t_ms: i as f64 * 100.0,
+                ..report.timeline[(i as usize).min(report.timeline.len() - 1)]
+            })
+            .collect();
+        let mut load = LoadSection {
+            routing_end_ms: Some(6_000.0),
+            timeline: Timeline::of(&rows),
+            requests: rows,
+            ..header
+        };
+        let traces = load_record::tally(&mut load, Some(6_000.0), false);
+        (report.load, report.traces) = (Some(load), Some(traces));
+    } else {
+        // At 4.5 s: what had been sent and what had ended by then, as the probe's live
+        // section counts it.
+        let now_ms = 4_500.0;
+        let mut so_far = Timeline::default();
+        for r in rows
+            .iter()
+            .filter(|r| r.sent_ms.is_some_and(|t| t < now_ms))
+        {
+            so_far.sent(r.sent_ms.unwrap_or_default());
+            if let (Some(end), Some(outcome)) = (r.ended_ms.filter(|&t| t < now_ms), r.outcome) {
+                so_far.ended(end, outcome, r.latency_ms);
+            }
+        }
+        report.probe = ProbeSection {
+            pid: 4242,
+            ..ProbeSection::default()
+        };
+        report.timeline.truncate(46);
+        report.load = Some(so_far.so_far(header, now_ms));
+    }
+    app.url = Some("http://127.0.0.1:8000/generate".into());
+    app.phase = if ended {
+        AppPhase::Ended
+    } else {
+        AppPhase::Running
+    };
+    app.command = report.probe.command.clone();
+    app.report = Some(Arc::new(report));
+    Arc::new(app)
+}
+
+/// The window in "your app" mode showing `app` (and `compare`), with its command line and
+/// URL typed.
+fn load_window(app: Arc<AppView>, centre: Centre, compare: Option<CompareView>) -> GraceApp {
+    let mut snapshot = finished_run();
+    snapshot.served_by_app = true;
+    snapshot.app = Some(app);
+    snapshot.compare = compare.map(Arc::new);
+    let mut window = GraceApp::fixed(snapshot);
+    window.show_frame_time = false;
+    window.panel.your_app = true;
+    window.panel.app = AppStart {
+        line: "python3 server.py 8000".into(),
+        url: "http://127.0.0.1:8000/generate".into(),
+        ready_path: "/health".into(),
+    };
+    window.centre = centre;
+    window
+}
+
+/// After the shutdown: the requests by outcome, the latency with SIGTERM and SIGKILL, the
+/// lost traces named one by one, every figure from the report's sections.
+#[test]
+fn snapshot_of_your_app_under_load_with_lost_traces() {
+    let app = load_run(true);
+    let report = app.report.clone().expect("a report");
+    let (load, traces) = (
+        report.load.as_ref().unwrap(),
+        report.traces.as_ref().unwrap(),
+    );
+    assert_eq!(
+        (load.answered, load.failed.refused, load.in_flight_at_end),
+        (200, 20, 2)
+    );
+    assert_eq!(traces.lost, 3);
+    let mut h = fixed_window(load_window(app, Centre::Timeline, None));
+    h.snapshot_options("your_app_under_load", &snapshot_options());
+    assert!(
+        h.query_by_label("Requests to your app per 100 ms")
+            .is_some()
+    );
+    assert!(
+        h.query_by_label("[refused]").is_some(),
+        "a key for each outcome seen"
+    );
+    assert!(
+        h.query_by_label("[reset]").is_none(),
+        "none for one that did not happen"
+    );
+    assert!(
+        h.query_by_label_contains(
+            "242 scheduled: 222 sent to GET http://127.0.0.1:8000/generate, 200 answered, \
+             failed: 20 refused, 2 in flight at the app's end; 20 not sent (routing had \
+             ended). The shutdown cost 22 requests."
+        )
+        .is_some()
+    );
+    assert!(h.query_by_label("Latency of your app").is_some());
+    assert!(h.query_by_label_contains("Before SIGTERM: p50 ").is_some());
+    assert!(
+        h.query_by_label(
+            "3 of 200 answered sampled requests lost their trace: 3 before SIGTERM, 0 after."
+        )
+        .is_some(),
+        "{traces:#?}"
+    );
+    assert!(
+        h.query_by_label(&traces.lost_requests[2].trace_id)
+            .is_some()
+    );
+    assert!(h.query_by_label("2 spans, no root").is_some());
+}
+
+/// While the traffic runs: the counts so far, and the lost traces said to come at the end.
+#[test]
+fn while_the_load_runs_its_counts_so_far_and_lost_traces_at_the_end() {
+    let app = load_run(false);
+    let load = app.report.as_ref().and_then(|r| r.load.clone()).unwrap();
+    assert!(
+        load.answered > 100 && load.sent > load.answered,
+        "{load:#?}"
+    );
+    let h = fixed_window(load_window(app, Centre::Timeline, None));
+    let so_far = format!(
+        "So far: {} sent to GET http://127.0.0.1:8000/generate, {} answered, none failed.",
+        load.sent, load.answered
+    );
+    assert!(h.query_by_label(&so_far).is_some(), "{so_far}");
+    assert!(h.query_by_label_contains("known at the end").is_some());
+    assert!(h.query_by_label("pid 4242: running").is_some());
+}
+
+/// The compare panel: a row per value, figures for the runs that ended, the one under way.
+#[test]
+fn the_compare_table_draws_its_rows_as_runs_end() {
+    let row = CompareRow {
+        latency_ms_before_sigterm: Some(LoadLatency {
+            count: 180,
+            p50: Some(21.5),
+            p90: Some(27.25),
+            p99: Some(40.0),
+            max: Some(52.0),
+        }),
+        answered_per_s_before_sigterm: Some(39.5),
+        cpu_before_sigterm_ms: Some(812.0),
+        cpu_ms_per_request: Some(4.511),
+        spans_received: 540,
+        lost_traces: Some(0),
+        failed_after_sigterm: Some(3),
+        ending: "exited with code 0".into(),
+        ..CompareRow::default()
+    };
+    let view = CompareView {
+        key: "tracing.enabled".into(),
+        values: vec!["false".into(), "true".into()],
+        runs: vec![ComparedRun {
+            value: "false".into(),
+            row,
+        }],
+        running: Some(1),
+        ..CompareView::default()
+    };
+    let mut h = fixed_window(load_window(load_run(true), Centre::Compare, Some(view)));
+    h.snapshot_options("your_app_compare", &snapshot_options());
+    for heading in [
+        "tracing.enabled",
+        "p50 ms",
+        "answered/s",
+        "CPU/req",
+        "the app",
+    ] {
+        assert!(h.query_by_label(heading).is_some(), "{heading}");
+    }
+    for cell in [
+        "21.50", "27.25", "40.00", "52.0", "39.5", "812", "4.511", "540",
+    ] {
+        assert!(h.query_by_label(cell).is_some(), "{cell}");
+    }
+    assert!(h.query_by_label("exited with code 0").is_some());
+    assert!(h.query_by_label("running...").is_some());
+    assert!(
+        h.query_by_label("run 2 of 2: tracing.enabled=true, under way...")
+            .is_some()
+    );
+    assert!(
+        h.get_by_label("Run").accesskit_node().is_disabled(),
+        "one comparison at a time"
+    );
+}
+
+/// A compare text the probe cannot run says why under the field, and Run stays off; a
+/// good one turns it on.
+#[test]
+fn a_bad_compare_text_shows_its_error() {
+    let mut window = load_window(load_run(true), Centre::Compare, None);
+    window.compare.text = "nope.knob=1,2".into();
+    let mut h = fixed_window(window);
+    let error =
+        "--compare \"nope.knob=1,2\": unknown knob \"nope.knob\" (`gracetrace knobs` lists them)";
+    assert!(h.query_by_label(error).is_some());
+    assert!(h.get_by_label("Run").accesskit_node().is_disabled());
+    h.state_mut().compare.text = "tracing.sample_rate=0.5".into();
+    h.run();
+    assert!(
+        h.query_by_label_contains("1 values; expected from 2 to 10")
+            .is_some()
+    );
+    h.state_mut().compare.text = "tracing.sample_rate=0.1,1".into();
+    h.run();
+    assert!(!h.get_by_label("Run").accesskit_node().is_disabled());
+    h.state_mut().panel.app.url.clear();
+    h.run();
+    assert!(
+        h.query_by_label("--ready-path: needs --url (the load it describes is sent only to a URL)")
+            .is_some()
+    );
+    h.state_mut().panel.app.ready_path.clear();
+    h.run();
+    assert!(
+        h.query_by_label_contains("needs --sigterm-at or shutdown.at_s")
+            .is_some(),
+        "without a URL every run needs a SIGTERM time"
+    );
 }

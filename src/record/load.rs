@@ -68,7 +68,7 @@ pub struct FailedCounts {
 
 impl FailedCounts {
     /// Counts `outcome` if it is a failure; false (nothing counted) otherwise.
-    fn add(&mut self, outcome: Outcome) -> bool {
+    pub fn add(&mut self, outcome: Outcome) -> bool {
         let slot = match outcome {
             Outcome::Refused => &mut self.refused,
             Outcome::Reset => &mut self.reset,
@@ -192,6 +192,27 @@ pub struct LoadSection {
     pub requests: Vec<LoadRequest>,
     /// Requests left out of `requests` by that cap.
     pub requests_omitted: u64,
+    /// The requests by when they ended, 100 ms a bucket (`load_timeline`): what the
+    /// window's request and latency charts draw. Every request that ended is in one
+    /// bucket, until the cap of [`super::load_timeline::MAX_BUCKETS`].
+    pub timeline: Vec<LoadBucket>,
+}
+
+/// 100 ms of the load ([`super::load_timeline::BUCKET_MS`]): the requests that ended in
+/// it, by outcome, their latencies, and those still out at its end.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LoadBucket {
+    /// The bucket's start, ms since the app started.
+    pub t_ms: f64,
+    pub answered: u64,
+    pub failed: FailedCounts,
+    /// Cut when the app ended (`in_flight_at_end`), at the moment their connection died.
+    pub in_flight_at_end: u64,
+    /// Sent and not yet ended at the bucket's end.
+    pub in_flight: u64,
+    /// Of the requests with a whole response that ended in the bucket (nearest rank).
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
 }
 
 impl LoadSection {

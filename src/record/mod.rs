@@ -11,6 +11,7 @@ pub mod compare;
 mod exit;
 mod latency;
 pub mod load;
+pub mod load_timeline;
 mod model;
 pub mod probe;
 pub mod rates;

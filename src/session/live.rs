@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::your_app::{AppError, AppRun, AppView};
+use super::your_app::{AppError, AppRun, AppStart, AppView};
+use super::your_app_compare::{CompareJob, CompareView};
 use super::{FIRST_RUNNER, Session, SessionError, newest_whole_trace, whatif};
 use crate::collector::{CollectorError, StoredTrace};
 use crate::config::scenario_file::{self, ScenarioFileError};
@@ -41,8 +42,12 @@ pub enum Command {
     /// runner (false: its traffic resumes).
     ServeApp(bool),
     /// Start the user's app with this command line (split without a shell) under the
-    /// probe, with the settings in force; see [`AppRun`].
-    StartApp(String),
+    /// probe, with the settings in force, and the traffic to its URL if it has one; see
+    /// [`AppRun`].
+    StartApp(AppStart),
+    /// Run the user's app once per value of `KEY=A,B,...` with the settings in force, as
+    /// `probe --compare` does; see [`CompareJob`].
+    Compare(AppStart, String),
     /// After a shutdown: a fresh runner sharing the record and the collector.
     NewRunner,
     /// Load a scenario file (as `gracetrace run --scenario` would) and apply it.
@@ -135,6 +140,8 @@ pub struct Snapshot {
     pub served_by_app: bool,
     /// The user's app, from the last Start on (kept after it ends, as history).
     pub app: Option<Arc<AppView>>,
+    /// The last comparison of the user's app, its rows as its runs end.
+    pub compare: Option<Arc<CompareView>>,
 }
 
 impl Snapshot {
@@ -156,6 +163,7 @@ impl Snapshot {
             what_if: whatif::View::default(),
             served_by_app: false,
             app: None,
+            compare: None,
         }
     }
 }
@@ -254,6 +262,7 @@ struct Driver {
     served_by_app: bool,
     app: Option<AppRun>,
     app_runs: u64,
+    compare: Option<CompareJob>,
     /// Dropped once the app is gone at close (see [`Engine`]'s drop).
     app_closing: Option<Sender<()>>,
 }
@@ -299,6 +308,7 @@ fn drive(
         served_by_app: false,
         app: None,
         app_runs: 0,
+        compare: None,
         app_closing: Some(app_closing),
     };
     let mut next_publish = Instant::now();
@@ -335,7 +345,8 @@ impl Driver {
                 self.serve_app(on);
                 Ok(())
             }
-            Command::StartApp(line) => self.start_app(&line),
+            Command::StartApp(start) => self.start_app(&start),
+            Command::Compare(start, text) => self.start_compare(&start, &text),
             Command::NewRunner => self.new_runner(),
             Command::Open(path) => self.open(&path),
             Command::Save(path, settings) => self.save(&path, &settings),
@@ -459,15 +470,32 @@ impl Driver {
 
     /// Starts the user's app with the settings in force. A line that cannot be started is
     /// kept as a failed run, so the window shows why next to the command field.
-    fn start_app(&mut self, line: &str) -> Result<(), CommandError> {
+    fn start_app(&mut self, start: &AppStart) -> Result<(), CommandError> {
         if self.app.as_ref().is_some_and(|app| !app.is_gone()) {
             return Err(AppError::StillRunning.into());
         }
+        if self.compare.as_ref().is_some_and(|job| !job.is_done()) {
+            // Its runs start the same command: a second server on the same port.
+            return Err(AppError::CompareRunning.into());
+        }
         self.app_runs += 1;
         self.app = Some(
-            AppRun::start(&self.applied, line, self.app_runs)
-                .unwrap_or_else(|error| AppRun::failed(self.app_runs, line, &error)),
+            AppRun::start(&self.applied, start, self.app_runs)
+                .unwrap_or_else(|error| AppRun::failed(self.app_runs, &start.line, &error)),
         );
+        Ok(())
+    }
+
+    /// Starts a comparison with the settings in force, unless the app or another
+    /// comparison runs (the same command twice would fight over its port).
+    fn start_compare(&mut self, start: &AppStart, text: &str) -> Result<(), CommandError> {
+        if self.app.as_ref().is_some_and(|app| !app.is_gone()) {
+            return Err(AppError::StillRunning.into());
+        }
+        if self.compare.as_ref().is_some_and(|job| !job.is_done()) {
+            return Err(AppError::CompareRunning.into());
+        }
+        self.compare = Some(CompareJob::start(&self.applied, start, text)?);
         Ok(())
     }
 
@@ -519,6 +547,9 @@ impl Driver {
 
     /// Ends everything this engine started, without waiting on the backend.
     fn close(mut self) {
+        if let Some(job) = &self.compare {
+            job.stop();
+        }
         if let Some(app) = &self.app {
             app.kill();
         }
@@ -593,6 +624,7 @@ impl Driver {
             what_if: self.what_if.view(&self.applied),
             served_by_app: self.served_by_app,
             app: self.app.as_ref().map(|app| Arc::new(app.view())),
+            compare: self.compare.as_ref().map(|job| Arc::new(job.view())),
         }
     }
 }

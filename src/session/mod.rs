@@ -13,6 +13,7 @@ pub mod sweep;
 pub mod virtual_clock;
 pub mod whatif;
 pub mod your_app;
+pub mod your_app_compare;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -142,10 +143,16 @@ impl Session {
 /// The newest trace the collector keeps whose root has arrived: the first that draws a
 /// whole waterfall.
 pub fn newest_whole_trace(collector: &Collector) -> Option<StoredTrace> {
-    collector
-        .recent_traces()
-        .into_iter()
-        .find(|t| t.spans.iter().any(|s| s.parent_span_id.is_none()))
+    collector.recent_traces().into_iter().find(|t| {
+        // Under `probe --url`'s load the app's top span is the child of the span id the
+        // probe sent in its `traceparent`, which never arrives: that span is the root.
+        let probe_parent = u128::from_str_radix(&t.trace_id, 16)
+            .ok()
+            .map(|id| format!("{:016x}", crate::record::wire::probe_parent_span_id(id)));
+        t.spans
+            .iter()
+            .any(|s| s.parent_span_id.is_none() || s.parent_span_id == probe_parent)
+    })
 }
 
 /// Where a runner exports: the settings' endpoint, else the embedded collector.

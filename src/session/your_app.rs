@@ -1,6 +1,8 @@
 //! The window's "your app": the user's own app run under the probe (`lifecycle::probe`) on
 //! a thread of its own, watched as it goes (the collector's counts, the app's last lines of
-//! output, a recent trace), then given the prediction, as `gracetrace probe` does. The
+//! output, a recent trace), then given the prediction, as `gracetrace probe` does. Given a
+//! URL, the app is a server: the probe sends it the scenario's traffic as `probe --url`
+//! does, and the view's report carries the `load` section so far while it runs. The
 //! engine ([`super::live`]) owns one [`AppRun`] and puts its [`AppView`] in every snapshot;
 //! nothing here ever makes the engine wait on the app or its collector.
 
@@ -13,9 +15,12 @@ use std::time::{Duration, Instant};
 use crate::collector::{Collector, StoredTrace};
 use crate::config::Settings;
 pub use crate::lifecycle::probe::Stream;
+use crate::lifecycle::probe::load::{EarlySigterm, LoadPlan};
+use crate::lifecycle::probe::target::{LoadTarget, TargetError, TargetText};
 use crate::lifecycle::probe::{self, ProbeError, Protocol, SigtermWhen, Watcher};
 use crate::record::probe::ProbeReport;
 
+use super::probe_compare::CompareError;
 use super::{newest_whole_trace, probe_predict};
 
 /// Lines of the app's output the window keeps.
@@ -41,6 +46,50 @@ pub enum AppError {
     StillRunning,
     #[error("your app is not running")]
     NotRunning,
+    /// The URL or the ready path is not one the load can use.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("a comparison is running: wait for its last run to end")]
+    CompareRunning,
+    /// The comparison's `KEY=A,B,...` is not one the probe can run.
+    #[error(transparent)]
+    Compare(#[from] CompareError),
+}
+
+/// What Start was given: the command line and, for a server, where its traffic goes
+/// (both empty: no traffic, the app makes its own).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppStart {
+    pub line: String,
+    /// `http://host:port/path`, as `probe --url` takes it.
+    pub url: String,
+    /// Ready when GET of this path answers 2xx, else when the port takes a connection.
+    pub ready_path: String,
+}
+
+impl AppStart {
+    /// The command line in words.
+    pub fn command(&self) -> Result<Vec<String>, AppError> {
+        split_command_line(&self.line)
+    }
+
+    /// Where the traffic goes, checked; `None` without a URL (a ready path alone is
+    /// refused, as `--ready-path` without `--url` is).
+    pub fn target(&self) -> Result<Option<LoadTarget>, AppError> {
+        let (url, ready_path) = (self.url.trim(), self.ready_path.trim());
+        if url.is_empty() {
+            return match ready_path.is_empty() {
+                true => Ok(None),
+                false => Err(TargetError::NeedsUrl("--ready-path").into()),
+            };
+        }
+        let text = TargetText {
+            url,
+            ready_path: (!ready_path.is_empty()).then_some(ready_path),
+            ..TargetText::default()
+        };
+        Ok(Some(LoadTarget::from_text(&text)?))
+    }
 }
 
 /// Splits a command line into the program and its arguments as a POSIX shell splits words
@@ -99,6 +148,8 @@ pub struct AppView {
     /// Which Start this is (1, 2, ...).
     pub run: u64,
     pub command: Vec<String>,
+    /// Where the probe sends its traffic; `None`: the app makes its own.
+    pub url: Option<String>,
     pub phase: AppPhase,
     pub report: Option<Arc<ProbeReport>>,
     /// The probe's own collector, where the app exports.
@@ -114,6 +165,7 @@ impl AppView {
         AppView {
             run,
             command,
+            url: None,
             phase,
             report: None,
             collector_addr: None,
@@ -141,34 +193,57 @@ impl Shared {
 /// The app the window started, and the thread that watches it.
 pub struct AppRun {
     shared: Arc<Shared>,
-    /// SIGTERM when sent to (or dropped: the probe takes a closed channel as asked).
-    sigterm: Option<Sender<()>>,
+    sigterm: Option<Sigterm>,
+}
+
+/// How the window's Shutdown reaches the probe.
+enum Sigterm {
+    /// Without traffic: a message (or the sender dropped: the probe takes a closed
+    /// channel as asked).
+    Asked(Sender<()>),
+    /// Under the load: sooner than the plan's own time.
+    Early(EarlySigterm),
 }
 
 impl AppRun {
-    /// Starts `line` under the probe with `settings` (faults, batch, sampling, grace) on a
-    /// thread of its own; returns at once. A line that cannot be split or an environment
-    /// asking for an unknown OTLP protocol is refused here (a `grpc` app gets a gRPC
-    /// listener); a command that cannot be executed shows as
-    /// [`AppPhase::Failed`] a moment later.
-    pub fn start(settings: &Settings, line: &str, run: u64) -> Result<AppRun, AppError> {
-        let command = split_command_line(line)?;
+    /// Starts the command under the probe with `settings` (faults, batch, sampling,
+    /// grace) on a thread of its own, with the scenario's traffic to its URL if it has
+    /// one (SIGTERM then at the traffic's end or `shutdown.at_s`, or at Shutdown if
+    /// sooner); returns at once. A line that cannot be split, a bad URL or an
+    /// environment asking for an unknown OTLP protocol is refused here (a `grpc` app
+    /// gets a gRPC listener); a command that cannot be executed, or a server that never
+    /// becomes ready, shows as [`AppPhase::Failed`] a moment later.
+    pub fn start(settings: &Settings, start: &AppStart, run: u64) -> Result<AppRun, AppError> {
+        let command = start.command()?;
+        let target = start.target()?;
         let protocol =
             probe::check_protocol(&|var| std::env::var(var).ok()).map_err(AppError::Protocol)?;
+        let mut view = AppView::new(run, command.clone(), AppPhase::Starting);
+        view.url = target.as_ref().map(|t| t.url.text.clone());
         let shared = Arc::new(Shared {
-            view: Mutex::new(AppView::new(run, command.clone(), AppPhase::Starting)),
+            view: Mutex::new(view),
             kill: AtomicBool::new(false),
             gone: AtomicBool::new(false),
         });
-        let (sigterm, asked) = channel();
+        let (driven, sigterm) = match target {
+            Some(target) => {
+                let plan = LoadPlan::new(settings, target, None);
+                let early = plan.early.clone();
+                (Driven::Load(Box::new(plan)), Sigterm::Early(early))
+            }
+            None => {
+                let (sigterm, asked) = channel();
+                (
+                    Driven::Asked(SigtermWhen::OnSignal(asked)),
+                    Sigterm::Asked(sigterm),
+                )
+            }
+        };
         let settings = settings.clone();
         let watching = shared.clone();
         std::thread::Builder::new()
             .name("gracetrace-your-app".into())
-            .spawn(move || {
-                let sigterm = SigtermWhen::OnSignal(asked);
-                watch_app(&settings, protocol, &command, sigterm, &watching);
-            })
+            .spawn(move || watch_app(&settings, protocol, &command, driven, &watching))
             .map_err(AppError::Thread)?;
         Ok(AppRun {
             shared,
@@ -207,11 +282,19 @@ impl AppRun {
         self.shared.gone.load(Relaxed)
     }
 
-    /// The platform's SIGTERM, now; SIGKILL follows at the grace period's end.
+    /// The platform's SIGTERM, now; SIGKILL follows at the grace period's end. Under a
+    /// load that is not yet under way (the server not ready), SIGTERM comes as soon as
+    /// it is.
     pub fn sigterm(&self) -> Result<(), AppError> {
         let running = self.view().phase == AppPhase::Running;
         match &self.sigterm {
-            Some(sigterm) if running => sigterm.send(()).map_err(|_| AppError::NotRunning),
+            Some(Sigterm::Asked(sigterm)) if running => {
+                sigterm.send(()).map_err(|_| AppError::NotRunning)
+            }
+            Some(Sigterm::Early(early)) if running => {
+                early.ask();
+                Ok(())
+            }
             _ => Err(AppError::NotRunning),
         }
     }
@@ -227,16 +310,30 @@ impl AppRun {
     }
 }
 
+/// What drives the app: the window's Shutdown alone, or the load (its plan's SIGTERM,
+/// or Shutdown's if sooner).
+enum Driven {
+    Asked(SigtermWhen),
+    Load(Box<LoadPlan>),
+}
+
 /// The watching thread: the probe run, then the prediction, each step into the view.
 fn watch_app(
     settings: &Settings,
     protocol: Protocol,
     command: &[String],
-    sigterm: SigtermWhen,
+    driven: Driven,
     shared: &Arc<Shared>,
 ) {
     let watcher = Arc::new(ToView(shared.clone()));
-    let result = probe::run_probe_with(settings, protocol, command, sigterm, watcher);
+    let result = match driven {
+        Driven::Asked(sigterm) => {
+            probe::run_probe_with(settings, protocol, command, sigterm, watcher)
+        }
+        Driven::Load(plan) => {
+            probe::run_load_probe_with(settings, protocol, command, *plan, watcher)
+        }
+    };
     shared.gone.store(true, Relaxed);
     let mut report = match result {
         Ok(report) => report,
@@ -299,6 +396,10 @@ impl Watcher for ToView {
 
     fn kill_now(&self) -> bool {
         self.0.kill.load(Relaxed)
+    }
+
+    fn live_load(&self) -> bool {
+        true // the request and latency charts draw it as it grows
     }
 }
 

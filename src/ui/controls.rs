@@ -13,7 +13,7 @@ use crate::config::{
     WorkloadSettings,
 };
 use crate::session::live::{RunnerState, Snapshot};
-use crate::session::your_app::{AppPhase, AppView};
+use crate::session::your_app::{AppPhase, AppStart, AppView};
 
 /// What a press in the panel asks the app to do.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,8 +28,8 @@ pub enum Action {
     Save(PathBuf),
     /// Who serves: the user's app (true) or the simulated runner.
     ServeApp(bool),
-    /// Start the user's app with this command line.
-    StartApp(String),
+    /// Start the user's app with this command line (and traffic to its URL, if any).
+    StartApp(AppStart),
 }
 
 /// The panel's own state, besides the settings it edits.
@@ -48,8 +48,8 @@ pub struct Panel {
     pub refused: Option<String>,
     /// "served by your app": the user's own app serves, and the views show it.
     pub your_app: bool,
-    /// The app's command line, as typed.
-    pub app_line: String,
+    /// The app's command line, URL and ready path, as typed.
+    pub app: AppStart,
 }
 
 /// The tooltip of a knob: its environment variable, its range and its help line.
@@ -214,13 +214,24 @@ fn traffic(ui: &mut egui::Ui, w: &mut WorkloadSettings, panel: &mut Panel) -> Op
     if let Some(Action::ServeApp(on)) = served {
         panel.your_app = on;
     }
+    // With a URL the probe sends these arrivals to your app, as `probe --url` does.
+    let to_url = !panel.app.url.trim().is_empty();
     if panel.your_app {
-        ui.weak(
-            "Your app's command line, Start and Shutdown are at the top of this panel. \
-             The sliders below shape only the simulated traffic, paused while your app serves.",
-        );
+        ui.weak(match to_url {
+            true => {
+                "Your app's command line, URL, Start and Shutdown are at the top of this \
+                 panel. The sliders below shape the traffic sent to its URL (SIGTERM at \
+                 `shutdown.at_s`, else when it ends, or at Shutdown); they reach it at its \
+                 next Start."
+            }
+            false => {
+                "Your app's command line, Start and Shutdown are at the top of this panel. \
+                 The sliders below shape only the simulated traffic, paused while your app \
+                 serves; give your app a URL to send it this traffic."
+            }
+        });
     }
-    ui.add_enabled_ui(!panel.your_app, |ui| simulated_traffic(ui, w));
+    ui.add_enabled_ui(!panel.your_app || to_url, |ui| simulated_traffic(ui, w));
     served
 }
 
@@ -398,12 +409,12 @@ fn handle_exit(ui: &mut egui::Ui, handle_exit: &mut HandleExit) {
 
 /// The user's app's rows: its command line, Start, the same Shutdown button, its status.
 fn app_buttons(ui: &mut egui::Ui, panel: &mut Panel, app: Option<&AppView>) -> Option<Action> {
-    your_app::command::field(ui, &mut panel.app_line);
+    your_app::command::field(ui, &mut panel.app);
     let running = app.is_some_and(|a| a.phase == AppPhase::Running);
     let mut pressed = None;
     ui.horizontal(|ui| {
         if your_app::command::start_button(ui, app) {
-            pressed = Some(Action::StartApp(panel.app_line.clone()));
+            pressed = Some(Action::StartApp(panel.app.clone()));
         }
         let help = "Sends your app a real SIGTERM now; a real SIGKILL to its whole process \
                     group follows after the grace period unless it exits first.";

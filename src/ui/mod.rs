@@ -27,6 +27,7 @@ pub mod your_app;
 use std::path::Path;
 
 use crate::session::live;
+use crate::session::your_app::AppStart;
 
 pub use window::GraceApp;
 
@@ -43,8 +44,13 @@ pub enum GuiError {
 
 /// Opens the window and blocks until it is closed. Settings come from `scenario` when
 /// given, else from the settings remembered at the last exit, else defaults and the
-/// environment (the same layers as `gracetrace run`).
-pub fn run_gui(scenario: Option<&Path>) -> Result<(), GuiError> {
+/// environment (the same layers as `gracetrace run`). With `your_app`, "served by your
+/// app" is chosen with that command line and URL typed, and with `start` it starts at once.
+pub fn run_gui(
+    scenario: Option<&Path>,
+    your_app: Option<AppStart>,
+    start: bool,
+) -> Result<(), GuiError> {
     let settings = live::initial_settings(scenario)?;
     let scenario_path = scenario.map(|p| p.display().to_string());
     let options = eframe::NativeOptions {
@@ -61,6 +67,14 @@ pub fn run_gui(scenario: Option<&Path>) -> Result<(), GuiError> {
             let mut app = GraceApp::live(settings, Box::new(move || ctx.request_repaint()));
             if let Some(path) = scenario_path {
                 app.panel.scenario_path = path;
+            }
+            if let Some(given) = your_app {
+                app.panel.your_app = true;
+                app.panel.app = given.clone();
+                app.carry_out(controls::Action::ServeApp(true));
+                if start {
+                    app.carry_out(controls::Action::StartApp(given));
+                }
             }
             app.remember_on_exit = true;
             Ok(Box::new(app))

@@ -135,3 +135,41 @@ pub fn plot(id: &str, height: f32) -> Plot<'static> {
         .y_axis_min_width(48.0)
         .x_axis_formatter(|mark, _| format!("{:.0} s", mark.value))
 }
+
+/// Three or four round marks (1, 2 or 5 times a power of ten) on a short plot's y axis,
+/// where egui_plot's default (powers of ten) often leaves only the 0 labelled.
+pub fn round_y_marks(input: egui_plot::GridInput) -> Vec<egui_plot::GridMark> {
+    let spacer = egui_plot::uniform_grid_spacer(|input: egui_plot::GridInput| {
+        let step = round_step((input.bounds.1 - input.bounds.0) / 3.5);
+        [step, step * 2.0, step * 10.0]
+    });
+    spacer(input)
+}
+
+/// The smallest of 1, 2 or 5 times a power of ten at least `rough`.
+fn round_step(rough: f64) -> f64 {
+    if !(rough.is_finite() && rough > 0.0) {
+        return 1.0;
+    }
+    let power = 10f64.powf(rough.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|&s| s >= rough);
+    step.unwrap_or(10.0 * power)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_steps_are_one_two_or_five_times_a_power_of_ten() {
+        assert_eq!(round_step(0.3), 0.5);
+        assert_eq!(round_step(1.0), 1.0);
+        assert_eq!(round_step(13.0), 20.0);
+        assert_eq!(round_step(23.4), 50.0);
+        assert_eq!(round_step(51.0), 100.0);
+        assert_eq!(round_step(0.0), 1.0);
+    }
+}

@@ -45,10 +45,12 @@ pub fn show(ui: &mut egui::Ui, trace: Option<&StoredTrace>) {
         let x1 = rect.left()
             + name_w
             + bar_w * (span.end_unix_nano.saturating_sub(start)) as f32 / total;
-        let indent = if span.parent_span_id.is_some() {
-            8.0
-        } else {
-            0.0
+        // A child of a span in the trace is indented; a root is not, nor the app's top
+        // span under the probe's load, whose parent (the probe's own) never arrives.
+        let parent = span.parent_span_id.as_ref();
+        let indent = match trace.spans.iter().any(|p| Some(&p.span_id) == parent) {
+            true => 8.0,
+            false => 0.0,
         };
         painter.text(
             pos2(rect.left() + indent, y + row_h / 2.0),

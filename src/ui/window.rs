@@ -16,6 +16,7 @@ use super::{
 use crate::config::{Settings, Source};
 use crate::record::probe::ProbeReport;
 use crate::session::live::{Command, Engine, RunnerState, Snapshot};
+use crate::session::your_app::AppPhase;
 
 /// Frames kept for the frame-time statistics.
 const FRAME_HISTORY: usize = 600;
@@ -30,6 +31,8 @@ pub enum Centre {
     Timeline,
     /// A knob swept in virtual time, and the advisor.
     WhatIf,
+    /// The user's app run once per value of a knob (with "your app" only).
+    Compare,
 }
 
 /// Where the window's numbers come from.
@@ -64,6 +67,8 @@ pub struct GraceApp {
     /// The centre column's view, and the What-if view's form.
     pub centre: Centre,
     pub what_if: whatif::Form,
+    /// The compare panel's knob and values, as typed.
+    pub compare: your_app::compare::Form,
     /// The last generated picture, as a texture.
     images: inference::ImageCache,
     /// Off for image snapshots, whose pixels must not depend on the machine's speed.
@@ -103,6 +108,7 @@ impl GraceApp {
             zoom: Zoom::default(),
             centre: Centre::Timeline,
             what_if: whatif::Form::default(),
+            compare: your_app::compare::Form::default(),
             images: inference::ImageCache::default(),
             frame_ms: VecDeque::with_capacity(FRAME_HISTORY),
             whole_frame_ms: VecDeque::with_capacity(FRAME_HISTORY),
@@ -151,11 +157,11 @@ impl GraceApp {
             Action::Open(path) => Command::Open(path),
             Action::Save(path) => Command::Save(path, Box::new(self.edited.clone())),
             Action::ServeApp(on) => Command::ServeApp(on),
-            Action::StartApp(line) => {
+            Action::StartApp(start) => {
                 // The app starts with the settings on screen: an edit still waiting for
                 // its turn goes first.
                 self.send_edits(true);
-                Command::StartApp(line)
+                Command::StartApp(start)
             }
         };
         self.send(command);
@@ -267,9 +273,15 @@ impl GraceApp {
         egui::CentralPanel::default().show(ui, |ui| {
             // Plots take the width they are given: keep it the panel's, never wider.
             ui.set_max_width(ui.available_width());
+            if !your_app && self.centre == Centre::Compare {
+                self.centre = Centre::Timeline;
+            }
             ui.horizontal(|ui| {
                 ui.selectable_value(&mut self.centre, Centre::Timeline, "Timeline");
                 ui.selectable_value(&mut self.centre, Centre::WhatIf, "What if (virtual time)");
+                if your_app {
+                    ui.selectable_value(&mut self.centre, Centre::Compare, "Compare runs");
+                }
             });
             egui::ScrollArea::vertical()
                 .auto_shrink(false)
@@ -282,6 +294,7 @@ impl GraceApp {
                             self.carry_out_what_if(action);
                         }
                     }
+                    Centre::Compare => self.compare(ui, &snapshot),
                 });
         });
 
@@ -345,10 +358,41 @@ impl GraceApp {
             || TimeWindow::for_app(&ProbeReport::default()),
             TimeWindow::for_app,
         ));
+        if let Some(app) = app.filter(|a| a.url.is_some()) {
+            your_app::requests::show(ui, app, &window, &mut self.zoom);
+            if let Some(report) = report.filter(|r| r.load.is_some()) {
+                your_app::latency::show(ui, report, &window, &mut self.zoom);
+                your_app::lost::show(ui, report);
+            }
+            ui.separator();
+        }
         your_app::queue::show(ui, app);
         your_app::exports::show(ui, report, &window, &mut self.zoom);
         your_app::timeline::show(ui, app, &window, &mut self.zoom);
         your_app::log::show(ui, app);
+    }
+
+    /// The compare panel: runs start with the settings on screen (an edit still waiting
+    /// goes first), never beside your app or another comparison.
+    fn compare(&mut self, ui: &mut egui::Ui, snapshot: &Snapshot) {
+        let app_alive = snapshot.app.as_ref().is_some_and(|a| {
+            matches!(
+                a.phase,
+                AppPhase::Starting | AppPhase::Running | AppPhase::ShuttingDown
+            )
+        });
+        let comparing = snapshot.compare.as_ref().is_some_and(|c| !c.done);
+        let busy = match (app_alive, comparing) {
+            (true, _) => Some("Your app is running: shut it down first (its port is taken)."),
+            (false, true) => Some("Wait for the comparison's last run to end."),
+            (false, false) => None,
+        };
+        let given = (&self.edited, &self.panel.app);
+        let view = snapshot.compare.as_deref();
+        if let Some(text) = your_app::compare::show(ui, &mut self.compare, view, given, busy) {
+            self.send_edits(true);
+            self.send(Command::Compare(self.panel.app.clone(), text));
+        }
     }
 
     /// Where the time plots are (a pinned range, or following the data), and how to move.

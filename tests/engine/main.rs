@@ -33,3 +33,4 @@ mod sampler;
 mod semantics;
 mod shutdown;
 mod sweep_cli;
+mod your_app_load;

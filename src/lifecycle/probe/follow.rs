@@ -8,6 +8,7 @@ use super::load::{Attempt, LoadPlan, Sent};
 use crate::collector::{Collector, TRACE_WINDOW};
 use crate::record::TraceTally;
 use crate::record::load::{LoadRequest, LoadSection, Outcome, TraceSection, tally};
+use crate::record::load_timeline::Timeline;
 use crate::workload::arrival::trace_id;
 
 /// The `load` and `traces` sections. `started` is the app's start (the report's time 0);
@@ -41,8 +42,9 @@ pub fn sections(
             (r.spans_received, r.root) = (tally.spans, tally.root);
             r
         })
-        .collect();
+        .collect::<Vec<_>>();
     let mut load = LoadSection {
+        timeline: Timeline::of(&requests),
         url: plan.target.url.text.clone(),
         method: plan.target.method.to_string(),
         ready_ms: ms(sent.ready_at),
@@ -63,7 +65,7 @@ pub fn sections(
 const END_SEEN_LATE_MS: f64 = 20.0;
 
 /// One request's row, times in ms since the app started, without its trace yet.
-fn request(
+pub(super) fn request(
     a: &Attempt,
     ms: &dyn Fn(Instant) -> f64,
     app_end_ms: Option<f64>,

@@ -9,16 +9,21 @@
 //! to that request alone (refused, reset, cut mid-response), never to a pooled connection
 //! an earlier request left behind, and a platform's router opens one per request too when
 //! an instance is new.
+//!
+//! SIGTERM comes at the plan's time, or sooner when asked through [`EarlySigterm`] (the
+//! window's Shutdown button); routing goes on for the routing lag after whichever came.
+//! What has been sent and what has ended is published as it happens ([`LoadNews`]) for a
+//! live view.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::target::LoadTarget;
 use crate::config::{Settings, WorkloadSettings};
@@ -82,6 +87,20 @@ pub struct LoadPlan {
     /// Requests are still routed this long after SIGTERM (`shutdown.routing_lag_ms`).
     pub routing_lag: Duration,
     pub sampling: Sampling,
+    /// Asks for SIGTERM before `sigterm_after` (shared by every clone of the plan).
+    pub early: EarlySigterm,
+}
+
+/// A request for SIGTERM sooner than the plan's time: the window's Shutdown button. Asked
+/// before the traffic starts, SIGTERM comes as soon as it starts.
+#[derive(Clone, Debug, Default)]
+pub struct EarlySigterm(Arc<Notify>);
+
+impl EarlySigterm {
+    /// SIGTERM now (once; a second ask changes nothing).
+    pub fn ask(&self) {
+        self.0.notify_one();
+    }
 }
 
 impl LoadPlan {
@@ -99,6 +118,7 @@ impl LoadPlan {
                 .unwrap_or_else(|| Duration::try_from_secs_f64(at_s).unwrap_or(Duration::ZERO)),
             routing_lag: Duration::from_millis(settings.shutdown.routing_lag_ms),
             sampling: Sampling::of(settings),
+            early: EarlySigterm::default(),
         }
     }
 }
@@ -135,16 +155,59 @@ pub struct Sent {
     pub attempts: Vec<Attempt>,
 }
 
+/// What the load did since its feed was last taken ([`LoadFeed::take`]), for a live view;
+/// the report is built from [`Sent`] at the end, not from this.
+#[derive(Clone, Debug, Default)]
+pub struct LoadNews {
+    /// When the app was ready, and when the traffic started; `None` while waiting.
+    pub traffic: Option<(Instant, Instant)>,
+    /// When SIGTERM was asked for.
+    pub sigterm_at: Option<Instant>,
+    /// When each request sent since left.
+    pub sent: Vec<Instant>,
+    /// The requests that ended since.
+    pub ended: Vec<Attempt>,
+}
+
+/// Where the load's tasks publish [`LoadNews`] and a live view takes it; `None` inside when
+/// nobody reads it (the CLI), so that nothing piles up.
+#[derive(Clone, Debug, Default)]
+pub struct LoadFeed(Option<Arc<Mutex<LoadNews>>>);
+
+impl LoadFeed {
+    fn with(&self, change: impl FnOnce(&mut LoadNews)) {
+        if let Some(news) = &self.0 {
+            change(&mut news.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+    }
+
+    /// What happened since the last call; always empty for a load not started `live`.
+    pub fn take(&self) -> LoadNews {
+        let mut taken = LoadNews::default();
+        self.with(|news| {
+            taken = LoadNews {
+                traffic: news.traffic,
+                sigterm_at: news.sigterm_at,
+                sent: std::mem::take(&mut news.sent),
+                ended: std::mem::take(&mut news.ended),
+            };
+        });
+        taken
+    }
+}
+
 /// The load, running on a thread of its own with its own runtime.
 pub struct Load {
     app_ended: watch::Sender<bool>,
     gave_up: Arc<AtomicBool>,
+    feed: LoadFeed,
     thread: JoinHandle<Result<Sent, LoadError>>,
 }
 
 impl Load {
     /// Starts waiting for readiness at once; `sigterm` gets a message at SIGTERM's time.
-    pub fn start(plan: LoadPlan, sigterm: Sender<()>) -> Result<Load, LoadError> {
+    /// With `live`, what it sends and what ends is kept for its [`Load::feed`].
+    pub fn start(plan: LoadPlan, sigterm: Sender<()>, live: bool) -> Result<Load, LoadError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("gracetrace-load")
@@ -154,10 +217,12 @@ impl Load {
         let (app_ended, ended) = watch::channel(false);
         let gave_up = Arc::new(AtomicBool::new(false));
         let giving_up = gave_up.clone();
+        let feed = LoadFeed(live.then(Arc::default));
+        let publish = feed.clone();
         let thread = std::thread::Builder::new()
             .name("gracetrace-load-main".into())
             .spawn(move || {
-                let sent = runtime.block_on(drive(plan, ended, sigterm));
+                let sent = runtime.block_on(drive(plan, ended, sigterm, publish));
                 giving_up.store(sent.is_err(), Relaxed);
                 // Connection tasks of requests the app never answered are not waited for.
                 runtime.shutdown_background();
@@ -167,8 +232,14 @@ impl Load {
         Ok(Load {
             app_ended,
             gave_up,
+            feed,
             thread,
         })
+    }
+
+    /// Where its news is taken from (also once the load is finished).
+    pub fn feed(&self) -> LoadFeed {
+        self.feed.clone()
     }
 
     /// True once the load has given up (the app never became ready): the app is killed.
@@ -189,21 +260,24 @@ async fn drive(
     plan: LoadPlan,
     ended: watch::Receiver<bool>,
     sigterm: Sender<()>,
+    feed: LoadFeed,
 ) -> Result<Sent, LoadError> {
     let target = Arc::new(plan.target.clone());
     let ready_at = wait_ready(&target, &ended).await?;
     let start = tokio::time::Instant::now();
+    feed.with(|news| news.traffic = Some((ready_at, start.into_std())));
     let mut gate = Gate {
         ended: ended.clone(),
-        asked: Arc::new(AtomicBool::new(false)),
-        sigterm_at: start + plan.sigterm_after,
-        routing_end: start + plan.sigterm_after + plan.routing_lag,
+        asked: Arc::default(),
+        planned_sigterm: start + plan.sigterm_after,
+        routing_lag: plan.routing_lag,
     };
     let signal = tokio::spawn(ask_sigterm(
-        gate.sigterm_at,
+        gate.planned_sigterm,
+        plan.early.clone(),
         ended,
         gate.asked.clone(),
-        sigterm,
+        (sigterm, feed.clone()),
     ));
     let mut out = Vec::new();
     for due in Schedule::new(&plan.workload) {
@@ -216,6 +290,7 @@ async fn drive(
                 seed: plan.workload.seed,
                 index,
                 scheduled: at.into_std(),
+                feed: feed.clone(),
             };
             out.push(match routed {
                 true => Pending::Out(index, tokio::spawn(request.send())),
@@ -228,11 +303,12 @@ async fn drive(
     for pending in out {
         attempts.push(pending.resolve().await);
     }
+    let sigterm_at = gate.asked().filter(|_| asked);
     Ok(Sent {
         ready_at,
         start: start.into_std(),
-        sigterm_at: asked.then(|| gate.sigterm_at.into_std()),
-        routing_end: asked.then(|| gate.routing_end.into_std()),
+        sigterm_at: sigterm_at.map(tokio::time::Instant::into_std),
+        routing_end: sigterm_at.map(|at| (at + plan.routing_lag).into_std()),
         attempts,
     })
 }
@@ -242,23 +318,32 @@ async fn drive(
 /// refused, as a lagging router's are), and not at all once the app ended before SIGTERM.
 struct Gate {
     ended: watch::Receiver<bool>,
-    /// Set when SIGTERM was asked for.
-    asked: Arc<AtomicBool>,
-    sigterm_at: tokio::time::Instant,
-    routing_end: tokio::time::Instant,
+    /// When SIGTERM was asked for, once it was (at the plan's time or sooner).
+    asked: Arc<Mutex<Option<tokio::time::Instant>>>,
+    /// The plan's SIGTERM time: routing ends at the latest the lag after it.
+    planned_sigterm: tokio::time::Instant,
+    routing_lag: Duration,
 }
 
 impl Gate {
+    fn asked(&self) -> Option<tokio::time::Instant> {
+        *self.asked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn routing_end(&self) -> tokio::time::Instant {
+        self.asked().unwrap_or(self.planned_sigterm) + self.routing_lag
+    }
+
     fn gone_early(&self) -> bool {
-        *self.ended.borrow() && !self.asked.load(Relaxed)
+        *self.ended.borrow() && self.asked().is_none()
     }
 
     /// Waits until `at` and says whether the arrival is sent; returns at once when not.
     async fn routed(&mut self, at: tokio::time::Instant) -> bool {
-        if at >= self.routing_end || self.gone_early() {
+        if at >= self.routing_end() || self.gone_early() {
             return false;
         }
-        let before_sigterm = !self.asked.load(Relaxed);
+        let before_sigterm = self.asked().is_none();
         tokio::select! {
             () = tokio::time::sleep_until(at) => {}
             () = wait_ended(&mut self.ended), if before_sigterm => {}
@@ -267,7 +352,8 @@ impl Gate {
             return false;
         }
         tokio::time::sleep_until(at).await;
-        true
+        // An early SIGTERM during the wait may have ended the routing before `at`.
+        at < self.routing_end()
     }
 }
 
@@ -305,20 +391,25 @@ async fn wait_ended(ended: &mut watch::Receiver<bool>) {
     }
 }
 
-/// Asks for SIGTERM at `at`, unless the app ends first; true when it asked.
+/// Asks for SIGTERM at `at`, or sooner when `early` asks, unless the app ends first;
+/// true when it asked. The moment goes to `asked` (the gate's routing end) and the feed.
 async fn ask_sigterm(
     at: tokio::time::Instant,
+    early: EarlySigterm,
     mut ended: watch::Receiver<bool>,
-    asked: Arc<AtomicBool>,
-    sigterm: Sender<()>,
+    asked: Arc<Mutex<Option<tokio::time::Instant>>>,
+    (sigterm, feed): (Sender<()>, LoadFeed),
 ) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep_until(at) => {
-            asked.store(true, Relaxed);
-            sigterm.send(()).is_ok()
-        }
-        () = wait_ended(&mut ended) => false,
-    }
+    // At the plan's time, the time is the plan's (the schedule's own clock, as the
+    // arrivals'); asked early, it is the moment of asking.
+    let when = tokio::select! {
+        () = tokio::time::sleep_until(at) => at,
+        () = early.0.notified() => tokio::time::Instant::now(),
+        () = wait_ended(&mut ended) => return false,
+    };
+    *asked.lock().unwrap_or_else(|e| e.into_inner()) = Some(when);
+    feed.with(|news| news.sigterm_at = Some(when.into_std()));
+    sigterm.send(()).is_ok()
 }
 
 /// What was waited for, in words.
@@ -388,6 +479,7 @@ struct Request {
     seed: u64,
     index: u64,
     scheduled: Instant,
+    feed: LoadFeed,
 }
 
 impl Request {
@@ -397,6 +489,7 @@ impl Request {
         let header = traceparent(id, self.sampling.sampled(id));
         let target = &self.target;
         let sent = Instant::now();
+        self.feed.with(|news| news.sent.push(sent));
         let exchange = async {
             let stream = connect(target).await.map_err(|e| io_failure(&e))?;
             exchange(stream, target, &target.url.path, &header).await
@@ -406,14 +499,16 @@ impl Request {
             Ok(Err(failure)) => (failure, None),
             Ok(Ok((status, _))) => (status_outcome(status), Some(status)),
         };
-        Attempt {
+        let attempt = Attempt {
             index: self.index,
             scheduled: self.scheduled,
             sent: Some(sent),
             ended: Some(Instant::now()),
             outcome,
             status,
-        }
+        };
+        self.feed.with(|news| news.ended.push(attempt.clone()));
+        attempt
     }
 }
 

@@ -7,11 +7,13 @@
 //! This file is the run (environment, signals, the watch loop); `reaper` makes sure nothing
 //! the app started outlives it; `target` (where `--url` sends its load, checked), `load` (readiness, then
 //! the scenario's arrivals sent open loop, each with a `traceparent`), `follow` (each
-//! request joined with what arrived of its trace), `fail_if` (`--fail-if`). The command
+//! request joined with what arrived of its trace), `live_load` (the `load` section so far,
+//! for a watcher that draws it), `fail_if` (`--fail-if`). The command
 //! line, its summary and its report file are `cli::probe`'s.
 
 pub mod fail_if;
 pub mod follow;
+pub mod live_load;
 pub mod load;
 pub mod target;
 
@@ -26,7 +28,9 @@ mod reaper;
 
 use crate::collector::{Collector, CollectorConfig, CollectorError, CollectorStats, FORWARD_DRAIN};
 use crate::config::{Settings, StopSignal, knobs};
+use crate::record::load::{LoadSection, TraceSection};
 use crate::record::probe::{BeforeSigterm, ProbeReport, ProbeSample, ProbeSection, Sdk};
+use live_load::LiveLoad;
 use load::{Load, LoadError, LoadPlan};
 use reaper::{Guardian, Mark};
 
@@ -180,6 +184,11 @@ pub trait Watcher: Send + Sync {
     fn kill_now(&self) -> bool {
         false
     }
+    /// Whether [`Watcher::progress`]'s report carries the `load` section so far (under a
+    /// load): counted request by request as they end, which only a live view needs.
+    fn live_load(&self) -> bool {
+        false
+    }
 }
 
 /// Which of the app's outputs a line came from.
@@ -243,12 +252,25 @@ pub fn run_load_probe(
     command: &[String],
     plan: LoadPlan,
 ) -> Result<ProbeReport, ProbeError> {
+    run_load_probe_with(settings, protocol, command, plan, Arc::new(PassThrough))
+}
+
+/// [`run_load_probe`], with `watcher` given the app's output and the run as it goes (with
+/// the `load` section so far when it asks, [`Watcher::live_load`]). SIGTERM comes at the
+/// plan's time, or sooner through the plan's [`load::EarlySigterm`].
+pub fn run_load_probe_with(
+    settings: &Settings,
+    protocol: Protocol,
+    command: &[String],
+    plan: LoadPlan,
+    watcher: Arc<dyn Watcher>,
+) -> Result<ProbeReport, ProbeError> {
     probe_app(
         settings,
         protocol,
         command,
         Signal::Load(Box::new(plan)),
-        Arc::new(PassThrough),
+        watcher,
     )
 }
 
@@ -282,19 +304,13 @@ fn probe_app(
         watcher.captures_stderr(),
     )?;
     let (started, pid) = (Instant::now(), child.id());
-    let (sigterm, load) = match signal {
-        Signal::Given(sigterm) => (sigterm, None),
-        Signal::Load(plan) => {
-            let (ask, asked) = std::sync::mpsc::channel();
-            match Load::start((*plan).clone(), ask) {
-                Ok(load) => (SigtermWhen::OnSignal(asked), Some((load, *plan))),
-                Err(error) => {
-                    kill_group(pid);
-                    mark.kill_marked();
-                    let _ = child.wait();
-                    return Err(error.into());
-                }
-            }
+    let (sigterm, load) = match start_load(signal, watcher.live_load()) {
+        Ok(source) => source,
+        Err(error) => {
+            kill_group(pid);
+            mark.kill_marked();
+            let _ = child.wait();
+            return Err(error.into());
         }
     };
     let echoes = [
@@ -312,8 +328,11 @@ fn probe_app(
         signal: settings.shutdown.signal,
         grace: Duration::from_millis(settings.shutdown.grace_ms),
     };
+    // Empty, and so `None` at every progress, unless the watcher asked for it.
+    let live = load.as_ref().map(|(l, plan)| LiveLoad::new(l.feed(), plan));
     let progress = |w: &Watched| {
-        let report = report_of(command, pid, w, &collector, &shutdown);
+        let mut report = report_of(command, pid, w, &collector, &shutdown);
+        report.load = live.as_ref().and_then(|l| l.section(started));
         watcher.progress(&report, &collector);
     };
     let kill_now = || watcher.kill_now() || load.as_ref().is_some_and(|(l, _)| l.gave_up());
@@ -336,15 +355,43 @@ fn probe_app(
     let mut report = report_of(command, pid, &watched, &collector, &shutdown);
     report.probe.spans_ended = stdout.or(stderr);
     if let Some((sent, plan)) = sent {
-        let end = [watched.sigkill_ms, watched.exit_ms]
-            .into_iter()
-            .flatten()
-            .reduce(f64::min);
-        let (load, traces) = follow::sections(&sent, &plan, &collector, started, end);
+        let (load, traces) = load_sections(&sent, &plan, &watched, &collector, started);
         (report.load, report.traces) = (Some(load), Some(traces));
     }
     collector.shutdown();
     Ok(report)
+}
+
+/// The `load` and `traces` sections: a request whose connection died with the app (its
+/// SIGKILL or exit, whichever came first) was in flight at its end.
+fn load_sections(
+    sent: &load::Sent,
+    plan: &LoadPlan,
+    watched: &Watched,
+    collector: &Collector,
+    started: Instant,
+) -> (LoadSection, TraceSection) {
+    let end = [watched.sigkill_ms, watched.exit_ms]
+        .into_iter()
+        .flatten()
+        .reduce(f64::min);
+    follow::sections(sent, plan, collector, started, end)
+}
+
+/// Who asks for SIGTERM: the caller, or the load, started here with its plan (publishing
+/// as it goes when `live`).
+fn start_load(
+    signal: Signal,
+    live: bool,
+) -> Result<(SigtermWhen, Option<(Load, LoadPlan)>), LoadError> {
+    match signal {
+        Signal::Given(sigterm) => Ok((sigterm, None)),
+        Signal::Load(plan) => {
+            let (ask, asked) = std::sync::mpsc::channel();
+            let load = Load::start((*plan).clone(), ask, live)?;
+            Ok((SigtermWhen::OnSignal(asked), Some((load, *plan))))
+        }
+    }
 }
 
 /// Starts the app in a process group of its own, with the collector's endpoint, the
