@@ -97,8 +97,6 @@ mod tests {
 
     /// A child that burns CPU: its group's time grows, and the reaped total covers it.
     #[test]
-    // Reaped by `try_reap` (wait4, for its CPU time), which clippy does not see.
-    #[allow(clippy::zombie_processes)]
     fn a_busy_child_is_counted() {
         use std::os::unix::process::CommandExt as _;
         // Reaped by `try_reap` below, which std's `Child` cannot see.
