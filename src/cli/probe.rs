@@ -20,7 +20,7 @@ use crate::lifecycle::probe::fail_if::{Condition, FailIfError, first_held};
 use crate::lifecycle::probe::load::LoadPlan;
 use crate::lifecycle::probe::target::{LoadTarget, TargetError, TargetText};
 use crate::lifecycle::probe::{ProbeError, SigtermWhen, check_protocol, run_load_probe, run_probe};
-use crate::record::compare::CompareReport;
+use crate::record::compare::{COLUMNS, CompareReport, TABLE_NOTE};
 use crate::record::probe::ProbeReport;
 use crate::session::probe_compare::{
     Compare, CompareDrive, CompareError, add_prediction, run_compare,
@@ -314,51 +314,25 @@ fn probe_compare(
 
 /// The runs side by side, one row per value (every figure from the report's `row`).
 pub fn compare_table(report: &CompareReport) -> String {
-    let num = |v: Option<f64>, digits: usize| {
-        v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
+    let line = |first: &str, cells: &[&str]| {
+        let (ending, figures) = cells.split_last().unwrap_or((&"", &[]));
+        let mut out = format!("{first:<24}");
+        for (cell, width) in figures.iter().zip(WIDTHS) {
+            let _ = write!(out, " {cell:>width$}");
+        }
+        format!("{out}  {ending}\n")
     };
-    let count = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
-    let mut out = format!(
-        "{:<24} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8} {:>8} {:>9} {:>6} {:>7}  {}\n",
-        report.key,
-        "p50 ms",
-        "p90 ms",
-        "p99 ms",
-        "max ms",
-        "answered/s",
-        "CPU ms",
-        "CPU/req",
-        "spans",
-        "lost",
-        "failed",
-        "the app",
-    );
+    let mut out = line(&report.key, &COLUMNS);
     for run in &report.runs {
-        let r = &run.row;
-        let latency = r.latency_ms_before_sigterm.unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{:<24} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8} {:>8} {:>9} {:>6} {:>7}  {}",
-            run.value,
-            num(latency.p50, 2),
-            num(latency.p90, 2),
-            num(latency.p99, 2),
-            num(latency.max, 1),
-            num(r.answered_per_s_before_sigterm, 1),
-            num(r.cpu_before_sigterm_ms, 0),
-            num(r.cpu_ms_per_request, 3),
-            r.spans_received,
-            count(r.lost_traces),
-            count(r.failed_after_sigterm),
-            r.ending,
-        );
+        let cells = run.row.cells();
+        out += &line(&run.value, &cells.each_ref().map(String::as_str));
     }
-    out.push_str(
-        "(latency, answered/s and CPU are of the traffic before SIGTERM; lost: answered \
-         requests whose trace never arrived whole; failed: requests the shutdown cost)\n",
-    );
-    out
+    out + "(" + TABLE_NOTE + ")\n"
 }
+
+/// The widths of the figures' columns in [`compare_table`] (the app's ending goes last,
+/// unpadded).
+const WIDTHS: [usize; 10] = [8, 8, 8, 8, 10, 8, 8, 9, 6, 7];
 
 /// The summary lines: the shutdown as the app lived it, then as the collector saw it.
 pub fn summary(report: &ProbeReport) -> String {

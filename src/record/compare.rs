@@ -48,7 +48,49 @@ pub struct CompareRow {
     pub killed: bool,
 }
 
+/// The table's columns after the value's, as `probe --compare` prints them and the window
+/// draws them; [`CompareRow::cells`] gives a row's, in this order.
+pub const COLUMNS: [&str; 11] = [
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "max ms",
+    "answered/s",
+    "CPU ms",
+    "CPU/req",
+    "spans",
+    "lost",
+    "failed",
+    "the app",
+];
+
+/// What the table says under itself.
+pub const TABLE_NOTE: &str = "latency, answered/s and CPU are of the traffic before SIGTERM; \
+     lost: answered requests whose trace never arrived whole; failed: requests the shutdown cost";
+
 impl CompareRow {
+    /// The row's figures as text, one per [`COLUMNS`] entry ("-" where there is none).
+    pub fn cells(&self) -> [String; COLUMNS.len()] {
+        let num = |v: Option<f64>, digits: usize| {
+            v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
+        };
+        let count = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+        let latency = self.latency_ms_before_sigterm.unwrap_or_default();
+        [
+            num(latency.p50, 2),
+            num(latency.p90, 2),
+            num(latency.p99, 2),
+            num(latency.max, 1),
+            num(self.answered_per_s_before_sigterm, 1),
+            num(self.cpu_before_sigterm_ms, 0),
+            num(self.cpu_ms_per_request, 3),
+            self.spans_received.to_string(),
+            count(self.lost_traces),
+            count(self.failed_after_sigterm),
+            self.ending.clone(),
+        ]
+    }
+
     /// The row of one run's report.
     pub fn of(report: &ProbeReport) -> CompareRow {
         let p = &report.probe;

@@ -6,24 +6,10 @@
 
 use crate::common::{node_app, node_ready};
 use crate::probe::{HTTP, probe_in, read_report, report_path, spans_ended, stderr, stdout, u};
-use crate::probe_load::{assert_requests_accounted, free_port};
+use crate::probe_load::{TRAFFIC, assert_requests_accounted, free_port};
 
-/// `probe_load`'s traffic: 3 s of Poisson arrivals at 40/s with a burst of 10 each second,
-/// exports every 200 ms; the js SDK's sampler arithmetic for the `traceparent` flags.
-const TRAFFIC: [&str; 12] = [
-    "--set",
-    "workload.rate_per_s=40",
-    "--set",
-    "workload.duration_s=3",
-    "--set",
-    "workload.burst_every_s=1",
-    "--set",
-    "workload.burst_size=10",
-    "--set",
-    "batch.schedule_delay_ms=200",
-    "--set",
-    "tracing.semantics=js",
-];
+/// With `probe_load`'s traffic, the js SDK's sampler arithmetic for the `traceparent` flags.
+const JS_SAMPLER: [&str; 2] = ["--set", "tracing.semantics=js"];
 
 /// Runs server.js under `probe --url` with `flags`; the probe's output and its report.
 fn probe_node_server(name: &str, flags: &[&str]) -> (std::process::Output, serde_json::Value) {
@@ -32,6 +18,7 @@ fn probe_node_server(name: &str, flags: &[&str]) -> (std::process::Output, serde
     let url = format!("http://127.0.0.1:{port}/generate");
     let mut args = vec!["--url", &url, "--json", json.to_str().unwrap()];
     args.extend(TRAFFIC);
+    args.extend(JS_SAMPLER);
     args.extend(flags);
     let app = node_app("server.js");
     let out = probe_in(HTTP, &args, &["node", &app, &port, "20"]);

@@ -6,7 +6,7 @@
 use eframe::egui::{self, RichText};
 
 use crate::config::Settings;
-use crate::record::compare::CompareRow;
+use crate::record::compare::{COLUMNS, CompareRow, TABLE_NOTE};
 use crate::session::your_app::AppStart;
 use crate::session::your_app_compare::{CompareView, check};
 use crate::ui::theme;
@@ -24,21 +24,6 @@ impl Default for Form {
         }
     }
 }
-
-/// The columns after the value's, as `probe --compare` prints them.
-const COLUMNS: [&str; 11] = [
-    "p50 ms",
-    "p90 ms",
-    "p99 ms",
-    "max ms",
-    "answered/s",
-    "CPU ms",
-    "CPU/req",
-    "spans",
-    "lost",
-    "failed",
-    "the app",
-];
 
 /// Draws the panel; returns the text to run when Run was pressed. `busy` says why a run
 /// cannot start now (your app or a comparison is running).
@@ -113,10 +98,7 @@ fn table(ui: &mut egui::Ui, view: &CompareView) {
     egui::ScrollArea::horizontal()
         .id_salt("compare-table-scroll")
         .show(ui, |ui| rows(ui, view));
-    ui.weak(
-        "latency, answered/s and CPU are of the traffic before SIGTERM; lost: answered \
-         requests whose trace never arrived whole; failed: requests the shutdown cost",
-    );
+    ui.weak(TABLE_NOTE);
 }
 
 /// The heading and a row per value.
@@ -147,29 +129,14 @@ fn rows(ui: &mut egui::Ui, view: &CompareView) {
         });
 }
 
-/// A run's figures, formatted as `probe --compare` prints them.
+/// A run's figures, formatted as `probe --compare` prints them; a SIGKILLed app's ending
+/// in the colour of loss.
 fn figures(ui: &mut egui::Ui, r: &CompareRow) {
-    let num = |v: Option<f64>, digits: usize| {
-        v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
-    };
-    let count = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
-    let latency = r.latency_ms_before_sigterm.unwrap_or_default();
-    let cells = [
-        num(latency.p50, 2),
-        num(latency.p90, 2),
-        num(latency.p99, 2),
-        num(latency.max, 1),
-        num(r.answered_per_s_before_sigterm, 1),
-        num(r.cpu_before_sigterm_ms, 0),
-        num(r.cpu_ms_per_request, 3),
-        r.spans_received.to_string(),
-        count(r.lost_traces),
-        count(r.failed_after_sigterm),
-    ];
-    for cell in cells {
+    let [figures @ .., ending] = r.cells();
+    for cell in figures {
         ui.label(RichText::new(cell).monospace());
     }
-    let ending = RichText::new(&r.ending);
+    let ending = RichText::new(ending);
     ui.label(match r.killed {
         true => ending.color(theme::LOST),
         false => ending,
