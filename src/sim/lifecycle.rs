@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
+use super::flush::Flusher;
 use super::{Event, Sim};
 use crate::config::{HandleExit, Waiting};
 use crate::record::{KillLosses, ShutdownReport};
-use crate::telemetry::rules::js::flush_gives_up_after;
-use crate::telemetry::rules::{FlushWait, Profile};
+use crate::telemetry::rules::Leftover;
 
 /// Why the simulated `force_flush` did not succeed, worded as the report's
 /// `flush_result` has it.
@@ -112,22 +112,19 @@ impl Sim<'_> {
                 self.life.main = Main::Flushing;
                 self.life.epoch += 1;
                 let timeout = Duration::from_millis(self.settings.shutdown.flush_timeout_ms);
-                if let FlushWait::AtMost(wait) = self.processor.rules().flush_wait(timeout) {
-                    let wait = match self.processor.profile() {
-                        Profile::Js => flush_gives_up_after(wait, self.processor.export_timeout),
-                        _ => wait,
-                    };
+                if let Some(wait) = self.flush_wait(timeout) {
                     self.life.flush_wait = wait;
                     let epoch = self.life.epoch;
                     self.at(self.now + wait, Event::MainTimeout { epoch });
                 }
-                self.processor_flush();
+                self.processor_flush(Flusher::Teardown);
             }
             _ => {}
         }
     }
 
-    pub(super) fn flush_done(&mut self, result: Result<(), FlushError>) {
+    /// teardown()'s `force_flush` returned.
+    pub(super) fn teardown_flush_done(&mut self, result: Result<(), FlushError>) {
         if self.life.main != Main::Flushing {
             return; // rust: the flush's answer came after its wait ran out
         }
@@ -161,7 +158,9 @@ impl Sim<'_> {
         }
         match self.life.main {
             // Only the rust and js rules bound the wait (`FlushWait::AtMost`).
-            Main::Flushing => self.flush_done(Err(FlushError::TimedOut(self.life.flush_wait))),
+            Main::Flushing => {
+                self.teardown_flush_done(Err(FlushError::TimedOut(self.life.flush_wait)));
+            }
             Main::ShuttingDown => {
                 self.processor_give_up();
                 self.exit();
@@ -180,7 +179,13 @@ impl Sim<'_> {
         }
     }
 
+    /// The provider's shutdown returned, drained or not. The stock processor's private
+    /// drop count is settled now (`telemetry::stock::settle_drops` runs whatever the
+    /// shutdown returned): what its channel still held is counted as dropped.
     fn exit(&mut self) {
+        if self.processor.rules().leftover_at_shutdown() == Leftover::DroppedQueueFull {
+            self.settle_leftover();
+        }
         self.life.main = Main::Exited;
         self.traffic.gone = true;
         if let Some(r) = &mut self.life.report {
