@@ -8,11 +8,29 @@
 
 use std::time::Duration;
 
-use super::lifecycle::FlushError;
 use super::{Event, Sim};
 use crate::telemetry::rules::js::flush_gives_up_after;
 use crate::telemetry::rules::{FlushWait, Profile};
 use crate::workload::request::FLUSH_IN_REQUEST_TIMEOUT;
+
+/// Why the simulated `force_flush` did not succeed, worded as the report's
+/// `flush_result` has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(super) enum FlushError {
+    /// python: the processor had already shut down.
+    #[error("already shut down")]
+    AlreadyShutDown,
+    /// rust: the worker's control channel took no `ForceFlush` message.
+    #[error("control channel is full or closed")]
+    ChannelClosed,
+    /// rust: the worker did not answer within `force_flush`'s fixed wait; js: the
+    /// provider stopped waiting.
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
+    /// js: one of the batches failed (`Promise.all` rejects with the first).
+    #[error("an export failed")]
+    ExportFailed,
+}
 
 /// A caller of `force_flush`, waiting for its answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,7 +39,10 @@ pub(super) enum Flusher {
     /// The request in `slot`, in the run's `flush`-th per-request flush: an answer that
     /// comes after the request stopped waiting (rust's 5 s, js's timeout) must not end
     /// the flush of the next request in that slot.
-    Request { slot: usize, flush: u64 },
+    Request {
+        slot: usize,
+        flush: u64,
+    },
 }
 
 impl Sim<'_> {

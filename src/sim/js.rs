@@ -7,8 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use super::flush::Flusher;
-use super::lifecycle::FlushError;
+use super::flush::{FlushError, Flusher};
 use super::{Event, Sim};
 use crate::telemetry::rules::js::{Start, flush_all_batches, maybe_start_timer};
 

@@ -5,30 +5,11 @@
 
 use std::time::Duration;
 
-use super::flush::Flusher;
+use super::flush::{FlushError, Flusher};
 use super::{Event, Sim};
 use crate::config::{HandleExit, Waiting};
 use crate::record::{KillLosses, ShutdownReport};
 use crate::telemetry::rules::Leftover;
-
-/// Why the simulated `force_flush` did not succeed, worded as the report's
-/// `flush_result` has it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub(super) enum FlushError {
-    /// python: the processor had already shut down.
-    #[error("already shut down")]
-    AlreadyShutDown,
-    /// rust: the worker's control channel took no `ForceFlush` message.
-    #[error("control channel is full or closed")]
-    ChannelClosed,
-    /// rust: the worker did not answer within `force_flush`'s fixed wait; js: the
-    /// provider stopped waiting.
-    #[error("timed out after {0:?}")]
-    TimedOut(Duration),
-    /// js: one of the batches failed (`Promise.all` rejects with the first).
-    #[error("an export failed")]
-    ExportFailed,
-}
 
 /// Where the runner's main thread is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

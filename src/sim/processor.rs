@@ -6,8 +6,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
-use super::flush::Flusher;
-use super::lifecycle::FlushError;
+use super::flush::{FlushError, Flusher};
 use super::{Event, Sim};
 use crate::config::Settings;
 use crate::telemetry::rules::python::{Strategy, should_export_batch, strategy_after_wait};

@@ -19,7 +19,9 @@ enum Stage {
     Upload,
     /// Its spans have ended; it waits in `force_flush` (`workload.flush_every_request`),
     /// the run's `flush`-th.
-    Flushing { flush: u64 },
+    Flushing {
+        flush: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
