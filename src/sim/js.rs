@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use super::lifecycle::FlushError;
+use super::flush::{FlushError, Flusher};
 use super::{Event, Sim};
 use crate::telemetry::rules::js::{Start, flush_all_batches, maybe_start_timer};
 
@@ -97,28 +97,32 @@ impl Sim<'_> {
         }
     }
 
-    /// Export `id` was answered (or failed at once): the timer's export ends, a flush
-    /// counts its batch (`Promise.all`: done with all, or failed with the first failure),
-    /// and a shutdown waiting for the exporter may end.
+    /// Export `id` was answered (or failed at once): the timer's export ends, the flush
+    /// that sent it counts its batch (`Promise.all`: done with all, or failed with the
+    /// first failure), and a shutdown waiting for the exporter may end.
     pub(super) fn js_export_done(&mut self, id: u64, ok: bool) {
         if self.processor.timer_export == Some(id) {
             self.js_timer_export_over();
         }
-        if let Some(pending) = &mut self.processor.flush
-            && pending.remove(&id)
-        {
-            let all = pending.is_empty();
-            if !ok || all {
-                self.processor.flush = None;
+        let flushes = &mut self.processor.flushes;
+        if let Some(at) = flushes.iter().position(|(_, ids)| ids.contains(&id)) {
+            flushes[at].1.remove(&id);
+            if !ok || flushes[at].1.is_empty() {
+                let (flusher, _) = flushes.remove(at);
                 let result = if ok {
                     Ok(())
                 } else {
                     Err(FlushError::ExportFailed)
                 };
-                self.flush_done(result);
+                self.flush_done(flusher, result);
             }
         }
         self.js_check_drained();
+    }
+
+    /// The flusher stopped waiting: its batches' answers end nothing any more.
+    pub(super) fn js_forget_flush(&mut self, flusher: Flusher) {
+        self.processor.flushes.retain(|(f, _)| *f != flusher);
     }
 
     /// `_flushAll` (l. 143-159): every buffered batch out at once; their export ids.
@@ -139,16 +143,16 @@ impl Sim<'_> {
         ids
     }
 
-    /// `forceFlush` (l. 72-77); the provider's timeout is the lifecycle's `MainTimeout`.
-    pub(super) fn js_flush(&mut self) {
+    /// `forceFlush` (l. 72-77); the provider's timeout is the flusher's own wait.
+    pub(super) fn js_flush(&mut self, flusher: Flusher) {
         if self.processor.is_shut_down() {
-            return self.flush_done(Err(FlushError::AlreadyShutDown));
+            return self.flush_done(flusher, Err(FlushError::AlreadyShutDown));
         }
         let ids = self.js_flush_all();
         if ids.is_empty() {
-            return self.flush_done(Ok(()));
+            return self.flush_done(flusher, Ok(()));
         }
-        self.processor.flush = Some(ids);
+        self.processor.flushes.push((flusher, ids));
     }
 
     /// `_shutdown` (l. 98-110): refuse spans, the last `_flushAll`, then the exporter's

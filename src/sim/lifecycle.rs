@@ -5,30 +5,11 @@
 
 use std::time::Duration;
 
+use super::flush::{FlushError, Flusher};
 use super::{Event, Sim};
 use crate::config::{HandleExit, Waiting};
 use crate::record::{KillLosses, ShutdownReport};
-use crate::telemetry::rules::js::flush_gives_up_after;
-use crate::telemetry::rules::{FlushWait, Profile};
-
-/// Why the simulated `force_flush` did not succeed, worded as the report's
-/// `flush_result` has it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub(super) enum FlushError {
-    /// python: the processor had already shut down.
-    #[error("already shut down")]
-    AlreadyShutDown,
-    /// rust: the worker's control channel took no `ForceFlush` message.
-    #[error("control channel is full or closed")]
-    ChannelClosed,
-    /// rust: the worker did not answer within `force_flush`'s fixed wait; js: the
-    /// provider stopped waiting.
-    #[error("timed out after {0:?}")]
-    TimedOut(Duration),
-    /// js: one of the batches failed (`Promise.all` rejects with the first).
-    #[error("an export failed")]
-    ExportFailed,
-}
+use crate::telemetry::rules::Leftover;
 
 /// Where the runner's main thread is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -112,22 +93,19 @@ impl Sim<'_> {
                 self.life.main = Main::Flushing;
                 self.life.epoch += 1;
                 let timeout = Duration::from_millis(self.settings.shutdown.flush_timeout_ms);
-                if let FlushWait::AtMost(wait) = self.processor.rules().flush_wait(timeout) {
-                    let wait = match self.processor.profile() {
-                        Profile::Js => flush_gives_up_after(wait, self.processor.export_timeout),
-                        _ => wait,
-                    };
+                if let Some(wait) = self.flush_wait(timeout) {
                     self.life.flush_wait = wait;
                     let epoch = self.life.epoch;
                     self.at(self.now + wait, Event::MainTimeout { epoch });
                 }
-                self.processor_flush();
+                self.processor_flush(Flusher::Teardown);
             }
             _ => {}
         }
     }
 
-    pub(super) fn flush_done(&mut self, result: Result<(), FlushError>) {
+    /// teardown()'s `force_flush` returned.
+    pub(super) fn teardown_flush_done(&mut self, result: Result<(), FlushError>) {
         if self.life.main != Main::Flushing {
             return; // rust: the flush's answer came after its wait ran out
         }
@@ -161,7 +139,9 @@ impl Sim<'_> {
         }
         match self.life.main {
             // Only the rust and js rules bound the wait (`FlushWait::AtMost`).
-            Main::Flushing => self.flush_done(Err(FlushError::TimedOut(self.life.flush_wait))),
+            Main::Flushing => {
+                self.teardown_flush_done(Err(FlushError::TimedOut(self.life.flush_wait)));
+            }
             Main::ShuttingDown => {
                 self.processor_give_up();
                 self.exit();
@@ -180,7 +160,13 @@ impl Sim<'_> {
         }
     }
 
+    /// The provider's shutdown returned, drained or not. The stock processor's private
+    /// drop count is settled now (`telemetry::stock::settle_drops` runs whatever the
+    /// shutdown returned): what its channel still held is counted as dropped.
     fn exit(&mut self) {
+        if self.processor.rules().leftover_at_shutdown() == Leftover::DroppedQueueFull {
+            self.settle_leftover();
+        }
         self.life.main = Main::Exited;
         self.traffic.gone = true;
         if let Some(r) = &mut self.life.report {

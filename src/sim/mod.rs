@@ -8,6 +8,7 @@
 //! [`Calibration`], measured from a real run.
 
 mod exporter;
+mod flush;
 mod js;
 mod lifecycle;
 mod processor;
@@ -20,7 +21,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Semantics, Settings, WorkloadKind};
+use crate::config::{Settings, WorkloadKind};
 use crate::record::report::RequestReport;
 use crate::record::{ShutdownReport, SpanCounts};
 use crate::workload::arrival::Schedule;
@@ -103,25 +104,11 @@ pub fn check(settings: &Settings) -> Result<(), SimError> {
             why,
         })
     };
-    if settings.tracing.semantics == Semantics::Sdk {
-        return unsupported(
-            "tracing.semantics",
-            "sdk",
-            "the stock processor's internals cannot be followed; use python, rust or js",
-        );
-    }
     if settings.workload.kind == WorkloadKind::Model {
         return unsupported(
             "workload.kind",
             "model",
             "real inference has no virtual clock",
-        );
-    }
-    if settings.workload.flush_every_request {
-        return unsupported(
-            "workload.flush_every_request",
-            "true",
-            "per-request flushes are not simulated",
         );
     }
     if settings.exporter.endpoint.is_some() {
@@ -162,6 +149,11 @@ enum Event {
     /// A wait of the runner's main thread runs out (flush or shutdown).
     MainTimeout {
         epoch: u64,
+    },
+    /// The request in `slot` stops waiting for its `flush`-th per-request flush.
+    RequestFlushWait {
+        slot: usize,
+        flush: u64,
     },
     /// A run without a shutdown has waited its SDK's provider-shutdown timeout since the
     /// traffic ended, as `session::run` waits at most that long.
@@ -263,6 +255,7 @@ impl<'a> Sim<'a> {
             Event::RoutingEnd => self.routing_end(),
             Event::Sigkill => self.sigkill(),
             Event::MainTimeout { epoch } => self.main_timeout(epoch),
+            Event::RequestFlushWait { slot, flush } => self.request_flush_wait_over(slot, flush),
             Event::RunDeadline => self.run_deadline(),
         }
     }

@@ -6,12 +6,12 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
-use super::lifecycle::FlushError;
+use super::flush::{FlushError, Flusher};
 use super::{Event, Sim};
 use crate::config::Settings;
 use crate::telemetry::rules::python::{Strategy, should_export_batch, strategy_after_wait};
 use crate::telemetry::rules::rust::{MESSAGE_CAPACITY, next_chunk, next_wait};
-use crate::telemetry::rules::{self, BatchRules, FullQueue, Profile};
+use crate::telemetry::rules::{self, BatchRules, FullQueue, Leftover, Profile};
 
 /// Who runs python's `_export` loop under the export lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,7 +19,8 @@ enum Owner {
     Worker,
     /// The worker's last `ExportAll` after shutdown (l. 177).
     WorkerFinal,
-    Flush,
+    /// A `force_flush` on the caller's thread: teardown's, or a request's.
+    Flush(Flusher),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -33,7 +34,8 @@ struct Run {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Message {
     ExportSpan,
-    ForceFlush,
+    /// Answered to the flusher that sent it, if it still waits.
+    ForceFlush(Flusher),
     Shutdown,
 }
 
@@ -62,7 +64,9 @@ pub(super) struct Processor {
     awaken: bool,
     timeout_exceeded: bool,
     active: Option<Run>,
-    blocked: Option<Run>,
+    /// The runs waiting for the export lock, first come first served: the worker, and
+    /// every thread in `force_flush` (each request's, with a flush per request).
+    blocked: VecDeque<Run>,
     // Rust
     pending: u64,
     message_sent: bool,
@@ -80,8 +84,8 @@ pub(super) struct Processor {
     pub(super) timer_runs: bool,
     /// The id of the timer's export, while it is waited for.
     pub(super) timer_export: Option<u64>,
-    /// `forceFlush`'s batches not yet answered, while it waits.
-    pub(super) flush: Option<BTreeSet<u64>>,
+    /// Each waiting `forceFlush`'s batches not yet answered.
+    pub(super) flushes: Vec<(Flusher, BTreeSet<u64>)>,
     /// Shutdown: waiting for every export in flight (the exporter's shutdown).
     pub(super) draining: bool,
     pub(super) export_timeout: Duration,
@@ -89,11 +93,12 @@ pub(super) struct Processor {
 
 impl Processor {
     pub(super) fn new(settings: &Settings) -> Processor {
-        // `sim::check` refuses the stock processor (`sdk`) before a run.
+        // The stock processor (`sdk`) runs the rust worker by its own book: the rust
+        // profile reimplements that processor line for line (`rules::stock`).
         let profile = Profile::of(settings.tracing.semantics).unwrap_or(Profile::Rust);
         Processor {
             profile,
-            rules: rules::rules(profile),
+            rules: rules::book(settings.tracing.semantics),
             capacity: settings.batch.max_queue_size.max(1) as u64,
             batch: settings.batch.max_export_batch_size.max(1),
             delay: Duration::from_millis(settings.batch.schedule_delay_ms),
@@ -105,7 +110,7 @@ impl Processor {
             awaken: false,
             timeout_exceeded: false,
             active: None,
-            blocked: None,
+            blocked: VecDeque::new(),
             pending: 0,
             message_sent: false,
             messages: VecDeque::new(),
@@ -117,7 +122,7 @@ impl Processor {
             exporting: false,
             timer_runs: false,
             timer_export: None,
-            flush: None,
+            flushes: Vec::new(),
             draining: false,
             export_timeout: Duration::from_millis(settings.batch.export_timeout_ms),
         }
@@ -311,11 +316,11 @@ impl Sim<'_> {
     /// Python `_export`: takes the export lock, or waits for it.
     fn start_run(&mut self, run: Run) {
         let p = &mut self.processor;
-        if run.owner != Owner::Flush {
+        if !matches!(run.owner, Owner::Flush(_)) {
             p.worker = Worker::Busy;
         }
         if p.active.is_some() {
-            p.blocked = Some(run);
+            p.blocked.push_back(run);
             return;
         }
         p.active = Some(run);
@@ -344,7 +349,7 @@ impl Sim<'_> {
         }
         p.active = None;
         self.end_run(run.owner);
-        if let Some(blocked) = self.processor.blocked.take() {
+        if let Some(blocked) = self.processor.blocked.pop_front() {
             self.start_run(blocked);
         }
     }
@@ -359,7 +364,7 @@ impl Sim<'_> {
                 self.processor.worker = Worker::Done;
                 self.worker_done();
             }
-            Owner::Flush => self.flush_done(Ok(())),
+            Owner::Flush(flusher) => self.flush_done(flusher, Ok(())),
         }
     }
 
@@ -380,14 +385,13 @@ impl Sim<'_> {
             return;
         }
         match p.current.take() {
-            Some(Message::ForceFlush) => self.flush_done(Ok(())),
+            Some(Message::ForceFlush(flusher)) => self.flush_done(flusher, Ok(())),
             Some(Message::Shutdown) => {
                 // The receiver is dropped: what was sent after the drain is lost.
                 p.shutdown = true;
                 p.worker = Worker::Done;
-                self.spans.dropped_after_shutdown += p.queue;
                 p.pending -= p.queue;
-                p.queue = 0;
+                self.settle_leftover();
                 self.worker_done();
                 return;
             }
@@ -410,25 +414,36 @@ impl Sim<'_> {
         }
     }
 
-    /// teardown()'s force_flush on the runner's main thread.
-    pub(super) fn processor_flush(&mut self) {
+    /// `force_flush` on the `flusher`'s thread: teardown()'s, or a request's.
+    pub(super) fn processor_flush(&mut self, flusher: Flusher) {
         if self.processor.profile == Profile::Js {
-            return self.js_flush();
+            return self.js_flush(flusher);
         }
         if self.processor.is_python() {
             if self.processor.shutdown {
-                return self.flush_done(Err(FlushError::AlreadyShutDown));
+                return self.flush_done(flusher, Err(FlushError::AlreadyShutDown));
             }
             let run = Run {
-                owner: Owner::Flush,
+                owner: Owner::Flush(flusher),
                 strategy: Strategy::ExportAll,
                 iterations: 0,
             };
             return self.start_run(run);
         }
-        if !self.send(Message::ForceFlush) {
-            self.flush_done(Err(FlushError::ChannelClosed));
+        if !self.send(Message::ForceFlush(flusher)) {
+            self.flush_done(flusher, Err(FlushError::ChannelClosed));
         }
+    }
+
+    /// What the queue still holds once the processor is shut down, booked as its rule
+    /// book counts it (`BatchRules::leftover_at_shutdown`).
+    pub(super) fn settle_leftover(&mut self) {
+        let p = &mut self.processor;
+        match p.rules.leftover_at_shutdown() {
+            Leftover::DroppedAfterShutdown => self.spans.dropped_after_shutdown += p.queue,
+            Leftover::DroppedQueueFull => self.spans.dropped_newest += p.queue,
+        }
+        p.queue = 0;
     }
 
     /// The provider's shutdown: python stops accepting and wakes the worker for its last

@@ -129,7 +129,95 @@ fn js_flushes_four_batches_in_parallel_where_python_is_killed() {
 
 #[test]
 fn unsupported_settings_are_named() {
-    let s = settings(&[("tracing.semantics", "sdk")]);
+    let s = settings(&[("workload.kind", "model")]);
     let e = run(&s, COSTS).unwrap_err().to_string();
-    assert!(e.starts_with("tracing.semantics = sdk"), "{e}");
+    assert!(e.starts_with("workload.kind = model"), "{e}");
+}
+
+/// The stock processor runs the rust worker by its own book, whose decisions are rust's:
+/// with a burst that overflows the queue and a shutdown, the same spans are exported,
+/// dropped and lost.
+#[test]
+fn the_stock_processor_loses_what_the_rust_profile_loses() {
+    let run_with = |semantics| {
+        let mut s = settings(&[
+            ("tracing.semantics", semantics),
+            ("batch.max_queue_size", "64"),
+            ("batch.max_export_batch_size", "32"),
+            ("collector.latency_ms", "500"),
+            ("workload.rate_per_s", "200"),
+            ("workload.duration_s", "3"),
+            ("shutdown.grace_ms", "700"),
+        ]);
+        s.shutdown.at_s = Some(2.0);
+        let o = run(&s, COSTS).unwrap();
+        assert_identity(&o);
+        o
+    };
+    let (sdk, rust) = (run_with("sdk"), run_with("rust"));
+    assert!(sdk.spans.dropped_newest > 0, "{:?}", sdk.spans);
+    assert_eq!(format!("{:?}", sdk.spans), format!("{:?}", rust.spans));
+    assert_eq!(sdk.killed, rust.killed);
+}
+
+/// A flush in every request: the request waits for its own spans' export, so its latency
+/// grows by at least the backend's latency, and batches leave per request, not per
+/// schedule delay; nothing is left behind.
+#[test]
+fn a_flush_in_every_request_costs_latency_and_exports_in_every_profile() {
+    for semantics in ["python", "rust", "sdk", "js"] {
+        let run_with = |flush: &str| {
+            let s = settings(&[
+                ("tracing.semantics", semantics),
+                ("workload.flush_every_request", flush),
+                ("collector.latency_ms", "20"),
+                ("workload.rate_per_s", "20"),
+                ("workload.burst_every_s", "0"),
+                ("workload.duration_s", "3"),
+            ]);
+            let o = run(&s, COSTS).unwrap();
+            assert_identity(&o);
+            o
+        };
+        let (plain, flushed) = (run_with("false"), run_with("true"));
+        let p50 = |o: &SimOutcome| o.requests.latency_ms.p50.unwrap_or(0.0);
+        assert!(
+            p50(&flushed) >= p50(&plain) + 20.0,
+            "{semantics}: {} vs {}",
+            p50(&flushed),
+            p50(&plain)
+        );
+        // Nearly one export per request (a flush that waited behind another may find its
+        // spans already sent), against a few on the schedule delay without.
+        let requests = flushed.requests.completed;
+        assert!(flushed.http_attempts * 4 >= requests * 3, "{semantics}");
+        assert!(plain.http_attempts < requests / 2, "{semantics}");
+        assert_eq!(flushed.spans.exported, flushed.spans.created, "{semantics}");
+    }
+}
+
+/// Behind a black hole a request's flush waits as its SDK waits: rust and the stock
+/// processor give up after their fixed 5 s, python until its export has given up.
+#[test]
+fn a_flush_in_a_request_waits_as_long_as_its_sdk_waits() {
+    let latency = |semantics| {
+        let s = settings(&[
+            ("tracing.semantics", semantics),
+            ("workload.flush_every_request", "true"),
+            ("collector.black_hole", "true"),
+            ("exporter.timeout_ms", "8000"),
+            ("workload.rate_per_s", "2"),
+            ("workload.duration_s", "2"),
+        ]);
+        let o = run(&s, COSTS).unwrap();
+        assert_identity(&o);
+        o.requests.latency_ms.max.unwrap_or(0.0)
+    };
+    for semantics in ["rust", "sdk"] {
+        let ms = latency(semantics);
+        // The histogram's buckets are 1% wide.
+        assert!((4950.0..5150.0).contains(&ms), "{semantics}: {ms}");
+    }
+    let ms = latency("python");
+    assert!((7900.0..8200.0).contains(&ms), "python: {ms}");
 }

@@ -17,6 +17,11 @@ use crate::workload::arrival::{self, Schedule};
 enum Stage {
     Inference,
     Upload,
+    /// Its spans have ended; it waits in `force_flush` (`workload.flush_every_request`),
+    /// the run's `flush`-th.
+    Flushing {
+        flush: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -25,7 +30,8 @@ struct Serving {
     arrived: Duration,
     started: Duration,
     phase: Stage,
-    /// When the current phase ends; a `SlotStep` for another time is stale.
+    /// When the current phase ends; a `SlotStep` for another time is stale (a flush
+    /// ends with the processor's answer: `Duration::MAX`).
     ends: Duration,
     sampled: bool,
     cancelled: bool,
@@ -49,6 +55,8 @@ pub(super) struct Traffic {
     /// `workload::count_outcome` records them in real time.
     latency: LatencyHistogram,
     service: ServiceTimes,
+    /// Per-request flushes begun so far.
+    flushes: u64,
 }
 
 impl Traffic {
@@ -65,6 +73,7 @@ impl Traffic {
             requests: RequestReport::default(),
             latency: LatencyHistogram::default(),
             service: ServiceTimes::default(),
+            flushes: 0,
         }
     }
 
@@ -183,8 +192,7 @@ impl Sim<'_> {
                 if traced {
                     self.end_spans(2, serving.sampled);
                 }
-                self.traffic.requests.cancelled += 1;
-                self.finish_request(slot);
+                self.request_returns(slot, serving);
             }
             Stage::Inference => {
                 if traced {
@@ -200,14 +208,51 @@ impl Sim<'_> {
                 if traced {
                     self.end_spans(2 + w.extra_spans as u64, serving.sampled);
                 }
-                self.traffic.requests.completed += 1;
-                let ms = |since: Duration| self.now.saturating_sub(since).as_secs_f64() * 1000.0;
-                let (latency, service) = (ms(serving.arrived), ms(serving.started));
-                self.traffic.latency.add(latency);
-                self.traffic.service.add(traced, service);
-                self.finish_request(slot);
+                self.request_returns(slot, serving);
             }
+            Stage::Flushing { .. } => {} // ends with the flush's answer, never a step
         }
+    }
+
+    /// The request's spans have ended: with `workload.flush_every_request` (and tracing
+    /// on, as `workload/request.rs` flushes only with a provider) it waits in
+    /// `force_flush` first, else it is counted and its slot freed now.
+    fn request_returns(&mut self, slot: usize, mut serving: Serving) {
+        let w = &self.settings.workload;
+        if !(w.flush_every_request && self.settings.tracing.enabled) {
+            return self.request_counted(slot, serving);
+        }
+        self.traffic.flushes += 1;
+        let flush = self.traffic.flushes;
+        serving.phase = Stage::Flushing { flush };
+        serving.ends = Duration::MAX;
+        self.traffic.slots[slot] = Some(serving);
+        self.request_flush(slot, flush);
+    }
+
+    /// The `flush`-th per-request flush is over for the request in `slot` (answered or
+    /// given up); stale when that request has already stopped waiting.
+    pub(super) fn request_flush_over(&mut self, slot: usize, flush: u64) {
+        let waiting = self.traffic.slots.get(slot).copied().flatten();
+        if let Some(serving) = waiting.filter(|s| s.phase == Stage::Flushing { flush }) {
+            self.request_counted(slot, serving);
+        }
+    }
+
+    /// `workload::count_outcome`: a cancelled request is counted; a completed one adds its
+    /// latency from arrival and service time from its slot, its flush included.
+    fn request_counted(&mut self, slot: usize, serving: Serving) {
+        if serving.cancelled {
+            self.traffic.requests.cancelled += 1;
+        } else {
+            self.traffic.requests.completed += 1;
+            let ms = |since: Duration| self.now.saturating_sub(since).as_secs_f64() * 1000.0;
+            let (latency, service) = (ms(serving.arrived), ms(serving.started));
+            self.traffic.latency.add(latency);
+            let traced = self.settings.tracing.enabled;
+            self.traffic.service.add(traced, service);
+        }
+        self.finish_request(slot);
     }
 
     /// The slot is free: it takes the next waiting request, or the drain may be over.
@@ -250,10 +295,12 @@ impl Sim<'_> {
     }
 
     /// SIGKILL: requests running or waiting are cut off; their open spans (the root and
-    /// the child in progress) never end.
+    /// the child in progress) never end, unless they were flushing (all ended then).
     pub(super) fn cut_off(&mut self) -> (u64, u64) {
-        let running = self.traffic.in_flight();
-        let cut_off = running + self.traffic.waiting.len() as u64;
+        let cut_off = self.traffic.in_flight() + self.traffic.waiting.len() as u64;
+        let running = (self.traffic.slots.iter().flatten())
+            .filter(|s| !matches!(s.phase, Stage::Flushing { .. }))
+            .count() as u64;
         let traced = if self.settings.tracing.enabled { 2 } else { 0 };
         self.traffic.slots.iter_mut().for_each(|s| *s = None);
         self.traffic.waiting.clear();

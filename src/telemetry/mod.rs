@@ -58,9 +58,9 @@ const POOL_IDLE: Duration = Duration::from_secs(15);
 /// `opentelemetry/sdk/_shared_internal/__init__.py` l. 224-232), rust's `shutdown_with_timeout(
 /// Duration::from_secs(5))` behind `SdkTracerProvider::shutdown` (opentelemetry_sdk 0.33.1
 /// `src/trace/provider.rs` l. 273-274); js's provider has none (see `rules::js`).
-/// The rule books hold the values; the stock processor is the Rust SDK's.
+/// The rule books hold the values; the stock processor's is `rules::stock`.
 pub fn shutdown_timeout(semantics: Semantics) -> Duration {
-    rules::rules(Profile::of(semantics).unwrap_or(Profile::Rust)).shutdown_wait()
+    rules::book(semantics).shutdown_wait()
 }
 
 enum ProcessorHandle {

@@ -36,7 +36,7 @@ const CANCELLED: &str = "cancelled by handle_exit";
 pub const MODEL_NAME: &str = "stable-diffusion-xl-base-1.0";
 const SYNTHETIC_PROMPT: &str = "a lighthouse at dusk";
 /// `force_flush()`'s default timeout in both SDKs (Python: `timeout_millis=30000`).
-const FLUSH_IN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const FLUSH_IN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a request ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -63,7 +63,7 @@ fn a_bad_price_or_scenario_exits_2_naming_it() {
         "{stderr}"
     );
     let out = Command::new(bin)
-        .args(["advise", "--set", "tracing.semantics=sdk"])
+        .args(["advise", "--set", "workload.kind=model"])
         .env_clear()
         .output()
         .unwrap();
@@ -71,7 +71,7 @@ fn a_bad_price_or_scenario_exits_2_naming_it() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.contains("tracing.semantics = sdk cannot run in virtual time"),
+        stderr.contains("workload.kind = model cannot run in virtual time"),
         "{stderr}"
     );
 }

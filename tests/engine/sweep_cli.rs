@@ -64,11 +64,11 @@ fn bad_vary_input_exits_2_with_one_line_naming_it() {
         "{stderr}"
     );
     // A cell the simulator cannot follow is named before anything runs.
-    let out = sweep(&["--vary", "tracing.semantics=python,sdk"]);
+    let out = sweep(&["--vary", "workload.kind=synthetic,model"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("cell tracing.semantics=sdk: tracing.semantics = sdk cannot run"),
+        stderr.contains("cell workload.kind=model: workload.kind = model cannot run"),
         "{stderr}"
     );
 }

@@ -28,7 +28,7 @@ pub use shard::{Shard, ShardError};
 pub enum SweepError {
     #[error(transparent)]
     Vary(#[from] VaryError),
-    /// A cell the simulator cannot follow (the `sdk` semantics, the model workload, ...).
+    /// A cell the simulator cannot follow (the model workload, an external endpoint).
     #[error("cell {cell}: {error}")]
     Unsupported { cell: String, error: SimError },
     /// More runs than a sweep holds in memory.
@@ -295,12 +295,12 @@ mod tests {
 
     #[test]
     fn a_cell_the_simulator_cannot_follow_is_named_before_any_run() {
-        let grid = Grid::new(vec![Vary::parse("tracing.semantics=python,sdk").unwrap()]).unwrap();
+        let grid = Grid::new(vec![Vary::parse("workload.kind=synthetic,model").unwrap()]).unwrap();
         let e = run(&base(), &grid, 1, COSTS, &|_, _| panic!("no run may start"))
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("cell tracing.semantics=sdk: tracing.semantics = sdk"),
+            e.starts_with("cell workload.kind=model: workload.kind = model"),
             "{e}"
         );
     }

@@ -3,12 +3,14 @@
 //! time and the simulator (`crate::sim`) with virtual time, so the two cannot drift.
 //!
 //! One more SDK is one more file here implementing [`BatchRules`], plus its exporter's
-//! retry schedule.
+//! retry schedule. `stock.rs` is the book of the stock Rust processor (`sdk`), which the
+//! threaded pipeline runs unmodified and only the simulator follows by the book.
 
 pub mod js;
 pub mod python;
 pub mod retry;
 pub mod rust;
+pub mod stock;
 
 use std::time::Duration;
 
@@ -41,6 +43,15 @@ pub enum FlushWait {
     AtMost(Duration),
 }
 
+/// What the spans a processor still held when its shutdown returned are counted as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leftover {
+    /// Ended after the last drain: the processor's own "after shutdown" count.
+    DroppedAfterShutdown,
+    /// With the drops to a full queue (the stock processor, whose count is private).
+    DroppedQueueFull,
+}
+
 /// The decisions every SDK's batch processor makes, whatever clock drives it.
 pub trait BatchRules: Sync {
     /// Which span a full queue drops.
@@ -53,6 +64,10 @@ pub trait BatchRules: Sync {
     fn flush_wait(&self, timeout: Duration) -> FlushWait;
     /// How long the provider's shutdown waits for the processor's final drain.
     fn shutdown_wait(&self) -> Duration;
+    /// What the spans still held when the shutdown returned are counted as.
+    fn leftover_at_shutdown(&self) -> Leftover {
+        Leftover::DroppedAfterShutdown
+    }
 }
 
 impl Profile {
@@ -65,6 +80,15 @@ impl Profile {
             Semantics::Js => Some(Profile::Js),
             Semantics::Sdk => None,
         }
+    }
+}
+
+/// The rule book a `tracing.semantics` follows: its profile's, or for the stock
+/// processor (`sdk`) the stock book, which the simulator follows with the rust worker.
+pub fn book(semantics: Semantics) -> &'static dyn BatchRules {
+    match Profile::of(semantics) {
+        Some(profile) => rules(profile),
+        None => &stock::Stock,
     }
 }
 

@@ -8,7 +8,7 @@ use super::{BatchRules, FlushWait, FullQueue};
 /// The rust rule book.
 pub struct Rust;
 
-/// The fixed wait of `force_flush` (l. 699: `forceflush_timeout: Duration::from_secs(5)`).
+/// The fixed wait of `force_flush` (l. 693: `forceflush_timeout: Duration::from_secs(5)`).
 pub const FORCE_FLUSH_WAIT: Duration = Duration::from_secs(5);
 /// `SdkTracerProvider::shutdown()` waits 5 s.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
