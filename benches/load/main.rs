@@ -164,16 +164,14 @@ fn us(d: Duration) -> String {
     format!("{:.0}", d.as_secs_f64() * 1e6)
 }
 
-/// One line of the table; `lag` is `None` for oha, which does not say when it sent.
-#[allow(clippy::too_many_arguments)]
+/// One line of the table: `(ok, fail)`, `(p50, p99)`; `lag` is `None` for oha, which
+/// does not say when it sent.
 fn line(
     rate: f64,
     who: &str,
-    ok: u64,
-    fail: u64,
+    (ok, fail): (u64, u64),
     lag: Option<&ProbeFigures>,
-    p50: Duration,
-    p99: Duration,
+    (p50, p99): (Duration, Duration),
     cpu: Duration,
 ) {
     let [l50, l99, lmax] = match lag {
@@ -206,23 +204,16 @@ fn print_table(rows: &[Row]) {
         for run in &row.probe {
             let p = &run.figures;
             let who = format!("probe {}", run.shape.name());
-            line(
-                row.rate,
-                &who,
-                p.answered,
-                p.failed,
-                Some(p),
-                p.p50,
-                p.p99,
-                run.cpu,
-            );
+            let counts = (p.answered, p.failed);
+            line(row.rate, &who, counts, Some(p), (p.p50, p.p99), run.cpu);
         }
         match &row.oha {
             None => {}
             Some(Err(e)) => println!("{:>6}  oha failed: {e}", row.rate),
-            Some(Ok((o, cpu))) => line(
-                row.rate, "oha", o.answered, o.failed, None, o.p50, o.p99, *cpu,
-            ),
+            Some(Ok((o, cpu))) => {
+                let counts = (o.answered, o.failed);
+                line(row.rate, "oha", counts, None, (o.p50, o.p99), *cpu);
+            }
         }
     }
     println!(
