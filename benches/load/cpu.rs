@@ -12,7 +12,8 @@ const TICKS_PER_S: f64 = 100.0;
 pub struct Times {
     /// Every thread of this process, ended ones included.
     pub own: Duration,
-    /// Children that were waited for (oha).
+    /// Children that were waited for (oha; the server's process is waited for only
+    /// after its rate's runs).
     pub children: Duration,
 }
 
@@ -26,12 +27,6 @@ pub fn now() -> Times {
         own: ticks(11, 12),
         children: ticks(13, 14),
     }
-}
-
-/// One thread's CPU time so far (the server's, to leave it out of the probe's).
-pub fn thread(tid: &str) -> Duration {
-    let fields = stat_fields(&format!("/proc/self/task/{tid}/stat"));
-    seconds(fields.get(11), fields.get(12))
 }
 
 fn stat_fields(path: &str) -> Vec<String> {

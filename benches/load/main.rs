@@ -42,7 +42,7 @@ const MAX_LATENCY_GAP: f64 = 0.10;
 struct ProbeRun {
     shape: Shape,
     figures: ProbeFigures,
-    /// CPU time per request (the server's thread left out).
+    /// CPU time per request.
     cpu: Duration,
 }
 
@@ -54,6 +54,9 @@ struct Row {
 }
 
 fn main() {
+    if std::env::var_os(server::SERVE_ENV).is_some() {
+        return server::serve_here();
+    }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "load generator accuracy: {cpus} CPUs, load average {}",
@@ -100,11 +103,10 @@ fn one_rate(rate: f64, first: bool, oha: Option<&PathBuf>) -> Row {
     let probe = [Shape::Poisson, Shape::Ticks]
         .into_iter()
         .map(|shape| {
-            let (before, server_before) = (cpu::now(), cpu::thread(&server.tid));
+            let before = cpu::now();
             let figures = probe::run(server.port, shape, rate, RUN)
                 .unwrap_or_else(|e| panic!("probe {} at {rate}/s: {e}", shape.name()));
-            let (after, server_after) = (cpu::now(), cpu::thread(&server.tid));
-            let spent = (after.own - before.own).saturating_sub(server_after - server_before);
+            let spent = cpu::now().own - before.own;
             let cpu = per_request(spent, figures.answered + figures.failed);
             ProbeRun {
                 shape,

@@ -1,94 +1,105 @@
 //! The trivial server both load generators are measured against: HTTP/1.1 on
-//! 127.0.0.1, every request answered 200 with a two-byte body at once, on a thread of its
-//! own with a current-thread runtime, pinned to the machine's last CPU where `taskset`
-//! exists (unless `GRACETRACE_LOAD_BENCH_NO_PIN` is set), so it never runs on the
-//! generator's runtime and stays on one core.
+//! 127.0.0.1, every request answered 200 with a two-byte body at once.
+//!
+//! It runs in a process of its own (this bench's executable again, told so by
+//! [`SERVE_ENV`]), so that the probe, which runs inside the bench, and oha, a process of
+//! its own, both talk to another process: a switch between threads of one process is
+//! cheaper than between processes, which would favour the probe. One thread with a
+//! current-thread runtime, pinned to the machine's last CPU where `taskset` exists
+//! (unless `GRACETRACE_LOAD_BENCH_NO_PIN` is set), so it stays on one core whichever
+//! generator runs.
 
 use std::convert::Infallible;
-use std::thread::JoinHandle;
+use std::io::{BufRead as _, Write as _};
+use std::process::{Child, Command, Stdio};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::sync::oneshot;
+
+/// Set in the server's environment: the bench's executable then serves instead.
+pub const SERVE_ENV: &str = "GRACETRACE_LOAD_BENCH_SERVE";
 
 /// Connections waiting to be accepted. Each request opens a connection, so at 5,000
 /// requests/s a 10 ms pause of the server (another build took its core) is 50 of them;
 /// a full backlog drops SYNs, and a dropped SYN is retried after a whole second.
 const BACKLOG: u32 = 4096;
 
-/// A running server; dropping it stops it.
+/// A running server process; dropping it kills it.
 pub struct Server {
     pub port: u16,
     /// Where it was pinned, in words, for the report.
     pub pinned: String,
-    /// Its thread's id, to read its CPU time.
-    pub tid: String,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    child: Child,
 }
 
 impl Server {
+    /// Starts the server process and reads its port and pinning from its first line.
     pub fn start() -> Server {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("bench server: cannot build its runtime: {e}"));
-        let listener = runtime.block_on(async {
-            let socket = tokio::net::TcpSocket::new_v4()?;
-            socket.set_reuseaddr(true)?;
-            socket.bind(([127, 0, 0, 1], 0).into())?;
-            socket.listen(BACKLOG)
-        });
-        let listener =
-            listener.unwrap_or_else(|e| panic!("bench server: cannot listen on 127.0.0.1: {e}"));
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-        let (stop, stopped) = oneshot::channel();
-        let (pinned_tx, pinned_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("bench-server".into())
-            .spawn(move || {
-                let tid = thread_id();
-                let _ = pinned_tx.send((pin(&tid), tid));
-                runtime.block_on(serve(listener, stopped));
-            })
-            .unwrap_or_else(|e| panic!("bench server: cannot start its thread: {e}"));
-        let (pinned, tid) = pinned_rx
-            .recv()
-            .unwrap_or_else(|_| ("not pinned".into(), String::new()));
+        let exe = std::env::current_exe()
+            .unwrap_or_else(|e| panic!("bench server: cannot find this executable: {e}"));
+        let mut child = Command::new(&exe)
+            .env(SERVE_ENV, "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("bench server: cannot start {}: {e}", exe.display()));
+        let mut first = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = std::io::BufReader::new(out).read_line(&mut first);
+        }
+        let (port, pinned) = first.trim().split_once(' ').unwrap_or(("", ""));
+        let Ok(port) = port.parse() else {
+            let _ = child.kill();
+            panic!("bench server: expected 'PORT PINNING' on its first line, got {first:?}");
+        };
         Server {
             port,
-            pinned,
-            tid,
-            stop: Some(stop),
-            thread: Some(thread),
+            pinned: pinned.to_owned(),
+            child,
         }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-/// Accepts until told to stop; each connection is served on a task of its own.
-async fn serve(listener: tokio::net::TcpListener, mut stopped: oneshot::Receiver<()>) {
+/// The server process's main: pins itself, listens, prints `PORT PINNING`, serves until
+/// killed.
+pub fn serve_here() {
+    let pinned = pin(&std::process::id().to_string());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("bench server: cannot build its runtime: {e}"));
+    runtime.block_on(async {
+        let listener = listen().unwrap_or_else(|e| panic!("bench server: cannot listen: {e}"));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "{port} {pinned}").and_then(|()| out.flush());
+        serve(listener).await;
+    });
+}
+
+fn listen() -> std::io::Result<tokio::net::TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(([127, 0, 0, 1], 0).into())?;
+    socket.listen(BACKLOG)
+}
+
+/// Accepts forever; each connection is served on a task of its own.
+async fn serve(listener: tokio::net::TcpListener) {
     loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                // Out of descriptors or a connection reset before it was accepted: the
-                // generator sees that request fail and the bench counts it.
-                Err(_) => continue,
-            },
-            _ = &mut stopped => return,
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors or a connection reset before it was accepted: the
+            // generator sees that request fail and the bench counts it.
+            continue;
         };
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
@@ -102,29 +113,17 @@ async fn serve(listener: tokio::net::TcpListener, mut stopped: oneshot::Receiver
     }
 }
 
-/// The calling thread's id, from /proc/thread-self (a link to `PID/task/TID`), so no
-/// unsafe call is needed; empty where there is none.
-fn thread_id() -> String {
-    std::fs::read_link("/proc/thread-self")
-        .ok()
-        .and_then(|link| link.file_name()?.to_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-/// Pins thread `tid` to the last CPU with `taskset -p`; says what it did.
-fn pin(tid: &str) -> String {
+/// Pins process (or thread) `id` to the last CPU with `taskset -p`; says what it did.
+fn pin(id: &str) -> String {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if std::env::var_os("GRACETRACE_LOAD_BENCH_NO_PIN").is_some() {
         return "not pinned (GRACETRACE_LOAD_BENCH_NO_PIN)".into();
     }
-    if tid.is_empty() {
-        return "not pinned (no /proc/thread-self)".into();
-    }
     let cpu = (cpus - 1).to_string();
-    let done = std::process::Command::new("taskset")
-        .args(["-p", "-c", &cpu, tid])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+    let done = Command::new("taskset")
+        .args(["-p", "-c", &cpu, id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .status();
     match done {
         Ok(status) if status.success() => format!("pinned to CPU {cpu} of {cpus}"),
