@@ -12,7 +12,8 @@
 //! two measurements of the same arrivals. oha stamps a request's start when its ticker
 //! wakes, so its figures include its own batching but not its timer's lateness.
 //!
-//! `cargo bench --bench load`; oha: `cargo install oha --locked`.
+//! `cargo bench --no-default-features --bench load` (README, Load generator accuracy);
+//! oha: `cargo install oha --locked`.
 
 mod cpu;
 mod oha;

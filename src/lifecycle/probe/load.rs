@@ -277,14 +277,13 @@ impl Gate {
 }
 
 /// tokio's timer fires on whole milliseconds, rounded up, and then wakes the load's
-/// thread from a worker: a request sent when it fires leaves up to 1 ms late and more
-/// (p99 3.9 ms at 2,000 requests/s on the 2-core machine, README Measurements). So the
-/// timer only brings the load to within this much of a request's time, and
-/// [`wait_until`] does the rest.
+/// thread from a worker: requests sent when it fired left 1 ms late at the median and
+/// 1.9 to 4.8 ms at p99 (README, Load generator accuracy). So the timer only brings the
+/// load to within this much of a request's time, and [`wait_until`] does the rest.
 const TIMER_EARLY: Duration = Duration::from_millis(2);
 
 /// A thread's sleep ends its timer slack (50 µs by default on Linux) late, plus the
-/// wake-up itself: 80 µs at the median on the 2-core machine. The last stretch is spun
+/// wake-up itself: about 80 µs on the 2-core machine. The last stretch is spun
 /// instead. Not yielded: on a busy machine a yield hands the core to another process for
 /// a whole time slice, milliseconds.
 const SLEEP_EARLY: Duration = Duration::from_micros(100);
