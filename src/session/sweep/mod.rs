@@ -2,7 +2,7 @@
 //! knob values, each cell with one or more arrival seeds, the runs in parallel on every
 //! core. [`grid`] parses the grid, [`output`] renders the table, JSON and CSV (the
 //! command in `cli::sweep` prints and writes them); [`shard`] picks one machine's share
-//! of the cells, [`part`] writes that share down and [`merge`] joins the shares again.
+//! of the cells, [`part`] writes that share down and [`mod@merge`] joins the shares again.
 
 pub mod grid;
 pub mod merge;

@@ -1,7 +1,7 @@
 //! A shard's share of a sweep written down (`sweep --shard K/N --json FILE`): what the
 //! sweep was (scenario, semantics, varied keys, repeats, calibration, cell count and a
 //! fingerprint of its definition) and every run of the shard's cells, so that
-//! [`super::merge`] can rebuild the whole sweep from the parts. Also reads the calibration
+//! [`mod@super::merge`] can rebuild the whole sweep from the parts. Also reads the calibration
 //! back out of any sweep JSON or part (`--calibration FILE`), so that every shard charges
 //! the same export costs.
 
@@ -85,7 +85,7 @@ pub enum PartError {
 
 /// The sweep's identity: a hash of its definition (the base settings after the scenario,
 /// the environment and `--set`; each varied key with its values; the repeats), a dash,
-/// and a hash of the calibration. Parts of one sweep share both halves; [`super::merge`]
+/// and a hash of the calibration. Parts of one sweep share both halves; [`mod@super::merge`]
 /// tells "another sweep" (the first half) from "calibrated apart" (the second).
 pub fn fingerprint(
     base: &Settings,
