@@ -68,7 +68,7 @@ pub fn run(port: u16, shape: Shape, rate: f64, duration: Duration) -> Result<Pro
     // load must be told the "app" ended only after that, or it stops routing at once.
     let plan = LoadPlan::new(&settings, target, None);
     let (sigterm, asked) = std::sync::mpsc::channel();
-    let load = Load::start(plan, sigterm).map_err(|e| e.to_string())?;
+    let load = Load::start(plan, sigterm, false).map_err(|e| e.to_string())?;
     asked
         .recv_timeout(duration + SLACK)
         .map_err(|_| format!("the load never reached its end ({url})"))?;
