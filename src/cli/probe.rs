@@ -393,22 +393,7 @@ fn load_lines(report: &ProbeReport) -> String {
     let (Some(load), Some(traces)) = (&report.load, &report.traces) else {
         return String::new();
     };
-    let f = &load.failed;
-    let kinds = [
-        ("refused", f.refused),
-        ("reset", f.reset),
-        ("timeout", f.timeout),
-        ("cut mid-response", f.cut_mid_response),
-        ("5xx", f.status_5xx),
-        ("429", f.status_429),
-        ("other status", f.other_status),
-        ("other error", f.other_error),
-    ];
-    let failed: Vec<String> = kinds
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(kind, n)| format!("{n} {kind}"))
-        .collect();
+    let failed = load.failed.in_words();
     let failed = match failed.is_empty() {
         true => String::new(),
         false => format!(" ({})", failed.join(", ")),

@@ -84,6 +84,25 @@ impl FailedCounts {
         true
     }
 
+    /// The kinds with at least one failure, in words: "3 refused", "2 5xx", ... (what the
+    /// command's summary and the window both say).
+    pub fn in_words(&self) -> Vec<String> {
+        [
+            ("refused", self.refused),
+            ("reset", self.reset),
+            ("timeout", self.timeout),
+            ("cut mid-response", self.cut_mid_response),
+            ("5xx", self.status_5xx),
+            ("429", self.status_429),
+            ("other 4xx", self.other_status),
+            ("other error", self.other_error),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(kind, n)| format!("{n} {kind}"))
+        .collect()
+    }
+
     /// Every failed request, whatever its kind.
     pub fn total(&self) -> u64 {
         self.refused

@@ -143,21 +143,7 @@ fn chart(
 
 /// The load's counts in words: so far while the app runs, final at the end.
 fn totals(ui: &mut egui::Ui, load: &LoadSection, ended: bool) {
-    let f = &load.failed;
-    let failed: Vec<String> = [
-        ("refused", f.refused),
-        ("reset", f.reset),
-        ("timeout", f.timeout),
-        ("cut mid-response", f.cut_mid_response),
-        ("5xx", f.status_5xx),
-        ("429", f.status_429),
-        ("other 4xx", f.other_status),
-        ("other error", f.other_error),
-    ]
-    .into_iter()
-    .filter(|(_, n)| *n > 0)
-    .map(|(name, n)| format!("{n} {name}"))
-    .collect();
+    let failed = load.failed.in_words();
     let failed = match failed.is_empty() {
         true => "none failed".to_owned(),
         false => format!("failed: {}", failed.join(", ")),
