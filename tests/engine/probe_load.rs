@@ -51,6 +51,32 @@ fn probe_server(name: &str, flags: &[&str]) -> (std::process::Output, serde_json
     (out, report)
 }
 
+/// The lost traces are exactly the answered, sampled requests whose root did not arrive:
+/// there is at least one, the report lists them all and counts them; the request rows.
+pub(crate) fn assert_lost_traces_listed<'a>(
+    load: &'a serde_json::Value,
+    traces: &serde_json::Value,
+) -> &'a Vec<serde_json::Value> {
+    let rows = load["requests"].as_array().unwrap();
+    let lost_rows: Vec<u64> = rows
+        .iter()
+        .filter(|row| {
+            row["outcome"] == "answered" && row["sampled"] == true && row["root"] == false
+        })
+        .map(|row| u(&row["index"]))
+        .collect();
+    let listed: Vec<u64> = traces["lost_requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| u(&l["index"]))
+        .collect();
+    assert!(!lost_rows.is_empty(), "{traces:#}");
+    assert_eq!(listed, lost_rows);
+    assert_eq!(u(&traces["lost"]), lost_rows.len() as u64);
+    rows
+}
+
 /// Every scheduled request is in exactly one bucket, and the per-request rows add up to
 /// the totals.
 pub(crate) fn assert_requests_accounted(load: &serde_json::Value) {
@@ -197,23 +223,7 @@ fn slow_backend_lost_traces_are_named_and_fail_the_gate() {
     assert_eq!(r["probe"]["killed"], true, "{:#}", r["probe"]);
     let (load, traces) = (&r["load"], &r["traces"]);
     assert_requests_accounted(load);
-    let rows = load["requests"].as_array().unwrap();
-    let lost_rows: Vec<u64> = rows
-        .iter()
-        .filter(|row| {
-            row["outcome"] == "answered" && row["sampled"] == true && row["root"] == false
-        })
-        .map(|row| u(&row["index"]))
-        .collect();
-    let listed: Vec<u64> = traces["lost_requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| u(&l["index"]))
-        .collect();
-    assert!(!lost_rows.is_empty(), "{traces:#}");
-    assert_eq!(listed, lost_rows);
-    assert_eq!(u(&traces["lost"]), lost_rows.len() as u64);
+    let rows = assert_lost_traces_listed(load, traces);
     assert_eq!(
         u(&traces["lost"]),
         u(&traces["lost_before_sigterm"]) + u(&traces["lost_after_sigterm"])

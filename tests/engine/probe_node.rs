@@ -6,7 +6,7 @@
 
 use crate::common::{node_app, node_ready};
 use crate::probe::{HTTP, probe_in, read_report, report_path, spans_ended, stderr, stdout, u};
-use crate::probe_load::{TRAFFIC, assert_requests_accounted, free_port};
+use crate::probe_load::{TRAFFIC, assert_lost_traces_listed, assert_requests_accounted, free_port};
 
 /// With `probe_load`'s traffic, the js SDK's sampler arithmetic for the `traceparent` flags.
 const JS_SAMPLER: [&str; 2] = ["--set", "tracing.semantics=js"];
@@ -118,23 +118,7 @@ fn node_slow_backend_lost_traces_are_named() {
     assert_eq!(r["probe"]["killed"], true, "{:#}", r["probe"]);
     let (load, traces) = (&r["load"], &r["traces"]);
     assert_requests_accounted(load);
-    let rows = load["requests"].as_array().unwrap();
-    let lost_rows: Vec<u64> = rows
-        .iter()
-        .filter(|row| {
-            row["outcome"] == "answered" && row["sampled"] == true && row["root"] == false
-        })
-        .map(|row| u(&row["index"]))
-        .collect();
-    let listed: Vec<u64> = traces["lost_requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| u(&l["index"]))
-        .collect();
-    assert!(!lost_rows.is_empty(), "{traces:#}");
-    assert_eq!(listed, lost_rows);
-    assert_eq!(u(&traces["lost"]), lost_rows.len() as u64);
+    let rows = assert_lost_traces_listed(load, traces);
     let per_request: u64 = rows.iter().map(|row| u(&row["spans_received"])).sum();
     assert_eq!(per_request, u(&r["collector"]["spans_received"]));
     assert_eq!(
