@@ -6,13 +6,12 @@
 use eframe::egui::{self, Color32, RichText};
 use egui_plot::{Line, PlotPoints, Points};
 
+use super::requests::{in_view, middle_s};
 use super::signals;
 use crate::record::load::{LoadBucket, LoadLatency, LoadSection};
 use crate::record::probe::ProbeReport;
 use crate::ui::time_axis::{self, TimeWindow, Zoom};
 
-/// A bucket's length, seconds (`record::load_timeline::BUCKET_MS`).
-const BUCKET_S: f64 = 0.1;
 const P50: Color32 = Color32::from_rgb(90, 160, 255);
 const P99: Color32 = Color32::from_rgb(240, 120, 60);
 
@@ -45,15 +44,11 @@ fn chart(
     load: &LoadSection,
     window: &TimeWindow,
 ) -> egui_plot::PlotResponse<()> {
-    let visible: Vec<&LoadBucket> = load
-        .timeline
-        .iter()
-        .filter(|b| window.contains(b.t_ms / 1000.0 + BUCKET_S / 2.0))
-        .collect();
+    let visible = in_view(load, window);
     let series = |pick: fn(&LoadBucket) -> Option<f64>| -> Vec<[f64; 2]> {
         visible
             .iter()
-            .filter_map(|b| Some([b.t_ms / 1000.0 + BUCKET_S / 2.0, pick(b)?]))
+            .filter_map(|b| Some([middle_s(b), pick(b)?]))
             .collect()
     };
     let p50 = series(|b| b.latency_p50_ms);

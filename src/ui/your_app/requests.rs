@@ -8,13 +8,27 @@ use egui_plot::{Bar, BarChart, Line, PlotPoints};
 
 use super::signals;
 use crate::record::load::{LoadBucket, LoadSection};
+use crate::record::load_timeline::BUCKET_MS;
 use crate::record::probe::ProbeReport;
 use crate::session::your_app::AppView;
 use crate::ui::theme;
 use crate::ui::time_axis::{self, TimeWindow, Zoom};
 
-/// A bucket's length, seconds (`record::load_timeline::BUCKET_MS`).
-const BUCKET_S: f64 = 0.1;
+/// A bucket's length, seconds.
+pub const BUCKET_S: f64 = BUCKET_MS / 1000.0;
+
+/// The buckets whose middle is in view, each drawn at its middle.
+pub fn in_view<'a>(load: &'a LoadSection, window: &TimeWindow) -> Vec<&'a LoadBucket> {
+    load.timeline
+        .iter()
+        .filter(|b| window.contains(middle_s(b)))
+        .collect()
+}
+
+/// Where a bucket is drawn: its middle, seconds since the app started.
+pub fn middle_s(b: &LoadBucket) -> f64 {
+    b.t_ms / 1000.0 + BUCKET_S / 2.0
+}
 
 /// How many requests of one outcome a bucket holds.
 type Count = fn(&LoadBucket) -> u64;
@@ -88,11 +102,7 @@ fn chart(
     load: &LoadSection,
     window: &TimeWindow,
 ) -> egui_plot::PlotResponse<()> {
-    let visible: Vec<&LoadBucket> = load
-        .timeline
-        .iter()
-        .filter(|b| window.contains(b.t_ms / 1000.0 + BUCKET_S / 2.0))
-        .collect();
+    let visible = in_view(load, window);
     let mut charts: Vec<BarChart> = Vec::new();
     for (name, colour, count) in OUTCOMES {
         if !visible.iter().any(|b| count(b) > 0) {
@@ -102,7 +112,7 @@ fn chart(
             .iter()
             .map(|b| {
                 let n = count(b);
-                Bar::new(b.t_ms / 1000.0 + BUCKET_S / 2.0, n as f64)
+                Bar::new(middle_s(b), n as f64)
                     .width(BUCKET_S * 0.9)
                     .name(format!("{n} {name} at {:.1} s", b.t_ms / 1000.0))
                     .fill(colour)
