@@ -135,4 +135,9 @@ function main() {
   });
 }
 
-main();
+// server.js shares the tracer setup, as server_app.py imports seed_app's setup_tracer().
+if (require.main === module) {
+  main();
+}
+
+module.exports = { setupTracer };

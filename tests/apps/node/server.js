@@ -22,33 +22,7 @@
 const http = require('node:http');
 const { ROOT_CONTEXT, SpanKind, defaultTextMapGetter, trace } = require('@opentelemetry/api');
 const { W3CTraceContextPropagator } = require('@opentelemetry/core');
-const {
-  BatchSpanProcessor,
-  NodeTracerProvider,
-  ParentBasedSampler,
-  TraceIdRatioBasedSampler,
-} = require('@opentelemetry/sdk-trace-node');
-const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-proto');
-const { defaultResource, resourceFromAttributes } = require('@opentelemetry/resources');
-
-const ENABLE_TRACING = ['1', 'true', 'yes'].includes(
-  (process.env.ENABLE_TRACING ?? 'true').toLowerCase()
-);
-const SAMPLE_RATE = Number(process.env.OTEL_SAMPLE_RATE ?? '1.0');
-
-function setupTracer(serviceName) {
-  if (!ENABLE_TRACING) {
-    return null;
-  }
-  const provider = new NodeTracerProvider({
-    // The default resource names the SDK (telemetry.sdk.language = nodejs).
-    resource: defaultResource().merge(resourceFromAttributes({ 'service.name': serviceName })),
-    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(SAMPLE_RATE) }),
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())],
-  });
-  provider.register();
-  return provider;
-}
+const { setupTracer } = require('./runner.js');
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
 
