@@ -408,12 +408,20 @@ fn load_lines(report: &ProbeReport) -> String {
             ms(l.max)
         )
     };
+    let ignored = match traces.traceparent_ignored {
+        true => {
+            "traces: the app's spans carry none of the probe's trace ids: it does not continue \
+             the W3C traceparent (set a propagator, or instrument its HTTP server), so no \
+             request can be followed to its trace; those not found are unknown, not lost\n"
+        }
+        false => "",
+    };
     format!(
         "load: {} scheduled, {} sent ({} not sent after routing ended), {} answered, {} failed{failed}, \
          {} in flight at the end; {} failed after SIGTERM\n\
          latency before SIGTERM {}; after SIGTERM {}\n\
          traces: {} answered sampled requests: {} complete, {} partial, {} missing, {} unknown; \
-         {} lost ({} before SIGTERM, {} after)\n",
+         {} lost ({} before SIGTERM, {} after)\n{ignored}",
         load.scheduled,
         load.sent,
         load.not_sent_after_routing_end,

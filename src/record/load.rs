@@ -268,9 +268,13 @@ pub struct TraceSection {
     pub lost: u64,
     pub lost_before_sigterm: u64,
     pub lost_after_sigterm: u64,
-    /// Traces the collector may have forgotten (more than its trace window arrived):
-    /// counted here, not as lost.
+    /// Traces that were not found but may have arrived: the collector may have forgotten
+    /// them (more than its trace window arrived), or the app ignores the `traceparent`
+    /// (`traceparent_ignored`). Counted here, not as lost.
     pub unknown: u64,
+    /// Spans arrived, none under a trace id the probe sent: the app does not continue the
+    /// W3C `traceparent` (no propagator reads it), so its requests cannot be followed.
+    pub traceparent_ignored: bool,
     /// The lost ones, by request.
     pub lost_requests: Vec<LostTrace>,
 }

@@ -180,3 +180,40 @@ fn node_compare_tracing_off_and_on() {
     );
     assert_names_nodejs(on, &stderr(&out));
 }
+
+/// A server that ignores the `traceparent` (tests/apps/node/plain_server.js: the SDK's
+/// defaults, no propagator): its spans arrive under trace ids of its own, so no request
+/// can be followed. The report says so, counts the requests' traces as unknown, not lost,
+/// and `--fail-if lost_traces>0` holds, naming why, instead of passing on 0 lost.
+#[test]
+fn node_server_that_ignores_traceparent_is_named_not_counted_as_lost() {
+    if !node_ready() {
+        return;
+    }
+    let json = report_path("node-plain");
+    let port = free_port().to_string();
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut args = vec!["--url", &url, "--json", json.to_str().unwrap()];
+    args.extend(TRAFFIC);
+    args.extend(["--fail-if", "lost_traces>0"]);
+    let app = node_app("plain_server.js");
+    let out = probe_in(HTTP, &args, &["node", &app, &port]);
+    let r = read_report(&json);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("held: cannot count lost traces"), "{err}");
+    assert!(
+        err.contains("does not continue the W3C traceparent"),
+        "{err}"
+    );
+    let traces = &r["traces"];
+    assert_eq!(traces["traceparent_ignored"], true, "{traces:#}");
+    assert!(
+        u(&r["collector"]["spans_received"]) > 0,
+        "{:#}",
+        r["collector"]
+    );
+    assert_eq!(u(&traces["lost"]), 0, "{traces:#}");
+    assert_eq!(u(&traces["unknown"]), u(&traces["answered_sampled"]));
+    assert_requests_accounted(&r["load"]);
+}

@@ -65,6 +65,14 @@ impl Condition {
         match self {
             Condition::LostTraces(n) => {
                 let traces = report.traces.as_ref()?;
+                // A gate that cannot see the traces must not pass as if none were lost.
+                if traces.traceparent_ignored {
+                    return Some(format!(
+                        "cannot count lost traces: the app's spans carry none of the probe's \
+                         trace ids ({} answered sampled requests unknown)",
+                        traces.unknown
+                    ));
+                }
                 (traces.lost > *n).then(|| {
                     format!(
                         "{} traces lost of {} answered sampled requests ({} before SIGTERM, {} after)",
@@ -152,6 +160,29 @@ mod tests {
             first_held(&conditions, &report)
                 .unwrap()
                 .starts_with("--fail-if killed held")
+        );
+    }
+
+    /// An app whose spans carry none of the probe's trace ids: `lost_traces>N` cannot be
+    /// counted, and the gate holds (saying why) instead of passing on 0 lost.
+    #[test]
+    fn a_gate_on_lost_traces_holds_when_the_traces_cannot_be_followed() {
+        let report = ProbeReport {
+            traces: Some(TraceSection {
+                unknown: 7,
+                traceparent_ignored: true,
+                ..TraceSection::default()
+            }),
+            ..ProbeReport::default()
+        };
+        let line = first_held(&[Condition::LostTraces(5)], &report).unwrap();
+        assert!(
+            line.starts_with("--fail-if lost_traces>5 held: cannot count lost traces"),
+            "{line}"
+        );
+        assert!(
+            line.contains("7 answered sampled requests unknown"),
+            "{line}"
         );
     }
 }

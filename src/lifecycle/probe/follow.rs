@@ -29,6 +29,10 @@ pub fn sections(
         .map(|a| trace_id(seed, a.index))
         .collect();
     let tallies = collector.trace_tallies(&ids);
+    // Spans arrived, and not one under a trace id the load sent: the app starts traces of
+    // its own instead of continuing the `traceparent` (no propagator, or no
+    // instrumentation reading it), so no request can be followed to its trace.
+    let ignored = collector.stats().spans_received > 0 && tallies.iter().all(Option::is_none);
     let sigterm_ms = sent.sigterm_at.map(ms);
     let requests = sent
         .attempts
@@ -54,9 +58,12 @@ pub fn sections(
         requests,
         ..LoadSection::default()
     };
-    // Past its window the collector may have forgotten a trace that did arrive.
+    // Past its window the collector may have forgotten a trace that did arrive; an app
+    // that ignores the `traceparent` sends its traces under ids nobody can match. Either
+    // way a trace that was not found is unknown, not lost.
     let forgotten = collector.stats().traces_seen > TRACE_WINDOW as u64;
-    let traces = tally(&mut load, sigterm_ms, forgotten);
+    let mut traces = tally(&mut load, sigterm_ms, forgotten || ignored);
+    traces.traceparent_ignored = ignored;
     (load, traces)
 }
 

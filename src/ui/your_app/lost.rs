@@ -47,6 +47,20 @@ pub fn show(ui: &mut egui::Ui, report: &ProbeReport) {
 
 /// The counts in one coloured line and one plain one.
 fn headline(ui: &mut egui::Ui, t: &TraceSection) {
+    if t.traceparent_ignored {
+        // Nothing can be counted as lost: say why, in the colour of a problem.
+        ui.label(
+            RichText::new(format!(
+                "Your app's spans carry none of the probe's trace ids: it does not continue \
+                 the W3C traceparent (set a propagator, or instrument its HTTP server), so \
+                 the traces of {} answered sampled requests cannot be found.",
+                t.unknown
+            ))
+            .strong()
+            .color(theme::LOST),
+        );
+        return;
+    }
     let colour = if t.lost > 0 { theme::LOST } else { theme::OK };
     ui.label(
         RichText::new(format!(
