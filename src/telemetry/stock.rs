@@ -35,11 +35,14 @@ pub struct CountedStockProcessor {
     pub counts: StockCounts,
 }
 
-/// What the wrapper knows of the stock processor: spans it was given, spans its exporter
-/// was handed, and the drops booked so far.
+/// What the wrapper knows of the stock processor: spans it was given, spans it booked as
+/// held, spans its exporter was handed, and the drops booked so far.
 #[derive(Clone, Debug, Default)]
 pub struct StockCounts {
     pub accepted: Arc<AtomicU64>,
+    /// Spans booked as held (`queued`) rather than dropped; `taken - handed` is what the
+    /// wrapper believes the channel holds.
+    pub taken: Arc<AtomicU64>,
     pub handed: Arc<AtomicU64>,
     pub dropped: Arc<AtomicU64>,
 }
@@ -66,6 +69,32 @@ impl CountedStockProcessor {
     }
 }
 
+impl StockCounts {
+    /// Books one more span as held when fewer than `capacity` are held, as `try_send` on
+    /// the channel accepts it. A compare-and-swap, so that two request threads cannot both
+    /// take the last slot: with a load and an add, a thread preempted between them booked
+    /// a span as held beside one that had already filled the queue (seen under load: more
+    /// than `max_queue_size` queued).
+    fn take_a_slot(&self, capacity: u64) -> bool {
+        let mut taken = self.taken.load(Relaxed);
+        loop {
+            // Read `handed` after `taken`: a stale, smaller `handed` only errs toward a
+            // drop, never toward holding more than the channel can.
+            let held = taken.saturating_sub(self.handed.load(Relaxed));
+            if held >= capacity {
+                return false;
+            }
+            match self
+                .taken
+                .compare_exchange_weak(taken, taken + 1, Relaxed, Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => taken = now,
+            }
+        }
+    }
+}
+
 impl SpanProcessor for CountedStockProcessor {
     fn on_start(&self, span: &mut Span, cx: &Context) {
         self.inner.on_start(span, cx);
@@ -76,16 +105,12 @@ impl SpanProcessor for CountedStockProcessor {
             return; // left open at the kill, dropped now: see GraceBatchProcessor::on_end
         }
         if span.span_context.is_sampled() {
-            let c = &self.counts;
-            let accepted = c.accepted.fetch_add(1, Relaxed) + 1;
-            let held = accepted
-                .saturating_sub(c.handed.load(Relaxed))
-                .saturating_sub(c.dropped.load(Relaxed));
-            if held > self.capacity {
-                c.dropped.fetch_add(1, Relaxed);
-                self.record.counters.dropped_newest.fetch_add(1, Relaxed);
-            } else {
+            self.counts.accepted.fetch_add(1, Relaxed);
+            if self.counts.take_a_slot(self.capacity) {
                 self.record.counters.queued.fetch_add(1, Relaxed);
+            } else {
+                self.counts.dropped.fetch_add(1, Relaxed);
+                self.record.counters.dropped_newest.fetch_add(1, Relaxed);
             }
         }
         self.inner.on_end(span);
@@ -139,4 +164,28 @@ pub fn kill(record: &Record, counts: &StockCounts) -> u64 {
     record.counters.queued.fetch_sub(held as i64, Relaxed);
     record.counters.lost_at_kill.fetch_add(held, Relaxed);
     held
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Many request threads racing for the last slots of a queue that nobody drains take
+    /// exactly `capacity` of them, never one more.
+    #[test]
+    fn racing_threads_never_hold_more_than_the_queue() {
+        let counts = StockCounts::default();
+        let capacity = 64;
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let counts = counts.clone();
+                std::thread::spawn(move || {
+                    (0..5_000).filter(|_| counts.take_a_slot(capacity)).count() as u64
+                })
+            })
+            .collect();
+        let held: u64 = threads.into_iter().map(|t| t.join().unwrap_or(0)).sum();
+        assert_eq!(held, capacity);
+        assert_eq!(counts.taken.load(Relaxed), capacity);
+    }
 }
