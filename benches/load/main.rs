@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use oha::OhaFigures;
 use probe::{ProbeFigures, Shape};
-use server::Server;
+use server::{Pinning, Server};
 
 /// The issue's rates; `GRACETRACE_LOAD_BENCH_RATES=500,2000` runs others.
 const RATES: [f64; 2] = [2000.0, 5000.0];
@@ -70,10 +70,12 @@ fn main() {
              figures follow. Install it with `cargo install oha --locked`."
         );
     }
+    let pinning = Pinning::here();
+    println!("{}", pinning.describe());
     let rows: Vec<Row> = rates()
         .into_iter()
         .enumerate()
-        .map(|(i, rate)| one_rate(rate, i == 0, oha.as_ref()))
+        .map(|(i, rate)| one_rate(rate, i == 0, oha.as_ref(), &pinning))
         .collect();
     println!("load average after: {}\n", load_average());
     print_table(&rows);
@@ -93,8 +95,8 @@ fn main() {
 }
 
 /// A fresh server, a warm-up, the probe on both shapes, then oha.
-fn one_rate(rate: f64, first: bool, oha: Option<&PathBuf>) -> Row {
-    let server = Server::start();
+fn one_rate(rate: f64, first: bool, oha: Option<&PathBuf>, pinning: &Pinning) -> Row {
+    let server = Server::start(pinning);
     if first {
         println!("server: 127.0.0.1, {}", server.pinned);
     }
@@ -118,7 +120,7 @@ fn one_rate(rate: f64, first: bool, oha: Option<&PathBuf>) -> Row {
         .collect();
     let oha = oha.map(|path| {
         let before = cpu::now();
-        let figures = oha::run(path, server.port, rate, RUN)?;
+        let figures = oha::run(path, pinning, server.port, rate, RUN)?;
         let spent = cpu::now().children - before.children;
         let cpu = per_request(spent, figures.answered + figures.failed);
         Ok((figures, cpu))
