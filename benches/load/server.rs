@@ -177,6 +177,7 @@ impl Pinning {
             (Some(server), Some(generators)) => {
                 format!("server on CPU {server}, both generators on CPU {generators}")
             }
+            (Some(server), None) => format!("server on CPU {server}, the generators free"),
             _ => "nothing pinned (one CPU, GRACETRACE_LOAD_BENCH_NO_PIN, or no taskset)".into(),
         }
     }
