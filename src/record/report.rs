@@ -26,6 +26,9 @@ pub struct Calibration {
     pub exports_measured: u64,
 }
 
+/// Replicas a fleet's summary lists at most: those that lost most.
+const FLEET_ROWS_SHOWN: usize = 20;
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     /// `real`: the threaded pipeline ran in real time; `virtual`: the simulator (`sim`).
@@ -52,6 +55,10 @@ pub struct Report {
     pub rates: super::rates::RateReport,
     pub duration_ms: f64,
     pub settings: Settings,
+    /// A fleet's replicas and totals (virtual clock, `fleet.replicas` above 1); the
+    /// counts above are then the fleet's totals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<super::fleet::FleetReport>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -84,6 +91,20 @@ pub struct RequestReport {
     pub latency_ms: LatencySummary,
     /// From taking a serving slot to the end, with tracing on and off.
     pub service_ms: ServiceSummary,
+}
+
+impl RequestReport {
+    /// Adds `other`'s counts, not its summaries (a fleet's totals).
+    pub fn add_counts(&mut self, other: &RequestReport) {
+        self.sent += other.sent;
+        self.completed += other.completed;
+        self.rejected += other.rejected;
+        self.cancelled += other.cancelled;
+        self.refused += other.refused;
+        self.returned += other.returned;
+        self.cut_off += other.cut_off;
+        self.failed += other.failed;
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -208,6 +229,7 @@ impl Report {
             rates,
             duration_ms: record.now_ms(),
             settings: settings.clone(),
+            fleet: None,
         }
     }
 
@@ -222,7 +244,10 @@ impl Report {
             .as_ref()
             .filter(|e| e.timed_out)
             .map_or(String::new(), |e| format!("\nend: {}", e.verdict));
-        self.counts_summary() + &verdict + &exit
+        let fleet = self.fleet.as_ref().map_or(String::new(), |f| {
+            format!("\n{}", f.summary(FLEET_ROWS_SHOWN))
+        });
+        self.counts_summary() + &verdict + &exit + &fleet
     }
 
     fn counts_summary(&self) -> String {
