@@ -22,29 +22,49 @@ use gracetrace::sim::{self, Calibration};
 /// burst of 2,000 requests every 10 s; a backend 300 ms away with up to 100 ms jitter.
 fn traffic(duration_s: &str) -> Settings {
     let mut s = Settings::default();
-    for (key, value) in [
-        ("name", "bench-sim"),
-        ("workload.duration_s", duration_s),
-        ("workload.rate_per_s", "1000"),
-        ("workload.extra_spans", "2"),
-        ("workload.inference_ms", "20"),
-        ("workload.upload_ms", "1"),
-        ("workload.concurrency", "64"),
-        ("workload.max_waiting", "5000"),
-        ("workload.burst_every_s", "10"),
-        ("workload.burst_size", "2000"),
-        ("collector.latency_ms", "300"),
-        ("collector.jitter_ms", "100"),
-    ] {
+    set_all(
+        &mut s,
+        &[
+            ("name", "bench-sim"),
+            ("workload.duration_s", duration_s),
+            ("workload.rate_per_s", "1000"),
+            ("workload.extra_spans", "2"),
+            ("workload.inference_ms", "20"),
+            ("workload.upload_ms", "1"),
+            ("workload.concurrency", "64"),
+            ("workload.max_waiting", "5000"),
+            ("workload.burst_every_s", "10"),
+            ("workload.burst_size", "2000"),
+            ("collector.latency_ms", "300"),
+            ("collector.jitter_ms", "100"),
+        ],
+    );
+    s
+}
+
+/// Sets each knob; a bench scenario out of range is the bench's own typo.
+fn set_all(s: &mut Settings, pairs: &[(&str, &str)]) {
+    for (key, value) in pairs {
         if let Err(e) = s.set(key, value, Source::Default) {
             panic!("bench scenario: {e}");
         }
     }
-    s
 }
 
-fn costs() -> Calibration {
-    calibrate().unwrap_or_else(|e| panic!("{e}"))
+/// Times `settings` run by the simulator on one core, `spans` spans a run.
+fn one_core(c: &mut Criterion, (group, name): (&str, &str), settings: &Settings, spans: u64) {
+    let costs = costs_once();
+    let mut group = c.benchmark_group(group);
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(spans));
+    group.bench_function(name, |b| b.iter(|| sim::run(settings, costs)));
+    group.finish();
+}
+
+/// The calibration, measured once for every bench.
+fn costs_once() -> Calibration {
+    static COSTS: std::sync::OnceLock<Calibration> = std::sync::OnceLock::new();
+    *COSTS.get_or_init(|| calibrate().unwrap_or_else(|e| panic!("{e}")))
 }
 
 fn hour(c: &mut Criterion, costs: Calibration) {
@@ -53,13 +73,8 @@ fn hour(c: &mut Criterion, costs: Calibration) {
     assert!(once.spans.created >= 18_000_000, "{:?}", once.spans);
     assert_eq!(once.spans.unaccounted(), 0, "{:?}", once.spans);
     println!("hour: {:?}, peak queue {}", once.spans, once.peak_queue);
-    let mut group = c.benchmark_group("sim");
-    group.sample_size(10);
-    group.throughput(Throughput::Elements(once.spans.created));
-    group.bench_function("hour_1000rps_x5_bursts_slow_backend", |b| {
-        b.iter(|| sim::run(&settings, costs))
-    });
-    group.finish();
+    let name = ("sim", "hour_1000rps_x5_bursts_slow_backend");
+    one_core(c, name, &settings, once.spans.created);
 }
 
 fn sweep_6x6(c: &mut Criterion, costs: Calibration) {
@@ -93,20 +108,19 @@ fn sweep_6x6(c: &mut Criterion, costs: Calibration) {
 /// replacement taking traffic 30 s after its SIGTERM.
 fn fleet_settings() -> Settings {
     let mut s = traffic("3600");
-    for (key, value) in [
-        ("workload.burst_size", "0"),
-        ("shutdown.platform", "kubernetes"),
-        ("shutdown.at_s", "600"),
-        ("fleet.replicas", "100"),
-        ("fleet.rollout", "waves"),
-        ("fleet.max_unavailable", "10"),
-        ("fleet.wave_interval_s", "60"),
-        ("fleet.startup_s", "30"),
-    ] {
-        if let Err(e) = s.set(key, value, Source::Default) {
-            panic!("bench fleet: {e}");
-        }
-    }
+    set_all(
+        &mut s,
+        &[
+            ("workload.burst_size", "0"),
+            ("shutdown.platform", "kubernetes"),
+            ("shutdown.at_s", "600"),
+            ("fleet.replicas", "100"),
+            ("fleet.rollout", "waves"),
+            ("fleet.max_unavailable", "10"),
+            ("fleet.wave_interval_s", "60"),
+            ("fleet.startup_s", "30"),
+        ],
+    );
     s
 }
 
@@ -119,13 +133,8 @@ fn fleet(c: &mut Criterion, costs: Calibration) {
     assert_eq!(once.spans.unaccounted(), 0, "{:?}", once.spans);
     assert!(f.rows.iter().all(|r| r.unaccounted == 0));
     println!("fleet: {:?}, {} lost", once.spans, f.totals.lost);
-    let mut group = c.benchmark_group("fleet");
-    group.sample_size(10);
-    group.throughput(Throughput::Elements(once.spans.created));
-    group.bench_function("100_replicas_hour_1000rps_10_waves", |b| {
-        b.iter(|| sim::run(&settings, costs))
-    });
-    group.finish();
+    let name = ("fleet", "100_replicas_hour_1000rps_10_waves");
+    one_core(c, name, &settings, once.spans.created);
 }
 
 fn fleet_sweep_10x10(c: &mut Criterion, costs: Calibration) {
@@ -146,7 +155,7 @@ fn fleet_sweep_10x10(c: &mut Criterion, costs: Calibration) {
 }
 
 fn benches(c: &mut Criterion) {
-    let costs = costs();
+    let costs = costs_once();
     hour(c, costs);
     sweep_6x6(c, costs);
     fleet(c, costs);

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use super::SpanCounts;
-use super::report::RequestReport;
+use super::requests::RequestReport;
 
 /// One replica: a process of the fleet, from its start to its exit or SIGKILL.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

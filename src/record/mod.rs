@@ -17,6 +17,7 @@ mod model;
 pub mod probe;
 pub mod rates;
 pub mod report;
+mod requests;
 mod shutdown;
 pub mod wire;
 

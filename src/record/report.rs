@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use serde::{Deserialize, Serialize};
 
-use super::latency::{LatencySummary, ServiceSummary};
+pub use super::requests::RequestReport;
 use super::{CollectorStats, ExitReport, ShutdownReport};
 use super::{ExportEvent, Marker, Record, Sample, SpanCounts};
 use crate::config::Settings;
@@ -70,41 +70,6 @@ pub struct SpanReport {
     /// Spans of requests SIGKILL cut off: they never ended, so no SDK ever had them.
     /// Not in `created`; shown apart.
     pub never_ended: u64,
-}
-
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
-pub struct RequestReport {
-    pub sent: u64,
-    pub completed: u64,
-    pub rejected: u64,
-    pub cancelled: u64,
-    /// Arrivals after SIGTERM (routed elsewhere).
-    pub refused: u64,
-    /// Waiting for a slot at SIGTERM, handed back to the platform (`shutdown.waiting =
-    /// "return"`); never started here, so they made no spans.
-    pub returned: u64,
-    /// Running or waiting when SIGKILL came.
-    pub cut_off: u64,
-    /// The model could not run them (see `device.error`).
-    pub failed: u64,
-    /// From arrival to the end: waiting in line included.
-    pub latency_ms: LatencySummary,
-    /// From taking a serving slot to the end, with tracing on and off.
-    pub service_ms: ServiceSummary,
-}
-
-impl RequestReport {
-    /// Adds `other`'s counts, not its summaries (a fleet's totals).
-    pub fn add_counts(&mut self, other: &RequestReport) {
-        self.sent += other.sent;
-        self.completed += other.completed;
-        self.rejected += other.rejected;
-        self.cancelled += other.cancelled;
-        self.refused += other.refused;
-        self.returned += other.returned;
-        self.cut_off += other.cut_off;
-        self.failed += other.failed;
-    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
