@@ -128,3 +128,40 @@ impl FleetSettings {
         first_s + wave as f64 * self.wave_interval_s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waves_take_max_unavailable_in_order_a_share_rounded_up() {
+        let waves = |replicas, max_unavailable| FleetSettings {
+            replicas,
+            rollout: Rollout::Waves,
+            max_unavailable,
+            ..FleetSettings::default()
+        };
+        let f = waves(40, MaxUnavailable::Share(25.0));
+        assert_eq!((f.max_unavailable.per_wave(40), f.waves()), (10, 4));
+        assert_eq!((f.wave_of(9), f.wave_of(10), f.wave_of(39)), (0, 1, 3));
+        assert_eq!(
+            waves(10, MaxUnavailable::Share(1.0)).waves(),
+            10,
+            "1% of 10 is 1"
+        );
+        assert_eq!(waves(10, MaxUnavailable::Count(3)).waves(), 4);
+        assert_eq!(
+            waves(10, MaxUnavailable::Count(50)).waves(),
+            1,
+            "at most all"
+        );
+        let at_once = FleetSettings {
+            replicas: 40,
+            ..FleetSettings::default()
+        };
+        assert_eq!((at_once.waves(), at_once.wave_of(39)), (1, 0));
+        assert_eq!(f.wave_at_s(600.0, 3), 600.0 + 3.0 * 60.0);
+        assert!(f.check_real_time().is_err());
+        assert!(FleetSettings::default().check_real_time().is_ok());
+    }
+}
