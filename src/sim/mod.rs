@@ -6,6 +6,9 @@
 //! sampler's decision functions, `workload::arrival`), so the two cannot drift apart;
 //! what only the real pipeline knows (bytes per span, the cost of one export) comes in as
 //! [`Calibration`], measured from a real run.
+//!
+//! A fleet (`fleet.replicas` above 1, `fleet.rs`) is many of these runners in one loop,
+//! each reading its arrivals from a router (`route.rs`) instead of its own schedule.
 
 mod arrivals;
 mod exporter;

@@ -158,3 +158,83 @@ impl Router {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn window(slot: usize, ready_s: u64, routing_end_s: Option<u64>) -> Window {
+        Window {
+            slot,
+            ready: Duration::from_secs(ready_s),
+            routing_end: routing_end_s.map(Duration::from_secs),
+            horizon: Duration::MAX,
+        }
+    }
+
+    /// Every replica's arrivals, each taken as the replica would take them.
+    fn taken(router: &mut Router, replicas: usize) -> Vec<Vec<(u64, Duration)>> {
+        let mut out = vec![Vec::new(); replicas];
+        for (replica, got) in out.iter_mut().enumerate() {
+            while let Some(at) = router.next_at(replica) {
+                let mut batch = Vec::new();
+                router.take(replica, at, &mut batch);
+                got.extend(batch.into_iter().map(|i| (i, at)));
+            }
+        }
+        out
+    }
+
+    /// Three replicas: the first SIGTERMed with its routing ending at 4 s, its
+    /// replacement ready at 6 s. In service, turns by arrival number; the share of the
+    /// one out of service spread over the others; none lost, none twice.
+    #[test]
+    fn replicas_take_turns_and_a_gone_ones_share_goes_to_the_others() {
+        let mut w = Settings::default().workload;
+        (w.duration_s, w.rate_per_s) = (10.0, 50.0);
+        let windows = vec![
+            window(0, 0, Some(4)),
+            window(1, 0, None),
+            window(2, 0, None),
+            window(0, 6, None),
+        ];
+        let mut router = Router::new(Schedule::new(&w), windows, 3);
+        let got = taken(&mut router, 4);
+        let total: usize = got.iter().map(Vec::len).sum();
+        assert_eq!(total as u64, router.routed);
+        let mut all: Vec<u64> = got.iter().flatten().map(|(i, _)| *i).collect();
+        all.sort_unstable();
+        assert!(
+            all.windows(2).all(|p| p[1] == p[0] + 1),
+            "each arrival once"
+        );
+        let four = Duration::from_secs(4);
+        let six = Duration::from_secs(6);
+        for (replica, arrivals) in got.iter().enumerate().take(3) {
+            let early = arrivals.iter().filter(|(_, at)| *at < four);
+            assert!(early.clone().count() > 20);
+            assert!(
+                early.clone().all(|(i, _)| *i % 3 == replica as u64),
+                "turns"
+            );
+        }
+        assert!(
+            got[0].iter().all(|(_, at)| *at < four),
+            "out of service at 4 s"
+        );
+        assert!(got[3].iter().all(|(_, at)| *at >= six), "ready at 6 s");
+        let between = |r: usize| {
+            got[r]
+                .iter()
+                .filter(|(_, at)| *at >= four && *at < six)
+                .count()
+        };
+        assert!(between(1) > 0 && between(2) > 0, "slot 0's share spread");
+        assert!(
+            got[1]
+                .iter()
+                .any(|(i, at)| *at >= four && *at < six && i % 3 == 0)
+        );
+    }
+}

@@ -7,6 +7,8 @@
 use std::process::Command;
 
 use gracetrace::record::fleet::{FleetReport, ReplicaRow};
+use gracetrace::session::advise::Advisor;
+use gracetrace::session::sweep::{self, Grid, Vary};
 use gracetrace::sim::{self, Calibration, SimOutcome};
 use serde_json::json;
 
@@ -248,6 +250,45 @@ fn a_rolling_deploy_sigterms_in_waves_and_replaces_every_replica() {
     assert_eq!(f.totals.requests_unrouted, 0);
     let sent = outcome.requests.sent;
     assert!(sent > 20_000, "{sent}");
+}
+
+/// `sweep --vary fleet.max_unavailable=1,5,10` and `advise` take a fleet: each cell's
+/// runs are fleets of that many per wave, their counts the fleet's totals; the advisor's
+/// baseline is the fleet's worst run.
+#[test]
+fn sweep_and_advise_take_a_fleet() {
+    let settings = scenario(
+        "shutdown-long-requests",
+        &[
+            "workload.rate_per_s=20",
+            "workload.duration_s=40",
+            "shutdown.at_s=5",
+            "shutdown.waiting=serve",
+            "fleet.replicas=10",
+            "fleet.rollout=waves",
+            "fleet.wave_interval_s=3",
+        ],
+    );
+    let vary = Vary::parse("fleet.max_unavailable=1,5,10").unwrap();
+    let grid = Grid::new(vec![vary]).unwrap();
+    let swept = sweep::run(&settings, &grid, 2, COSTS, &|_, _| {}).unwrap();
+    for (cell, per_wave) in swept.cells.iter().zip([1, 5, 10]) {
+        for run in &cell.runs {
+            let f = fleet(&run.outcome);
+            assert_rows_accounted(f);
+            assert_eq!((f.per_wave, f.waves), (per_wave, 10 / per_wave));
+            assert_eq!(run.lost(), f.totals.lost);
+        }
+    }
+    let advice = Advisor::new(&settings, COSTS, 1).unwrap().run().unwrap();
+    // The advisor's worst run is no better than the scenario's own (one of its runs).
+    let own = sim::run(&settings, COSTS).unwrap();
+    assert!(advice.baseline.worst.lost_at_kill >= own.spans.lost_at_kill);
+    assert!(own.fleet.is_some());
+    assert!(
+        advice.baseline.worst.killed,
+        "SIGKILL takes the served backlog"
+    );
 }
 
 fn gracetrace(args: &[&str]) -> (Option<i32>, String) {
