@@ -549,8 +549,12 @@ fn fixture_image() -> LastImage {
 }
 
 fn fixed_window(app: GraceApp) -> Harness<'static, GraceApp> {
+    fixed_window_of(app, SIZE)
+}
+
+fn fixed_window_of(app: GraceApp, size: [f32; 2]) -> Harness<'static, GraceApp> {
     let mut h = Harness::builder()
-        .with_size(SIZE)
+        .with_size(size)
         .wgpu()
         .build_ui_state(|ui, app: &mut GraceApp| app.show(ui), app);
     h.run();
@@ -867,6 +871,14 @@ fn what_if_window(
     sweep: SweepResult,
     advice: Option<whatif::AdviceResult>,
 ) -> Harness<'static, GraceApp> {
+    fixed_window(what_if_app(request, sweep, advice))
+}
+
+fn what_if_app(
+    request: &whatif::Request,
+    sweep: SweepResult,
+    advice: Option<whatif::AdviceResult>,
+) -> GraceApp {
     let mut snapshot = finished_run();
     snapshot.what_if.sweep.last = Some(Arc::new(sweep));
     snapshot.what_if.advice.last = advice.map(Arc::new);
@@ -874,7 +886,7 @@ fn what_if_window(
     app.show_frame_time = false;
     app.centre = Centre::WhatIf;
     app.what_if = whatif_form::Form::for_request(request);
-    fixed_window(app)
+    app
 }
 
 /// The heatmap of the queue against the grace period, simulated here with fixed export
@@ -919,6 +931,50 @@ fn snapshot_of_the_what_if_view() {
     assert!(h.query_by_label("Apply 2048").is_some());
     let advised = h.query_all_by_label_contains("Apply batch.").count();
     assert!(advised >= 1, "a button per recommendation");
+}
+
+/// The What-if's fleet view: a fleet of 12 replicas on `bursty` traffic, a rolling
+/// deploy of 3 waves and a 300 ms grace that SIGKILLs some, simulated here with fixed export costs; the queue swept over one
+/// knob. Replicas are rows, the waves dashed, the spans each lost at the right, and
+/// hovering a row names its replica and its replacement.
+#[test]
+fn snapshot_of_the_what_if_fleet_view_and_its_hover_names_the_replica() {
+    let mut on = bursty();
+    for (key, value) in [
+        ("shutdown.at_s", "1"),
+        ("fleet.replicas", "12"),
+        ("fleet.rollout", "waves"),
+        ("fleet.max_unavailable", "4"),
+        ("fleet.wave_interval_s", "0.4"),
+        ("fleet.startup_s", "0.3"),
+        ("shutdown.grace_ms", "300"),
+    ] {
+        on.set(key, value, gracetrace::config::Source::CommandLine)
+            .unwrap();
+    }
+    let request = whatif::Request::one(queue_axis());
+    let sweep = whatif::sweep(&request, &on, fixed_costs(), &|_, _| {}).expect("the sweep runs");
+    let fleet = sweep.fleet.clone().expect("a fleet's cell");
+    assert_eq!((fleet.report.rows.len(), fleet.report.waves), (24, 3));
+    assert!(
+        fleet.report.totals.spans.lost_at_kill > 0,
+        "a short grace loses spans"
+    );
+    // Taller than the others: the fleet's rows come under the chart and its cells.
+    let mut h = fixed_window_of(what_if_app(&request, sweep, None), [1500.0, 1500.0]);
+    h.snapshot_options("whatif_fleet", &snapshot_options());
+    let row = &fleet.report.rows[5];
+    let name = format!("replica 5: {} spans lost", row.lost);
+    assert!(h.query_by_label("replica 5").is_none(), "no hover yet");
+    h.get_by_label_contains(&name).hover();
+    h.run();
+    for named in ["replica 5", "replica 5 (replacement)"] {
+        assert!(h.query_by_label(named).is_some(), "the hover names {named}");
+    }
+    assert_eq!(
+        h.query_all_by_label_contains("took traffic from").count(),
+        2
+    );
 }
 
 #[test]

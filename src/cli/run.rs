@@ -53,6 +53,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
 fn report_on(settings: &Settings, clock: Clock) -> Result<Report, CliError> {
     match clock {
         Clock::Real => {
+            (settings.fleet)
+                .check_real_time()
+                .map_err(CliError::input)?;
             crate::session::run_with_progress(settings, &progress_line).map_err(CliError::failed)
         }
         Clock::Virtual => {

@@ -5,7 +5,8 @@
 //! read this one table, so a range is written down exactly once.
 
 use super::{
-    DeviceChoice, HandleExit, Platform, Semantics, Settings, StopSignal, Waiting, WorkloadKind,
+    DeviceChoice, HandleExit, MAX_REPLICAS, MaxUnavailable, Platform, Rollout, Semantics, Settings,
+    StopSignal, Waiting, WorkloadKind,
 };
 
 /// Largest injected latency or jitter: ten minutes is longer than any exporter timeout, so
@@ -135,6 +136,11 @@ pub enum Bounds {
     /// Nothing, or a readable PEM file with at least one CA certificate (see
     /// [`super::tls`]).
     CaFile(fn(&mut Settings, Option<std::path::PathBuf>)),
+    /// A whole number in `1..=max`, or a share `P%` with `P` above 0 and at most 100.
+    CountOrShare {
+        max: u64,
+        set: fn(&mut Settings, MaxUnavailable),
+    },
 }
 
 impl Bounds {
@@ -157,6 +163,9 @@ impl Bounds {
             Bounds::Url(_) => URL_RANGE.into(),
             Bounds::Headers(_) => "nothing, or name=value,name2=value2 (percent-encoded)".into(),
             Bounds::CaFile(_) => "nothing, or a readable PEM file of CA certificates".into(),
+            Bounds::CountOrShare { max, .. } => {
+                format!("a whole number from 1 to {max}, or a share from above 0% to 100%")
+            }
             Bounds::Int { .. } | Bounds::Float { .. } => self.value_range(),
         }
     }
@@ -257,8 +266,26 @@ impl Bounds {
                 })?,
             ),
             Bounds::CaFile(set) => set(s, ca_file(raw)?),
+            Bounds::CountOrShare { set, .. } => set(s, self.count_or_share(raw)?),
         }
         Ok(())
+    }
+
+    /// `5` or `25%`, checked against the bounds.
+    fn count_or_share(&self, raw: &str) -> Result<MaxUnavailable, Invalid> {
+        let Bounds::CountOrShare { max, .. } = *self else {
+            return Err(self.invalid());
+        };
+        let value = match raw.strip_suffix('%') {
+            Some(percent) => number::<f64>(percent.trim())
+                .filter(|p| *p > 0.0 && *p <= 100.0)
+                .map(MaxUnavailable::Share),
+            None => whole_number(raw)
+                .and_then(|n| u64::try_from(n).ok())
+                .filter(|n| (1..=max).contains(n))
+                .map(MaxUnavailable::Count),
+        };
+        value.ok_or_else(|| self.invalid())
     }
 
     /// Checks a typed value (see [`Value`]) and hands it to the setter. A value of the
@@ -276,9 +303,13 @@ impl Bounds {
                 | Bounds::Endpoint(_)
                 | Bounds::Url(_)
                 | Bounds::Headers(_)
-                | Bounds::CaFile(_),
+                | Bounds::CaFile(_)
+                | Bounds::CountOrShare { .. },
                 Value::Str(text),
             ) => return self.apply(s, text),
+            (Bounds::CountOrShare { set, .. }, Value::Int(n)) => {
+                set(s, self.count_or_share(&n.to_string())?)
+            }
             (Bounds::Bool(set), Value::Bool(b)) => set(s, b),
             (Bounds::Int { set, .. }, Value::Int(n)) => set(s, self.whole(n)?),
             (Bounds::OptionalInt { none, set, .. }, Value::Int(n)) => set(
@@ -1105,6 +1136,82 @@ pub static KNOBS: &[Knob] = &[
             set: |s, v| s.shutdown.routing_lag_ms = v,
         },
         get: |s| s.shutdown.routing_lag_ms.to_string(),
+    },
+    Knob {
+        key: "fleet.replicas",
+        env: None,
+        help: "Replicas sharing the traffic, each running this scenario's runner and its \
+               platform's shutdown (virtual clock only; 1 is the single runner).",
+        bounds: Bounds::Int {
+            min: 1,
+            max: MAX_REPLICAS,
+            set: |s, v| s.fleet.replicas = v as usize,
+        },
+        get: |s| s.fleet.replicas.to_string(),
+    },
+    Knob {
+        key: "fleet.rollout",
+        env: None,
+        help: "How a deploy at shutdown.at_s replaces the replicas: all_at_once, or waves of \
+               fleet.max_unavailable every fleet.wave_interval_s.",
+        bounds: Bounds::Choice {
+            names: names!(Rollout::ALL),
+            set: |s, i| s.fleet.rollout = Rollout::ALL[i],
+        },
+        get: |s| s.fleet.rollout.name().into(),
+    },
+    Knob {
+        key: "fleet.max_unavailable",
+        env: None,
+        help: "Replicas SIGTERMed per wave: a count (5) or a share of the fleet (25%, \
+               rounded up).",
+        bounds: Bounds::CountOrShare {
+            max: MAX_REPLICAS,
+            set: |s, v| s.fleet.max_unavailable = v,
+        },
+        get: |s| s.fleet.max_unavailable.text(),
+    },
+    Knob {
+        key: "fleet.wave_interval_s",
+        env: None,
+        help: "Seconds from one wave's SIGTERM to the next wave's.",
+        bounds: Bounds::Float {
+            min: 0.0,
+            max: MAX_S,
+            set: |s, v| s.fleet.wave_interval_s = v,
+        },
+        get: |s| s.fleet.wave_interval_s.to_string(),
+    },
+    Knob {
+        key: "fleet.startup_s",
+        env: None,
+        help: "Seconds from a replica's SIGTERM until its replacement takes traffic (never \
+               before the platform stops routing to the old one).",
+        bounds: Bounds::Float {
+            min: 0.0,
+            max: MAX_S,
+            set: |s, v| s.fleet.startup_s = v,
+        },
+        get: |s| s.fleet.startup_s.to_string(),
+    },
+    Knob {
+        key: "fleet.backend_ingest_limit_spans_per_s",
+        env: None,
+        help: "Spans per second the one backend of the whole fleet ingests before answering \
+               429 (each SDK retries those by its own rules).",
+        bounds: Bounds::OptionalInt {
+            none: 0,
+            means: "no limit",
+            min: 1,
+            max: MAX_INGEST_LIMIT,
+            set: |s, v| s.fleet.backend_ingest_limit_spans_per_s = v,
+        },
+        get: |s| {
+            s.fleet
+                .backend_ingest_limit_spans_per_s
+                .unwrap_or(0)
+                .to_string()
+        },
     },
 ];
 

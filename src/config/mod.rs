@@ -11,6 +11,7 @@ pub mod draws;
 pub mod env;
 mod faults;
 pub mod features;
+mod fleet;
 #[cfg(test)]
 pub(crate) mod fuzzing;
 pub mod headers;
@@ -25,6 +26,7 @@ mod validate;
 
 pub use faults::*;
 pub use features::NotBuilt;
+pub use fleet::*;
 pub use headers::Headers;
 pub use knobs::{MAX_INGEST_LIMIT, MAX_LATENCY_MS, MAX_RETRY_AFTER_S};
 pub use settings::*;

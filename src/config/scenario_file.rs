@@ -75,13 +75,15 @@ fn toml_value(bounds: &Bounds, raw: &str) -> String {
         // `f64`'s Display never writes an exponent, and a whole number without its `.0`.
         Bounds::Float { .. } | Bounds::OptionalFloat { .. } if raw.contains('.') => raw.to_string(),
         Bounds::Float { .. } | Bounds::OptionalFloat { .. } => format!("{raw}.0"),
+        Bounds::CountOrShare { .. } if !raw.ends_with('%') => raw.to_string(),
         Bounds::Text(_)
         | Bounds::NonEmpty(_)
         | Bounds::Choice { .. }
         | Bounds::Endpoint(_)
         | Bounds::Url(_)
         | Bounds::Headers(_)
-        | Bounds::CaFile(_) => toml::Value::String(raw.to_string()).to_string(),
+        | Bounds::CaFile(_)
+        | Bounds::CountOrShare { .. } => toml::Value::String(raw.to_string()).to_string(),
     }
 }
 

@@ -436,6 +436,9 @@ pub struct Settings {
     #[serde(default)]
     pub collector_forward_ca_file: Option<std::path::PathBuf>,
     pub shutdown: ShutdownSettings,
+    /// The replicas serving the traffic and how a deploy replaces them (virtual time only).
+    #[serde(default)]
+    pub fleet: super::FleetSettings,
 }
 
 impl Default for Settings {
@@ -492,6 +495,7 @@ impl Default for Settings {
                 waiting: Waiting::Return,
                 routing_lag_ms: Platform::Fal.routing_lag_ms(),
             },
+            fleet: super::FleetSettings::default(),
         }
     }
 }

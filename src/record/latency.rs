@@ -41,6 +41,12 @@ impl ServiceTimes {
         }
     }
 
+    /// Adds `other`'s times, as if they had been added here.
+    pub fn merge(&mut self, other: &ServiceTimes) {
+        self.tracing_on.merge(&other.tracing_on);
+        self.tracing_off.merge(&other.tracing_off);
+    }
+
     pub fn summary(&self) -> ServiceSummary {
         ServiceSummary {
             tracing_on: self.tracing_on.summary(),
@@ -113,6 +119,15 @@ impl LatencyHistogram {
         self.counts[index.min(BUCKETS - 1)] += 1;
         self.total += 1;
         self.max_ms = self.max_ms.max(ms);
+    }
+
+    /// Adds `other`'s latencies, as if they had been added here (a fleet's replicas).
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+        self.total += other.total;
+        self.max_ms = self.max_ms.max(other.max_ms);
     }
 
     /// The latency below which a fraction `q` of requests fall (bucket midpoint).

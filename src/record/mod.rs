@@ -9,6 +9,7 @@
 mod collector_stats;
 pub mod compare;
 mod exit;
+pub mod fleet;
 mod latency;
 pub mod load;
 pub mod load_timeline;
@@ -16,6 +17,7 @@ mod model;
 pub mod probe;
 pub mod rates;
 pub mod report;
+mod requests;
 mod shutdown;
 pub mod wire;
 
@@ -123,6 +125,30 @@ impl SpanCounts {
                 + self.export_failed
                 + self.lost_at_kill
                 + self.queued) as i64
+    }
+    /// Adds `other`'s counts (a fleet's totals).
+    pub fn add(&mut self, other: &SpanCounts) {
+        self.created += other.created;
+        self.sampled += other.sampled;
+        self.not_sampled += other.not_sampled;
+        self.exported += other.exported;
+        self.received += other.received;
+        self.dropped_queue_full += other.dropped_queue_full;
+        self.dropped_oldest += other.dropped_oldest;
+        self.dropped_newest += other.dropped_newest;
+        self.dropped_after_shutdown += other.dropped_after_shutdown;
+        self.export_failed += other.export_failed;
+        self.lost_at_kill += other.lost_at_kill;
+        self.queued += other.queued;
+    }
+
+    /// Sampled spans that never reached the backend: dropped (queue full or ended after
+    /// shutdown), failed to export, or lost at SIGKILL.
+    pub fn lost(&self) -> u64 {
+        self.dropped_queue_full
+            + self.dropped_after_shutdown
+            + self.export_failed
+            + self.lost_at_kill
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use serde::{Deserialize, Serialize};
 
-use super::latency::{LatencySummary, ServiceSummary};
+pub use super::requests::RequestReport;
 use super::{CollectorStats, ExitReport, ShutdownReport};
 use super::{ExportEvent, Marker, Record, Sample, SpanCounts};
 use crate::config::Settings;
@@ -25,6 +25,9 @@ pub struct Calibration {
     /// How many real exports the fit was made from.
     pub exports_measured: u64,
 }
+
+/// Replicas a fleet's summary lists at most: those that lost most.
+const FLEET_ROWS_SHOWN: usize = 20;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -52,6 +55,10 @@ pub struct Report {
     pub rates: super::rates::RateReport,
     pub duration_ms: f64,
     pub settings: Settings,
+    /// A fleet's replicas and totals (virtual clock, `fleet.replicas` above 1); the
+    /// counts above are then the fleet's totals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<super::fleet::FleetReport>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -63,27 +70,6 @@ pub struct SpanReport {
     /// Spans of requests SIGKILL cut off: they never ended, so no SDK ever had them.
     /// Not in `created`; shown apart.
     pub never_ended: u64,
-}
-
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
-pub struct RequestReport {
-    pub sent: u64,
-    pub completed: u64,
-    pub rejected: u64,
-    pub cancelled: u64,
-    /// Arrivals after SIGTERM (routed elsewhere).
-    pub refused: u64,
-    /// Waiting for a slot at SIGTERM, handed back to the platform (`shutdown.waiting =
-    /// "return"`); never started here, so they made no spans.
-    pub returned: u64,
-    /// Running or waiting when SIGKILL came.
-    pub cut_off: u64,
-    /// The model could not run them (see `device.error`).
-    pub failed: u64,
-    /// From arrival to the end: waiting in line included.
-    pub latency_ms: LatencySummary,
-    /// From taking a serving slot to the end, with tracing on and off.
-    pub service_ms: ServiceSummary,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -208,6 +194,7 @@ impl Report {
             rates,
             duration_ms: record.now_ms(),
             settings: settings.clone(),
+            fleet: None,
         }
     }
 
@@ -222,7 +209,10 @@ impl Report {
             .as_ref()
             .filter(|e| e.timed_out)
             .map_or(String::new(), |e| format!("\nend: {}", e.verdict));
-        self.counts_summary() + &verdict + &exit
+        let fleet = self.fleet.as_ref().map_or(String::new(), |f| {
+            format!("\n{}", f.summary(FLEET_ROWS_SHOWN))
+        });
+        self.counts_summary() + &verdict + &exit + &fleet
     }
 
     fn counts_summary(&self) -> String {

@@ -96,7 +96,8 @@ pub fn span_report(outcome: &SimOutcome) -> SpanReport {
     }
 }
 
-/// Runs `settings` in virtual time and builds the report a real run would write.
+/// Runs `settings` in virtual time and builds the report a real run would write; a
+/// fleet's adds its replicas' rows, its counts being the fleet's totals.
 pub fn run_virtual(settings: &Settings, costs: Calibration) -> Result<Report, SimError> {
     let outcome = sim::run(settings, costs)?;
     let mut report = Report::build(&Record::new(), settings, None);
@@ -108,6 +109,7 @@ pub fn run_virtual(settings: &Settings, costs: Calibration) -> Result<Report, Si
     report.http.bytes = outcome.http_bytes;
     report.shutdown = outcome.shutdown;
     report.duration_ms = outcome.duration_ms;
+    report.fleet = outcome.fleet;
     Ok(report)
 }
 

@@ -38,6 +38,8 @@ enum Pending {
 #[derive(Clone, Copy, Debug)]
 struct Export {
     spans: u64,
+    /// HTTP attempts made so far.
+    attempts: u32,
     started: Duration,
     retry_num: i32,
     connection_retried: bool,
@@ -99,6 +101,7 @@ impl Sim<'_> {
             id,
             Export {
                 spans,
+                attempts: 0,
                 started: self.now,
                 retry_num: 0,
                 connection_retried: false,
@@ -136,9 +139,14 @@ impl Sim<'_> {
     /// One HTTP attempt: python's timeout is what is left of its deadline, js's what was
     /// left before its wait, rust's the exporter timeout per attempt (`telemetry/wire.rs`).
     fn attempt(&mut self, id: u64) {
-        let Some(&export) = self.exporter.exports.get(&id) else {
+        let Some(export) = self.exporter.exports.get_mut(&id) else {
             return;
         };
+        export.attempts += 1;
+        if export.attempts > 1 {
+            self.out.http_retries += 1;
+        }
+        let export = *export;
         self.out.http_attempts += 1;
         self.out.http_bytes += (export.spans as f64 * self.costs.bytes_per_span) as u64;
         let timeout = match self.processor.profile() {
@@ -182,9 +190,18 @@ impl Sim<'_> {
             };
             return Answer::Status(faults.error_status, retry_after);
         }
-        if let Some(limit) = faults.ingest_limit_spans_per_s
-            && !self.exporter.bucket.try_take(Some(limit), spans, self.now)
-        {
+        let collector_full = faults
+            .ingest_limit_spans_per_s
+            .is_some_and(|limit| !self.exporter.bucket.try_take(Some(limit), spans, self.now));
+        // The fleet's backend counts what the replica's own collector let through, and
+        // answers as the collector does over its quota.
+        let backend_full = !collector_full
+            && self.backend.as_ref().is_some_and(|backend| {
+                let b = &mut *backend.borrow_mut();
+                !b.bucket.try_take(Some(b.limit), spans, self.now)
+            });
+        if collector_full || backend_full {
+            self.out.http_throttled += 1;
             return Answer::Status(429, Some(1));
         }
         Answer::Accepted

@@ -6,15 +6,23 @@
 //! sampler's decision functions, `workload::arrival`), so the two cannot drift apart;
 //! what only the real pipeline knows (bytes per span, the cost of one export) comes in as
 //! [`Calibration`], measured from a real run.
+//!
+//! A fleet (`fleet.replicas` above 1, `fleet.rs`) is many of these runners in one loop,
+//! each reading its arrivals from a router (`route.rs`) instead of its own schedule.
 
+mod arrivals;
 mod exporter;
+mod fleet;
 mod flush;
 mod js;
 mod lifecycle;
 mod processor;
+mod route;
 mod traffic;
 
+use std::cell::RefCell;
 use std::collections::BinaryHeap;
+use std::rc::Rc;
 use std::time::Duration;
 
 use rand::SeedableRng;
@@ -22,9 +30,13 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Settings, WorkloadKind};
+use crate::record::fleet::FleetReport;
 use crate::record::report::RequestReport;
 use crate::record::{ShutdownReport, SpanCounts};
 use crate::workload::arrival::Schedule;
+use arrivals::Arrivals;
+
+pub use fleet::{replica_seed, run_fleet, run_share};
 
 /// What a real run measured and the simulator charges per export.
 pub use crate::record::report::Calibration;
@@ -52,8 +64,19 @@ pub struct SimOutcome {
     pub peak_queue: u64,
     pub http_attempts: u64,
     pub http_bytes: u64,
+    /// Attempts answered 429 by an ingestion limit (the collector's, or the backend a
+    /// fleet shares), each retried or given up by the SDK's rules.
+    #[serde(default)]
+    pub http_throttled: u64,
+    /// Attempts after an export's first: its retries.
+    #[serde(default)]
+    pub http_retries: u64,
     /// Virtual milliseconds from the start of traffic to the end of the run.
     pub duration_ms: f64,
+    /// A fleet's replicas and totals (`fleet.replicas` above 1); the counts above are
+    /// then the fleet's totals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetReport>,
 }
 
 /// Export costs for unit tests here and in the session's sweep, what-if and advisor:
@@ -79,18 +102,21 @@ pub(crate) fn test_settings(pairs: &[(&str, &str)]) -> Settings {
     s
 }
 
-/// Simulates `settings` in virtual time.
+/// Simulates `settings` in virtual time: one runner, or a fleet of `fleet.replicas`.
 pub fn run(settings: &Settings, costs: Calibration) -> Result<SimOutcome, SimError> {
-    check(settings)?;
-    let mut sim = Sim::new(settings, costs);
-    sim.start();
-    while let Some(next) = sim.events.pop() {
-        if sim.finished {
-            break;
-        }
-        sim.now = Duration::from_nanos((next.key >> 64) as u64);
-        sim.handle(next.event);
+    if settings.fleet.replicas > 1 {
+        return run_fleet(settings, costs);
     }
+    let part = Part::lone(Arrivals::Own(Schedule::new(&settings.workload)), settings);
+    run_part(settings, costs, part)
+}
+
+/// One runner, lone or taking its share of the arrivals, to its end.
+fn run_part(settings: &Settings, costs: Calibration, part: Part) -> Result<SimOutcome, SimError> {
+    check(settings)?;
+    let mut sim = Sim::new(settings, costs, part);
+    sim.start();
+    while sim.step() {}
     Ok(sim.outcome())
 }
 
@@ -183,6 +209,34 @@ impl PartialOrd for Scheduled {
     }
 }
 
+/// The shared backend of a fleet: one ingestion quota for every replica's exports.
+struct Backend {
+    limit: u64,
+    bucket: crate::config::IngestBucket,
+}
+
+/// What makes one runner a fleet's replica rather than a lone runner.
+struct Part {
+    arrivals: Arrivals,
+    /// Seeds the backend's and the exporter's draws; a lone runner's is its workload seed
+    /// (the trace ids always come from the workload seed).
+    draw_seed: u64,
+    /// When it starts (a replacement starts late).
+    start: Duration,
+    backend: Option<Rc<RefCell<Backend>>>,
+}
+
+impl Part {
+    fn lone(arrivals: Arrivals, settings: &Settings) -> Part {
+        Part {
+            arrivals,
+            draw_seed: settings.workload.seed,
+            start: Duration::ZERO,
+            backend: None,
+        }
+    }
+}
+
 /// The whole simulated runner. Its parts live in the sibling files, each an `impl Sim`.
 struct Sim<'a> {
     settings: &'a Settings,
@@ -197,28 +251,50 @@ struct Sim<'a> {
     processor: processor::Processor,
     exporter: exporter::Exporter,
     life: lifecycle::Life,
+    backend: Option<Rc<RefCell<Backend>>>,
     out: SimOutcome,
 }
 
 impl<'a> Sim<'a> {
-    fn new(settings: &'a Settings, costs: Calibration) -> Sim<'a> {
+    fn new(settings: &'a Settings, costs: Calibration, part: Part) -> Sim<'a> {
+        let mut processor = processor::Processor::new(settings);
+        processor.started_at(part.start);
         Sim {
             settings,
             costs,
             // Not the arrival seed: the faults' draws must not shift the arrival times,
             // which must be the real workload's.
-            rng: StdRng::seed_from_u64(settings.workload.seed ^ 0x9e37_79b9_7f4a_7c15),
-            now: Duration::ZERO,
+            rng: StdRng::seed_from_u64(part.draw_seed ^ 0x9e37_79b9_7f4a_7c15),
+            now: part.start,
             seq: 0,
             events: BinaryHeap::new(),
             finished: false,
             spans: SpanCounts::default(),
-            traffic: traffic::Traffic::new(settings, Schedule::new(&settings.workload)),
-            processor: processor::Processor::new(settings),
-            exporter: exporter::Exporter::new(settings.workload.seed),
+            traffic: traffic::Traffic::new(settings, part.arrivals),
+            processor,
+            exporter: exporter::Exporter::new(part.draw_seed),
             life: lifecycle::Life::default(),
+            backend: part.backend,
             out: SimOutcome::default(),
         }
+    }
+
+    /// When the next event is due, in virtual nanoseconds, and its order of scheduling.
+    fn next_key(&self) -> Option<u128> {
+        self.events.peek().map(|next| next.key)
+    }
+
+    /// Handles the next event; false once the run is over.
+    fn step(&mut self) -> bool {
+        let Some(next) = self.events.pop() else {
+            return false;
+        };
+        if self.finished {
+            return false;
+        }
+        self.now = Duration::from_nanos((next.key >> 64) as u64);
+        self.handle(next.event);
+        true
     }
 
     fn at(&mut self, at: Duration, event: Event) {

@@ -128,6 +128,12 @@ impl Processor {
         }
     }
 
+    /// A runner that starts at `at` (a fleet's replacement): rust counts its first wait
+    /// from there, as the worker it spawns at start-up does.
+    pub(super) fn started_at(&mut self, at: Duration) {
+        self.last_export = at;
+    }
+
     pub(super) fn is_python(&self) -> bool {
         self.profile == Profile::Python
     }

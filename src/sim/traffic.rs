@@ -5,12 +5,13 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use super::arrivals::Arrivals;
 use super::{Event, Sim};
 use crate::config::Settings;
 use crate::record::report::RequestReport;
 use crate::record::{LatencyHistogram, ServiceTimes};
 use crate::telemetry::sampler::RatioFormula;
-use crate::workload::arrival::{self, Schedule};
+use crate::workload::arrival;
 
 /// Where a request being served is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,7 +39,9 @@ struct Serving {
 }
 
 pub(super) struct Traffic {
-    schedule: Schedule,
+    arrivals: Arrivals,
+    /// The batch of arrivals being offered (kept to reuse its memory).
+    batch: Vec<u64>,
     slots: Vec<Option<Serving>>,
     /// The arrival indices and times of the requests waiting for a slot, oldest first:
     /// each one's trace id comes from its index, as in the real workload.
@@ -60,9 +63,10 @@ pub(super) struct Traffic {
 }
 
 impl Traffic {
-    pub(super) fn new(settings: &Settings, schedule: Schedule) -> Traffic {
+    pub(super) fn new(settings: &Settings, arrivals: Arrivals) -> Traffic {
         Traffic {
-            schedule,
+            arrivals,
+            batch: Vec::new(),
             slots: vec![None; settings.workload.concurrency],
             waiting: VecDeque::new(),
             closed: false,
@@ -86,6 +90,11 @@ impl Traffic {
         }
     }
 
+    /// Completed requests' latencies and service times, for a fleet's totals.
+    pub(super) fn histograms(&self) -> (&LatencyHistogram, &ServiceTimes) {
+        (&self.latency, &self.service)
+    }
+
     pub(super) fn in_flight(&self) -> u64 {
         self.slots.iter().filter(|s| s.is_some()).count() as u64
     }
@@ -97,9 +106,9 @@ impl Traffic {
 
 impl Sim<'_> {
     pub(super) fn traffic_start(&mut self) {
-        match self.traffic.schedule.peek() {
-            Some(due) => self.at(due.at, Event::Arrivals),
-            None => self.at(self.traffic.schedule.end(), Event::Arrivals),
+        match self.traffic.arrivals.next_at() {
+            Some(at) => self.at(at, Event::Arrivals),
+            None => self.at(self.traffic.arrivals.end(), Event::Arrivals),
         }
     }
 
@@ -108,16 +117,17 @@ impl Sim<'_> {
         if self.traffic.gone {
             return;
         }
-        if self.now >= self.traffic.schedule.end() {
+        if self.now >= self.traffic.arrivals.end() {
             self.close_line();
             return;
         }
-        if let Some(due) = self.traffic.schedule.peek().filter(|d| d.at <= self.now) {
-            self.traffic.schedule.advance();
-            for index in due.first..due.first + due.count as u64 {
-                self.offer(index);
-            }
+        let mut batch = std::mem::take(&mut self.traffic.batch);
+        batch.clear();
+        self.traffic.arrivals.take(self.now, &mut batch);
+        for &index in &batch {
+            self.offer(index);
         }
+        self.traffic.batch = batch;
         self.traffic_start();
     }
 

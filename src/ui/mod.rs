@@ -21,6 +21,7 @@ pub mod theme;
 pub mod time_axis;
 pub mod trace;
 pub mod whatif;
+pub mod whatif_fleet;
 pub mod window;
 pub mod your_app;
 

@@ -9,7 +9,7 @@
 use eframe::egui::{self, Color32, ProgressBar, RichText};
 use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoints, Points, VLine};
 
-use super::{heatmap, theme};
+use super::{heatmap, theme, whatif_fleet};
 use crate::config::knobs;
 use crate::config::{ConfigError, Settings};
 use crate::session::live::Snapshot;
@@ -118,6 +118,10 @@ pub fn show(
         };
         if let Some(index) = clicked {
             action = apply(form, result.cell_settings(index, edited));
+        }
+        if let Some(fleet) = &result.fleet {
+            ui.separator();
+            whatif_fleet::show(ui, result, fleet);
         }
     }
     ui.separator();

@@ -18,6 +18,7 @@ mod collector;
 mod collector_grpc;
 mod collector_limits;
 mod config;
+mod fleet;
 mod https;
 mod kill_under_load;
 mod live;

@@ -40,10 +40,7 @@ impl Summary {
         Summary {
             dropped_queue_full: s.dropped_queue_full,
             lost_at_kill: s.lost_at_kill,
-            lost: s.dropped_queue_full
-                + s.dropped_after_shutdown
-                + s.export_failed
-                + s.lost_at_kill,
+            lost: s.lost(),
             received: s.received,
             killed: o.killed,
         }

@@ -106,8 +106,7 @@ impl Run {
     /// Sampled spans that never reached the collector: dropped (queue full or ended after
     /// shutdown), failed to export, or lost at SIGKILL.
     pub fn lost(&self) -> u64 {
-        let s = &self.outcome.spans;
-        s.dropped_queue_full + s.dropped_after_shutdown + s.export_failed + s.lost_at_kill
+        self.outcome.spans.lost()
     }
 
     /// [`Run::lost`] as a percentage of the sampled spans (0 when none were sampled).

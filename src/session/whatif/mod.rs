@@ -28,6 +28,6 @@ pub use job::{JobError, JobFailure, JobView, Progress};
 pub use request::{
     Axis, MAX_CELLS, MAX_STEPS, Request, current, default_range, knobs, short_name, with_change,
 };
-pub use result::{AdviceResult, Point, Recommendation, SweepResult, recommendations};
+pub use result::{AdviceResult, FleetCell, Point, Recommendation, SweepResult, recommendations};
 pub use run::{REPEATS, WhatIfError, advise, sweep};
 pub use worker::{RESWEEP_AFTER, View, Worker};

@@ -4,6 +4,7 @@
 
 use super::request::{Axis, Request, with_change};
 use crate::config::{ConfigError, Settings};
+use crate::record::fleet::FleetReport;
 use crate::session::advise::Advice;
 use crate::sim::Calibration;
 
@@ -49,6 +50,16 @@ pub struct SweepResult {
     pub rows: Vec<String>,
     /// The cells, the second knob's value changing fastest (as `gracetrace sweep` has them).
     pub points: Vec<Point>,
+    /// With `fleet.replicas` above 1: the fleet of one cell's median run (the cell of
+    /// the settings in force, else the one that lost most), for the fleet view.
+    pub fleet: Option<FleetCell>,
+}
+
+/// A cell's fleet: which cell, and its median run's replicas and totals.
+#[derive(Clone, Debug)]
+pub struct FleetCell {
+    pub index: usize,
+    pub report: FleetReport,
 }
 
 impl SweepResult {

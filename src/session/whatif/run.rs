@@ -3,7 +3,9 @@
 //! [`crate::session::advise`]), and why either fails ([`WhatIfError`]).
 
 use super::request::{Request, current};
-use super::result::{AdviceResult, Point, SweepResult, recommendations};
+use std::cmp::Reverse;
+
+use super::result::{AdviceResult, FleetCell, Point, SweepResult, recommendations};
 use crate::config::Settings;
 use crate::session::advise::{AdviseError, Advisor, render::render};
 use crate::session::sweep::{self, Grid, SweepError, Vary, VaryError};
@@ -82,7 +84,7 @@ pub fn sweep(
     let (on, sigterm_at_s, sigterm_assumed) = with_shutdown(settings);
     let swept = sweep::run(&on, &grid, REPEATS, costs, progress)?;
     let mut values = grid.varies.into_iter().map(|v| v.values);
-    Ok(SweepResult {
+    let mut result = SweepResult {
         request: request.clone(),
         base: settings.clone(),
         sigterm_at_s,
@@ -94,7 +96,20 @@ pub fn sweep(
         columns: values.next().unwrap_or_default(),
         rows: values.next().unwrap_or_default(),
         points: swept.cells.iter().map(point).collect(),
-    })
+        fleet: None,
+    };
+    result.fleet = fleet_cell(&result, &swept.cells);
+    Ok(result)
+}
+
+/// The fleet the fleet view draws: the median run's of the cell of the settings in
+/// force, else of the cell that lost most; none for a lone runner.
+fn fleet_cell(result: &SweepResult, cells: &[sweep::Cell]) -> Option<FleetCell> {
+    let most_lost =
+        || (0..result.points.len()).max_by_key(|&i| (result.points[i].lost, Reverse(i)));
+    let index = result.current_cell().map(|(i, _)| i).or_else(most_lost)?;
+    let report = cells.get(index)?.median().outcome.fleet.clone()?;
+    Some(FleetCell { index, report })
 }
 
 /// Runs the advisor on `settings` in virtual time.
