@@ -45,7 +45,7 @@ fn costs() -> Calibration {
     calibrate().unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn hour(c: &mut Criterion, costs: Calibration) {
+fn hour(c: &mut Criterion, costs: &Calibration) {
     let settings = traffic("3600");
     let once = sim::run(&settings, costs).unwrap_or_else(|e| panic!("{e}"));
     assert!(once.spans.created >= 18_000_000, "{:?}", once.spans);
@@ -60,7 +60,7 @@ fn hour(c: &mut Criterion, costs: Calibration) {
     group.finish();
 }
 
-fn sweep_6x6(c: &mut Criterion, costs: Calibration) {
+fn sweep_6x6(c: &mut Criterion, costs: &Calibration) {
     let settings = traffic("60");
     let varies = [
         "batch.max_queue_size=512..16384x2",
@@ -69,7 +69,8 @@ fn sweep_6x6(c: &mut Criterion, costs: Calibration) {
     .map(|arg| Vary::parse(arg).unwrap_or_else(|e| panic!("{e}")));
     let grid = Grid::new(varies.to_vec()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(grid.len(), 36);
-    let once = sweep::run(&settings, &grid, 1, costs, &|_, _| {}).unwrap_or_else(|e| panic!("{e}"));
+    let once =
+        sweep::run(&settings, &grid, 1, costs, None, &|_, _| {}).unwrap_or_else(|e| panic!("{e}"));
     for cell in &once.cells {
         assert_eq!(
             cell.median().outcome.spans.unaccounted(),
@@ -81,15 +82,15 @@ fn sweep_6x6(c: &mut Criterion, costs: Calibration) {
     let mut group = c.benchmark_group("sweep");
     group.sample_size(10);
     group.bench_function("6x6_cells_of_60s", |b| {
-        b.iter(|| sweep::run(&settings, &grid, 1, costs, &|_, _| {}))
+        b.iter(|| sweep::run(&settings, &grid, 1, costs, None, &|_, _| {}))
     });
     group.finish();
 }
 
 fn benches(c: &mut Criterion) {
     let costs = costs();
-    hour(c, costs);
-    sweep_6x6(c, costs);
+    hour(c, &costs);
+    sweep_6x6(c, &costs);
 }
 
 criterion_group!(sim_benches, benches);

@@ -770,6 +770,69 @@ fn what_if_sweeps_the_queue_in_virtual_time_and_a_cell_applies_live() {
     assert_eq!(again.current, Some(64.0), "now marking 64");
 }
 
+/// With the model serving (on burn's CPU backend, as above), What if sweeps in virtual time
+/// at the model's measured step times, and says where they come from; a clicked cell
+/// reaches the runner, which still serves with the model.
+#[test]
+fn what_if_sweeps_with_the_model_and_a_cell_applies_live() {
+    let mut s = quick();
+    s.workload.rate_per_s = 4.0;
+    s.workload.steps = 4;
+    s.workload.device = DeviceChoice::Cpu;
+    let mut h = live(s);
+    wait_for_snapshot(&mut h, "the session to run", running);
+    h.get_by_label("model (real inference)").click_accesskit();
+    h.step();
+    wait_for_snapshot(&mut h, "the runner to serve with the model", |s| {
+        s.report.settings.workload.kind == WorkloadKind::Model
+    });
+    h.get_by_label("What if (virtual time)").click_accesskit();
+    h.step();
+    let form = &mut h.state_mut().what_if.first;
+    assert_eq!(form.key, "batch.max_queue_size");
+    (form.from, form.to, form.steps) = (16.0, 4096.0, 3);
+    h.get_by_label("Sweep").click_accesskit();
+    h.step();
+    wait_for_snapshot(&mut h, "the sweep with the model", |s| {
+        s.what_if.sweep.running.is_none() && (s.what_if.sweep.error.is_some() || swept(s).is_some())
+    });
+    let snapshot = h.state().snapshot();
+    assert_eq!(snapshot.what_if.sweep.error, None);
+    let result = swept(&snapshot).expect("a sweep");
+    assert_eq!(result.base.workload.kind, WorkloadKind::Model);
+    let model = result
+        .costs
+        .model
+        .as_ref()
+        .expect("the model's measured times");
+    assert_eq!(model.device_choice, DeviceChoice::Cpu);
+    assert_eq!(model.step_ms.len() as u64, model.requests * 4);
+    assert!(model.step_ms.iter().all(|&ms| ms > 0.0), "{model:?}");
+    assert_eq!(model.device.backend, "flex", "{:?}", model.device);
+    assert!(
+        result.points.iter().all(|p| p.created > 0),
+        "{:?}",
+        result.points
+    );
+    let source = format!("the model's steps and uploads drawn from {}", model.source);
+    assert!(h.query_by_label_contains(&source).is_some(), "{source}");
+    h.get_by_label("Apply 16").click_accesskit();
+    h.step();
+    wait_for_snapshot(&mut h, "the runner to take queue 16", |s| {
+        s.report.settings.batch.max_queue_size == 16
+    });
+    let applied = h.state().snapshot().report.settings.clone();
+    assert_eq!(
+        applied.workload.kind,
+        WorkloadKind::Model,
+        "still the model"
+    );
+    assert_eq!(
+        applied.batch.max_export_batch_size, 16,
+        "the batch followed"
+    );
+}
+
 /// The queue from 16 to 4096, 9 values (geometric: it spans decades).
 fn queue_axis() -> whatif::Axis {
     whatif::Axis {
@@ -857,6 +920,7 @@ fn fixed_costs() -> gracetrace::sim::Calibration {
         bytes_per_span: 390.0,
         per_batch_ms: 1.5,
         per_span_ms: 0.004,
+        model: None,
     }
 }
 
@@ -911,7 +975,7 @@ fn snapshot_of_the_what_if_view() {
     let costs = fixed_costs();
     let request = whatif::Request::one(queue_axis());
     let on = bursty();
-    let sweep = whatif::sweep(&request, &on, costs, &|_, _| {}).expect("the sweep runs");
+    let sweep = whatif::sweep(&request, &on, costs.clone(), &|_, _| {}).expect("the sweep runs");
     let advice = whatif::advise(&on, costs, Some(0.30)).expect("the advisor runs");
     assert!(!advice.recommendations.is_empty(), "{}", advice.text);
     let mut h = what_if_window(&request, sweep, Some(advice));

@@ -5,14 +5,19 @@
 //! It follows the same rule book as the threaded pipeline (`telemetry::rules`, the
 //! sampler's decision functions, `workload::arrival`), so the two cannot drift apart;
 //! what only the real pipeline knows (bytes per span, the cost of one export) comes in as
-//! [`Calibration`], measured from a real run.
+//! [`Calibration`], measured from a real run, and for the model workload the model's own
+//! step and upload times, measured by a real warm-up and serving run (see `model`).
 
 mod exporter;
 mod flush;
 mod js;
 mod lifecycle;
+mod model;
 mod processor;
+mod steady;
 mod traffic;
+
+pub use steady::{Steady, SteadyState};
 
 use std::collections::BinaryHeap;
 use std::time::Duration;
@@ -38,6 +43,22 @@ pub enum SimError {
         value: String,
         why: &'static str,
     },
+    /// The model workload, with a calibration that measured no model.
+    #[error(
+        "workload.kind = model cannot run in virtual time without the model's measured \
+         times: this calibration has none (a calibration made for a scenario with the model \
+         measures them)"
+    )]
+    NoModelTimes,
+    /// The model's times were measured on another device than the one asked for.
+    #[error(
+        "workload.device = {asked}: the model's times in this calibration were measured \
+         with workload.device = {measured}"
+    )]
+    ModelDevice {
+        asked: &'static str,
+        measured: &'static str,
+    },
 }
 
 /// The outcome of one simulated run: the report's counts, and what the queue did.
@@ -54,6 +75,9 @@ pub struct SimOutcome {
     pub http_bytes: u64,
     /// Virtual milliseconds from the start of traffic to the end of the run.
     pub duration_ms: f64,
+    /// A steady-state run's measured window ([`run_steady`]); `null` otherwise.
+    #[serde(default)]
+    pub steady: Option<SteadyState>,
 }
 
 /// Export costs for unit tests here and in the session's sweep, what-if and advisor:
@@ -65,6 +89,7 @@ pub(crate) const TEST_COSTS: Calibration = Calibration {
     bytes_per_span: 100.0,
     per_batch_ms: 1.0,
     per_span_ms: 0.01,
+    model: None,
 };
 
 /// Settings from `key=value` pairs, checked as the command line checks them, for unit
@@ -80,10 +105,33 @@ pub(crate) fn test_settings(pairs: &[(&str, &str)]) -> Settings {
 }
 
 /// Simulates `settings` in virtual time.
-pub fn run(settings: &Settings, costs: Calibration) -> Result<SimOutcome, SimError> {
+pub fn run(settings: &Settings, costs: &Calibration) -> Result<SimOutcome, SimError> {
+    run_window(settings, costs, None)
+}
+
+/// Simulates `settings` as [`Steady::settings`] plays them, reporting the counts' growth
+/// over the window (`SimOutcome::steady`) and stopping at its end.
+pub fn run_steady(
+    settings: &Settings,
+    costs: &Calibration,
+    steady: Steady,
+) -> Result<SimOutcome, SimError> {
+    run_window(&steady.settings(settings), costs, Some(steady))
+}
+
+/// [`run`], or [`run_steady`] on settings already made steady when `steady` is given.
+pub fn run_window(
+    settings: &Settings,
+    costs: &Calibration,
+    steady: Option<Steady>,
+) -> Result<SimOutcome, SimError> {
     check(settings)?;
+    check_model_times(settings, costs)?;
     let mut sim = Sim::new(settings, costs);
     sim.start();
+    if let Some(steady) = steady {
+        sim.steady_start(steady);
+    }
     while let Some(next) = sim.events.pop() {
         if sim.finished {
             break;
@@ -104,19 +152,29 @@ pub fn check(settings: &Settings) -> Result<(), SimError> {
             why,
         })
     };
-    if settings.workload.kind == WorkloadKind::Model {
-        return unsupported(
-            "workload.kind",
-            "model",
-            "real inference has no virtual clock",
-        );
-    }
     if settings.exporter.endpoint.is_some() {
         return unsupported(
             "exporter.endpoint",
             "set",
             "only the embedded collector's faults are known",
         );
+    }
+    Ok(())
+}
+
+/// Refuses the model workload when `costs` has no model times for its device: a request's
+/// inference takes the model's measured time on the device the run asks for, or none.
+pub fn check_model_times(settings: &Settings, costs: &Calibration) -> Result<(), SimError> {
+    if settings.workload.kind != WorkloadKind::Model {
+        return Ok(());
+    }
+    let times = costs.model.as_ref().filter(|t| !t.step_ms.is_empty());
+    let times = times.ok_or(SimError::NoModelTimes)?;
+    if times.device_choice != settings.workload.device {
+        return Err(SimError::ModelDevice {
+            asked: settings.workload.device.name(),
+            measured: times.device_choice.name(),
+        });
     }
     Ok(())
 }
@@ -158,6 +216,9 @@ enum Event {
     /// A run without a shutdown has waited its SDK's provider-shutdown timeout since the
     /// traffic ended, as `session::run` waits at most that long.
     RunDeadline,
+    /// A steady-state run's measured window opens (after the warm-up) and closes.
+    WindowOpens,
+    WindowCloses,
 }
 
 /// An event in the queue, ordered by `key` alone: virtual nanoseconds in the high 64 bits,
@@ -186,7 +247,7 @@ impl PartialOrd for Scheduled {
 /// The whole simulated runner. Its parts live in the sibling files, each an `impl Sim`.
 struct Sim<'a> {
     settings: &'a Settings,
-    costs: Calibration,
+    costs: &'a Calibration,
     rng: StdRng,
     now: Duration,
     seq: u64,
@@ -197,11 +258,16 @@ struct Sim<'a> {
     processor: processor::Processor,
     exporter: exporter::Exporter,
     life: lifecycle::Life,
+    steady: Option<steady::Window>,
     out: SimOutcome,
 }
 
 impl<'a> Sim<'a> {
-    fn new(settings: &'a Settings, costs: Calibration) -> Sim<'a> {
+    fn new(settings: &'a Settings, costs: &'a Calibration) -> Sim<'a> {
+        let model = (settings.workload.kind == WorkloadKind::Model)
+            .then_some(costs.model.as_ref())
+            .flatten()
+            .map(|times| model::ModelLine::new(times, settings.workload.seed));
         Sim {
             settings,
             costs,
@@ -213,10 +279,11 @@ impl<'a> Sim<'a> {
             events: BinaryHeap::new(),
             finished: false,
             spans: SpanCounts::default(),
-            traffic: traffic::Traffic::new(settings, Schedule::new(&settings.workload)),
+            traffic: traffic::Traffic::new(settings, Schedule::new(&settings.workload), model),
             processor: processor::Processor::new(settings),
             exporter: exporter::Exporter::new(settings.workload.seed),
             life: lifecycle::Life::default(),
+            steady: None,
             out: SimOutcome::default(),
         }
     }
@@ -257,6 +324,8 @@ impl<'a> Sim<'a> {
             Event::MainTimeout { epoch } => self.main_timeout(epoch),
             Event::RequestFlushWait { slot, flush } => self.request_flush_wait_over(slot, flush),
             Event::RunDeadline => self.run_deadline(),
+            Event::WindowOpens => self.window_opens(),
+            Event::WindowCloses => self.window_closes(),
         }
     }
 

@@ -14,7 +14,10 @@ use crate::common::{assert_accounted, scenario};
 fn the_burst_recommendation_drops_nothing_in_real_time() {
     let base = scenario("burst-overflow", &[]);
     let costs = calibrate().expect("calibration");
-    let advice = Advisor::new(&base, costs, 3).unwrap().run().unwrap();
+    let advice = Advisor::new(&base, costs.clone(), 3)
+        .unwrap()
+        .run()
+        .unwrap();
     // The scenario as shipped overflows: there is something to advise.
     assert!(advice.baseline.worst.dropped_queue_full > 0);
     let queue = advice
