@@ -4,9 +4,9 @@
 //! finished run through wgpu, so they are the same on every run.
 
 mod common;
+mod window;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use eframe::egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable};
@@ -34,8 +34,7 @@ use gracetrace::ui::window::Centre;
 use gracetrace::workload::model::DeviceChoice;
 
 use common::{PATIENCE, python_ready, seed_app};
-
-const SIZE: [f32; 2] = [1500.0, 920.0];
+use window::{SIZE, live, running, swept, wait_for, wait_for_snapshot, wait_for_sweep};
 
 /// Quick traffic: 200 requests/s of 3 spans, short inference, exports every 200 ms.
 fn quick() -> Settings {
@@ -52,45 +51,6 @@ fn quick() -> Settings {
     s.shutdown.platform = Platform::Lambda;
     s.shutdown.grace_ms = 2_000;
     s
-}
-
-fn live(settings: Settings) -> Harness<'static, GraceApp> {
-    Harness::builder().with_size(SIZE).build_ui_state(
-        |ui, app: &mut GraceApp| app.show(ui),
-        GraceApp::live(settings, Box::new(|| {})),
-    )
-}
-
-/// Keeps the window drawing (as it would on screen) until `done` holds, checking every
-/// 20 ms, then draws once more so the window shows what `done` saw. Panics naming `what`
-/// after `PATIENCE`: no test waits a fixed time and hopes.
-fn wait_for(
-    h: &mut Harness<'_, GraceApp>,
-    what: &str,
-    done: impl Fn(&Harness<'_, GraceApp>) -> bool,
-) {
-    let start = Instant::now();
-    loop {
-        h.step();
-        if done(h) {
-            break;
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "gave up after {PATIENCE:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    h.step();
-}
-
-/// `wait_for` on the newest snapshot the engine published.
-fn wait_for_snapshot(h: &mut Harness<'_, GraceApp>, what: &str, done: impl Fn(&Snapshot) -> bool) {
-    wait_for(h, what, |h| done(&h.state().snapshot()));
-}
-
-fn running(s: &Snapshot) -> bool {
-    s.phase == RunnerState::Running
 }
 
 fn created_per_s(h: &Harness<'_, GraceApp>) -> f64 {
@@ -689,10 +649,6 @@ fn what_if_on_bursty() -> Harness<'static, GraceApp> {
     h
 }
 
-fn swept(s: &Snapshot) -> Option<Arc<SweepResult>> {
-    s.what_if.sweep.last.clone()
-}
-
 /// After a what-if cell with queue 64 (on `bursty`) was applied: waits for the live
 /// runner to take it (`taken` holds for its settings in force), checks that the batch
 /// followed the queue down and the rest stayed, then waits for the sweep to run again on
@@ -709,7 +665,7 @@ fn taken_and_swept_again(
         "the batch followed"
     );
     assert_eq!(applied.workload.burst_size, 200, "the rest stayed");
-    wait_for_snapshot(h, "the sweep again on the new settings", |s| {
+    wait_for_sweep(h, "the sweep again on the new settings", |s| {
         swept(s).is_some_and(|r| r.base == s.report.settings)
     });
     assert!(!h.state().snapshot().what_if.sweep.stale);
@@ -726,7 +682,7 @@ fn what_if_sweeps_the_queue_in_virtual_time_and_a_cell_applies_live() {
     (form.from, form.to, form.steps) = (16.0, 4096.0, 9);
     h.get_by_label("Sweep").click_accesskit();
     h.step();
-    wait_for_snapshot(&mut h, "the sweep's results", |s| {
+    wait_for_sweep(&mut h, "the sweep's results", |s| {
         swept(s).is_some_and(|r| r.points.len() == 9) && s.what_if.sweep.running.is_none()
     });
     let result = swept(&h.state().snapshot()).expect("a sweep");
@@ -756,10 +712,12 @@ fn what_if_sweeps_the_queue_in_virtual_time_and_a_cell_applies_live() {
     );
     assert_eq!(big.dropped_queue_full, 0, "4096 holds it: {big:?}");
     assert!(small.created > 0 && small.lost >= small.dropped_queue_full);
-    // The chart and its rows are drawn.
-    for label in ["lost in all", "lost at SIGKILL", "Apply 16", "Apply 4096"] {
+    // The chart and its rows are drawn; no SIGTERM in a steady state, so no SIGKILL line.
+    for label in ["lost in all", "lost/s", "Apply 16", "Apply 4096"] {
         assert!(h.query_by_label(label).is_some(), "{label} is shown");
     }
+    assert!(h.query_by_label("lost at SIGKILL").is_none());
+    assert!(small.steady.is_some_and(|s| s.dropped_per_s > 0.0));
     // Apply a cell: the live runner takes it.
     h.get_by_label("Apply 64").click_accesskit();
     h.step();
@@ -793,7 +751,7 @@ fn what_if_sweeps_with_the_model_and_a_cell_applies_live() {
     (form.from, form.to, form.steps) = (16.0, 4096.0, 3);
     h.get_by_label("Sweep").click_accesskit();
     h.step();
-    wait_for_snapshot(&mut h, "the sweep with the model", |s| {
+    wait_for_sweep(&mut h, "the sweep with the model", |s| {
         s.what_if.sweep.running.is_none() && (s.what_if.sweep.error.is_some() || swept(s).is_some())
     });
     let snapshot = h.state().snapshot();
@@ -859,7 +817,7 @@ fn what_if_draws_a_heatmap_of_two_knobs_and_a_clicked_cell_applies_both_live() {
     (first.from, first.to, first.steps) = (16.0, 4096.0, 9);
     h.get_by_label("Sweep").click_accesskit();
     h.step();
-    wait_for_snapshot(&mut h, "the heatmap's results", |s| {
+    wait_for_sweep(&mut h, "the heatmap's results", |s| {
         swept(s).is_some_and(|r| r.request.second.is_some()) && s.what_if.sweep.running.is_none()
     });
     assert_eq!(h.state().snapshot().what_if.sweep.error, None);

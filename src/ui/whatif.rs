@@ -314,6 +314,9 @@ fn chart(ui: &mut egui::Ui, result: &SweepResult) -> Option<usize> {
         ),
         ("lost at SIGKILL", series(|p| p.lost_at_kill), theme::LOST),
     ];
+    // A steady state has no SIGTERM, so nothing is lost at SIGKILL: no line for it.
+    let shown = if result.steady.is_some() { 2 } else { 3 };
+    let lines = lines.into_iter().take(shown);
     let key = result.request.first.key;
     let response = Plot::new("whatif")
         .height(230.0)
