@@ -104,12 +104,12 @@ fn prepare(args: &SweepArgs) -> Result<Prepared, CliError> {
     if let (Some(shard), None) = (shard, &args.json) {
         return Err(CliError::input(FlagError::ShardWithoutJson { shard }));
     }
-    sweep::check(&base, &grid, None).map_err(CliError::input)?;
+    let calibration = args.calibration.as_deref().map(read_calibration);
+    let calibration = calibration.transpose()?;
+    sweep::check(&base, &grid, calibration.as_ref()).map_err(CliError::input)?;
     let repeats = usize::from(args.repeats);
     let work = sweep::check_work(&base, &grid, repeats, shard.unwrap_or(Shard::WHOLE));
     work.map_err(CliError::input)?;
-    let calibration = args.calibration.as_deref().map(read_calibration);
-    let calibration = calibration.transpose()?;
     let json = Output::optional("--json", args.json.as_deref())?;
     let csv = Output::optional("--csv", args.csv.as_deref())?;
     one_stdout(("--json", &json), ("--csv", &csv))?;
