@@ -184,16 +184,21 @@ fn flushing_in_every_request_shows_in_the_serving_time() {
     assert_eq!(h.state().snapshot().report.spans.unaccounted, 0);
 }
 
+/// `quick` slowed to what the model serves: 4 requests/s of 4 steps, on burn's CPU backend.
+fn for_the_model() -> Settings {
+    let mut s = quick();
+    s.workload.rate_per_s = 4.0;
+    s.workload.steps = 4;
+    s.workload.device = DeviceChoice::Cpu;
+    s
+}
+
 /// Real inference in the window: the model serves the traffic (on burn's CPU backend, so
 /// the test needs no GPU and no shader warm-up), and the window shows the device, the
 /// picture and the trace id the request returned.
 #[test]
 fn choosing_the_model_shows_the_device_and_the_picture_with_its_trace_id() {
-    let mut s = quick();
-    s.workload.rate_per_s = 4.0;
-    s.workload.steps = 4;
-    s.workload.device = DeviceChoice::Cpu;
-    let mut h = live(s);
+    let mut h = live(for_the_model());
     wait_for_snapshot(&mut h, "the session to run", running);
     let inference_enabled = |h: &Harness<'_, GraceApp>| {
         !h.get_by_role_and_label(Role::Slider, "inference")
@@ -733,11 +738,7 @@ fn what_if_sweeps_the_queue_in_virtual_time_and_a_cell_applies_live() {
 /// reaches the runner, which still serves with the model.
 #[test]
 fn what_if_sweeps_with_the_model_and_a_cell_applies_live() {
-    let mut s = quick();
-    s.workload.rate_per_s = 4.0;
-    s.workload.steps = 4;
-    s.workload.device = DeviceChoice::Cpu;
-    let mut h = live(s);
+    let mut h = live(for_the_model());
     wait_for_snapshot(&mut h, "the session to run", running);
     h.get_by_label("model (real inference)").click_accesskit();
     h.step();

@@ -432,76 +432,41 @@ fn caption(ui: &mut egui::Ui, result: &SweepResult) {
     }
 }
 
-/// One row per cell with its counts and an Apply button; returns the cell pressed.
+/// One row per cell with its counts (a steady state's: its rates per second in the
+/// measured window, as the live runner's rates panel shows them) and an Apply button;
+/// returns the cell pressed.
 fn cells(ui: &mut egui::Ui, result: &SweepResult) -> Option<usize> {
-    if result.steady.is_some() {
-        return steady_cells(ui, result);
-    }
     let mut pressed = None;
     let key = whatif::short_name(result.request.first.key);
+    let heads: [&str; 7] = match result.steady {
+        Some(_) => [
+            key,
+            "created/s",
+            "exported/s",
+            "dropped/s",
+            "lost/s",
+            "worst lost",
+            "",
+        ],
+        None => [
+            key,
+            "created",
+            "dropped (full)",
+            "lost at kill",
+            "lost",
+            "worst lost",
+            "end",
+        ],
+    };
     egui::Grid::new("whatif-cells")
         .striped(true)
         .spacing([14.0, 2.0])
         .show(ui, |ui| {
-            for head in [
-                key,
-                "created",
-                "dropped (full)",
-                "lost at kill",
-                "lost",
-                "worst lost",
-                "end",
-                "",
-            ] {
-                ui.label(RichText::new(head).strong());
-            }
-            ui.end_row();
-            for (index, p) in result.points.iter().enumerate() {
-                let now = result.current.is_some_and(|c| c == p.x);
-                let value = RichText::new(&p.value);
-                ui.label(if now {
-                    value.color(theme::QUEUE).strong()
-                } else {
-                    value
-                });
-                ui.label(p.created.to_string());
-                ui.label(counted(p.dropped_queue_full, theme::LIMIT));
-                ui.label(counted(p.lost_at_kill, theme::LOST));
-                ui.label(counted(p.lost, theme::LOST));
-                ui.label(counted(p.worst_lost, theme::LOST));
-                ui.label(if p.killed { "SIGKILL" } else { "exit" });
-                if ui.small_button(format!("Apply {}", p.value)).clicked() {
-                    pressed = Some(index);
-                }
-                ui.end_row();
-            }
-        });
-    pressed
-}
-
-/// A steady-state sweep's rows: each cell's rates per second in the measured window, as
-/// the live runner's rates panel shows them, and an Apply button.
-fn steady_cells(ui: &mut egui::Ui, result: &SweepResult) -> Option<usize> {
-    let mut pressed = None;
-    let key = whatif::short_name(result.request.first.key);
-    egui::Grid::new("whatif-cells")
-        .striped(true)
-        .spacing([14.0, 2.0])
-        .show(ui, |ui| {
-            let heads = [
-                key,
-                "created/s",
-                "exported/s",
-                "dropped/s",
-                "lost/s",
-                "worst lost",
-            ];
             for head in heads.into_iter().chain([""]) {
                 ui.label(RichText::new(head).strong());
             }
             ui.end_row();
             for (index, p) in result.points.iter().enumerate() {
-                let Some(s) = &p.steady else { continue };
                 let now = result.current.is_some_and(|c| c == p.x);
                 let value = RichText::new(&p.value);
                 ui.label(if now {
@@ -509,11 +474,24 @@ fn steady_cells(ui: &mut egui::Ui, result: &SweepResult) -> Option<usize> {
                 } else {
                     value
                 });
-                ui.label(format!("{:.1}", s.created_per_s));
-                ui.label(format!("{:.1}", s.exported_per_s));
-                ui.label(rate(s.dropped_per_s, theme::LIMIT));
-                ui.label(rate(s.lost_per_s, theme::LOST));
-                ui.label(counted(p.worst_lost, theme::LOST));
+                match &p.steady {
+                    Some(s) => {
+                        ui.label(format!("{:.1}", s.created_per_s));
+                        ui.label(format!("{:.1}", s.exported_per_s));
+                        ui.label(rate(s.dropped_per_s, theme::LIMIT));
+                        ui.label(rate(s.lost_per_s, theme::LOST));
+                        ui.label(counted(p.worst_lost, theme::LOST));
+                        ui.label("");
+                    }
+                    None => {
+                        ui.label(p.created.to_string());
+                        ui.label(counted(p.dropped_queue_full, theme::LIMIT));
+                        ui.label(counted(p.lost_at_kill, theme::LOST));
+                        ui.label(counted(p.lost, theme::LOST));
+                        ui.label(counted(p.worst_lost, theme::LOST));
+                        ui.label(if p.killed { "SIGKILL" } else { "exit" });
+                    }
+                }
                 if ui.small_button(format!("Apply {}", p.value)).clicked() {
                     pressed = Some(index);
                 }

@@ -60,25 +60,8 @@ fn point(cell: &sweep::Cell) -> Point {
     let value = |i: usize| cell.values.get(i).map(|v| v.1.clone());
     let first = value(0).unwrap_or_default();
     let second = value(1);
-    if let Some(steady) = m.outcome.steady {
-        return Point {
-            x: first.parse().unwrap_or(f64::NAN),
-            value: first,
-            y: second.as_ref().map(|v| v.parse().unwrap_or(f64::NAN)),
-            second,
-            created: steady.created,
-            sampled: steady.sampled,
-            dropped_queue_full: steady.dropped_queue_full,
-            lost_at_kill: 0,
-            lost: steady.lost,
-            received: steady.received,
-            killed: false,
-            worst_lost: w.outcome.steady.map_or(w.lost(), |s| s.lost),
-            steady: Some(steady),
-        };
-    }
     let s = &m.outcome.spans;
-    Point {
+    let mut point = Point {
         x: first.parse().unwrap_or(f64::NAN),
         value: first,
         y: second.as_ref().map(|v| v.parse().unwrap_or(f64::NAN)),
@@ -90,9 +73,15 @@ fn point(cell: &sweep::Cell) -> Point {
         lost: m.lost(),
         received: s.received,
         killed: m.outcome.killed,
-        worst_lost: w.lost(),
-        steady: None,
+        worst_lost: w.outcome.steady.map_or(w.lost(), |s| s.lost),
+        steady: m.outcome.steady,
+    };
+    if let Some(st) = m.outcome.steady {
+        (point.created, point.sampled) = (st.created, st.sampled);
+        (point.dropped_queue_full, point.lost_at_kill) = (st.dropped_queue_full, 0);
+        (point.lost, point.received) = (st.lost, st.received);
     }
+    point
 }
 
 /// Sweeps `request` on `settings` in virtual time; `progress(done, total)` after each run.
