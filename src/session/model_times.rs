@@ -15,8 +15,9 @@ use crate::workload::request::MODEL_PROMPTS;
 
 use super::SessionError;
 
-/// Requests the times are measured from: 4 of 20 steps make 80 steps, and take about 9 s
-/// on llvmpipe (115 ms a step, README's Model measurements) and 0.5 s on the CPU backend.
+/// Requests the times are measured from: 4 of 20 steps make 80 steps, about 9 s on
+/// llvmpipe in a quiet release build (115 ms a step, README's Model measurements; over a
+/// second a step in a debug build on a busy machine) and 0.5 s on the CPU backend.
 pub const MEASURED_REQUESTS: usize = 4;
 /// How long the warm-up may take: the first one on llvmpipe compiles shaders for tens of
 /// seconds.
