@@ -438,17 +438,16 @@ fn caption(ui: &mut egui::Ui, result: &SweepResult) {
 fn cells(ui: &mut egui::Ui, result: &SweepResult) -> Option<usize> {
     let mut pressed = None;
     let key = whatif::short_name(result.request.first.key);
-    let heads: [&str; 7] = match result.steady {
-        Some(_) => [
+    let heads: &[&str] = match result.steady {
+        Some(_) => &[
             key,
             "created/s",
             "exported/s",
             "dropped/s",
             "lost/s",
             "worst lost",
-            "",
         ],
-        None => [
+        None => &[
             key,
             "created",
             "dropped (full)",
@@ -462,7 +461,7 @@ fn cells(ui: &mut egui::Ui, result: &SweepResult) -> Option<usize> {
         .striped(true)
         .spacing([14.0, 2.0])
         .show(ui, |ui| {
-            for head in heads.into_iter().chain([""]) {
+            for &head in heads.iter().chain(&[""]) {
                 ui.label(RichText::new(head).strong());
             }
             ui.end_row();
@@ -481,7 +480,6 @@ fn cells(ui: &mut egui::Ui, result: &SweepResult) -> Option<usize> {
                         ui.label(rate(s.dropped_per_s, theme::LIMIT));
                         ui.label(rate(s.lost_per_s, theme::LOST));
                         ui.label(counted(p.worst_lost, theme::LOST));
-                        ui.label("");
                     }
                     None => {
                         ui.label(p.created.to_string());
