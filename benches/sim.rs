@@ -62,12 +62,12 @@ fn one_core(c: &mut Criterion, (group, name): (&str, &str), settings: &Settings,
 }
 
 /// The calibration, measured once for every bench.
-fn costs_once() -> Calibration {
+fn costs_once() -> &'static Calibration {
     static COSTS: std::sync::OnceLock<Calibration> = std::sync::OnceLock::new();
-    *COSTS.get_or_init(|| calibrate().unwrap_or_else(|e| panic!("{e}")))
+    COSTS.get_or_init(|| calibrate().unwrap_or_else(|e| panic!("{e}")))
 }
 
-fn hour(c: &mut Criterion, costs: Calibration) {
+fn hour(c: &mut Criterion, costs: &Calibration) {
     let settings = traffic("3600");
     let once = sim::run(&settings, costs).unwrap_or_else(|e| panic!("{e}"));
     assert!(once.spans.created >= 18_000_000, "{:?}", once.spans);
@@ -77,7 +77,7 @@ fn hour(c: &mut Criterion, costs: Calibration) {
     one_core(c, name, &settings, once.spans.created);
 }
 
-fn sweep_6x6(c: &mut Criterion, costs: Calibration) {
+fn sweep_6x6(c: &mut Criterion, costs: &Calibration) {
     let settings = traffic("60");
     let varies = [
         "batch.max_queue_size=512..16384x2",
@@ -86,7 +86,8 @@ fn sweep_6x6(c: &mut Criterion, costs: Calibration) {
     .map(|arg| Vary::parse(arg).unwrap_or_else(|e| panic!("{e}")));
     let grid = Grid::new(varies.to_vec()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(grid.len(), 36);
-    let once = sweep::run(&settings, &grid, 1, costs, &|_, _| {}).unwrap_or_else(|e| panic!("{e}"));
+    let once =
+        sweep::run(&settings, &grid, 1, costs, None, &|_, _| {}).unwrap_or_else(|e| panic!("{e}"));
     for cell in &once.cells {
         assert_eq!(
             cell.median().outcome.spans.unaccounted(),
@@ -98,7 +99,7 @@ fn sweep_6x6(c: &mut Criterion, costs: Calibration) {
     let mut group = c.benchmark_group("sweep");
     group.sample_size(10);
     group.bench_function("6x6_cells_of_60s", |b| {
-        b.iter(|| sweep::run(&settings, &grid, 1, costs, &|_, _| {}))
+        b.iter(|| sweep::run(&settings, &grid, 1, costs, None, &|_, _| {}))
     });
     group.finish();
 }
@@ -124,7 +125,7 @@ fn fleet_settings() -> Settings {
     s
 }
 
-fn fleet(c: &mut Criterion, costs: Calibration) {
+fn fleet(c: &mut Criterion, costs: &Calibration) {
     let settings = fleet_settings();
     let once = sim::run(&settings, costs).unwrap_or_else(|e| panic!("{e}"));
     let f = once.fleet.as_ref().expect("a fleet");
@@ -137,7 +138,7 @@ fn fleet(c: &mut Criterion, costs: Calibration) {
     one_core(c, name, &settings, once.spans.created);
 }
 
-fn fleet_sweep_10x10(c: &mut Criterion, costs: Calibration) {
+fn fleet_sweep_10x10(c: &mut Criterion, costs: &Calibration) {
     let settings = fleet_settings();
     let varies = [
         "fleet.max_unavailable=5,10,15,20,25,30,35,40,45,50",
@@ -149,7 +150,7 @@ fn fleet_sweep_10x10(c: &mut Criterion, costs: Calibration) {
     let mut group = c.benchmark_group("fleet");
     group.sample_size(10);
     group.bench_function("sweep_10x10_cells_of_the_fleet", |b| {
-        b.iter(|| sweep::run(&settings, &grid, 1, costs, &|_, _| {}))
+        b.iter(|| sweep::run(&settings, &grid, 1, costs, None, &|_, _| {}))
     });
     group.finish();
 }

@@ -419,30 +419,33 @@ fn a_model_request_makes_the_seeds_span_tree_and_returns_the_root_trace_id() {
     );
 }
 
+/// The model workload on the CPU backend, with `overrides` (`key=value`) on top.
+fn model_on_cpu(overrides: &[&str]) -> gracetrace::config::Settings {
+    let overrides: Vec<String> = ["workload.kind=model", "workload.device=cpu"]
+        .iter()
+        .chain(overrides)
+        .map(|s| s.to_string())
+        .collect();
+    match gracetrace::config::Settings::load(&|_| None, None, &overrides) {
+        Ok(settings) => settings,
+        Err(error) => panic!("{error}"),
+    }
+}
+
 /// `workload.kind = "model"` serves real requests through the runner, records the last
 /// picture with its trace id, and reports the device.
 #[test]
 fn the_model_workload_serves_requests_and_keeps_the_last_image() {
-    use gracetrace::config::Settings;
     use gracetrace::session::Session;
     use gracetrace::workload::Traffic;
 
-    let overrides: Vec<String> = [
-        "workload.kind=model",
-        "workload.device=cpu",
+    let settings = model_on_cpu(&[
         "workload.duration_s=1",
         "workload.rate_per_s=10",
         "workload.steps=3",
         "workload.concurrency=2",
         "batch.schedule_delay_ms=100",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let settings = match Settings::load(&|_| None, None, &overrides) {
-        Ok(settings) => settings,
-        Err(error) => panic!("{error}"),
-    };
+    ]);
     let session = match Session::start(&settings) {
         Ok(session) => session,
         Err(error) => panic!("{error}"),
@@ -486,4 +489,57 @@ fn a_bad_workload_kind_names_the_input_the_value_and_the_choices() {
             }
         }
     }
+}
+
+/// Issue 22: the virtual clock runs the model workload at the model's own measured times.
+/// The calibration says where they come from (4 requests of the scenario's steps on the
+/// CPU backend) and holds every step; the report names the device; two runs with one seed
+/// are the same run (the draws are seeded); every span is accounted for.
+#[test]
+fn the_virtual_clock_runs_the_model_at_its_measured_times() {
+    use gracetrace::config::Settings;
+    use gracetrace::session::virtual_clock::{calibrate_for, run_virtual};
+
+    let settings = model_on_cpu(&[
+        "workload.duration_s=5",
+        "workload.rate_per_s=20",
+        "workload.steps=5",
+        "workload.concurrency=4",
+    ]);
+    let costs = match calibrate_for(Some(&settings.workload)) {
+        Ok(costs) => costs,
+        Err(error) => panic!("{error}"),
+    };
+    let times = costs.model.as_ref().expect("the model's times");
+    assert_eq!((times.requests, times.steps_per_request), (4, 5));
+    assert_eq!(times.step_ms.len(), 20);
+    assert_eq!(times.upload_ms.len(), 4);
+    assert!(times.step_ms.iter().all(|&ms| ms > 0.0), "{times:?}");
+    assert_eq!(times.device.backend, "flex");
+    assert!(
+        times
+            .source
+            .starts_with("4 requests of 5 steps served by the model on ")
+    );
+    let run = |settings: &Settings| match run_virtual(settings, &costs) {
+        Ok(report) => report,
+        Err(error) => panic!("{error}"),
+    };
+    let report = run(&settings);
+    assert_eq!(report.clock, "virtual");
+    assert_eq!(report.device.workload, "model");
+    assert_eq!(report.device.backend.as_deref(), Some("flex"));
+    assert_eq!(report.spans.unaccounted, 0);
+    let completed = report.requests.completed;
+    assert!(completed > 0);
+    assert_eq!(
+        report.spans.counts.created,
+        3 * completed,
+        "the model's three spans"
+    );
+    let again = run(&settings);
+    assert_eq!(
+        again.spans.counts, report.spans.counts,
+        "the draws are seeded"
+    );
 }

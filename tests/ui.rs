@@ -4,9 +4,9 @@
 //! finished run through wgpu, so they are the same on every run.
 
 mod common;
+mod window;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use eframe::egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable};
@@ -34,8 +34,7 @@ use gracetrace::ui::window::Centre;
 use gracetrace::workload::model::DeviceChoice;
 
 use common::{PATIENCE, python_ready, seed_app};
-
-const SIZE: [f32; 2] = [1500.0, 920.0];
+use window::{SIZE, live, running, swept, wait_for, wait_for_snapshot, wait_for_sweep};
 
 /// Quick traffic: 200 requests/s of 3 spans, short inference, exports every 200 ms.
 fn quick() -> Settings {
@@ -52,45 +51,6 @@ fn quick() -> Settings {
     s.shutdown.platform = Platform::Lambda;
     s.shutdown.grace_ms = 2_000;
     s
-}
-
-fn live(settings: Settings) -> Harness<'static, GraceApp> {
-    Harness::builder().with_size(SIZE).build_ui_state(
-        |ui, app: &mut GraceApp| app.show(ui),
-        GraceApp::live(settings, Box::new(|| {})),
-    )
-}
-
-/// Keeps the window drawing (as it would on screen) until `done` holds, checking every
-/// 20 ms, then draws once more so the window shows what `done` saw. Panics naming `what`
-/// after `PATIENCE`: no test waits a fixed time and hopes.
-fn wait_for(
-    h: &mut Harness<'_, GraceApp>,
-    what: &str,
-    done: impl Fn(&Harness<'_, GraceApp>) -> bool,
-) {
-    let start = Instant::now();
-    loop {
-        h.step();
-        if done(h) {
-            break;
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "gave up after {PATIENCE:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    h.step();
-}
-
-/// `wait_for` on the newest snapshot the engine published.
-fn wait_for_snapshot(h: &mut Harness<'_, GraceApp>, what: &str, done: impl Fn(&Snapshot) -> bool) {
-    wait_for(h, what, |h| done(&h.state().snapshot()));
-}
-
-fn running(s: &Snapshot) -> bool {
-    s.phase == RunnerState::Running
 }
 
 fn created_per_s(h: &Harness<'_, GraceApp>) -> f64 {
@@ -224,16 +184,21 @@ fn flushing_in_every_request_shows_in_the_serving_time() {
     assert_eq!(h.state().snapshot().report.spans.unaccounted, 0);
 }
 
+/// `quick` slowed to what the model serves: 4 requests/s of 4 steps, on burn's CPU backend.
+fn for_the_model() -> Settings {
+    let mut s = quick();
+    s.workload.rate_per_s = 4.0;
+    s.workload.steps = 4;
+    s.workload.device = DeviceChoice::Cpu;
+    s
+}
+
 /// Real inference in the window: the model serves the traffic (on burn's CPU backend, so
 /// the test needs no GPU and no shader warm-up), and the window shows the device, the
 /// picture and the trace id the request returned.
 #[test]
 fn choosing_the_model_shows_the_device_and_the_picture_with_its_trace_id() {
-    let mut s = quick();
-    s.workload.rate_per_s = 4.0;
-    s.workload.steps = 4;
-    s.workload.device = DeviceChoice::Cpu;
-    let mut h = live(s);
+    let mut h = live(for_the_model());
     wait_for_snapshot(&mut h, "the session to run", running);
     let inference_enabled = |h: &Harness<'_, GraceApp>| {
         !h.get_by_role_and_label(Role::Slider, "inference")
@@ -693,10 +658,6 @@ fn what_if_on_bursty() -> Harness<'static, GraceApp> {
     h
 }
 
-fn swept(s: &Snapshot) -> Option<Arc<SweepResult>> {
-    s.what_if.sweep.last.clone()
-}
-
 /// After a what-if cell with queue 64 (on `bursty`) was applied: waits for the live
 /// runner to take it (`taken` holds for its settings in force), checks that the batch
 /// followed the queue down and the rest stayed, then waits for the sweep to run again on
@@ -713,7 +674,7 @@ fn taken_and_swept_again(
         "the batch followed"
     );
     assert_eq!(applied.workload.burst_size, 200, "the rest stayed");
-    wait_for_snapshot(h, "the sweep again on the new settings", |s| {
+    wait_for_sweep(h, "the sweep again on the new settings", |s| {
         swept(s).is_some_and(|r| r.base == s.report.settings)
     });
     assert!(!h.state().snapshot().what_if.sweep.stale);
@@ -730,7 +691,7 @@ fn what_if_sweeps_the_queue_in_virtual_time_and_a_cell_applies_live() {
     (form.from, form.to, form.steps) = (16.0, 4096.0, 9);
     h.get_by_label("Sweep").click_accesskit();
     h.step();
-    wait_for_snapshot(&mut h, "the sweep's results", |s| {
+    wait_for_sweep(&mut h, "the sweep's results", |s| {
         swept(s).is_some_and(|r| r.points.len() == 9) && s.what_if.sweep.running.is_none()
     });
     let result = swept(&h.state().snapshot()).expect("a sweep");
@@ -760,10 +721,12 @@ fn what_if_sweeps_the_queue_in_virtual_time_and_a_cell_applies_live() {
     );
     assert_eq!(big.dropped_queue_full, 0, "4096 holds it: {big:?}");
     assert!(small.created > 0 && small.lost >= small.dropped_queue_full);
-    // The chart and its rows are drawn.
-    for label in ["lost in all", "lost at SIGKILL", "Apply 16", "Apply 4096"] {
+    // The chart and its rows are drawn; no SIGTERM in a steady state, so no SIGKILL line.
+    for label in ["lost in all", "lost/s", "Apply 16", "Apply 4096"] {
         assert!(h.query_by_label(label).is_some(), "{label} is shown");
     }
+    assert!(h.query_by_label("lost at SIGKILL").is_none());
+    assert!(small.steady.is_some_and(|s| s.dropped_per_s > 0.0));
     // Apply a cell: the live runner takes it.
     h.get_by_label("Apply 64").click_accesskit();
     h.step();
@@ -772,6 +735,65 @@ fn what_if_sweeps_the_queue_in_virtual_time_and_a_cell_applies_live() {
         s.batch.max_queue_size == 64
     });
     assert_eq!(again.current, Some(64.0), "now marking 64");
+}
+
+/// With the model serving (on burn's CPU backend, as above), What if sweeps in virtual time
+/// at the model's measured step times, and says where they come from; a clicked cell
+/// reaches the runner, which still serves with the model.
+#[test]
+fn what_if_sweeps_with_the_model_and_a_cell_applies_live() {
+    let mut h = live(for_the_model());
+    wait_for_snapshot(&mut h, "the session to run", running);
+    h.get_by_label("model (real inference)").click_accesskit();
+    h.step();
+    wait_for_snapshot(&mut h, "the runner to serve with the model", |s| {
+        s.report.settings.workload.kind == WorkloadKind::Model
+    });
+    h.get_by_label("What if (virtual time)").click_accesskit();
+    h.step();
+    let form = &mut h.state_mut().what_if.first;
+    assert_eq!(form.key, "batch.max_queue_size");
+    (form.from, form.to, form.steps) = (16.0, 4096.0, 3);
+    h.get_by_label("Sweep").click_accesskit();
+    h.step();
+    wait_for_sweep(&mut h, "the sweep with the model", |s| {
+        s.what_if.sweep.running.is_none() && (s.what_if.sweep.error.is_some() || swept(s).is_some())
+    });
+    let snapshot = h.state().snapshot();
+    assert_eq!(snapshot.what_if.sweep.error, None);
+    let result = swept(&snapshot).expect("a sweep");
+    assert_eq!(result.base.workload.kind, WorkloadKind::Model);
+    let model = result
+        .costs
+        .model
+        .as_ref()
+        .expect("the model's measured times");
+    assert_eq!(model.device_choice, DeviceChoice::Cpu);
+    assert_eq!(model.step_ms.len() as u64, model.requests * 4);
+    assert!(model.step_ms.iter().all(|&ms| ms > 0.0), "{model:?}");
+    assert_eq!(model.device.backend, "flex", "{:?}", model.device);
+    assert!(
+        result.points.iter().all(|p| p.created > 0),
+        "{:?}",
+        result.points
+    );
+    let source = format!("the model's steps and uploads drawn from {}", model.source);
+    assert!(h.query_by_label_contains(&source).is_some(), "{source}");
+    h.get_by_label("Apply 16").click_accesskit();
+    h.step();
+    wait_for_snapshot(&mut h, "the runner to take queue 16", |s| {
+        s.report.settings.batch.max_queue_size == 16
+    });
+    let applied = h.state().snapshot().report.settings.clone();
+    assert_eq!(
+        applied.workload.kind,
+        WorkloadKind::Model,
+        "still the model"
+    );
+    assert_eq!(
+        applied.batch.max_export_batch_size, 16,
+        "the batch followed"
+    );
 }
 
 /// The queue from 16 to 4096, 9 values (geometric: it spans decades).
@@ -800,7 +822,7 @@ fn what_if_draws_a_heatmap_of_two_knobs_and_a_clicked_cell_applies_both_live() {
     (first.from, first.to, first.steps) = (16.0, 4096.0, 9);
     h.get_by_label("Sweep").click_accesskit();
     h.step();
-    wait_for_snapshot(&mut h, "the heatmap's results", |s| {
+    wait_for_sweep(&mut h, "the heatmap's results", |s| {
         swept(s).is_some_and(|r| r.request.second.is_some()) && s.what_if.sweep.running.is_none()
     });
     assert_eq!(h.state().snapshot().what_if.sweep.error, None);
@@ -861,6 +883,7 @@ fn fixed_costs() -> gracetrace::sim::Calibration {
         bytes_per_span: 390.0,
         per_batch_ms: 1.5,
         per_span_ms: 0.004,
+        model: None,
     }
 }
 
@@ -923,7 +946,7 @@ fn snapshot_of_the_what_if_view() {
     let costs = fixed_costs();
     let request = whatif::Request::one(queue_axis());
     let on = bursty();
-    let sweep = whatif::sweep(&request, &on, costs, &|_, _| {}).expect("the sweep runs");
+    let sweep = whatif::sweep(&request, &on, costs.clone(), &|_, _| {}).expect("the sweep runs");
     let advice = whatif::advise(&on, costs, Some(0.30)).expect("the advisor runs");
     assert!(!advice.recommendations.is_empty(), "{}", advice.text);
     let mut h = what_if_window(&request, sweep, Some(advice));

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use super::{CliError, ScenarioArgs};
 use crate::session::advise::Advisor;
 use crate::session::advise::render::render;
-use crate::session::virtual_clock::calibrate;
+use crate::session::virtual_clock::{calibrate_for, model_workload};
 
 /// The highest price per million spans taken: far above any vendor's list price, and low
 /// enough that a month of a busy fleet's spans stays a finite number of dollars.
@@ -43,7 +43,8 @@ pub fn advise(args: AdviseArgs) -> Result<ExitCode, CliError> {
     let base = args.scenario.settings()?;
     crate::sim::check(&base).map_err(CliError::input)?;
     eprintln!("advise: calibrating the virtual clock (a 1.5 s real run)");
-    let calibration = calibrate().map_err(CliError::failed)?;
+    let model = model_workload(&base);
+    let calibration = calibrate_for(model).map_err(CliError::failed)?;
     let advisor =
         Advisor::new(&base, calibration, usize::from(args.seeds)).map_err(CliError::failed)?;
     let advice = advisor.run().map_err(CliError::failed)?;

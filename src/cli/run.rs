@@ -11,7 +11,7 @@ use super::{CliError, ScenarioArgs};
 use crate::config::Settings;
 use crate::record::ExitProgress;
 use crate::record::report::Report;
-use crate::session::virtual_clock::{calibrate, run_virtual};
+use crate::session::virtual_clock::{calibrate_for, model_workload, run_virtual};
 
 /// Run a scenario through the real SDK, exporter and collector; report every span.
 #[derive(Clone, Debug, clap::Args)]
@@ -60,8 +60,9 @@ fn report_on(settings: &Settings, clock: Clock) -> Result<Report, CliError> {
         }
         Clock::Virtual => {
             crate::sim::check(settings).map_err(CliError::input)?;
-            let calibration = calibrate().map_err(CliError::failed)?;
-            run_virtual(settings, calibration).map_err(CliError::input)
+            let model = model_workload(settings);
+            let calibration = calibrate_for(model).map_err(CliError::failed)?;
+            run_virtual(settings, &calibration).map_err(CliError::input)
         }
     }
 }

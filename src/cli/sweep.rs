@@ -13,8 +13,8 @@ use super::{CliError, ScenarioArgs};
 use crate::config::Settings;
 use crate::session::sweep::part::{self, Part};
 use crate::session::sweep::{self, Grid, Shard, Vary, output};
-use crate::session::virtual_clock::calibrate;
-use crate::sim::Calibration;
+use crate::session::virtual_clock::calibrate_for;
+use crate::sim::{Calibration, Steady};
 
 /// Run one scenario in virtual time for every combination of knob values.
 #[derive(Clone, Debug, clap::Args)]
@@ -34,6 +34,11 @@ pub struct SweepArgs {
     /// the worst run.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub repeats: u16,
+    /// Without `shutdown.at_s` (in the scenario or a --vary), each run measures the steady
+    /// state of the traffic this many minutes, after a 30 s warm-up left out, and the table
+    /// gives rates per second beside the counts.
+    #[arg(long, value_name = "MINUTES", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=60))]
+    pub steady_minutes: u16,
     /// Run only the cells whose index i has i % N == K (0 <= K < N) and write them, with
     /// what the sweep was, to --json as a part; `sweep merge` joins the N parts.
     #[arg(long, value_name = "K/N", allow_hyphen_values = true)]
@@ -71,6 +76,7 @@ struct Prepared {
     base: Settings,
     grid: Grid,
     shard: Option<Shard>,
+    steady: Option<Steady>,
     calibration: Option<Calibration>,
     json: Option<Output>,
     csv: Option<Output>,
@@ -87,17 +93,23 @@ fn prepare(args: &SweepArgs) -> Result<Prepared, CliError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(CliError::input)?;
     let grid = Grid::new(varies).map_err(CliError::input)?;
+    let window = Steady {
+        measured_s: f64::from(args.steady_minutes) * 60.0,
+        ..Steady::default()
+    };
+    let steady = sweep::steady_for(&base, &grid, window);
+    let base = steady.map_or(base.clone(), |s| s.settings(&base));
     let shard = args.shard.as_deref().map(Shard::parse).transpose();
     let shard = shard.map_err(CliError::input)?;
     if let (Some(shard), None) = (shard, &args.json) {
         return Err(CliError::input(FlagError::ShardWithoutJson { shard }));
     }
-    sweep::check(&base, &grid).map_err(CliError::input)?;
+    let calibration = args.calibration.as_deref().map(read_calibration);
+    let calibration = calibration.transpose()?;
+    sweep::check(&base, &grid, calibration.as_ref()).map_err(CliError::input)?;
     let repeats = usize::from(args.repeats);
     let work = sweep::check_work(&base, &grid, repeats, shard.unwrap_or(Shard::WHOLE));
     work.map_err(CliError::input)?;
-    let calibration = args.calibration.as_deref().map(read_calibration);
-    let calibration = calibration.transpose()?;
     let json = Output::optional("--json", args.json.as_deref())?;
     let csv = Output::optional("--csv", args.csv.as_deref())?;
     one_stdout(("--json", &json), ("--csv", &csv))?;
@@ -105,6 +117,7 @@ fn prepare(args: &SweepArgs) -> Result<Prepared, CliError> {
         base,
         grid,
         shard,
+        steady,
         calibration,
         json,
         csv,
@@ -128,8 +141,13 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
     let costs = match prepared.calibration {
         Some(costs) => costs,
         None => {
+            let model = sweep::model_workload(&prepared.base, &prepared.grid);
+            let model = model.map_err(CliError::input)?;
             eprintln!("sweep: calibrating the virtual clock (a 1.5 s real run)");
-            calibrate().map_err(CliError::failed)?
+            if model.is_some() {
+                eprintln!("sweep: measuring the model's times (its warm-up and a few requests)");
+            }
+            calibrate_for(model.as_ref()).map_err(CliError::failed)?
         }
     };
     let repeats = usize::from(args.repeats);
@@ -137,6 +155,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
         base,
         grid,
         shard,
+        steady,
         json,
         csv,
         ..
@@ -145,7 +164,8 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
         &base,
         &grid,
         repeats,
-        costs,
+        &costs,
+        steady,
         shard.unwrap_or(Shard::WHOLE),
         &progress_line,
     )
@@ -163,7 +183,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
     if let Some(out) = json {
         match shard {
             Some(shard) => {
-                let print = part::fingerprint(&base, &grid, repeats, costs);
+                let print = part::fingerprint(&base, &grid, repeats, &costs);
                 let print = print.map_err(CliError::failed)?;
                 out.write_json(&Part::new(&swept, shard, grid.len(), print))?;
             }

@@ -4,10 +4,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What the model runs on, for people and for the report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceInfo {
     /// `wgpu/Vulkan`, `wgpu/Metal`, ..., or `flex` (burn's CPU backend).
     pub backend: String,

@@ -13,8 +13,9 @@ use super::{ExportEvent, Marker, Record, Sample, SpanCounts};
 use crate::config::Settings;
 
 /// What a real run of the embedded collector measured, which the virtual clock charges
-/// per export: see `session::calibrate`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// per export: see `session::calibrate`; and for the model workload, the model's own
+/// service times ([`ModelTimes`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     /// OTLP/HTTP bytes per exported span.
     pub bytes_per_span: f64,
@@ -24,6 +25,34 @@ pub struct Calibration {
     pub per_span_ms: f64,
     /// How many real exports the fit was made from.
     pub exports_measured: u64,
+    /// The model's measured inference and upload times, which a virtual run of the model
+    /// workload draws each request's from; `null` when no model was measured.
+    #[serde(default)]
+    pub model: Option<ModelTimes>,
+}
+
+/// The model's service times as a real warm-up and serving run measured them on one
+/// device: every denoising step's time (a step is one guided forward pass and its device
+/// sync, the unit a request is made of, so any `workload.steps` can be drawn from it) and
+/// every request's `upload` (the PNG encoding).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelTimes {
+    /// Where the times come from, in words (the device, the requests and their steps).
+    pub source: String,
+    /// The device choice the times hold for (`workload.device`).
+    pub device_choice: crate::config::DeviceChoice,
+    /// The device the model ran on (as the report's `device` section names it).
+    pub device: super::DeviceInfo,
+    /// Seconds the warm-up before the measured requests took (0 when the model was
+    /// already warm).
+    pub warm_up_s: f64,
+    /// Requests measured, each of `steps_per_request` steps.
+    pub requests: u64,
+    pub steps_per_request: usize,
+    /// Every measured step's wall time, milliseconds, in the order they ran.
+    pub step_ms: Vec<f64>,
+    /// Every measured request's PNG encoding time, milliseconds.
+    pub upload_ms: Vec<f64>,
 }
 
 /// Replicas a fleet's summary lists at most: those that lost most.

@@ -7,6 +7,7 @@
 pub mod advise;
 mod exit;
 pub mod live;
+pub mod model_times;
 pub mod probe_compare;
 pub mod probe_predict;
 pub mod sweep;

@@ -41,7 +41,7 @@ pub enum PredictError {
 pub fn predict(settings: &Settings, report: &ProbeReport) -> Result<Prediction, PredictError> {
     let (sim_settings, inputs) = simulated(settings, report)?;
     let costs = calibrate()?;
-    let run = crate::sim::run(&sim_settings, costs)?;
+    let run = crate::sim::run(&sim_settings, &costs)?;
     let counts = run.spans;
     let lost = run.shutdown.as_ref().map(|s| &s.lost_at_kill);
     let predicted = PredictedSpans {

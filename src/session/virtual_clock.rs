@@ -1,10 +1,11 @@
 //! `--clock virtual`: a scenario through the simulator (`crate::sim`), written as the
 //! same report as a real run, with the costs it charged measured from a short real run
-//! of the embedded collector ([`calibrate`]).
+//! of the embedded collector ([`calibrate`]), and for the model workload the model's
+//! times measured by a real warm-up and serving run ([`calibrate_for`]).
 
-use crate::config::{Settings, Source};
+use crate::config::{Settings, Source, WorkloadKind, WorkloadSettings};
 use crate::record::report::{Calibration, Report, SpanReport};
-use crate::record::{Outcome, Record};
+use crate::record::{ModelStatus, Outcome, Record};
 use crate::sim::{self, SimError, SimOutcome};
 
 use super::SessionError;
@@ -53,6 +54,22 @@ pub fn calibrate() -> Result<Calibration, SessionError> {
     })
 }
 
+/// [`calibrate`], and the model's times (`super::model_times`) when `model` is the
+/// workload of a run that serves with the model.
+pub fn calibrate_for(model: Option<&WorkloadSettings>) -> Result<Calibration, SessionError> {
+    let mut costs = calibrate()?;
+    if let Some(workload) = model {
+        costs.model = Some(super::model_times::measure(workload)?);
+    }
+    Ok(costs)
+}
+
+/// The workload of `settings` when it serves with the model: what [`calibrate_for`]
+/// measures the model's times for.
+pub fn model_workload(settings: &Settings) -> Option<&WorkloadSettings> {
+    (settings.workload.kind == WorkloadKind::Model).then_some(&settings.workload)
+}
+
 /// Theil-Sen line of duration on spans: the median of the slopes between every two
 /// exports of different sizes, and the median intercept under it. Medians, because a
 /// few exports of a real run are preempted and take ten times the rest, which pulled a
@@ -79,6 +96,7 @@ fn fit(points: &[(f64, f64, u64)]) -> Option<Calibration> {
         per_batch_ms: intercept.max(0.0),
         per_span_ms: slope,
         exports_measured: points.len() as u64,
+        model: None,
     })
 }
 
@@ -98,11 +116,27 @@ pub fn span_report(outcome: &SimOutcome) -> SpanReport {
 
 /// Runs `settings` in virtual time and builds the report a real run would write; a
 /// fleet's adds its replicas' rows, its counts being the fleet's totals.
-pub fn run_virtual(settings: &Settings, costs: Calibration) -> Result<Report, SimError> {
+pub fn run_virtual(settings: &Settings, costs: &Calibration) -> Result<Report, SimError> {
     let outcome = sim::run(settings, costs)?;
-    let mut report = Report::build(&Record::new(), settings, None);
+    let record = Record::new();
+    if let Some(times) = costs
+        .model
+        .as_ref()
+        .filter(|_| model_workload(settings).is_some())
+    {
+        // The device the model's times were measured on is the one this run served on.
+        record.attach_model(std::sync::Arc::new(std::sync::Mutex::new(ModelStatus {
+            device: Some(times.device.clone()),
+            warm_up_fraction: 1.0,
+            warm_up_stage: "ready".into(),
+            warm_up_s: Some(times.warm_up_s),
+            ready: true,
+            error: None,
+        })));
+    }
+    let mut report = Report::build(&record, settings, None);
     report.clock = "virtual";
-    report.calibration = Some(costs);
+    report.calibration = Some(costs.clone());
     report.spans = span_report(&outcome);
     report.requests = outcome.requests;
     report.http.attempts = outcome.http_attempts;

@@ -36,7 +36,7 @@ pub fn replica_seed(seed: u64, replica: usize) -> u64 {
 /// takes while all are in service.
 pub fn run_share(
     settings: &Settings,
-    costs: Calibration,
+    costs: &Calibration,
     of: u64,
     index: u64,
 ) -> Result<SimOutcome, SimError> {
@@ -50,7 +50,7 @@ pub fn run_share(
         draw_seed: replica_seed(settings.workload.seed, index as usize),
         ..Part::lone(arrivals, settings)
     };
-    super::run_part(settings, costs, part)
+    super::run_part(settings, costs, part, None)
 }
 
 /// One process of the fleet, as planned before the run.
@@ -127,7 +127,7 @@ fn plan(settings: &Settings) -> Vec<Member> {
 
 /// Runs the fleet `settings.fleet` describes; the outcome's counts are its totals and
 /// its `fleet` the rows. A fleet of one is the lone runner, plus its replacement.
-pub fn run_fleet(settings: &Settings, costs: Calibration) -> Result<SimOutcome, SimError> {
+pub fn run_fleet(settings: &Settings, costs: &Calibration) -> Result<SimOutcome, SimError> {
     check(settings)?;
     let members = plan(settings);
     let windows = members.iter().map(|m| m.window).collect();

@@ -214,7 +214,7 @@ impl Sim<'_> {
         self.finish();
     }
 
-    fn finish(&mut self) {
+    pub(super) fn finish(&mut self) {
         self.finished = true;
         self.spans.queued = self.processor.queue + self.processor.in_export;
         let t = &self.traffic.requests;

@@ -5,7 +5,8 @@
 //! It follows the same rule book as the threaded pipeline (`telemetry::rules`, the
 //! sampler's decision functions, `workload::arrival`), so the two cannot drift apart;
 //! what only the real pipeline knows (bytes per span, the cost of one export) comes in as
-//! [`Calibration`], measured from a real run.
+//! [`Calibration`], measured from a real run, and for the model workload the model's own
+//! step and upload times, measured by a real warm-up and serving run (see `model`).
 //!
 //! A fleet (`fleet.replicas` above 1, `fleet.rs`) is many of these runners in one loop,
 //! each reading its arrivals from a router (`route.rs`) instead of its own schedule.
@@ -16,9 +17,13 @@ mod fleet;
 mod flush;
 mod js;
 mod lifecycle;
+mod model;
 mod processor;
 mod route;
+mod steady;
 mod traffic;
+
+pub use steady::{Steady, SteadyState};
 
 use std::cell::RefCell;
 use std::collections::BinaryHeap;
@@ -50,6 +55,22 @@ pub enum SimError {
         value: String,
         why: &'static str,
     },
+    /// The model workload, with a calibration that measured no model.
+    #[error(
+        "workload.kind = model cannot run in virtual time without the model's measured \
+         times: this calibration has none (a calibration made for a scenario with the model \
+         measures them)"
+    )]
+    NoModelTimes,
+    /// The model's times were measured on another device than the one asked for.
+    #[error(
+        "workload.device = {asked}: the model's times in this calibration were measured \
+         with workload.device = {measured}"
+    )]
+    ModelDevice {
+        asked: &'static str,
+        measured: &'static str,
+    },
 }
 
 /// The outcome of one simulated run: the report's counts, and what the queue did.
@@ -77,6 +98,9 @@ pub struct SimOutcome {
     /// then the fleet's totals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetReport>,
+    /// A steady-state run's measured window ([`run_steady`]); `null` otherwise.
+    #[serde(default)]
+    pub steady: Option<SteadyState>,
 }
 
 /// Export costs for unit tests here and in the session's sweep, what-if and advisor:
@@ -88,6 +112,7 @@ pub(crate) const TEST_COSTS: Calibration = Calibration {
     bytes_per_span: 100.0,
     per_batch_ms: 1.0,
     per_span_ms: 0.01,
+    model: None,
 };
 
 /// Settings from `key=value` pairs, checked as the command line checks them, for unit
@@ -103,19 +128,57 @@ pub(crate) fn test_settings(pairs: &[(&str, &str)]) -> Settings {
 }
 
 /// Simulates `settings` in virtual time: one runner, or a fleet of `fleet.replicas`.
-pub fn run(settings: &Settings, costs: Calibration) -> Result<SimOutcome, SimError> {
+pub fn run(settings: &Settings, costs: &Calibration) -> Result<SimOutcome, SimError> {
+    run_window(settings, costs, None)
+}
+
+/// Simulates `settings` as [`Steady::settings`] plays them, reporting the counts' growth
+/// over the window (`SimOutcome::steady`) and stopping at its end.
+pub fn run_steady(
+    settings: &Settings,
+    costs: &Calibration,
+    steady: Steady,
+) -> Result<SimOutcome, SimError> {
+    run_window(&steady.settings(settings), costs, Some(steady))
+}
+
+/// [`run`], or [`run_steady`] on settings already made steady when `steady` is given.
+pub fn run_window(
+    settings: &Settings,
+    costs: &Calibration,
+    steady: Option<Steady>,
+) -> Result<SimOutcome, SimError> {
     if settings.fleet.replicas > 1 {
+        if steady.is_some() {
+            // A fleet is simulated through its deploy; its replicas' windows would each
+            // open at their own start, which no single rate describes.
+            return Err(SimError::Unsupported {
+                key: "fleet.replicas",
+                value: settings.fleet.replicas.to_string(),
+                why: "a fleet's steady state is not simulated: set shutdown.at_s for its deploy",
+            });
+        }
         return run_fleet(settings, costs);
     }
     let part = Part::lone(Arrivals::Own(Schedule::new(&settings.workload)), settings);
-    run_part(settings, costs, part)
+    run_part(settings, costs, part, steady)
 }
 
-/// One runner, lone or taking its share of the arrivals, to its end.
-fn run_part(settings: &Settings, costs: Calibration, part: Part) -> Result<SimOutcome, SimError> {
+/// One runner, lone or taking its share of the arrivals, to its end (or to the end of
+/// its steady-state window).
+fn run_part(
+    settings: &Settings,
+    costs: &Calibration,
+    part: Part,
+    steady: Option<Steady>,
+) -> Result<SimOutcome, SimError> {
     check(settings)?;
+    check_model_times(settings, costs)?;
     let mut sim = Sim::new(settings, costs, part);
     sim.start();
+    if let Some(steady) = steady {
+        sim.steady_start(steady);
+    }
     while sim.step() {}
     Ok(sim.outcome())
 }
@@ -130,19 +193,29 @@ pub fn check(settings: &Settings) -> Result<(), SimError> {
             why,
         })
     };
-    if settings.workload.kind == WorkloadKind::Model {
-        return unsupported(
-            "workload.kind",
-            "model",
-            "real inference has no virtual clock",
-        );
-    }
     if settings.exporter.endpoint.is_some() {
         return unsupported(
             "exporter.endpoint",
             "set",
             "only the embedded collector's faults are known",
         );
+    }
+    Ok(())
+}
+
+/// Refuses the model workload when `costs` has no model times for its device: a request's
+/// inference takes the model's measured time on the device the run asks for, or none.
+pub fn check_model_times(settings: &Settings, costs: &Calibration) -> Result<(), SimError> {
+    if settings.workload.kind != WorkloadKind::Model {
+        return Ok(());
+    }
+    let times = costs.model.as_ref().filter(|t| !t.step_ms.is_empty());
+    let times = times.ok_or(SimError::NoModelTimes)?;
+    if times.device_choice != settings.workload.device {
+        return Err(SimError::ModelDevice {
+            asked: settings.workload.device.name(),
+            measured: times.device_choice.name(),
+        });
     }
     Ok(())
 }
@@ -184,6 +257,9 @@ enum Event {
     /// A run without a shutdown has waited its SDK's provider-shutdown timeout since the
     /// traffic ended, as `session::run` waits at most that long.
     RunDeadline,
+    /// A steady-state run's measured window opens (after the warm-up) and closes.
+    WindowOpens,
+    WindowCloses,
 }
 
 /// An event in the queue, ordered by `key` alone: virtual nanoseconds in the high 64 bits,
@@ -240,7 +316,7 @@ impl Part {
 /// The whole simulated runner. Its parts live in the sibling files, each an `impl Sim`.
 struct Sim<'a> {
     settings: &'a Settings,
-    costs: Calibration,
+    costs: &'a Calibration,
     rng: StdRng,
     now: Duration,
     seq: u64,
@@ -251,14 +327,21 @@ struct Sim<'a> {
     processor: processor::Processor,
     exporter: exporter::Exporter,
     life: lifecycle::Life,
+    steady: Option<steady::Window>,
     backend: Option<Rc<RefCell<Backend>>>,
     out: SimOutcome,
 }
 
 impl<'a> Sim<'a> {
-    fn new(settings: &'a Settings, costs: Calibration, part: Part) -> Sim<'a> {
+    fn new(settings: &'a Settings, costs: &'a Calibration, part: Part) -> Sim<'a> {
         let mut processor = processor::Processor::new(settings);
         processor.started_at(part.start);
+        // A replica's model draws are its own, as its faults' are (a fleet of one draws
+        // the lone runner's).
+        let model = (settings.workload.kind == WorkloadKind::Model)
+            .then_some(costs.model.as_ref())
+            .flatten()
+            .map(|times| model::ModelLine::new(times, part.draw_seed));
         Sim {
             settings,
             costs,
@@ -270,10 +353,11 @@ impl<'a> Sim<'a> {
             events: BinaryHeap::new(),
             finished: false,
             spans: SpanCounts::default(),
-            traffic: traffic::Traffic::new(settings, part.arrivals),
+            traffic: traffic::Traffic::new(settings, part.arrivals, model),
             processor,
             exporter: exporter::Exporter::new(part.draw_seed),
             life: lifecycle::Life::default(),
+            steady: None,
             backend: part.backend,
             out: SimOutcome::default(),
         }
@@ -333,6 +417,8 @@ impl<'a> Sim<'a> {
             Event::MainTimeout { epoch } => self.main_timeout(epoch),
             Event::RequestFlushWait { slot, flush } => self.request_flush_wait_over(slot, flush),
             Event::RunDeadline => self.run_deadline(),
+            Event::WindowOpens => self.window_opens(),
+            Event::WindowCloses => self.window_closes(),
         }
     }
 

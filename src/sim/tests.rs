@@ -23,12 +23,12 @@ fn assert_identity(o: &SimOutcome) {
 #[test]
 fn a_healthy_run_exports_every_span_and_the_same_seed_gives_the_same_run() {
     let s = settings(&[("workload.duration_s", "3"), ("workload.rate_per_s", "40")]);
-    let a = run(&s, COSTS).unwrap();
+    let a = run(&s, &COSTS).unwrap();
     assert_identity(&a);
     assert!(a.spans.created > 0);
     assert_eq!(a.spans.exported, a.spans.created);
     assert_eq!(a.spans.received, a.spans.exported);
-    let b = run(&s, COSTS).unwrap();
+    let b = run(&s, &COSTS).unwrap();
     assert_eq!(format!("{:?}", a.spans), format!("{:?}", b.spans));
 }
 
@@ -43,7 +43,7 @@ fn a_full_queue_drops_in_every_rule_book() {
             ("workload.rate_per_s", "200"),
             ("workload.duration_s", "3"),
         ]);
-        let o = run(&s, COSTS).unwrap();
+        let o = run(&s, &COSTS).unwrap();
         assert_identity(&o);
         assert!(o.spans.dropped_queue_full > 0, "{semantics}: {:?}", o.spans);
         let (oldest, newest) = (o.spans.dropped_oldest, o.spans.dropped_newest);
@@ -58,7 +58,7 @@ fn a_full_queue_drops_in_every_rule_book() {
 #[test]
 fn an_outage_fails_every_export_and_sampling_halves_the_traced_spans() {
     let s = settings(&[("collector.outage", "true"), ("workload.duration_s", "2")]);
-    let o = run(&s, COSTS).unwrap();
+    let o = run(&s, &COSTS).unwrap();
     assert_identity(&o);
     assert_eq!(o.spans.exported, 0);
     assert_eq!(o.spans.export_failed, o.spans.created);
@@ -66,7 +66,7 @@ fn an_outage_fails_every_export_and_sampling_halves_the_traced_spans() {
         ("tracing.sample_rate", "0.5"),
         ("workload.rate_per_s", "400"),
     ]);
-    let o = run(&s, COSTS).unwrap();
+    let o = run(&s, &COSTS).unwrap();
     let share = o.spans.not_sampled as f64 / o.spans.created as f64;
     assert!((0.4..0.6).contains(&share), "{share}");
 }
@@ -81,7 +81,7 @@ fn long_requests_are_killed_unless_handle_exit_cancels_them() {
         ("batch.schedule_delay_ms", "30000"),
     ]);
     s.shutdown.at_s = Some(9.0);
-    let killed = run(&s, COSTS).unwrap();
+    let killed = run(&s, &COSTS).unwrap();
     assert_identity(&killed);
     assert!(killed.killed);
     assert!(killed.spans.lost_at_kill > 0, "{:?}", killed.spans);
@@ -91,7 +91,7 @@ fn long_requests_are_killed_unless_handle_exit_cancels_them() {
         killed.spans.lost_at_kill
     );
     s.shutdown.handle_exit = HandleExit::Cancel;
-    let saved = run(&s, COSTS).unwrap();
+    let saved = run(&s, &COSTS).unwrap();
     assert_identity(&saved);
     assert!(!saved.killed, "{:?}", saved.shutdown);
     assert_eq!(saved.spans.lost_at_kill, 0);
@@ -114,7 +114,7 @@ fn js_flushes_four_batches_in_parallel_where_python_is_killed() {
             ("shutdown.grace_ms", "5000"),
         ]);
         s.shutdown.at_s = Some(5.0);
-        let o = run(&s, COSTS).unwrap();
+        let o = run(&s, &COSTS).unwrap();
         assert_identity(&o);
         o
     };
@@ -127,11 +127,100 @@ fn js_flushes_four_batches_in_parallel_where_python_is_killed() {
     assert!(python.spans.lost_at_kill > 0, "{:?}", python.spans);
 }
 
+/// Model times as a calibration would hold them for `workload.device = cpu`: steps of 8
+/// or 12 ms (10 on average), uploads of 1 ms.
+fn model_costs() -> Calibration {
+    Calibration {
+        model: Some(crate::record::report::ModelTimes {
+            source: "test".into(),
+            device_choice: crate::config::DeviceChoice::Cpu,
+            device: crate::record::DeviceInfo {
+                backend: "flex".into(),
+                adapter: "test".into(),
+                device_type: "CPU".into(),
+                fallback_reason: None,
+            },
+            warm_up_s: 0.0,
+            requests: 2,
+            steps_per_request: 2,
+            step_ms: vec![8.0, 12.0, 12.0, 8.0],
+            upload_ms: vec![1.0, 1.0],
+        }),
+        ..COSTS
+    }
+}
+
 #[test]
-fn unsupported_settings_are_named() {
-    let s = settings(&[("workload.kind", "model")]);
-    let e = run(&s, COSTS).unwrap_err().to_string();
+fn the_model_workload_needs_the_models_times_for_its_device() {
+    let s = settings(&[("workload.kind", "model"), ("workload.device", "cpu")]);
+    let e = run(&s, &COSTS).unwrap_err().to_string();
     assert!(e.starts_with("workload.kind = model"), "{e}");
+    let auto = settings(&[("workload.kind", "model"), ("workload.device", "auto")]);
+    let e = run(&auto, &model_costs()).unwrap_err().to_string();
+    assert!(e.starts_with("workload.device = auto"), "{e}");
+    assert!(run(&s, &model_costs()).is_ok());
+}
+
+/// One model serves one request at a time whatever the slots: 4 steps of 10 ms on
+/// average make 40 ms a request, so 5 s of requests arriving faster than that serve
+/// about 125; each completed one makes the model's three spans (no `extra` spans), and
+/// the three other slots' requests wait for the model, their service time with them.
+#[test]
+fn the_model_serves_one_request_at_a_time_at_its_measured_steps() {
+    let s = settings(&[
+        ("workload.kind", "model"),
+        ("workload.device", "cpu"),
+        ("workload.steps", "4"),
+        ("workload.concurrency", "4"),
+        ("workload.max_waiting", "0"),
+        ("workload.rate_per_s", "100"),
+        ("workload.extra_spans", "3"),
+        ("workload.duration_s", "5"),
+    ]);
+    let costs = model_costs();
+    let o = run(&s, &costs).unwrap();
+    assert_identity(&o);
+    let r = &o.requests;
+    assert!((110..=140).contains(&r.completed), "{r:?}");
+    assert_eq!(o.spans.created, 3 * r.completed, "{:?}", o.spans);
+    let p50 = o.requests.service_ms.tracing_on.p50.unwrap_or(0.0);
+    assert!(
+        p50 > 100.0,
+        "a request waits for the model in its slot: {p50}"
+    );
+    let again = run(&s, &costs).unwrap();
+    assert_eq!(
+        format!("{o:?}"),
+        format!("{again:?}"),
+        "the draws are seeded"
+    );
+}
+
+/// `handle_exit = cancel` with the model: the request waiting for the model stops at
+/// once, the one running stops at its next step; both end their `inference` and root
+/// (a request that takes a slot after the cancel makes no span at all).
+#[test]
+fn a_cancel_stops_the_models_requests_at_a_step_or_while_they_wait() {
+    let s = settings(&[
+        ("workload.kind", "model"),
+        ("workload.device", "cpu"),
+        ("workload.steps", "20"),
+        ("workload.concurrency", "3"),
+        ("workload.max_waiting", "0"),
+        ("workload.rate_per_s", "50"),
+        ("workload.duration_s", "5"),
+        ("shutdown.at_s", "2.01"),
+        ("shutdown.handle_exit", "cancel"),
+        ("shutdown.grace_ms", "3000"),
+    ]);
+    let o = run(&s, &model_costs()).unwrap();
+    assert_identity(&o);
+    let r = &o.requests;
+    let cancelled_spans = o.spans.created - 3 * r.completed;
+    assert_eq!(cancelled_spans % 2, 0, "{:?} {r:?}", o.spans);
+    assert!(cancelled_spans >= 2 * 3, "all three slots' requests: {r:?}");
+    assert!(cancelled_spans <= 2 * r.cancelled, "{r:?}");
+    assert!(!o.killed);
 }
 
 /// The stock processor runs the rust worker by its own book, whose decisions are rust's:
@@ -150,7 +239,7 @@ fn the_stock_processor_loses_what_the_rust_profile_loses() {
             ("shutdown.grace_ms", "700"),
         ]);
         s.shutdown.at_s = Some(2.0);
-        let o = run(&s, COSTS).unwrap();
+        let o = run(&s, &COSTS).unwrap();
         assert_identity(&o);
         o
     };
@@ -175,7 +264,7 @@ fn a_flush_in_every_request_costs_latency_and_exports_in_every_profile() {
                 ("workload.burst_every_s", "0"),
                 ("workload.duration_s", "3"),
             ]);
-            let o = run(&s, COSTS).unwrap();
+            let o = run(&s, &COSTS).unwrap();
             assert_identity(&o);
             o
         };
@@ -209,7 +298,7 @@ fn a_flush_in_a_request_waits_as_long_as_its_sdk_waits() {
             ("workload.rate_per_s", "2"),
             ("workload.duration_s", "2"),
         ]);
-        let o = run(&s, COSTS).unwrap();
+        let o = run(&s, &COSTS).unwrap();
         assert_identity(&o);
         o.requests.latency_ms.max.unwrap_or(0.0)
     };

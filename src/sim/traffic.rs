@@ -1,11 +1,14 @@
 //! The runner's traffic in virtual time: the seeded arrivals, the waiting line (with
 //! `shutdown.waiting` and the routing lag), the serving slots, each request's steps and
 //! spans, and `handle_exit` cancellation at the next step (as `workload/request.rs`).
+//! With the model workload, inference waits for the one model ([`ModelLine`]) and goes
+//! step by step at the measured steps' times.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::arrivals::Arrivals;
+use super::model::ModelLine;
 use super::{Event, Sim};
 use crate::config::Settings;
 use crate::record::report::RequestReport;
@@ -36,6 +39,8 @@ struct Serving {
     ends: Duration,
     sampled: bool,
     cancelled: bool,
+    /// The model workload: denoising steps done so far.
+    steps_done: usize,
 }
 
 pub(super) struct Traffic {
@@ -60,10 +65,16 @@ pub(super) struct Traffic {
     service: ServiceTimes,
     /// Per-request flushes begun so far.
     flushes: u64,
+    /// The model workload's model; `None` for the synthetic workload.
+    pub(super) model: Option<ModelLine>,
 }
 
 impl Traffic {
-    pub(super) fn new(settings: &Settings, arrivals: Arrivals) -> Traffic {
+    pub(super) fn new(
+        settings: &Settings,
+        arrivals: Arrivals,
+        model: Option<ModelLine>,
+    ) -> Traffic {
         Traffic {
             arrivals,
             batch: Vec::new(),
@@ -78,6 +89,7 @@ impl Traffic {
             latency: LatencyHistogram::default(),
             service: ServiceTimes::default(),
             flushes: 0,
+            model,
         }
     }
 
@@ -177,9 +189,81 @@ impl Sim<'_> {
             ends: self.now + inference,
             sampled,
             cancelled: false,
+            steps_done: 0,
         };
         self.traffic.slots[slot] = Some(serving);
+        match &mut self.traffic.model {
+            Some(model) => {
+                if model.take(slot) {
+                    self.model_step(slot);
+                } else {
+                    self.hold(slot);
+                }
+            }
+            None => self.at(serving.ends, Event::SlotStep { slot }),
+        }
+    }
+
+    /// The request in `slot` waits for the model: no step is due until it has it.
+    fn hold(&mut self, slot: usize) {
+        if let Some(serving) = &mut self.traffic.slots[slot] {
+            serving.ends = Duration::MAX;
+        }
+    }
+
+    /// The request in `slot` has the model and runs its next step, for a drawn time.
+    fn model_step(&mut self, slot: usize) {
+        let Some(model) = &mut self.traffic.model else {
+            return;
+        };
+        let step = model.step();
+        if let Some(serving) = &mut self.traffic.slots[slot] {
+            serving.ends = self.now + step;
+            let ends = serving.ends;
+            self.at(ends, Event::SlotStep { slot });
+        }
+    }
+
+    /// A model request's step has ended: before the next one it stops if `handle_exit`
+    /// cancelled it (`on_step` returns false); after the last, inference ends, the model
+    /// goes to the next request and the upload (the PNG encoding) takes a drawn time.
+    fn model_step_over(&mut self, slot: usize, mut serving: Serving) {
+        serving.steps_done += 1;
+        let steps = self.settings.workload.steps.max(1);
+        let traced = self.settings.tracing.enabled;
+        if serving.steps_done < steps && !self.traffic.cancel {
+            self.traffic.slots[slot] = Some(serving);
+            return self.model_step(slot);
+        }
+        self.model_released(slot);
+        if serving.steps_done < steps {
+            // The inference span ends with an error, then the root: two spans.
+            if traced {
+                self.end_spans(2, serving.sampled);
+            }
+            serving.cancelled = true;
+            return self.request_returns(slot, serving);
+        }
+        if traced {
+            self.end_spans(1, serving.sampled);
+        }
+        let upload = self
+            .traffic
+            .model
+            .as_mut()
+            .map_or(Duration::ZERO, ModelLine::upload);
+        serving.phase = Stage::Upload;
+        serving.ends = self.now + upload;
+        self.traffic.slots[slot] = Some(serving);
         self.at(serving.ends, Event::SlotStep { slot });
+    }
+
+    /// The request in `slot` lets the model go; the next waiting request starts its steps.
+    fn model_released(&mut self, slot: usize) {
+        let next = self.traffic.model.as_mut().and_then(|m| m.release(slot));
+        if let Some(next) = next {
+            self.model_step(next);
+        }
     }
 
     /// `ParentBased(TraceIdRatioBased)`: the root's decision, by the same function the
@@ -194,8 +278,17 @@ impl Sim<'_> {
         let Some(mut serving) = self.traffic.slots[slot].filter(|s| s.ends == self.now) else {
             return; // rescheduled by a cancel, or cut off by SIGKILL
         };
+        if self.traffic.model.is_some() && serving.phase == Stage::Inference {
+            return self.model_step_over(slot, serving);
+        }
         let traced = self.settings.tracing.enabled;
         let w = &self.settings.workload;
+        // The model's request tree has no `extra` spans (`request::model_request`).
+        let extra = if self.traffic.model.is_some() {
+            0
+        } else {
+            w.extra_spans as u64
+        };
         match serving.phase {
             Stage::Inference if serving.cancelled => {
                 // The inference span ends with an error, then the root: two spans.
@@ -216,7 +309,7 @@ impl Sim<'_> {
             Stage::Upload => {
                 // upload, the extra spans, then the root.
                 if traced {
-                    self.end_spans(2 + w.extra_spans as u64, serving.sampled);
+                    self.end_spans(2 + extra, serving.sampled);
                 }
                 self.request_returns(slot, serving);
             }
@@ -282,6 +375,9 @@ impl Sim<'_> {
     /// step boundary, or uploading, runs to the end.
     pub(super) fn cancel_in_flight(&mut self) {
         self.traffic.cancel = true;
+        if self.traffic.model.is_some() {
+            return self.cancel_model_waits();
+        }
         let w = &self.settings.workload;
         let steps = w.steps.max(1) as f64;
         let step = w.inference_ms.max(0.0) / 1000.0 / steps;
@@ -304,6 +400,24 @@ impl Sim<'_> {
         }
     }
 
+    /// `handle_exit = cancel` with the model: a request waiting for the model stops
+    /// waiting now (`ModelService::generate` checks its stop condition while it waits,
+    /// every 5 ms: not modelled), its `inference` and root ending with an error; one
+    /// running its steps stops at its next step boundary ([`Sim::model_step_over`]).
+    fn cancel_model_waits(&mut self) {
+        let waiting = self.traffic.model.as_mut().map(ModelLine::take_waiting);
+        for slot in waiting.unwrap_or_default() {
+            let Some(mut serving) = self.traffic.slots[slot] else {
+                continue;
+            };
+            if self.settings.tracing.enabled {
+                self.end_spans(2, serving.sampled);
+            }
+            serving.cancelled = true;
+            self.request_returns(slot, serving);
+        }
+    }
+
     /// SIGKILL: requests running or waiting are cut off; their open spans (the root and
     /// the child in progress) never end, unless they were flushing (all ended then).
     pub(super) fn cut_off(&mut self) -> (u64, u64) {
@@ -313,6 +427,9 @@ impl Sim<'_> {
             .count() as u64;
         let traced = if self.settings.tracing.enabled { 2 } else { 0 };
         self.traffic.slots.iter_mut().for_each(|s| *s = None);
+        if let Some(model) = &mut self.traffic.model {
+            model.clear();
+        }
         self.traffic.waiting.clear();
         self.traffic.requests.cut_off += cut_off;
         (cut_off, running * traced)

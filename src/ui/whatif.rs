@@ -259,11 +259,10 @@ fn status<T>(ui: &mut egui::Ui, job: &JobView<T>, doing: &str) {
         Some(Progress {
             calibrating: true, ..
         }) => {
-            ui.add(
-                ProgressBar::new(0.0)
-                    .animate(true)
-                    .text("calibrating the virtual clock (a 1.5 s real run of the collector)"),
-            );
+            ui.add(ProgressBar::new(0.0).animate(true).text(
+                "calibrating the virtual clock (a 1.5 s real run of the collector; \
+                         with the model, its warm-up and a few requests too)",
+            ));
         }
         Some(p) => {
             let fraction = if p.total == 0 {
@@ -319,6 +318,9 @@ fn chart(ui: &mut egui::Ui, result: &SweepResult) -> Option<usize> {
         ),
         ("lost at SIGKILL", series(|p| p.lost_at_kill), theme::LOST),
     ];
+    // A steady state has no SIGTERM, so nothing is lost at SIGKILL: no line for it.
+    let shown = if result.steady.is_some() { 2 } else { 3 };
+    let lines = lines.into_iter().take(shown);
     let key = result.request.first.key;
     let response = Plot::new("whatif")
         .height(230.0)
@@ -329,7 +331,11 @@ fn chart(ui: &mut egui::Ui, result: &SweepResult) -> Option<usize> {
         .allow_boxed_zoom(false)
         .include_y(0.0)
         .x_axis_label(key)
-        .y_axis_label("spans lost")
+        .y_axis_label(if result.steady.is_some() {
+            "spans lost in the measured window"
+        } else {
+            "spans lost"
+        })
         .x_axis_formatter(move |mark, _| match geometric {
             true => number(10f64.powf(mark.value)),
             false => number(mark.value),
@@ -374,7 +380,14 @@ fn number(v: f64) -> String {
 
 /// What was swept and how, and the `gracetrace sweep` command that runs the same cells.
 fn caption(ui: &mut egui::Ui, result: &SweepResult) {
-    let sigterm = if result.sigterm_assumed {
+    let sigterm = if let Some(steady) = &result.steady {
+        format!(
+            "{}: what the live runner does while it runs (counts of the {} s measured, rates \
+             per second in the rows)",
+            steady.describe(),
+            steady.measured_s
+        )
+    } else if result.sigterm_assumed {
         format!(
             "SIGTERM at {} s, the end of the traffic (the settings have none)",
             result.sigterm_at_s
@@ -414,26 +427,45 @@ fn caption(ui: &mut egui::Ui, result: &SweepResult) {
         result.costs.per_span_ms,
         result.costs.exports_measured
     ));
+    if let Some(model) = &result.costs.model {
+        ui.weak(format!(
+            "the model's steps and uploads drawn from {} ({} steps measured)",
+            model.source,
+            model.step_ms.len()
+        ));
+    }
 }
 
-/// One row per cell with its counts and an Apply button; returns the cell pressed.
+/// One row per cell with its counts (a steady state's: its rates per second in the
+/// measured window, as the live runner's rates panel shows them) and an Apply button;
+/// returns the cell pressed.
 fn cells(ui: &mut egui::Ui, result: &SweepResult) -> Option<usize> {
     let mut pressed = None;
     let key = whatif::short_name(result.request.first.key);
+    let heads: &[&str] = match result.steady {
+        Some(_) => &[
+            key,
+            "created/s",
+            "exported/s",
+            "dropped/s",
+            "lost/s",
+            "worst lost",
+        ],
+        None => &[
+            key,
+            "created",
+            "dropped (full)",
+            "lost at kill",
+            "lost",
+            "worst lost",
+            "end",
+        ],
+    };
     egui::Grid::new("whatif-cells")
         .striped(true)
         .spacing([14.0, 2.0])
         .show(ui, |ui| {
-            for head in [
-                key,
-                "created",
-                "dropped (full)",
-                "lost at kill",
-                "lost",
-                "worst lost",
-                "end",
-                "",
-            ] {
+            for &head in heads.iter().chain(&[""]) {
                 ui.label(RichText::new(head).strong());
             }
             ui.end_row();
@@ -445,12 +477,23 @@ fn cells(ui: &mut egui::Ui, result: &SweepResult) -> Option<usize> {
                 } else {
                     value
                 });
-                ui.label(p.created.to_string());
-                ui.label(counted(p.dropped_queue_full, theme::LIMIT));
-                ui.label(counted(p.lost_at_kill, theme::LOST));
-                ui.label(counted(p.lost, theme::LOST));
-                ui.label(counted(p.worst_lost, theme::LOST));
-                ui.label(if p.killed { "SIGKILL" } else { "exit" });
+                match &p.steady {
+                    Some(s) => {
+                        ui.label(format!("{:.1}", s.created_per_s));
+                        ui.label(format!("{:.1}", s.exported_per_s));
+                        ui.label(rate(s.dropped_per_s, theme::LIMIT));
+                        ui.label(rate(s.lost_per_s, theme::LOST));
+                        ui.label(counted(p.worst_lost, theme::LOST));
+                    }
+                    None => {
+                        ui.label(p.created.to_string());
+                        ui.label(counted(p.dropped_queue_full, theme::LIMIT));
+                        ui.label(counted(p.lost_at_kill, theme::LOST));
+                        ui.label(counted(p.lost, theme::LOST));
+                        ui.label(counted(p.worst_lost, theme::LOST));
+                        ui.label(if p.killed { "SIGKILL" } else { "exit" });
+                    }
+                }
                 if ui.small_button(format!("Apply {}", p.value)).clicked() {
                     pressed = Some(index);
                 }
@@ -458,6 +501,16 @@ fn cells(ui: &mut egui::Ui, result: &SweepResult) -> Option<usize> {
             }
         });
     pressed
+}
+
+/// A rate per second, coloured when it is not zero.
+fn rate(per_s: f64, colour: Color32) -> RichText {
+    let text = RichText::new(format!("{per_s:.1}"));
+    if per_s > 0.0 {
+        text.color(colour)
+    } else {
+        text
+    }
 }
 
 /// A count, coloured when it is not zero.

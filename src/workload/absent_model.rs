@@ -80,6 +80,10 @@ pub mod service {
             match *self {}
         }
 
+        pub fn wait_ready(&self, _timeout: std::time::Duration) -> crate::record::ModelStatus {
+            match *self {}
+        }
+
         pub fn generate(
             &self,
             _prompt: &str,

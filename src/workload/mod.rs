@@ -313,6 +313,7 @@ impl Server {
                 let index = requests.fetch_add(1, Relaxed);
                 request::serve_model(
                     generation,
+                    trace_id,
                     settings,
                     record,
                     service,

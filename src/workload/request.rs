@@ -490,10 +490,14 @@ fn end_root(cx: &Context, error: Option<&str>, counters: Option<Book<'_>>) {
 }
 
 /// Serves one request of the `model` workload with the shared model: prompt number `index`
-/// of [`MODEL_PROMPTS`], noise seed `settings.seed + index`. A completed request's picture
-/// becomes the record's last image (moved there: the runner only needs the outcome).
+/// of [`MODEL_PROMPTS`], noise seed `settings.seed + index`, its root span with trace id
+/// `root_trace_id` (as a synthetic request's, so that both clocks sample the same
+/// requests). A completed request's picture becomes the record's last image (moved there:
+/// the runner only needs the outcome).
+#[allow(clippy::too_many_arguments)] // the synthetic request's six, and the model's two
 pub fn serve_model(
     generation: Option<&Generation>,
+    root_trace_id: u128,
     settings: &WorkloadSettings,
     record: &Record,
     service: &ModelService,
@@ -513,14 +517,16 @@ pub fn serve_model(
     };
     let counters = Some(&record.counters);
     let reply = match generation {
-        Some(generation) => model_request(
-            &generation.tracer,
-            request,
-            counters,
-            cancel,
-            Some(life),
-            &mut generate,
-        ),
+        Some(generation) => ids::with_root_trace_id(root_trace_id, || {
+            model_request(
+                &generation.tracer,
+                request,
+                counters,
+                cancel,
+                Some(life),
+                &mut generate,
+            )
+        }),
         None => model_request(
             &NoopTracer::new(),
             request,

@@ -20,6 +20,7 @@ const COSTS: Calibration = Calibration {
     bytes_per_span: 100.0,
     per_batch_ms: 1.0,
     per_span_ms: 0.01,
+    model: None,
 };
 
 const SEMANTICS: [&str; 4] = ["python", "rust", "js", "sdk"];
@@ -107,11 +108,11 @@ fn a_fleet_of_one_is_the_lone_runner_on_every_shipped_scenario() {
         for semantics in SEMANTICS {
             let semantics = format!("tracing.semantics={semantics}");
             let lone_settings = scenario(&name, &[&semantics]);
-            let lone = sim::run(&lone_settings, COSTS).unwrap();
+            let lone = sim::run(&lone_settings, &COSTS).unwrap();
             for (startup, offered) in [("3600", true), ("30", false), ("0", false)] {
                 let startup = format!("fleet.startup_s={startup}");
                 let settings = scenario(&name, &[&semantics, &startup]);
-                let one = sim::run_fleet(&settings, COSTS).unwrap();
+                let one = sim::run_fleet(&settings, &COSTS).unwrap();
                 let f = fleet(&one);
                 assert_rows_accounted(f);
                 if let Err(e) = same_run(&f.rows[0], &lone, offered) {
@@ -152,13 +153,13 @@ fn n_replicas_at_once_lose_what_n_lone_runners_with_a_share_each_lose() {
             "fleet.rollout=all_at_once".into(),
         ];
         let settings = scenario(name, &sets.iter().map(String::as_str).collect::<Vec<_>>());
-        let outcome = sim::run(&settings, COSTS).unwrap();
+        let outcome = sim::run(&settings, &COSTS).unwrap();
         let f = fleet(&outcome);
         assert_rows_accounted(f);
         let n: u64 = n.parse().unwrap();
         let mut lone_lost = 0;
         for k in 0..n {
-            let lone = sim::run_share(&settings, COSTS, n, k).unwrap();
+            let lone = sim::run_share(&settings, &COSTS, n, k).unwrap();
             lone_lost += lone.spans.lost();
             if let Err(e) = same_run(&f.rows[k as usize], &lone, false) {
                 panic!("{name} ({semantics}, {n} replicas): {e}");
@@ -190,10 +191,10 @@ fn a_shared_ingest_limit_answers_429s_whose_retries_are_counted() {
             "fleet.replicas=10".to_owned(),
         ];
         let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
-        let free = sim::run(&scenario("seed-defaults", &sets), COSTS).unwrap();
+        let free = sim::run(&scenario("seed-defaults", &sets), &COSTS).unwrap();
         let mut limited = sets.clone();
         limited.push("fleet.backend_ingest_limit_spans_per_s=300");
-        let limited = sim::run(&scenario("seed-defaults", &limited), COSTS).unwrap();
+        let limited = sim::run(&scenario("seed-defaults", &limited), &COSTS).unwrap();
         let (free_f, limited_f) = (fleet(&free), fleet(&limited));
         assert_rows_accounted(free_f);
         assert_rows_accounted(limited_f);
@@ -235,7 +236,7 @@ fn a_rolling_deploy_sigterms_in_waves_and_replaces_every_replica() {
             "fleet.startup_s=10",
         ],
     );
-    let outcome = sim::run(&settings, COSTS).unwrap();
+    let outcome = sim::run(&settings, &COSTS).unwrap();
     let f = fleet(&outcome);
     assert_rows_accounted(f);
     assert_eq!((f.per_wave, f.waves, f.rows.len()), (3, 4, 20));
@@ -271,7 +272,7 @@ fn sweep_and_advise_take_a_fleet() {
     );
     let vary = Vary::parse("fleet.max_unavailable=1,5,10").unwrap();
     let grid = Grid::new(vec![vary]).unwrap();
-    let swept = sweep::run(&settings, &grid, 2, COSTS, &|_, _| {}).unwrap();
+    let swept = sweep::run(&settings, &grid, 2, &COSTS, None, &|_, _| {}).unwrap();
     for (cell, per_wave) in swept.cells.iter().zip([1, 5, 10]) {
         for run in &cell.runs {
             let f = fleet(&run.outcome);
@@ -282,7 +283,7 @@ fn sweep_and_advise_take_a_fleet() {
     }
     let advice = Advisor::new(&settings, COSTS, 1).unwrap().run().unwrap();
     // The advisor's worst run is no better than the scenario's own (one of its runs).
-    let own = sim::run(&settings, COSTS).unwrap();
+    let own = sim::run(&settings, &COSTS).unwrap();
     assert!(advice.baseline.worst.lost_at_kill >= own.spans.lost_at_kill);
     assert!(own.fleet.is_some());
     assert!(

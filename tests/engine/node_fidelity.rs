@@ -147,9 +147,9 @@ fn run_real(case: &Case) -> Real {
     }
 }
 
-fn costs() -> Calibration {
+fn costs() -> &'static Calibration {
     static COSTS: OnceLock<Calibration> = OnceLock::new();
-    *COSTS.get_or_init(|| virtual_clock::calibrate().expect("the calibration run"))
+    COSTS.get_or_init(|| virtual_clock::calibrate().expect("the calibration run"))
 }
 
 fn killed(report: &Report) -> bool {

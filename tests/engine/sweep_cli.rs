@@ -63,12 +63,26 @@ fn bad_vary_input_exits_2_with_one_line_naming_it() {
         ),
         "{stderr}"
     );
-    // A cell the simulator cannot follow is named before anything runs.
-    let out = sweep(&["--vary", "workload.kind=synthetic,model"]);
+    // A cell the calibration cannot follow is named before anything runs: the model with a
+    // calibration file of a synthetic sweep, which measured no model.
+    let dir = temp_dir("sweep-model");
+    let cal = path(&dir, "cal.json");
+    std::fs::write(&cal, CALIBRATION).unwrap();
+    let vary = [
+        "--vary",
+        "workload.kind=synthetic,model",
+        "--calibration",
+        &cal,
+    ];
+    let out = sweep(&vary);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.contains("cell workload.kind=model: workload.kind = model cannot run"),
+        stderr.contains(
+            "cell workload.kind=model: workload.kind = model cannot run in virtual time \
+             without the model's measured times"
+        ),
         "{stderr}"
     );
 }
@@ -98,8 +112,8 @@ fn too_much_work_and_bad_outputs_are_refused_before_any_run() {
                 "batch.max_queue_size=1..100+1",
                 "--set",
                 "workload.rate_per_s=50000",
-                "--set",
-                "workload.duration_s=3600",
+                "--steady-minutes",
+                "60",
             ],
             "arrivals to simulate; a sweep has at most 5e9",
         ),
@@ -377,4 +391,47 @@ fn parts_of_other_sweeps_and_missing_shards_are_refused_by_merge() {
         refused(&[vec!["merge"], files].concat(), &says);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 22: a scenario without `shutdown.at_s` is swept in its steady state, as the
+/// window's live runner plays it (`burst-overflow`'s 4096 queue drops every second there,
+/// where a sweep of its 2.5 s and a SIGTERM dropped nothing), and the header says so; with
+/// a SIGTERM the sweep plays the shutdown as before.
+#[test]
+fn a_scenario_without_a_shutdown_is_swept_in_its_steady_state() {
+    let dir = temp_dir("sweep-steady");
+    let cal = path(&dir, "cal.json");
+    std::fs::write(&cal, CALIBRATION).unwrap();
+    let scenario = crate::common::scenario_path("burst-overflow");
+    let scenario = scenario.to_str().expect("a UTF-8 path");
+    let base = [
+        "--scenario",
+        scenario,
+        "--vary",
+        "batch.max_queue_size=4096",
+        "--calibration",
+        &cal,
+        "--json",
+        "-",
+    ];
+    let out = sweep(&[&base[..], &["--steady-minutes", "1"]].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("; steady state: 1 min after 30 s warm-up, no SIGTERM"),
+        "{stderr}"
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let steady = &json["cells"][0]["steady"];
+    assert_eq!(steady["measured_s"], 60.0);
+    let dropped = steady["dropped_queue_full"].as_u64().expect("a count");
+    assert!(dropped > 0, "{steady}");
+    assert_eq!(steady["dropped_per_s"], dropped as f64 / 60.0);
+    assert_eq!(json["cells"][0]["spans"]["unaccounted"], 0);
+    let out = sweep(&[&base[..], &["--set", "shutdown.at_s=2.5"]].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("steady state"), "{stderr}");
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(json["cells"][0]["steady"].is_null());
 }

@@ -150,6 +150,7 @@ impl Advisor {
     /// `seeds` arrival seeds from the scenario's own.
     pub fn new(base: &Settings, costs: Calibration, seeds: usize) -> Result<Advisor, AdviseError> {
         sim::check(base)?;
+        sim::check_model_times(base, &costs)?;
         let first = base.workload.seed;
         let seeds = (0..seeds.max(1) as u64)
             .map(|i| first.wrapping_add(i))
@@ -187,9 +188,9 @@ impl Advisor {
                 let costs = Calibration {
                     per_batch_ms: self.costs.per_batch_ms * cost_scale,
                     per_span_ms: self.costs.per_span_ms * cost_scale,
-                    ..self.costs
+                    ..self.costs.clone()
                 };
-                let summary = Summary::of(&sim::run(&s, costs)?);
+                let summary = Summary::of(&sim::run(&s, &costs)?);
                 Ok(ProbeRun {
                     seed,
                     cost_scale,
@@ -244,7 +245,7 @@ impl Advisor {
             scenario: self.base.name.clone(),
             semantics: self.base.tracing.semantics.name(),
             seeds: self.seeds.clone(),
-            costs: self.costs,
+            costs: self.costs.clone(),
             baseline,
             queue,
             delay_now,

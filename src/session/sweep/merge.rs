@@ -219,13 +219,14 @@ mod tests {
             Vary::parse("batch.schedule_delay_ms=100,5000").unwrap(),
         ])
         .unwrap();
-        let whole = run(&base, &grid, 2, TEST_COSTS, &|_, _| {}).unwrap();
-        let print = fingerprint(&base, &grid, 2, TEST_COSTS).unwrap();
+        let whole = run(&base, &grid, 2, &TEST_COSTS, None, &|_, _| {}).unwrap();
+        let print = fingerprint(&base, &grid, 2, &TEST_COSTS).unwrap();
         let parts: Vec<(String, Part)> = (0..4)
             .rev()
             .map(|index| {
                 let shard = Shard { index, count: 4 };
-                let swept = run_shard(&base, &grid, 2, TEST_COSTS, shard, &|_, _| {}).unwrap();
+                let swept =
+                    run_shard(&base, &grid, 2, &TEST_COSTS, None, shard, &|_, _| {}).unwrap();
                 let part = Part::new(&swept, shard, grid.len(), print.clone());
                 let text = serde_json::to_string(&part).unwrap();
                 let file = format!("part-{index}.json");

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
-use crate::sim::{self, Calibration, SimError, SimOutcome};
+use crate::sim::{self, Calibration, SimError, SimOutcome, Steady};
 
 pub use grid::{Grid, MAX_CELLS, Vary, VaryError};
 pub use merge::{MergeError, merge};
@@ -132,6 +132,18 @@ pub struct Cell {
     pub runs: Vec<Run>,
 }
 
+impl Sweep {
+    /// The steady-state window its runs measured, if they did.
+    pub fn steady(&self) -> Option<Steady> {
+        let outcome = &self.cells.first()?.runs.first()?.outcome;
+        let s = outcome.steady.as_ref()?;
+        Some(Steady {
+            warm_up_s: s.warm_up_s,
+            measured_s: s.measured_s,
+        })
+    }
+}
+
 impl Cell {
     /// The median run by spans lost (the lower middle one of an even count).
     pub fn median(&self) -> &Run {
@@ -142,6 +154,14 @@ impl Cell {
     pub fn worst(&self) -> &Run {
         &self.runs[self.runs.len() - 1]
     }
+}
+
+/// Whether a sweep of `base` over `grid` measures the steady state: the scenario has no
+/// `shutdown.at_s` and no cell sets one, so it is a runner that is never shut down, as
+/// the window's live runner is. `steady` is the window to measure then.
+pub fn steady_for(base: &Settings, grid: &Grid, steady: Steady) -> Option<Steady> {
+    let sigterm = base.shutdown.at_s.is_some() || grid.keys().contains(&"shutdown.at_s");
+    (!sigterm).then_some(steady)
 }
 
 /// A finished sweep.
@@ -158,16 +178,34 @@ pub struct Sweep {
 }
 
 /// Builds every cell's settings and asks the simulator whether it can follow them, so a
-/// bad cell is refused, naming it, before any run starts.
-pub fn check(base: &Settings, grid: &Grid) -> Result<(), SweepError> {
+/// bad cell is refused, naming it, before any run starts; with `costs`, also whether they
+/// hold the model's times for every cell that serves with the model.
+pub fn check(base: &Settings, grid: &Grid, costs: Option<&Calibration>) -> Result<(), SweepError> {
     for index in 0..grid.len() {
         let settings = grid.settings(base, index)?;
-        sim::check(&settings).map_err(|error| SweepError::Unsupported {
+        let checked = sim::check(&settings)
+            .and_then(|()| costs.map_or(Ok(()), |c| sim::check_model_times(&settings, c)));
+        checked.map_err(|error| SweepError::Unsupported {
             cell: grid::describe(&grid.values(index)),
             error,
         })?;
     }
     Ok(())
+}
+
+/// The workload of the first cell that serves with the model, whose times the
+/// calibration must then measure (`virtual_clock::calibrate_for`).
+pub fn model_workload(
+    base: &Settings,
+    grid: &Grid,
+) -> Result<Option<crate::config::WorkloadSettings>, SweepError> {
+    for index in 0..grid.len() {
+        let settings = grid.settings(base, index)?;
+        if settings.workload.kind == crate::config::WorkloadKind::Model {
+            return Ok(Some(settings.workload));
+        }
+    }
+    Ok(None)
 }
 
 /// Runs every cell `repeats` times (arrival seeds `seed..seed + repeats`) in virtual time,
@@ -177,23 +215,26 @@ pub fn run(
     base: &Settings,
     grid: &Grid,
     repeats: usize,
-    costs: Calibration,
+    costs: &Calibration,
+    steady: Option<Steady>,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Sweep, SweepError> {
-    run_shard(base, grid, repeats, costs, Shard::WHOLE, progress)
+    run_shard(base, grid, repeats, costs, steady, Shard::WHOLE, progress)
 }
 
 /// [`run`] for `shard`'s cells only; each cell's runs are what [`run`] gives it, so the
-/// shards of a sweep together are the sweep.
+/// shards of a sweep together are the sweep. With `steady`, each run is a steady-state
+/// run of its cell ([`sim::run_steady`]).
 pub fn run_shard(
     base: &Settings,
     grid: &Grid,
     repeats: usize,
-    costs: Calibration,
+    costs: &Calibration,
+    steady: Option<Steady>,
     shard: Shard,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Sweep, SweepError> {
-    check(base, grid)?;
+    check(base, grid, Some(costs))?;
     let repeats = repeats.max(1);
     let indices: Vec<usize> = shard.cells(grid.len()).collect();
     let total = indices.len() * repeats;
@@ -205,7 +246,11 @@ pub fn run_shard(
             let mut settings = grid.settings(base, index)?;
             let seed = settings.workload.seed.wrapping_add((job % repeats) as u64);
             settings.workload.seed = seed;
-            let outcome = sim::run(&settings, costs).map_err(|error| SweepError::Unsupported {
+            let outcome = match steady {
+                Some(steady) => sim::run_steady(&settings, costs, steady),
+                None => sim::run(&settings, costs),
+            };
+            let outcome = outcome.map_err(|error| SweepError::Unsupported {
                 cell: grid::describe(&grid.values(index)),
                 error,
             })?;
@@ -232,7 +277,7 @@ pub fn run_shard(
         semantics: base.tracing.semantics.name(),
         varied: grid.keys(),
         repeats,
-        costs,
+        costs: costs.clone(),
         cells,
     })
 }
@@ -270,7 +315,7 @@ mod tests {
         ])
         .unwrap();
         let calls = AtomicUsize::new(0);
-        let sweep = run(&base(), &grid, 3, COSTS, &|_, total| {
+        let sweep = run(&base(), &grid, 3, &COSTS, None, &|_, total| {
             assert_eq!(total, 9);
             calls.fetch_add(1, Relaxed);
         })
@@ -295,9 +340,11 @@ mod tests {
     #[test]
     fn a_cell_the_simulator_cannot_follow_is_named_before_any_run() {
         let grid = Grid::new(vec![Vary::parse("workload.kind=synthetic,model").unwrap()]).unwrap();
-        let e = run(&base(), &grid, 1, COSTS, &|_, _| panic!("no run may start"))
-            .unwrap_err()
-            .to_string();
+        let e = run(&base(), &grid, 1, &COSTS, None, &|_, _| {
+            panic!("no run may start")
+        })
+        .unwrap_err()
+        .to_string();
         assert!(
             e.starts_with("cell workload.kind=model: workload.kind = model"),
             "{e}"

@@ -24,8 +24,10 @@ fn peak_bytes(sweep: &Sweep, run: &Run) -> f64 {
 }
 
 /// The table: a header naming the calibration, one row per cell, and what the columns mean.
+/// A steady-state sweep says so in its header and adds each cell's rates per second.
 pub fn table(sweep: &Sweep) -> String {
     let many = sweep.repeats > 1;
+    let steady = sweep.steady();
     let mut header: Vec<String> = sweep.varied.iter().map(|k| k.to_string()).collect();
     header.extend(
         [
@@ -44,15 +46,19 @@ pub fn table(sweep: &Sweep) -> String {
     if many {
         header.extend(["worst loss %", "worst end"].map(String::from));
     }
+    if steady.is_some() {
+        header.extend(["created/s", "exported/s", "dropped/s", "lost/s"].map(String::from));
+    }
     let mut rows = vec![header];
     rows.extend(sweep.cells.iter().map(|cell| row(sweep, cell, many)));
     let mut out = format!(
-        "sweep {} ({} semantics, virtual clock): {} cells x {} arrival seed{}\n",
+        "sweep {} ({} semantics, virtual clock): {} cells x {} arrival seed{}{}\n",
         sweep.scenario,
         sweep.semantics,
         sweep.cells.len(),
         sweep.repeats,
-        if many { "s" } else { "" }
+        if many { "s" } else { "" },
+        steady.map_or(String::new(), |s| format!("; {}", s.describe()))
     );
     out += &aligned(&rows);
     out += &notes(sweep, many);
@@ -76,6 +82,17 @@ fn row(sweep: &Sweep, cell: &Cell, many: bool) -> Vec<String> {
     ]);
     if many {
         row.extend([format!("{:.2}", w.loss_pct()), end(w).into()]);
+    }
+    if let Some(s) = &m.outcome.steady {
+        row.extend(
+            [
+                s.created_per_s,
+                s.exported_per_s,
+                s.dropped_per_s,
+                s.lost_per_s,
+            ]
+            .map(|rate| format!("{rate:.1}")),
+        );
     }
     row
 }
@@ -107,6 +124,15 @@ fn notes(sweep: &Sweep, many: bool) -> String {
             "counts are each cell's median run of {} seeds, ranked by spans lost; worst: the \
              run that lost the most.\n",
             sweep.repeats
+        );
+    }
+    if let Some(steady) = sweep.steady() {
+        out += &format!(
+            "{}: the traffic runs on and is never shut down, as the window's live runner's; \
+             counts are the whole run's (warm-up included), the rates per second the \
+             {} s after the warm-up's.\n",
+            steady.describe(),
+            steady.measured_s
         );
     }
     out += &format!(
@@ -150,6 +176,7 @@ fn run_json(sweep: &Sweep, run: &Run) -> Value {
         "peak_queue_bytes": peak_bytes(sweep, run),
         "lost": run.lost(),
         "loss_pct": run.loss_pct(),
+        "steady": run.outcome.steady,
     })
 }
 

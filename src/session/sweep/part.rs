@@ -91,7 +91,7 @@ pub fn fingerprint(
     base: &Settings,
     grid: &Grid,
     repeats: usize,
-    costs: Calibration,
+    costs: &Calibration,
 ) -> Result<String, serde_json::Error> {
     let lists: Vec<Value> = grid
         .varies
@@ -104,7 +104,10 @@ pub fn fingerprint(
         "repeats": repeats,
     }))?;
     let [a, b, c] = bits(costs);
-    let calibration = format!("{a:x} {b:x} {c:x} {}", costs.exports_measured);
+    // The model's times (if any) as written: shards that read one calibration file read
+    // the same numbers, and shards that measured apart differ here.
+    let model = serde_json::to_string(&costs.model)?;
+    let calibration = format!("{a:x} {b:x} {c:x} {} {model}", costs.exports_measured);
     Ok(format!(
         "{:016x}-{:016x}",
         fnv1a(definition.as_bytes()),
@@ -121,7 +124,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-fn bits(c: Calibration) -> [u64; 3] {
+fn bits(c: &Calibration) -> [u64; 3] {
     [
         c.bytes_per_span.to_bits(),
         c.per_batch_ms.to_bits(),
@@ -145,8 +148,8 @@ impl Part {
             semantics: semantics(sweep.semantics),
             varied: sweep.varied.iter().map(|k| k.to_string()).collect(),
             repeats: sweep.repeats,
-            calibration: sweep.costs,
-            calibration_bits: bits(sweep.costs),
+            calibration: sweep.costs.clone(),
+            calibration_bits: bits(&sweep.costs),
             cells_total,
             shard,
             fingerprint,
@@ -171,7 +174,7 @@ impl Part {
 
     /// The calibration, bit for bit as the shard charged it.
     pub fn costs(&self) -> Calibration {
-        from_bits(self.calibration, self.calibration_bits)
+        from_bits(self.calibration.clone(), self.calibration_bits)
     }
 }
 
@@ -230,23 +233,23 @@ mod tests {
     fn the_fingerprint_changes_with_the_definition_and_the_calibration_apart() {
         let base = Settings::default();
         let g = grid("batch.max_queue_size=64,128");
-        let print = fingerprint(&base, &g, 2, TEST_COSTS).unwrap();
-        assert_eq!(print, fingerprint(&base, &g, 2, TEST_COSTS).unwrap());
+        let print = fingerprint(&base, &g, 2, &TEST_COSTS).unwrap();
+        assert_eq!(print, fingerprint(&base, &g, 2, &TEST_COSTS).unwrap());
         let (def, cal) = print.split_once('-').unwrap();
-        let other = fingerprint(&base, &grid("batch.max_queue_size=64,256"), 2, TEST_COSTS);
+        let other = fingerprint(&base, &grid("batch.max_queue_size=64,256"), 2, &TEST_COSTS);
         let other = other.unwrap();
         assert!(
             !other.starts_with(def) && other.ends_with(cal),
             "{print} {other}"
         );
         assert!(
-            !fingerprint(&base, &g, 3, TEST_COSTS)
+            !fingerprint(&base, &g, 3, &TEST_COSTS)
                 .unwrap()
                 .starts_with(def)
         );
-        let mut costs = TEST_COSTS;
+        let mut costs = TEST_COSTS.clone();
         costs.per_span_ms = f64::from_bits(costs.per_span_ms.to_bits() + 1);
-        let recal = fingerprint(&base, &g, 2, costs).unwrap();
+        let recal = fingerprint(&base, &g, 2, &costs).unwrap();
         assert!(
             recal.starts_with(def) && !recal.ends_with(cal),
             "{print} {recal}"
@@ -255,12 +258,12 @@ mod tests {
 
     #[test]
     fn a_calibration_is_read_from_a_sweep_or_bit_for_bit_from_a_part() {
-        let mut costs = TEST_COSTS;
+        let mut costs = TEST_COSTS.clone();
         costs.per_batch_ms = 1.460_123_456_789_012_3;
         let sweep = json!({"scenario": "x", "calibration": costs});
         let read = read_calibration("s.json", &sweep.to_string()).unwrap();
         assert_eq!(read.exports_measured, costs.exports_measured);
-        let part = json!({"calibration": costs, "calibration_bits": bits(costs)});
+        let part = json!({"calibration": costs, "calibration_bits": bits(&costs)});
         assert_eq!(
             read_calibration("p.json", &part.to_string()).unwrap(),
             costs

@@ -1,5 +1,6 @@
 //! A background job on a thread of its own, as the engine runs the what-if's sweep and
 //! advisor: the virtual clock calibrated once and shared by every job ([`calibrated`]),
+//! the model's times measured once too when a job's settings serve with the model,
 //! progress counters the snapshot reads, the result or a typed error ([`JobError`]), and
 //! what the window sees of it ([`JobView`]).
 
@@ -8,7 +9,9 @@ use std::sync::mpsc::{Receiver, TryRecvError, channel};
 use std::sync::{Arc, Mutex};
 
 use super::run::WhatIfError;
+use crate::config::WorkloadSettings;
 use crate::session::SessionError;
+use crate::session::model_times;
 use crate::session::virtual_clock::calibrate;
 use crate::sim::Calibration;
 
@@ -118,10 +121,12 @@ impl<T> Default for Slot<T> {
 
 impl<T: Send + 'static> Slot<T> {
     /// Starts `job` on a thread named `name` unless one runs; it gets the calibrated costs
-    /// (measured on first use, shared by every job) and a progress callback.
+    /// (measured on first use, shared by every job; with the model's times for `model`,
+    /// the workload of settings that serve with the model) and a progress callback.
     pub(super) fn start(
         &mut self,
         costs: &Arc<Mutex<Option<Calibration>>>,
+        model: Option<WorkloadSettings>,
         name: &str,
         job: impl FnOnce(Calibration, &(dyn Fn(usize, usize) + Sync)) -> Result<T, WhatIfError>
         + Send
@@ -145,7 +150,7 @@ impl<T: Send + 'static> Slot<T> {
         let spawned = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
-                let measured = calibrated(&costs);
+                let measured = calibrated(&costs, model.as_ref());
                 calibrating.store(false, Relaxed);
                 let outcome = measured.and_then(|c| {
                     let progress = |d, t| {
@@ -212,13 +217,24 @@ impl<T: Send + 'static> Slot<T> {
     }
 }
 
-/// The costs, calibrated by the first job that needs them; later jobs wait for that one.
-fn calibrated(costs: &Mutex<Option<Calibration>>) -> Result<Calibration, JobError> {
+/// The costs, calibrated by the first job that needs them, and the model's times by the
+/// first job for `model`'s device; later jobs wait for that one.
+fn calibrated(
+    costs: &Mutex<Option<Calibration>>,
+    model: Option<&WorkloadSettings>,
+) -> Result<Calibration, JobError> {
     let mut costs = costs.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(c) = *costs {
-        return Ok(c);
+    let mut measured = match &*costs {
+        Some(c) => c.clone(),
+        None => calibrate().map_err(JobError::Calibration)?,
+    };
+    if let Some(workload) = model {
+        let measured_for = measured.model.as_ref().map(|t| t.device_choice);
+        if measured_for != Some(workload.device) {
+            let times = model_times::measure(workload).map_err(JobError::Calibration)?;
+            measured.model = Some(times);
+        }
     }
-    let measured = calibrate().map_err(JobError::Calibration)?;
-    *costs = Some(measured);
+    *costs = Some(measured.clone());
     Ok(measured)
 }

@@ -6,7 +6,7 @@ use super::request::{Axis, Request, with_change};
 use crate::config::{ConfigError, Settings};
 use crate::record::fleet::FleetReport;
 use crate::session::advise::Advice;
-use crate::sim::Calibration;
+use crate::sim::{Calibration, Steady, SteadyState};
 
 /// One cell of a what-if: the knobs' values and what its median run lost.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,6 +28,9 @@ pub struct Point {
     pub killed: bool,
     /// The most spans any of the cell's runs lost.
     pub worst_lost: u64,
+    /// A steady-state sweep's measured window of the median run, with its rates per
+    /// second; the counts above are then the window's.
+    pub steady: Option<SteadyState>,
 }
 
 /// A finished what-if sweep.
@@ -36,9 +39,12 @@ pub struct SweepResult {
     pub request: Request,
     /// The settings in force it ran on (before the assumed SIGTERM).
     pub base: Settings,
-    /// When SIGTERM came, and whether the what-if chose it (the settings have none).
+    /// When SIGTERM came, and whether the what-if chose it (the settings have none); both
+    /// meaningless with `steady`.
     pub sigterm_at_s: f64,
     pub sigterm_assumed: bool,
+    /// The steady-state window measured, when the sweep measured one (no SIGTERM).
+    pub steady: Option<Steady>,
     /// The first knob's value in `base`, and the second's.
     pub current: Option<f64>,
     pub current_second: Option<f64>,

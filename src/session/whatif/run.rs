@@ -9,7 +9,7 @@ use super::result::{AdviceResult, FleetCell, Point, SweepResult, recommendations
 use crate::config::Settings;
 use crate::session::advise::{AdviseError, Advisor, render::render};
 use crate::session::sweep::{self, Grid, SweepError, Vary, VaryError};
-use crate::sim::Calibration;
+use crate::sim::{Calibration, Steady};
 
 /// Arrival seeds per cell; the chart shows each cell's median run.
 pub const REPEATS: usize = 3;
@@ -35,9 +35,9 @@ pub enum WhatIfError {
     Advise(#[from] AdviseError),
 }
 
-/// The settings the simulator runs: those in force, with SIGTERM at the end of the
-/// traffic when they have none (as `gracetrace advise` assumes), so that what the
-/// platform's shutdown loses shows.
+/// The settings the simulator runs when a shutdown is swept: those in force, with SIGTERM
+/// at the end of the traffic when they have none (as `gracetrace advise` assumes), so
+/// that what the platform's shutdown loses shows.
 fn with_shutdown(settings: &Settings) -> (Settings, f64, bool) {
     let mut on = settings.clone();
     let assumed = on.shutdown.at_s.is_none();
@@ -46,14 +46,24 @@ fn with_shutdown(settings: &Settings) -> (Settings, f64, bool) {
     (on, at_s, assumed)
 }
 
-/// A cell as the chart draws it: its median run's counts, and its worst run's loss.
+/// Whether the what-if measures the steady state of the live runner's traffic (the
+/// settings in force have no SIGTERM and no `shutdown.*` knob is swept: the live runner is
+/// never shut down unless the user presses Shutdown), and its window.
+fn steady(request: &Request, settings: &Settings) -> Option<Steady> {
+    let keys = std::iter::once(request.first.key).chain(request.second.as_ref().map(|a| a.key));
+    let shutdown = keys.into_iter().any(|k| k.starts_with("shutdown."));
+    (settings.shutdown.at_s.is_none() && !shutdown).then(Steady::default)
+}
+
+/// A cell as the chart draws it: its median run's counts (in a steady state, those of
+/// the measured window, with its rates), and its worst run's loss.
 fn point(cell: &sweep::Cell) -> Point {
     let (m, w) = (cell.median(), cell.worst());
-    let s = &m.outcome.spans;
     let value = |i: usize| cell.values.get(i).map(|v| v.1.clone());
     let first = value(0).unwrap_or_default();
     let second = value(1);
-    Point {
+    let s = &m.outcome.spans;
+    let mut point = Point {
         x: first.parse().unwrap_or(f64::NAN),
         value: first,
         y: second.as_ref().map(|v| v.parse().unwrap_or(f64::NAN)),
@@ -65,8 +75,15 @@ fn point(cell: &sweep::Cell) -> Point {
         lost: m.lost(),
         received: s.received,
         killed: m.outcome.killed,
-        worst_lost: w.lost(),
+        worst_lost: w.outcome.steady.map_or(w.lost(), |s| s.lost),
+        steady: m.outcome.steady,
+    };
+    if let Some(st) = m.outcome.steady {
+        (point.created, point.sampled) = (st.created, st.sampled);
+        (point.dropped_queue_full, point.lost_at_kill) = (st.dropped_queue_full, 0);
+        (point.lost, point.received) = (st.lost, st.received);
     }
+    point
 }
 
 /// Sweeps `request` on `settings` in virtual time; `progress(done, total)` after each run.
@@ -81,14 +98,19 @@ pub fn sweep(
     }
     let varies = request.vary_args().into_iter().map(|arg| Vary::parse(&arg));
     let grid = Grid::new(varies.collect::<Result<_, _>>()?)?;
-    let (on, sigterm_at_s, sigterm_assumed) = with_shutdown(settings);
-    let swept = sweep::run(&on, &grid, REPEATS, costs, progress)?;
+    let steady = steady(request, settings);
+    let (on, sigterm_at_s, sigterm_assumed) = match steady {
+        Some(steady) => (steady.settings(settings), 0.0, false),
+        None => with_shutdown(settings),
+    };
+    let swept = sweep::run(&on, &grid, REPEATS, &costs, steady, progress)?;
     let mut values = grid.varies.into_iter().map(|v| v.values);
     let mut result = SweepResult {
         request: request.clone(),
         base: settings.clone(),
         sigterm_at_s,
         sigterm_assumed,
+        steady,
         current: current(request.first.key, settings),
         current_second: (request.second.as_ref()).and_then(|a| current(a.key, settings)),
         repeats: swept.repeats,

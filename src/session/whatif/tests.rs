@@ -10,7 +10,7 @@ use super::*;
 use crate::config::knobs;
 use crate::config::{Settings, Source};
 use crate::session::sweep::Vary;
-use crate::sim::TEST_COSTS as COSTS;
+use crate::sim::{Steady, TEST_COSTS as COSTS};
 
 fn axis(key: &'static str, from: f64, to: f64, steps: usize) -> Axis {
     Axis {
@@ -72,7 +72,17 @@ fn a_small_queue_drops_in_the_sweep_and_a_cell_applies_on_top_of_other_settings(
     let s = slow_backend();
     let r = Request::one(axis("batch.max_queue_size", 64.0, 65536.0, 4));
     let result = sweep(&r, &s, COSTS, &|_, _| {}).unwrap();
-    assert!(result.sigterm_assumed && result.sigterm_at_s == 3.0);
+    assert_eq!(
+        result.steady,
+        Some(Steady::default()),
+        "no SIGTERM in the settings: the live runner's steady state"
+    );
+    assert!(
+        result
+            .points
+            .iter()
+            .all(|p| p.steady.is_some() && !p.killed)
+    );
     assert_eq!(result.points.len(), 4);
     let (small, big) = (&result.points[0], &result.points[3]);
     assert!(small.dropped_queue_full > 0 && big.dropped_queue_full == 0);
@@ -86,11 +96,24 @@ fn a_small_queue_drops_in_the_sweep_and_a_cell_applies_on_top_of_other_settings(
         "the batch followed"
     );
     assert_eq!(applied.tracing.sample_rate, 0.5, "the rest is the window's");
+    assert_eq!(applied.shutdown.at_s, None);
+    assert!(result.cell_settings(9, &now).is_none());
+}
+
+/// A shutdown knob swept on settings without SIGTERM: SIGTERM comes at the end of the
+/// traffic (as `gracetrace advise` assumes), and stays in the simulator.
+#[test]
+fn a_swept_shutdown_knob_assumes_sigterm_at_the_end_of_the_traffic() {
+    let s = slow_backend();
+    let r = Request::one(axis("shutdown.grace_ms", 0.0, 2000.0, 3));
+    let result = sweep(&r, &s, COSTS, &|_, _| {}).unwrap();
+    assert!(result.sigterm_assumed && result.sigterm_at_s == 3.0);
+    assert_eq!(result.steady, None);
+    let applied = result.cell_settings(0, &s).unwrap().unwrap();
     assert_eq!(
         applied.shutdown.at_s, None,
         "the assumed SIGTERM stays in the sim"
     );
-    assert!(result.cell_settings(9, &now).is_none());
 }
 
 #[test]
@@ -201,9 +224,9 @@ fn finish<T: Send + 'static>(slot: &mut Slot<T>) {
 #[test]
 fn a_job_keeps_its_error_typed_until_the_window_shows_it_and_a_success_clears_it() {
     // Already calibrated: no job here makes the real 1.5 s run.
-    let costs = Arc::new(Mutex::new(Some(COSTS)));
+    let costs = Arc::new(Mutex::new(Some(COSTS.clone())));
     let mut slot = Slot::<usize>::default();
-    slot.start(&costs, "whatif-test", |_, _| {
+    slot.start(&costs, None, "whatif-test", |_, _| {
         Err(WhatIfError::Refused("one knob twice".into()))
     });
     finish(&mut slot);
@@ -219,7 +242,9 @@ fn a_job_keeps_its_error_typed_until_the_window_shows_it_and_a_success_clears_it
         "the same failure, shared"
     );
 
-    slot.start(&costs, "whatif-test", |_, _| panic!("a bug in the job"));
+    slot.start(&costs, None, "whatif-test", |_, _| {
+        panic!("a bug in the job")
+    });
     finish(&mut slot);
     let failure = slot.view(false).error.expect("the panic's error");
     assert!(
@@ -227,7 +252,7 @@ fn a_job_keeps_its_error_typed_until_the_window_shows_it_and_a_success_clears_it
         "{failure:?}"
     );
 
-    slot.start(&costs, "whatif-test", |_, progress| {
+    slot.start(&costs, None, "whatif-test", |_, progress| {
         progress(1, 1);
         Ok(7)
     });

@@ -11,6 +11,7 @@ use super::request::Request;
 use super::result::{AdviceResult, SweepResult};
 use super::run::{advise, sweep};
 use crate::config::Settings;
+use crate::session::virtual_clock::model_workload;
 use crate::sim::Calibration;
 
 /// After the settings in force change, a finished sweep is run again once they have been
@@ -58,17 +59,21 @@ impl Worker {
         self.pending = false;
         self.swept_on = Some(applied.clone());
         let settings = applied.clone();
-        self.sweep
-            .start(&self.costs, "gracetrace-whatif", move |costs, progress| {
-                sweep(&request, &settings, costs, progress)
-            });
+        let model = model_workload(applied).cloned();
+        self.sweep.start(
+            &self.costs,
+            model,
+            "gracetrace-whatif",
+            move |costs, progress| sweep(&request, &settings, costs, progress),
+        );
     }
 
     /// Runs the advisor on `applied`; `price` per million spans for the costs it prints.
     pub fn advise(&mut self, applied: &Settings, price: Option<f64>) {
         let settings = applied.clone();
+        let model = model_workload(applied).cloned();
         self.advice
-            .start(&self.costs, "gracetrace-advise", move |costs, _| {
+            .start(&self.costs, model, "gracetrace-advise", move |costs, _| {
                 advise(&settings, costs, price)
             });
     }
