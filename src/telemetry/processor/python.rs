@@ -14,8 +14,9 @@ use crate::telemetry::rules::{BatchRules, FullQueue};
 /// `emit` (l. 210-222): a full queue evicts its OLDEST span (`deque(maxlen)` with
 /// `appendleft`), then a queue of at least one batch wakes the worker early.
 ///
-/// `force_push` is one atomic step, as `appendleft` on a bounded deque is under the GIL:
-/// two threads ending spans at a full queue evict two different spans, never one twice.
+/// `push_evicting` is one step under the deque's lock, as `appendleft` on a bounded deque
+/// is under the GIL: two threads ending spans at a full queue evict two different spans,
+/// never one twice.
 pub(super) fn emit<E>(shared: &Shared<E>, span: SpanData) {
     let counters = &shared.record.counters;
     if shared.shutdown.load(SeqCst) {
@@ -24,7 +25,8 @@ pub(super) fn emit<E>(shared: &Shared<E>, span: SpanData) {
         return;
     }
     debug_assert_eq!(Python.full_queue(), FullQueue::EvictOldest);
-    if shared.queue.force_push(Box::new(span)).is_some() {
+    let (evicted, len) = shared.queue.push_evicting(span);
+    if evicted.is_some() {
         // l. 216-220: "Queue full, dropping span." -- the deque drops from the old end.
         counters.dropped_oldest.fetch_add(1, Relaxed);
     } else {
@@ -37,11 +39,14 @@ pub(super) fn emit<E>(shared: &Shared<E>, span: SpanData) {
     // spans that keep arriving only read a flag that stays in every core's cache.
     let batch_size = shared.config.max_export_batch_size;
     if !shared.awaken.load(SeqCst)
-        && Python.wakes_worker(shared.queue.len(), batch_size, false)
+        && Python.wakes_worker(len, batch_size, false)
         && !shared.awaken.swap(true, SeqCst)
     {
         shared.notify_worker();
     }
+    // Freed here, on the thread that appended, as CPython frees what the deque pushed out;
+    // after the deque's lock is released, so no other producer waits for it.
+    drop(evicted);
 }
 
 /// `worker` (l. 163-177). The wait is NOT shortened by the time exports take, and an
