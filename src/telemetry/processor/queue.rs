@@ -25,6 +25,9 @@ use crate::telemetry::rules::FullQueue;
 
 /// Oldest first. Spans are boxed so a slot costs a pointer: both shapes allocate every
 /// slot up front, and a `SpanData` is several hundred bytes.
+// `ArrayQueue` pads its head and tail to cache lines (384 bytes); there is one queue per
+// processor, and boxing it would add a pointer hop to every span ended.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum SpanQueue {
     /// rust, js: a full queue refuses the new span.
     RejectNewest(ArrayQueue<Box<SpanData>>),
@@ -69,8 +72,7 @@ impl SpanQueue {
     /// returns the length right after, for the caller's wake-up rule.
     ///
     /// The evicted span is freed by the caller, after the lock is released.
-    pub(super) fn push_evicting(&self, span: SpanData) -> (Option<Box<SpanData>>, usize) {
-        let span = Box::new(span);
+    pub(super) fn push_evicting(&self, span: Box<SpanData>) -> (Option<Box<SpanData>>, usize) {
         match self {
             SpanQueue::RejectNewest(queue) => {
                 let evicted = queue.force_push(span);
@@ -187,16 +189,16 @@ mod tests {
             assert!(queue.push_or_refuse(span("b")).is_ok());
             let refused = queue.push_or_refuse(span("c")).map_err(|s| s.name);
             assert_eq!(refused, Err(Cow::Borrowed("c")));
-            let (evicted, len) = queue.push_evicting(span("d"));
+            let (evicted, len) = queue.push_evicting(Box::new(span("d")));
             assert_eq!(evicted.map(|s| s.name), Some(Cow::Borrowed("a")));
             assert_eq!(len, 2);
             assert_eq!(names(&queue.take(1)), ["b"]);
-            let (evicted, len) = queue.push_evicting(span("e"));
+            let (evicted, len) = queue.push_evicting(Box::new(span("e")));
             assert!(evicted.is_none());
             assert_eq!(len, 2);
             assert_eq!(names(&queue.take(5)), ["d", "e"]);
             assert!(queue.is_empty());
-            queue.push_evicting(span("f"));
+            queue.push_evicting(Box::new(span("f")));
             assert_eq!(queue.clear(), 1);
             assert_eq!(queue.len(), 0);
         }
