@@ -66,7 +66,7 @@ struct Shared<E> {
     profile: Profile,
     config: BatchConfig,
     /// Oldest first; its shape follows the profile's full-queue rule (`queue.rs`).
-    queue: SpanQueue,
+    queue: SpanQueue<SpanData>,
     /// No span is accepted any more (python `_shutdown`; rust: the channel is closed).
     shutdown: AtomicBool,
     /// Python: `_worker_awaken` (a `threading.Event`).

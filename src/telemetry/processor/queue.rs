@@ -18,28 +18,27 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use crossbeam_queue::ArrayQueue;
-use opentelemetry_sdk::trace::SpanData;
 
 use super::lock;
 use crate::telemetry::rules::FullQueue;
 
-/// Oldest first. Spans are boxed so a slot costs a pointer: both shapes allocate every
-/// slot up front, and a `SpanData` is several hundred bytes.
+/// Oldest first. Spans (`T`: `SpanData`) are boxed so a slot costs a pointer: both shapes
+/// allocate every slot up front, and a `SpanData` is several hundred bytes.
 // `ArrayQueue` pads its head and tail to cache lines (384 bytes); there is one queue per
 // processor, and boxing it would add a pointer hop to every span ended.
 #[allow(clippy::large_enum_variant)]
-pub(super) enum SpanQueue {
+pub(super) enum SpanQueue<T> {
     /// rust, js: a full queue refuses the new span.
-    RejectNewest(ArrayQueue<Box<SpanData>>),
+    RejectNewest(ArrayQueue<Box<T>>),
     /// python: a full queue evicts its oldest span.
     EvictOldest {
-        deque: Mutex<VecDeque<Box<SpanData>>>,
+        deque: Mutex<VecDeque<Box<T>>>,
         capacity: usize,
     },
 }
 
-impl SpanQueue {
-    pub(super) fn new(full: FullQueue, capacity: usize) -> SpanQueue {
+impl<T> SpanQueue<T> {
+    pub(super) fn new(full: FullQueue, capacity: usize) -> SpanQueue<T> {
         // The knob's lower bound is 1; `ArrayQueue::new(0)` would panic.
         let capacity = capacity.max(1);
         match full {
@@ -52,7 +51,7 @@ impl SpanQueue {
     }
 
     /// Appends `span` unless the queue is full; a full queue gives it back.
-    pub(super) fn push_or_refuse(&self, span: SpanData) -> Result<(), Box<SpanData>> {
+    pub(super) fn push_or_refuse(&self, span: T) -> Result<(), Box<T>> {
         match self {
             SpanQueue::RejectNewest(queue) => queue.push(Box::new(span)),
             SpanQueue::EvictOldest { deque, capacity } => {
@@ -72,7 +71,7 @@ impl SpanQueue {
     /// returns the length right after, for the caller's wake-up rule.
     ///
     /// The evicted span is freed by the caller, after the lock is released.
-    pub(super) fn push_evicting(&self, span: Box<SpanData>) -> (Option<Box<SpanData>>, usize) {
+    pub(super) fn push_evicting(&self, span: Box<T>) -> (Option<Box<T>>, usize) {
         match self {
             SpanQueue::RejectNewest(queue) => {
                 let evicted = queue.force_push(span);
@@ -95,7 +94,7 @@ impl SpanQueue {
 
     /// Takes up to `count` spans from the front, oldest first. The deque's lock is held
     /// only while the pointers move; the spans are unboxed after.
-    pub(super) fn take(&self, count: usize) -> Vec<SpanData> {
+    pub(super) fn take(&self, count: usize) -> Vec<T> {
         match self {
             SpanQueue::RejectNewest(queue) => {
                 let mut batch = Vec::with_capacity(count.min(queue.len()));
@@ -153,52 +152,22 @@ impl SpanQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::InstrumentationScope;
-    use opentelemetry::trace::{SpanContext, SpanKind, Status};
-    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
-    use std::borrow::Cow;
-    use std::time::SystemTime;
-
-    fn span(name: &'static str) -> SpanData {
-        SpanData {
-            span_context: SpanContext::empty_context(),
-            parent_span_id: opentelemetry::trace::SpanId::INVALID,
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Internal,
-            name: Cow::Borrowed(name),
-            start_time: SystemTime::UNIX_EPOCH,
-            end_time: SystemTime::UNIX_EPOCH,
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
-            status: Status::Unset,
-            instrumentation_scope: InstrumentationScope::builder("test").build(),
-        }
-    }
-
-    fn names(spans: &[SpanData]) -> Vec<&str> {
-        spans.iter().map(|s| s.name.as_ref()).collect()
-    }
 
     #[test]
     fn both_shapes_keep_the_same_spans_at_a_full_queue() {
         for full in [FullQueue::EvictOldest, FullQueue::RejectNewest] {
             let queue = SpanQueue::new(full, 2);
-            assert!(queue.push_or_refuse(span("a")).is_ok());
-            assert!(queue.push_or_refuse(span("b")).is_ok());
-            let refused = queue.push_or_refuse(span("c")).map_err(|s| s.name);
-            assert_eq!(refused, Err(Cow::Borrowed("c")));
-            let (evicted, len) = queue.push_evicting(Box::new(span("d")));
-            assert_eq!(evicted.map(|s| s.name), Some(Cow::Borrowed("a")));
-            assert_eq!(len, 2);
-            assert_eq!(names(&queue.take(1)), ["b"]);
-            let (evicted, len) = queue.push_evicting(Box::new(span("e")));
-            assert!(evicted.is_none());
-            assert_eq!(len, 2);
-            assert_eq!(names(&queue.take(5)), ["d", "e"]);
+            assert!(queue.push_or_refuse("a").is_ok());
+            assert!(queue.push_or_refuse("b").is_ok());
+            assert_eq!(queue.push_or_refuse("c"), Err(Box::new("c")));
+            let (evicted, len) = queue.push_evicting(Box::new("d"));
+            assert_eq!((evicted, len), (Some(Box::new("a")), 2));
+            assert_eq!(queue.take(1), ["b"]);
+            let (evicted, len) = queue.push_evicting(Box::new("e"));
+            assert_eq!((evicted, len), (None, 2));
+            assert_eq!(queue.take(5), ["d", "e"]);
             assert!(queue.is_empty());
-            queue.push_evicting(Box::new(span("f")));
+            queue.push_evicting(Box::new("f"));
             assert_eq!(queue.clear(), 1);
             assert_eq!(queue.len(), 0);
         }
