@@ -37,7 +37,7 @@ pub(super) fn on_end<E>(shared: &Shared<E>, span: SpanData) {
         return;
     }
     debug_assert_eq!(Js.full_queue(), FullQueue::RejectNewest);
-    if shared.queue.push(Box::new(span)).is_err() {
+    if shared.queue.push_or_refuse(span).is_err() {
         counters.dropped_newest.fetch_add(1, Relaxed);
         return;
     }

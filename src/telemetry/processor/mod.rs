@@ -13,6 +13,7 @@
 
 mod js;
 mod python;
+mod queue;
 mod rust;
 
 use std::collections::VecDeque;
@@ -20,7 +21,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
-use crossbeam_queue::ArrayQueue;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -30,8 +30,9 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
 use crate::record::Record;
-use crate::telemetry::rules::Profile;
+use crate::telemetry::rules::{Profile, rules};
 use crate::telemetry::wire::RunnerLife;
+use queue::SpanQueue;
 
 /// The seed's four batch settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,19 +53,20 @@ enum Message {
 
 /// What the producer threads and the worker share.
 ///
-/// A thread ending a span touches only the lock-free queue and atomics: it never waits
-/// while the worker takes a batch out or exports, as with the stock processors (rust's
-/// span channel, python's `deque` under the GIL). A mutex taken by producers was measured
-/// to cost request latency p99 170 ms against the stock processor's 3.9 ms at 20,000
-/// requests/s x 48 spans on 2 cores: a producer preempted while holding it stalls all the
-/// others. The mutex left here guards only the worker's control state (the rust
+/// A thread ending a span touches only the queue and atomics: it never waits while the
+/// worker exports, as with the stock processors (rust's span channel, python's `deque`
+/// under the GIL). One mutex that producers shared with the worker's control state, and
+/// under which an evicted span was freed, was measured to cost request latency p99 170 ms
+/// against the stock processor's 3.9 ms at 20,000 requests/s x 48 spans on 2 cores: a
+/// producer preempted while holding it stalls all the others. So rust's and js's queue is
+/// lock-free, and python's deque has a lock of its own held for a few pointer moves
+/// (`queue.rs`). The mutex here guards only the worker's control state (the rust
 /// messages, and the condition variable's wait), which a producer takes once per batch.
 struct Shared<E> {
     profile: Profile,
     config: BatchConfig,
-    /// Oldest first. Boxed so a slot costs 16 bytes: `ArrayQueue` allocates every slot up
-    /// front, and a `SpanData` is several hundred bytes.
-    queue: ArrayQueue<Box<SpanData>>,
+    /// Oldest first; its shape follows the profile's full-queue rule (`queue.rs`).
+    queue: SpanQueue<SpanData>,
     /// No span is accepted any more (python `_shutdown`; rust: the channel is closed).
     shutdown: AtomicBool,
     /// Python: `_worker_awaken` (a `threading.Event`).
@@ -110,23 +112,12 @@ impl<E> Shared<E> {
 
     /// Takes up to `count` spans from the front of the queue, oldest first.
     fn take_batch(&self, count: usize) -> Vec<SpanData> {
-        let mut batch = Vec::with_capacity(count.min(self.queue.len()));
-        while batch.len() < count {
-            match self.queue.pop() {
-                Some(span) => batch.push(*span),
-                None => break,
-            }
-        }
-        batch
+        self.queue.take(count)
     }
 
     /// Empties the queue and returns how many spans it held.
     fn clear_queue(&self) -> u64 {
-        let mut cleared = 0;
-        while self.queue.pop().is_some() {
-            cleared += 1;
-        }
-        cleared
+        self.queue.clear()
     }
 }
 
@@ -166,8 +157,7 @@ impl<E: SpanExporter + 'static> GraceBatchProcessor<E> {
         let shared = Arc::new(Shared {
             profile,
             config,
-            // The knob's lower bound is 1; `ArrayQueue::new(0)` would panic.
-            queue: ArrayQueue::new(config.max_queue_size.max(1)),
+            queue: SpanQueue::new(rules(profile).full_queue(), config.max_queue_size),
             shutdown: AtomicBool::new(false),
             awaken: AtomicBool::new(false),
             shutdown_timeout_exceeded: AtomicBool::new(false),

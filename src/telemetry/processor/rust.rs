@@ -27,7 +27,7 @@ pub(super) fn on_end<E>(shared: &Shared<E>, span: SpanData) {
     }
     let previous_batch_size = shared.pending.fetch_add(1, SeqCst);
     debug_assert_eq!(Rust.full_queue(), FullQueue::RejectNewest);
-    if shared.queue.push(Box::new(span)).is_err() {
+    if shared.queue.push_or_refuse(span).is_err() {
         // TrySendError::Full: the count is reverted and the span dropped.
         shared.pending.fetch_sub(1, SeqCst);
         counters.dropped_newest.fetch_add(1, Relaxed);
