@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::arrivals::Arrivals;
 use super::route::{Router, Window};
-use super::{Backend, Calibration, Part, Sim, SimError, SimOutcome, check};
+use super::{Backend, Calibration, Part, Sim, SimError, SimOutcome, check, check_model_times};
 use crate::config::Settings;
 use crate::config::draws::splitmix64;
 use crate::record::fleet::{FleetReport, FleetTotals, ReplicaRow};
@@ -138,6 +138,9 @@ fn fleet(
     time_order: bool,
 ) -> Result<SimOutcome, SimError> {
     check(settings)?;
+    // As a lone runner's (`run_part`): without the model's times a replica would serve
+    // the model at the synthetic workload's.
+    check_model_times(settings, costs)?;
     let members = plan(settings);
     let windows = members.iter().map(|m| m.window).collect();
     let slots = settings.fleet.replicas.max(1);
@@ -388,5 +391,14 @@ mod tests {
             assert!(strict.spans.lost() > 0, "{semantics}: {:?}", strict.spans);
             assert_eq!(json(&strict), json(&ahead), "{semantics}");
         }
+    }
+
+    /// A fleet serving the model without the model's measured times is refused, as a
+    /// lone runner is, rather than served at the synthetic workload's times.
+    #[test]
+    fn a_fleet_of_the_model_needs_its_times() {
+        let settings = test_settings(&[("workload.kind", "model"), ("fleet.replicas", "3")]);
+        let refused = run_fleet(&settings, &TEST_COSTS).unwrap_err();
+        assert!(matches!(refused, SimError::NoModelTimes), "{refused}");
     }
 }
