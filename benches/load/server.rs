@@ -154,23 +154,13 @@ impl Pinning {
             2 => "0".to_string(),
             _ => format!("0-{}", cpus - 2),
         };
-        let done = Command::new("taskset")
-            .args([
-                "-a",
-                "-p",
-                "-c",
-                &generators,
-                &std::process::id().to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        match done {
-            Ok(status) if status.success() => Pinning {
+        let pid = std::process::id().to_string();
+        match taskset(&["-a", "-p", "-c", &generators, &pid]) {
+            true => Pinning {
                 server: Some(cpus - 1),
                 generators: Some(generators),
             },
-            _ => none,
+            false => none,
         }
     }
 
@@ -188,13 +178,18 @@ impl Pinning {
 
 /// Pins process `id` to `cpus` with `taskset -p`; says what it did.
 fn pin(id: &str, cpus: &str) -> String {
-    let done = Command::new("taskset")
-        .args(["-p", "-c", cpus, id])
+    match taskset(&["-p", "-c", cpus, id]) {
+        true => format!("pinned to CPU {cpus}"),
+        false => "not pinned (taskset failed)".into(),
+    }
+}
+
+/// Runs `taskset` with `args`, quietly; whether it succeeded (false without `taskset`).
+fn taskset(args: &[&str]) -> bool {
+    Command::new("taskset")
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status();
-    match done {
-        Ok(status) if status.success() => format!("pinned to CPU {cpus}"),
-        _ => "not pinned (taskset failed)".into(),
-    }
+        .status()
+        .is_ok_and(|status| status.success())
 }
