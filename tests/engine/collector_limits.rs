@@ -401,8 +401,12 @@ fn slow_bodies_cannot_keep_out_stats_or_an_export() {
             }
         })
     };
+    // Every slow request begun, not only connected: a connection whose headers are not
+    // parsed yet is idle, and the collector would rightly close it first (`replaced`),
+    // which is not what this test is about.
     wait_until("the slow clients' bodies being read", PATIENCE, || {
-        c.stats().connections_open == limit
+        let s = c.stats();
+        s.connections_open == limit && s.requests_in_flight == limit
     });
 
     let (stats_took, stats_tries) = answered_within(|| http(addr, "GET", "/stats", b""));
