@@ -1,7 +1,6 @@
 //! The Python rules: opentelemetry-sdk 1.41, `opentelemetry/sdk/_shared_internal/__init__.py`,
 //! class `BatchProcessor` (line numbers below are of that file).
 
-use std::cell::Cell;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,7 @@ pub(super) fn emit<E>(shared: &Shared<E>, span: SpanData) {
         return;
     }
     debug_assert_eq!(Python.full_queue(), FullQueue::EvictOldest);
-    let (evicted, len) = shared.queue.push_evicting(boxed(span));
+    let (evicted, len) = shared.queue.push_evicting(span);
     if evicted.is_some() {
         // l. 216-220: "Queue full, dropping span." -- the deque drops from the old end.
         counters.dropped_oldest.fetch_add(1, Relaxed);
@@ -45,32 +44,9 @@ pub(super) fn emit<E>(shared: &Shared<E>, span: SpanData) {
     {
         shared.notify_worker();
     }
-    // Kept, not freed: its box carries this thread's next span (`boxed`), which frees the
-    // evicted span's contents then, on the thread that appended, as CPython frees what
+    // The evicted span is freed here, on the thread that appended, as CPython frees what
     // the deque pushed out; never under the deque's lock.
-    if let Some(evicted) = evicted {
-        SPARE.set(Some(evicted));
-    }
-}
-
-thread_local! {
-    /// The box of the span this thread last evicted. At a full queue every span ended
-    /// evicts one, so reusing its box spares a `malloc` and a `free` per span (glibc's
-    /// allocator, for this box and everything else, was 4 % of the request threads'
-    /// samples under the throughput probe).
-    static SPARE: Cell<Option<Box<SpanData>>> = const { Cell::new(None) };
-}
-
-/// `span` in a box: the last evicted one's, whose old contents the assignment frees, or a
-/// new one.
-fn boxed(span: SpanData) -> Box<SpanData> {
-    match SPARE.take() {
-        Some(mut spare) => {
-            *spare = span;
-            spare
-        }
-        None => Box::new(span),
-    }
+    drop(evicted);
 }
 
 /// `worker` (l. 163-177). The wait is NOT shortened by the time exports take, and an
