@@ -31,7 +31,7 @@ pub struct InstrumentedExporter<E> {
     life: Arc<RunnerLife>,
     /// Spans handed to this exporter so far (the stock processor's drops are what it
     /// accepted minus this, once it has shut down).
-    handed: Arc<AtomicU64>,
+    handed: Arc<Handed>,
     /// Exports in flight now.
     in_flight: AtomicUsize,
     /// The js exporter's concurrency limit applies.
@@ -52,7 +52,7 @@ impl<E> InstrumentedExporter<E> {
             generation,
             probe,
             life,
-            handed: Arc::new(AtomicU64::new(0)),
+            handed: Arc::new(Handed::default()),
             in_flight: AtomicUsize::new(0),
             limits_concurrency: false,
         }
@@ -65,8 +65,43 @@ impl<E> InstrumentedExporter<E> {
         self
     }
 
-    pub fn handed(&self) -> Arc<AtomicU64> {
+    pub fn handed(&self) -> Arc<Handed> {
         self.handed.clone()
+    }
+}
+
+/// The spans handed to an exporter, and whether it still takes any: one atomic, so that
+/// closing it and a batch being handed over cannot interleave.
+///
+/// The stock processor's drops are settled as "accepted and never handed" when its
+/// shutdown returns (`stock::settle_drops`). When that shutdown gives up (5 s,
+/// opentelemetry_sdk 0.33.1 `span_processor.rs` l. 941-945), its worker goes on
+/// exporting, in a real process until it exits; a batch handed over after the settle
+/// would then count twice, dropped and exported (seen under the throughput probe: 13
+/// batches). So the settle closes the exporter, and the process's exit is where it takes
+/// nothing more.
+#[derive(Debug, Default)]
+pub struct Handed(AtomicU64);
+
+/// The top bit of `Handed`: closed.
+const CLOSED: u64 = 1 << 63;
+
+impl Handed {
+    /// Counts `spans` as handed over; false, counting nothing, once closed.
+    pub fn hand(&self, spans: u64) -> bool {
+        self.0
+            .fetch_update(SeqCst, SeqCst, |n| (n & CLOSED == 0).then_some(n + spans))
+            .is_ok()
+    }
+
+    /// Spans handed over so far.
+    pub fn count(&self) -> u64 {
+        self.0.load(SeqCst) & !CLOSED
+    }
+
+    /// Takes nothing more from now on; returns the final count.
+    pub fn close(&self) -> u64 {
+        self.0.fetch_or(CLOSED, SeqCst) & !CLOSED
     }
 }
 
@@ -74,13 +109,21 @@ impl<E: SpanExporter> SpanExporter for InstrumentedExporter<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let spans = batch.len() as u64;
         let opened = self.life.while_alive(|| {
-            self.handed.fetch_add(spans, Relaxed);
-            self.record.export_started(self.generation, spans)
+            self.handed
+                .hand(spans)
+                .then(|| self.record.export_started(self.generation, spans))
         });
-        let Some(id) = opened else {
+        let id = match opened {
+            Some(Some(id)) => id,
             // A dead process exports nothing and records nothing: SIGKILL has counted
             // this batch as lost with the spans still in the runner's memory.
-            return Err(OTelSdkError::InternalFailure("runner was killed".into()));
+            None => return Err(OTelSdkError::InternalFailure("runner was killed".into())),
+            // The stock processor's shutdown gave up and its drops are settled (`Handed`).
+            Some(None) => {
+                return Err(OTelSdkError::InternalFailure(
+                    "the processor's shutdown gave up; the process has exited".into(),
+                ));
+            }
         };
         let in_flight = self.in_flight.fetch_add(1, SeqCst);
         let result = if self.limits_concurrency && refuses_export(in_flight) {

@@ -22,6 +22,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Span, SpanData, SpanProcessor};
 
+use super::exporter::Handed;
 use crate::record::Record;
 use crate::telemetry::wire::RunnerLife;
 
@@ -43,7 +44,7 @@ pub struct StockCounts {
     /// Spans booked as held (`queued`) rather than dropped; `taken - handed` is what the
     /// wrapper believes the channel holds.
     pub taken: Arc<AtomicU64>,
-    pub handed: Arc<AtomicU64>,
+    pub handed: Arc<Handed>,
     pub dropped: Arc<AtomicU64>,
 }
 
@@ -52,7 +53,7 @@ impl CountedStockProcessor {
     pub fn new(
         inner: BatchSpanProcessor,
         max_queue_size: usize,
-        handed: Arc<AtomicU64>,
+        handed: Arc<Handed>,
         record: Arc<Record>,
         life: Arc<RunnerLife>,
     ) -> Self {
@@ -80,7 +81,7 @@ impl StockCounts {
         loop {
             // Read `handed` after `taken`: a stale, smaller `handed` only errs toward a
             // drop, never toward holding more than the channel can.
-            let held = taken.saturating_sub(self.handed.load(Relaxed));
+            let held = taken.saturating_sub(self.handed.count());
             if held >= capacity {
                 return false;
             }
@@ -131,12 +132,14 @@ impl SpanProcessor for CountedStockProcessor {
 
 /// After the stock processor shut down: what it accepted but never exported was
 /// dropped, and the stock processor drops the newest (`try_send` on a full channel). The
-/// drops booked while it ran are corrected to that exact count.
+/// drops booked while it ran are corrected to that exact count. The exporter takes no
+/// batch after this (`Handed::close`): a worker whose shutdown gave up would otherwise
+/// export spans counted here as dropped.
 pub fn settle_drops(record: &Record, counts: &StockCounts) {
     let truth = counts
         .accepted
         .load(Relaxed)
-        .saturating_sub(counts.handed.load(Relaxed));
+        .saturating_sub(counts.handed.close());
     let booked = counts.dropped.swap(truth, Relaxed);
     let more = truth as i64 - booked as i64;
     record.counters.queued.fetch_sub(more, Relaxed);
@@ -159,7 +162,7 @@ pub fn kill(record: &Record, counts: &StockCounts) -> u64 {
     let held = counts
         .accepted
         .load(Relaxed)
-        .saturating_sub(counts.handed.load(Relaxed))
+        .saturating_sub(counts.handed.count())
         .saturating_sub(counts.dropped.load(Relaxed));
     record.counters.queued.fetch_sub(held as i64, Relaxed);
     record.counters.lost_at_kill.fetch_add(held, Relaxed);
@@ -187,5 +190,29 @@ mod tests {
         let held: u64 = threads.into_iter().map(|t| t.join().unwrap_or(0)).sum();
         assert_eq!(held, capacity);
         assert_eq!(counts.taken.load(Relaxed), capacity);
+    }
+
+    /// A batch the worker hands over after the settle is refused: each span counts once,
+    /// dropped, and the exporter's count stays what the settle read.
+    #[test]
+    fn nothing_is_handed_over_after_the_settle() {
+        let record = Record::default();
+        let counts = StockCounts::default();
+        for _ in 0..10 {
+            assert!(counts.take_a_slot(100));
+            counts.accepted.fetch_add(1, Relaxed);
+            record.counters.queued.fetch_add(1, Relaxed);
+        }
+        assert!(counts.handed.hand(4));
+        record.counters.queued.fetch_sub(4, Relaxed);
+        settle_drops(&record, &counts);
+        assert_eq!(counts.dropped.load(Relaxed), 6);
+        assert!(
+            !counts.handed.hand(3),
+            "a batch handed over after the settle"
+        );
+        assert_eq!(counts.handed.count(), 4);
+        assert_eq!(record.counters.dropped_newest.load(Relaxed), 6);
+        assert_eq!(record.counters.queued.load(Relaxed), 0);
     }
 }
