@@ -4,8 +4,9 @@
 //!
 //! Node runs the processor on its one event-loop thread. Here spans end on the request
 //! threads, a worker thread stands for the timer's callbacks, and each export runs on a
-//! thread of its own, as each is a promise upstream: `forceFlush` sends every batch at
-//! once, and an export the processor stopped waiting for carries on beside the next.
+//! thread of its own (kept for the next export, `export_pool.rs`), as each is a promise
+//! upstream: `forceFlush` sends every batch at once, and an export the processor stopped
+//! waiting for carries on beside the next.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -129,8 +130,9 @@ fn timer_export<E: SpanExporter + 'static>(shared: &Arc<Shared<E>>) {
     }
 }
 
-/// One export on a thread of its own; its result goes to `done`. Should the thread not
-/// start (the OS refused one), the batch goes with it and its spans stay counted queued.
+/// One export on a thread of its own (a pooled one, `export_pool.rs`); its result goes to
+/// `done`. Should no thread start (the OS refused one), the batch goes with it and its
+/// spans stay counted queued.
 fn spawn_export<E: SpanExporter + 'static>(
     shared: &Arc<Shared<E>>,
     batch: Vec<SpanData>,
@@ -138,15 +140,13 @@ fn spawn_export<E: SpanExporter + 'static>(
 ) {
     shared.in_flight.fetch_add(1, SeqCst);
     let for_export = shared.clone();
-    let spawned = std::thread::Builder::new()
-        .name("gracetrace-js-export".into())
-        .spawn(move || {
-            let result = export_batch(&for_export, batch);
-            for_export.in_flight.fetch_sub(1, SeqCst);
-            for_export.notify_worker();
-            let _ = done.send(result);
-        });
-    if spawned.is_err() {
+    let started = shared.export_threads.run(move || {
+        let result = export_batch(&for_export, batch);
+        for_export.in_flight.fetch_sub(1, SeqCst);
+        for_export.notify_worker();
+        let _ = done.send(result);
+    });
+    if !started {
         shared.in_flight.fetch_sub(1, SeqCst);
     }
 }

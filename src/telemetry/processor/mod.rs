@@ -11,6 +11,7 @@
 //!
 //! The queue itself, the counters it keeps in the [`Record`], and SIGKILL are shared.
 
+mod export_pool;
 mod js;
 mod python;
 mod queue;
@@ -32,6 +33,7 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use crate::record::Record;
 use crate::telemetry::rules::{Profile, rules};
 use crate::telemetry::wire::RunnerLife;
+use export_pool::ExportPool;
 use queue::SpanQueue;
 
 /// The seed's four batch settings.
@@ -99,6 +101,8 @@ struct Shared<E> {
     timer_at: AtomicU64,
     /// Js: exports in flight on their own threads, from every path.
     in_flight: AtomicUsize,
+    /// Js: the threads those exports run on (`export_pool.rs`).
+    export_threads: ExportPool,
     born: Instant,
 }
 
@@ -173,6 +177,7 @@ impl<E: SpanExporter + 'static> GraceBatchProcessor<E> {
             exporting: AtomicBool::new(false),
             timer_at: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            export_threads: ExportPool::new(),
             born: Instant::now(),
         });
         let for_worker = shared.clone();
