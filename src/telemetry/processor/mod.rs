@@ -61,7 +61,7 @@ enum Message {
 /// under which an evicted span was freed, was measured to cost request latency p99 170 ms
 /// against the stock processor's 3.9 ms at 20,000 requests/s x 48 spans on 2 cores: a
 /// producer preempted while holding it stalls all the others. So rust's and js's queue is
-/// lock-free, and python's deque has a lock of its own held for a few pointer moves
+/// lock-free, and python's deque has a lock of its own held for one eviction and one append
 /// (`queue.rs`). The mutex here guards only the worker's control state (the rust
 /// messages, and the condition variable's wait), which a producer takes once per batch.
 struct Shared<E> {
