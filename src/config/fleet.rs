@@ -107,13 +107,19 @@ impl FleetSettings {
         }
     }
 
-    /// The wave replica `replica` (from 0) is SIGTERMed in: replicas go in order,
-    /// `max_unavailable` at a time; all in wave 0 when the rollout is all at once.
-    pub fn wave_of(&self, replica: usize) -> usize {
+    /// Replicas SIGTERMed per wave: `max_unavailable` of them, or all when the rollout
+    /// is all at once.
+    pub fn per_wave(&self) -> usize {
         match self.rollout {
-            Rollout::AllAtOnce => 0,
-            Rollout::Waves => replica / self.max_unavailable.per_wave(self.replicas),
+            Rollout::AllAtOnce => self.replicas.max(1),
+            Rollout::Waves => self.max_unavailable.per_wave(self.replicas),
         }
+    }
+
+    /// The wave replica `replica` (from 0) is SIGTERMed in: replicas go in order,
+    /// [`FleetSettings::per_wave`] at a time.
+    pub fn wave_of(&self, replica: usize) -> usize {
+        replica / self.per_wave()
     }
 
     /// How many waves the deploy takes.
@@ -160,6 +166,7 @@ mod tests {
             ..FleetSettings::default()
         };
         assert_eq!((at_once.waves(), at_once.wave_of(39)), (1, 0));
+        assert_eq!((at_once.per_wave(), f.per_wave()), (40, 10));
         assert_eq!(f.wave_at_s(600.0, 3), 600.0 + 3.0 * 60.0);
         assert!(f.check_real_time().is_err());
         assert!(FleetSettings::default().check_real_time().is_ok());

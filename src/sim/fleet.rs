@@ -1,10 +1,11 @@
 //! A fleet in virtual time: `fleet.replicas` runners, each the lone runner of this module
 //! (the same rule books, the same calibration), run together (in time order, or a second
-//! apart when nothing but the router joins them), sharing the scenario's arrivals through the router (`route.rs`) and, with
-//! `fleet.backend_ingest_limit_spans_per_s`, one backend's ingestion quota. A deploy at
-//! `shutdown.at_s` SIGTERMs them all at once or in waves; each SIGTERMed replica's
-//! replacement takes traffic `fleet.startup_s` after its SIGTERM (never before the
-//! platform stops routing to the old one) and runs to the end of traffic.
+//! apart when nothing but the router joins them), sharing the scenario's arrivals through
+//! the router (`route.rs`) and, with `fleet.backend_ingest_limit_spans_per_s`, one
+//! backend's ingestion quota. A deploy at `shutdown.at_s` SIGTERMs them all at once or in
+//! waves; each SIGTERMed replica's replacement takes traffic `fleet.startup_s` after its
+//! SIGTERM (never before the platform stops routing to the old one) and runs to the end
+//! of traffic.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -344,10 +345,7 @@ fn report(settings: &Settings, rows: Vec<ReplicaRow>, totals: FleetTotals) -> Fl
         replicas: f.replicas,
         rollout: f.rollout.name().into(),
         max_unavailable: f.max_unavailable.text(),
-        per_wave: match f.rollout {
-            crate::config::Rollout::AllAtOnce => f.replicas,
-            crate::config::Rollout::Waves => f.max_unavailable.per_wave(f.replicas),
-        },
+        per_wave: f.per_wave(),
         waves: f.waves(),
         wave_interval_s: f.wave_interval_s,
         startup_s: f.startup_s,
