@@ -55,14 +55,20 @@ pub fn show(ui: &mut egui::Ui, result: &SweepResult, cell: &FleetCell) {
         .show(ui, |ui| rows(ui, f, end_ms));
 }
 
-/// The first replicas of each slot, and its replacement if any.
+/// The first replicas of each slot, and its replacement if any. One pass over the rows,
+/// as this runs every frame and a fleet may have 10,000 replicas.
 fn slots(f: &FleetReport) -> Vec<(&ReplicaRow, Option<&ReplicaRow>)> {
+    let mut replacement_of: Vec<Option<&ReplicaRow>> = vec![None; f.replicas];
+    for r in f.rows.iter().filter(|r| r.replacement) {
+        if let Some(at) = replacement_of.get_mut(r.slot)
+            && at.is_none()
+        {
+            *at = Some(r);
+        }
+    }
     let first = f.rows.iter().filter(|r| !r.replacement);
     first
-        .map(|r| {
-            let next = f.rows.iter().find(|n| n.replacement && n.slot == r.slot);
-            (r, next)
-        })
+        .map(|r| (r, replacement_of.get(r.slot).copied().flatten()))
         .collect()
 }
 
@@ -106,11 +112,17 @@ fn waves(ui: &egui::Ui, f: &FleetReport, bars: Rect, x: &dyn Fn(f64) -> f32) {
     let painter = ui.painter();
     let stroke = Stroke::new(1.0, theme::SIGTERM.gamma_multiply(0.6));
     let font = FontId::proportional(FONT);
-    for wave in 0..f.waves {
-        let Some(at) = (f.rows.iter())
-            .find(|r| r.wave == Some(wave))
-            .and_then(|r| r.sigterm_ms)
-        else {
+    // Each wave's SIGTERM, from the first row of it, in one pass over the rows.
+    let mut sigterm_of: Vec<Option<f64>> = vec![None; f.waves];
+    for r in &f.rows {
+        if let Some(at) = r.wave.and_then(|w| sigterm_of.get_mut(w))
+            && at.is_none()
+        {
+            *at = r.sigterm_ms;
+        }
+    }
+    for (wave, at) in sigterm_of.into_iter().enumerate() {
+        let Some(at) = at else {
             continue;
         };
         let top = pos2(x(at), bars.top());
