@@ -6,15 +6,13 @@
 //! its own, both talk to another process: a switch between threads of one process is
 //! cheaper than between processes, which would favour the probe. One thread with a
 //! current-thread runtime, pinned to the machine's last CPU where `taskset` exists
-//! (unless `GRACETRACE_LOAD_BENCH_NO_PIN` is set). The generators run where the
-//! scheduler puts them, or, with `GRACETRACE_LOAD_BENCH_PIN_GENERATORS` set, both on the
+//! (unless `GRACETRACE_LOAD_BENCH_NO_PIN` is set), and both generators pinned to the
 //! other CPUs ([`Pinning`]), so that neither shares the server's core: a generator whose
 //! threads ran there more made the server slower for its requests (tcpdump on lo at
 //! 5,000/s under load, same run: the server's request-to-response p50 0.236 ms under oha,
-//! 0.143 ms under the probe; pinned, 0.040 ms for both). Not the default: on 2 CPUs it
-//! leaves each generator one core, where the probe's spin before a send and its two
-//! workers take turns (send lag p99 1.2 to 2.6 ms at 5,000/s on a quiet machine, against
-//! 0.6 to 0.9 ms unpinned).
+//! 0.143 ms under the probe; pinned, 0.040 ms for both).
+//! `GRACETRACE_LOAD_BENCH_FREE_GENERATORS` leaves the generators where the scheduler puts
+//! them; on 2 CPUs that measured worse, not better (README, "Load generator accuracy").
 
 use std::convert::Infallible;
 use std::io::{BufRead as _, Write as _};
@@ -129,8 +127,8 @@ async fn serve(listener: tokio::net::TcpListener) {
 }
 
 /// Where the server and the generators run: the server on the machine's last CPU, and,
-/// with `GRACETRACE_LOAD_BENCH_PIN_GENERATORS` set, both generators (the probe, in this
-/// process, and oha) on the others. Nothing is pinned on one CPU, or when
+/// unless `GRACETRACE_LOAD_BENCH_FREE_GENERATORS` is set, both generators (the probe, in
+/// this process, and oha) on the others. Nothing is pinned on one CPU, or when
 /// `GRACETRACE_LOAD_BENCH_NO_PIN` is set, or without `taskset`.
 pub struct Pinning {
     pub server: Option<usize>,
@@ -149,6 +147,14 @@ impl Pinning {
         };
         if cpus < 2 || std::env::var_os("GRACETRACE_LOAD_BENCH_NO_PIN").is_some() {
             return none;
+        }
+        if std::env::var_os("GRACETRACE_LOAD_BENCH_FREE_GENERATORS").is_some() {
+            // The server pins itself in its own process (`serve_here`), which says
+            // whether `taskset` did it.
+            return Pinning {
+                server: Some(cpus - 1),
+                generators: None,
+            };
         }
         let generators = match cpus {
             2 => "0".to_string(),
